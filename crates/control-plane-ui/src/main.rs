@@ -1,0 +1,8 @@
+//! `control-plane-ui`: not built yet.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    eprintln!("control-plane-ui: not implemented yet in this version of the control plane (see README.md)");
+    ExitCode::from(2)
+}

@@ -1,0 +1,3 @@
+//! tracing-subscriber
+//!
+//! Not built yet: its issue comes later. The binary says so and exits non-zero.

@@ -1,0 +1,8 @@
+//! `hcp`: not built yet.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    eprintln!("hcp: not implemented yet in this version of the control plane (see README.md)");
+    ExitCode::from(2)
+}

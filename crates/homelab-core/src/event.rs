@@ -1,0 +1,213 @@
+//! Events: one observation of a node agent, one file on disk.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Timestamp, compact_ts, name::validate_name, parse_compact_ts};
+
+/// One event as written by an agent (`events/YYYY-MM-DD/<file name>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: Uuid,
+    #[serde(with = "crate::ts_format")]
+    pub ts: Timestamp,
+    pub node: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+/// What an event type means for world state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// The service is healthy (`service_healthy`, `service_recovered`).
+    Positive,
+    /// The service is unhealthy; the type becomes the reason.
+    Negative,
+    /// `node_heartbeat`: agent version, uptime, disks.
+    NodeHeartbeat,
+    /// `disk_pressure` with `data.level`.
+    DiskPressure,
+    /// A type this version does not know: counted and otherwise ignored.
+    Unknown,
+}
+
+/// The negative service event types, in the words of the contract.
+pub const NEGATIVE_TYPES: &[&str] = &[
+    "service_unhealthy",
+    "containers_not_running",
+    "mqtt_unreachable",
+    "http_check_failed",
+    "port_unreachable",
+    "exec_check_failed",
+    "check_error",
+];
+
+/// The positive service event types.
+pub const POSITIVE_TYPES: &[&str] = &["service_healthy", "service_recovered"];
+
+impl EventKind {
+    pub fn of(kind: &str) -> EventKind {
+        match kind {
+            k if POSITIVE_TYPES.contains(&k) => EventKind::Positive,
+            k if NEGATIVE_TYPES.contains(&k) => EventKind::Negative,
+            "node_heartbeat" => EventKind::NodeHeartbeat,
+            "disk_pressure" => EventKind::DiskPressure,
+            _ => EventKind::Unknown,
+        }
+    }
+
+    pub fn is_service_level(self) -> bool {
+        matches!(self, EventKind::Positive | EventKind::Negative)
+    }
+}
+
+impl Event {
+    /// A new event with a fresh random id.
+    pub fn new(ts: Timestamp, node: &str, kind: &str, service: Option<&str>) -> Event {
+        Event {
+            id: Uuid::new_v4(),
+            ts,
+            node: node.to_owned(),
+            kind: kind.to_owned(),
+            service: service.map(str::to_owned),
+            detail: None,
+            data: None,
+        }
+    }
+
+    pub fn event_kind(&self) -> EventKind {
+        EventKind::of(&self.kind)
+    }
+
+    /// `<ts as YYYYMMDDTHHMMSS.fffZ>-<node>-<first 8 hex of id>.json`
+    pub fn file_name(&self) -> String {
+        let hex = self.id.simple().to_string();
+        format!("{}-{}-{}.json", compact_ts(self.ts), self.node, &hex[..8])
+    }
+
+    /// The UTC day folder the event belongs in: `YYYY-MM-DD`.
+    pub fn day(&self) -> String {
+        self.ts.format("%Y-%m-%d").to_string()
+    }
+
+    /// Checks what serde cannot: names, and that service events name their service.
+    /// An unknown type is valid (it is counted and ignored, not quarantined).
+    pub fn validate(&self) -> Result<(), String> {
+        validate_name(&self.node).map_err(|e| format!("node: {e}"))?;
+        if let Some(service) = &self.service {
+            validate_name(service).map_err(|e| format!("service: {e}"))?;
+        }
+        if self.kind.is_empty() || self.kind.len() > 64 {
+            return Err("type must be 1 to 64 characters".into());
+        }
+        if self.event_kind().is_service_level() && self.service.is_none() {
+            return Err(format!("event type {:?} needs a \"service\" field", self.kind));
+        }
+        if self.kind == "disk_pressure" && self.disk_level().is_none() {
+            return Err("disk_pressure needs data.level: \"ok\", \"medium\" or \"high\"".into());
+        }
+        Ok(())
+    }
+
+    /// `data.level` of a `disk_pressure` event.
+    pub fn disk_level(&self) -> Option<crate::DiskLevel> {
+        let level = self.data.as_ref()?.get("level")?.as_str()?;
+        serde_json::from_value(serde_json::Value::String(level.to_owned())).ok()
+    }
+
+    /// Parses and validates an event file's bytes against its file name and day folder.
+    /// The error is the reason written next to the quarantined file.
+    pub fn parse_file(day: &str, file_name: &str, bytes: &[u8]) -> Result<Event, String> {
+        let name = EventFileName::parse(file_name).ok_or_else(|| {
+            format!("bad file name {file_name:?}: expected <YYYYMMDDTHHMMSS.fffZ>-<node>-<8 hex>.json")
+        })?;
+        let event: Event = serde_json::from_slice(bytes).map_err(|e| format!("not a valid event: {e}"))?;
+        event.validate()?;
+        if event.file_name() != file_name {
+            return Err(format!(
+                "file name {file_name:?} does not match the event inside (expected {:?})",
+                event.file_name()
+            ));
+        }
+        if event.day() != day {
+            return Err(format!("event of day {} is in the folder of day {day}", event.day()));
+        }
+        debug_assert_eq!(name.node, event.node);
+        Ok(event)
+    }
+}
+
+/// What an event file name tells without reading the file: enough to skip old files cheaply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFileName {
+    pub ts: Timestamp,
+    pub node: String,
+    pub id_prefix: String,
+}
+
+impl EventFileName {
+    pub fn parse(file_name: &str) -> Option<EventFileName> {
+        let stem = file_name.strip_suffix(".json")?;
+        // The timestamp has a fixed width (20), the id prefix too (8): the node is between.
+        if stem.len() < 20 + 1 + 1 + 1 + 8 || !stem.is_char_boundary(20) {
+            return None;
+        }
+        let (ts, rest) = stem.split_at(20);
+        let ts = parse_compact_ts(ts)?;
+        let rest = rest.strip_prefix('-')?;
+        let (node, id_prefix) = rest.rsplit_once('-')?;
+        if id_prefix.len() != 8 || !id_prefix.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            return None;
+        }
+        validate_name(node).ok()?;
+        Some(EventFileName { ts, node: node.to_owned(), id_prefix: id_prefix.to_owned() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(json: &str) -> Event {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn file_name_round_trip() {
+        let e = ev(r#"{"id":"7d0c1f5e-0000-4000-8000-000000000001","ts":"2026-05-27T14:03:11.123Z","node":"edge-1","type":"service_healthy","service":"mqtt"}"#);
+        assert_eq!(e.file_name(), "20260527T140311.123Z-edge-1-7d0c1f5e.json");
+        let parsed = EventFileName::parse(&e.file_name()).unwrap();
+        assert_eq!(parsed.node, "edge-1");
+        assert_eq!(parsed.ts, e.ts);
+        let bytes = serde_json::to_vec(&e).unwrap();
+        assert_eq!(Event::parse_file("2026-05-27", &e.file_name(), &bytes).unwrap(), e);
+    }
+
+    #[test]
+    fn invalid_files_table() {
+        let good = r#"{"id":"7d0c1f5e-0000-4000-8000-000000000001","ts":"2026-05-27T14:03:11.123Z","node":"edge-1","type":"service_healthy","service":"mqtt"}"#;
+        let name = "20260527T140311.123Z-edge-1-7d0c1f5e.json";
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("not json", "2026-05-27", name, "not a valid event"),
+            (r#"{"id":"7d0c1f5e-0000-4000-8000-000000000001","ts":"2026-05-27T14:03:11.123Z","node":"edge-1"}"#, "2026-05-27", name, "missing field `type`"),
+            (r#"{"id":"7d0c1f5e-0000-4000-8000-000000000001","ts":"2026-05-27T14:03:11.123Z","node":"edge-1","type":"service_healthy"}"#, "2026-05-27", name, "needs a \"service\""),
+            (good, "2026-05-27", "whatever.json", "bad file name"),
+            (good, "2026-05-27", "20260527T140311.123Z-edge-2-7d0c1f5e.json", "does not match"),
+            (good, "2026-05-28", name, "folder of day"),
+            (&good.replace("\"mqtt\"", "\"../x\""), "2026-05-27", name, "service:"),
+            (&good.replace("service_healthy\",\"service\":\"mqtt\"", "disk_pressure\""), "2026-05-27", name, "data.level"),
+        ];
+        for (json, day, file, want) in cases {
+            let err = Event::parse_file(day, file, json.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "{file} {json}: {err}");
+        }
+        let unknown = good.replace("service_healthy", "brand_new_type");
+        assert!(Event::parse_file("2026-05-27", name, unknown.as_bytes()).is_ok());
+    }
+}

@@ -1,0 +1,99 @@
+//! The domain of the homelab control plane, free of IO: names, events, world state and its
+//! fold, desired state and its validation, actions and their state machine, and durations.
+//!
+//! Nothing here touches the filesystem, reads the clock or spawns a task. Time is always a
+//! parameter, so every rule can be tested as a table.
+
+pub mod action;
+pub mod desired;
+pub mod duration;
+pub mod event;
+pub mod fold;
+pub mod heartbeat;
+pub mod name;
+pub mod plan;
+pub mod window;
+pub mod world;
+
+pub use action::{Action, ActionState, ActionType, HistoryEntry, Risk};
+pub use desired::{DesiredState, HostFile, HostSpec, ServiceSpec};
+pub use event::{Event, EventKind};
+pub use fold::{Checkpoint, FoldOutcome};
+pub use heartbeat::Heartbeat;
+pub use name::{NameError, validate_action_id, validate_name};
+pub use world::{DiskLevel, NodeState, NodeStatus, ServiceState, ServiceStatus, World};
+
+/// The timestamp type used everywhere: UTC with millisecond precision on the wire.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// Formats a timestamp the way file names carry it: `YYYYMMDDTHHMMSS.fffZ`.
+pub fn compact_ts(ts: Timestamp) -> String {
+    ts.format("%Y%m%dT%H%M%S%.3fZ").to_string()
+}
+
+/// Parses the compact file-name form back (`YYYYMMDDTHHMMSS.fffZ`).
+pub fn parse_compact_ts(s: &str) -> Option<Timestamp> {
+    if s.len() != 20 || s.as_bytes()[15] != b'.' {
+        return None;
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(s.strip_suffix('Z')?, "%Y%m%dT%H%M%S%.3f").ok()?;
+    Some(naive.and_utc())
+}
+
+/// Serde helper: timestamps are written as RFC 3339 with milliseconds and a `Z`.
+pub mod ts_format {
+    use super::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let s = String::deserialize(d)?;
+        chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(serde::de::Error::custom)
+    }
+
+    /// The same for `Option<Timestamp>`.
+    pub mod option {
+        use super::Timestamp;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(ts: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+            match ts {
+                Some(ts) => super::serialize(ts, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+            let s = Option::<String>::deserialize(d)?;
+            s.map(|s| {
+                chrono::DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+        }
+    }
+}
+
+/// Formats a timestamp as RFC 3339 with milliseconds, as every JSON file carries it.
+pub fn rfc3339(ts: Timestamp) -> String {
+    ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_ts_round_trips() {
+        let ts = chrono::DateTime::parse_from_rfc3339("2026-05-27T14:03:11.123Z").unwrap().with_timezone(&chrono::Utc);
+        assert_eq!(compact_ts(ts), "20260527T140311.123Z");
+        assert_eq!(parse_compact_ts("20260527T140311.123Z"), Some(ts));
+        assert_eq!(parse_compact_ts("20260527T140311Z"), None);
+    }
+}

@@ -1,0 +1,156 @@
+//! The data root (`/opt/homelab`): the only code that knows its folder names and how to
+//! write into it safely.
+//!
+//! - Every write is atomic and durable: a `.`-prefixed temp file in the same folder, fsync,
+//!   rename into place, fsync the folder ([`atomic::write_atomic`]).
+//! - Moves that decide ownership use `renameat2(RENAME_NOREPLACE)`: whoever's rename wins owns
+//!   the transition; the loser sees `NotFound` or `AlreadyExists` and backs off.
+//! - Listings ignore names starting with `.` (temp files, locks).
+//! - The [`watch`] module turns `notify` events into hints plus a periodic full rescan.
+
+pub mod actions;
+pub mod atomic;
+pub mod daemon;
+pub mod events;
+pub mod hosts;
+pub mod watch;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use actions::TransitionError;
+pub use atomic::{rename_noreplace, write_atomic};
+
+/// The folders every daemon may need; created at start.
+pub const FOLDERS: &[&str] = &[
+    "events",
+    "quarantine/events",
+    "state/heartbeat",
+    "state/secrets",
+    "world",
+    "actions/pending",
+    "actions/approved",
+    "actions/running",
+    "actions/completed",
+    "actions/failed",
+    "actions/rejected",
+    "actions/cancelled",
+    "actions/.locks",
+];
+
+/// A handle on a data root. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DataRoot {
+    root: PathBuf,
+}
+
+impl DataRoot {
+    /// Opens a data root, creating its folders. Fails with a message naming the folder when the
+    /// root is not writable.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<DataRoot> {
+        let root = root.into();
+        for f in FOLDERS {
+            let dir = root.join(f);
+            std::fs::create_dir_all(&dir).map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Ok(DataRoot { root })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn events_dir(&self) -> PathBuf {
+        self.root.join("events")
+    }
+
+    pub fn world_dir(&self) -> PathBuf {
+        self.root.join("world")
+    }
+
+    pub fn actions_dir(&self) -> PathBuf {
+        self.root.join("actions")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine/events")
+    }
+
+    /// Reads a JSON file below the root; `Ok(None)` when it does not exist.
+    pub fn read_json<T: DeserializeOwned>(&self, rel: &str) -> io::Result<Option<T>> {
+        read_json_file(&self.root.join(rel))
+    }
+
+    /// Writes a JSON file below the root atomically and durably (pretty-printed: people read these).
+    pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+        write_atomic(&self.root.join(rel), &bytes)
+    }
+
+    /// `world/services.json` and `world/nodes.json`.
+    pub fn read_world(&self) -> io::Result<(Option<homelab_core::world::ServicesFile>, Option<homelab_core::world::NodesFile>)> {
+        Ok((self.read_json("world/services.json")?, self.read_json("world/nodes.json")?))
+    }
+
+    pub fn write_world(&self, services: &homelab_core::world::ServicesFile, nodes: &homelab_core::world::NodesFile) -> io::Result<()> {
+        self.write_json("world/services.json", services)?;
+        self.write_json("world/nodes.json", nodes)
+    }
+
+    /// Writes `state/heartbeat/<daemon>.json`.
+    pub fn write_heartbeat<T: Serialize>(&self, daemon: &str, value: &T) -> io::Result<()> {
+        homelab_core::validate_name(daemon).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.write_json(&format!("state/heartbeat/{daemon}.json"), value)
+    }
+
+    /// Every daemon's heartbeat, by daemon name.
+    pub fn read_heartbeats(&self) -> io::Result<std::collections::BTreeMap<String, serde_json::Value>> {
+        let mut out = std::collections::BTreeMap::new();
+        for name in list_names(&self.root.join("state/heartbeat"))? {
+            if let Some(stem) = name.strip_suffix(".json") {
+                if let Some(v) = self.read_json(&format!("state/heartbeat/{name}"))? {
+                    out.insert(stem.to_owned(), v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads and parses a JSON file; `Ok(None)` when it does not exist, an `InvalidData` error
+/// naming the file when it does not parse.
+pub fn read_json_file<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    }
+}
+
+/// The names in a folder, sorted, without dot-files. A missing folder is empty.
+pub fn list_names(dir: &Path) -> io::Result<Vec<String>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in rd {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str() {
+            if !name.starts_with('.') {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}

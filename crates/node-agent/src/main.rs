@@ -1,0 +1,8 @@
+//! `node-agent`: not built yet.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    eprintln!("node-agent: not implemented yet in this version of the control plane (see README.md)");
+    ExitCode::from(2)
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs and starts what the test suite needs on a fresh Debian machine: a Docker engine with
+# docker-compose v1, sshd, nats-server, Chromium with its WebDriver, busybox for test images.
+# Safe to run again: it only installs what is missing and only starts what is not running.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+
+have docker || need+=(docker.io)
+have docker-compose || need+=(docker-compose)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+have nats-server || need+=(nats-server)
+have chromium || need+=(chromium)
+have chromedriver || need+=(chromium-driver)
+pkg_installed busybox-static || need+=(busybox-static)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test-deps: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  echo "test-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The Docker engine: started here when it is not answering (as on a laptop after install).
+if ! docker info >/dev/null 2>&1; then
+  echo "test-deps: starting dockerd"
+  if have service && service docker start >/dev/null 2>&1; then :; else
+    nohup dockerd >/tmp/dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "test-deps: dockerd did not start; see /tmp/dockerd.log" >&2; exit 1; }
+fi
+
+# The busybox test image: no registry here, so it is imported from a tarball.
+"$(dirname "$0")/test-image.sh"
