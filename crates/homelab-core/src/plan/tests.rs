@@ -1,0 +1,609 @@
+//! The supervisor's rules as tables: each row is a situation ("edge-1 up, z2m unhealthy with
+//! containers_not_running, a restart completed 5 min ago") and the decisions it must lead to,
+//! written as one line per drift or cancel.
+
+use super::*;
+use crate::desired::parse_host_file;
+
+const NOW: &str = "2026-11-25T12:00:00Z";
+
+fn at(s: &str) -> Timestamp {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
+}
+
+fn now() -> Timestamp {
+    at(NOW)
+}
+
+/// `secs` seconds before now.
+fn ago(secs: i64) -> Timestamp {
+    now() - chrono::Duration::seconds(secs)
+}
+
+const MIN: i64 = 60;
+const HOUR: i64 = 3600;
+
+/// Two nodes: mosquitto ← zigbee2mqtt (depends_on), a web app, and a service not monitored.
+const EDGE: &str = "services:\n  mosquitto: {}\n  zigbee2mqtt:\n    depends_on: [mosquitto]\n  web: {}\n  homeassistant:\n    monitor: false\n";
+
+/// A situation, built up in the words of the rule it tests.
+#[derive(Clone)]
+struct Situation {
+    desired: DesiredState,
+    services: BTreeMap<String, BTreeMap<String, ServiceState>>,
+    nodes: BTreeMap<String, NodeState>,
+    active: Vec<Action>,
+    outcomes: Vec<Outcome>,
+    memory: SupervisorMemory,
+    policy: Policy,
+}
+
+fn given() -> Situation {
+    Situation {
+        desired: DesiredState::default(),
+        services: BTreeMap::new(),
+        nodes: BTreeMap::new(),
+        active: Vec::new(),
+        outcomes: Vec::new(),
+        memory: SupervisorMemory::default(),
+        policy: Policy::default(),
+    }
+}
+
+impl Situation {
+    fn host(mut self, node: &str, yaml: &str) -> Self {
+        let f = parse_host_file("test", node, yaml).unwrap();
+        self.desired.hosts.insert(node.to_owned(), f.spec);
+        self
+    }
+
+    /// The node with every service of its file healthy, seen 10 s ago.
+    fn all_healthy(mut self, node: &str) -> Self {
+        self = self.node_seen(node, 10);
+        let names: Vec<String> = self.desired.hosts[node].services.keys().cloned().collect();
+        for s in names {
+            self = self.healthy(node, &s);
+        }
+        self
+    }
+
+    fn node_seen(mut self, node: &str, secs_ago: i64) -> Self {
+        let status = if secs_ago <= 90 { NodeStatus::Up } else { NodeStatus::Stale };
+        self.nodes.insert(
+            node.to_owned(),
+            NodeState { last_seen: Some(ago(secs_ago)), status, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None },
+        );
+        self
+    }
+
+    /// The observer's file still says `up`, but its last_seen is old (a dead observer).
+    fn node_says_up_but_last_seen(mut self, node: &str, secs_ago: i64) -> Self {
+        self = self.node_seen(node, secs_ago);
+        self.nodes.get_mut(node).unwrap().status = NodeStatus::Up;
+        self
+    }
+
+    fn disk(mut self, node: &str, level: DiskLevel) -> Self {
+        self.nodes.get_mut(node).unwrap().disk_pressure = Some(level);
+        self
+    }
+
+    fn service(mut self, node: &str, name: &str, status: ServiceStatus, reason: Option<&str>, last_event: Timestamp) -> Self {
+        let state = ServiceState {
+            status,
+            reason: reason.map(str::to_owned),
+            detail: None,
+            since: last_event,
+            last_event_at: last_event,
+            last_event_id: uuid::Uuid::nil(),
+            consecutive_failures: u32::from(status == ServiceStatus::Unhealthy),
+        };
+        self.services.entry(node.to_owned()).or_default().insert(name.to_owned(), state);
+        self
+    }
+
+    fn healthy(self, node: &str, name: &str) -> Self {
+        self.service(node, name, ServiceStatus::Healthy, None, ago(5))
+    }
+
+    fn unhealthy(self, node: &str, name: &str, reason: &str) -> Self {
+        self.service(node, name, ServiceStatus::Unhealthy, Some(reason), ago(5))
+    }
+
+    /// Unhealthy, with the last check `secs_ago`.
+    fn unhealthy_checked(self, node: &str, name: &str, reason: &str, secs_ago: i64) -> Self {
+        self.service(node, name, ServiceStatus::Unhealthy, Some(reason), ago(secs_ago))
+    }
+
+    fn missing(mut self, node: &str, name: &str) -> Self {
+        if let Some(m) = self.services.get_mut(node) {
+            m.remove(name);
+        }
+        self
+    }
+
+    fn active(mut self, state: ActionState, kind: ActionType, node: &str, service: Option<&str>) -> Self {
+        let id = kind.id(node, service);
+        self.active.push(Action {
+            id,
+            kind,
+            risk: kind.risk(),
+            node: node.to_owned(),
+            service: service.map(str::to_owned),
+            drift: "unhealthy_service".into(),
+            trigger: "containers_not_running".into(),
+            root_cause: None,
+            state,
+            created_at: ago(10 * MIN),
+            updated_at: ago(10 * MIN),
+            history: vec![],
+            result: None,
+        });
+        self
+    }
+
+    fn pending(self, kind: ActionType, node: &str, service: Option<&str>) -> Self {
+        self.active(ActionState::Pending, kind, node, service)
+    }
+
+    fn ended(mut self, state: ActionState, id: &str, secs_ago: i64) -> Self {
+        self.outcomes.push(Outcome { id: id.to_owned(), state, ended: ago(secs_ago) });
+        self
+    }
+
+    fn policy(mut self, f: impl FnOnce(&mut Policy)) -> Self {
+        f(&mut self.policy);
+        self
+    }
+
+    fn plan(&self) -> Plan {
+        plan(PlanInput {
+            desired: &self.desired,
+            services: &self.services,
+            nodes: &self.nodes,
+            active: &self.active,
+            outcomes: &self.outcomes,
+            memory: &self.memory,
+            policy: &self.policy,
+            now: now(),
+        })
+    }
+
+    /// The next reconcile: the plan's creates are now active and its memory is remembered.
+    fn then_applied(mut self) -> Self {
+        let p = self.plan();
+        self.active.retain(|a| !p.cancel.iter().any(|c| c.id == a.id));
+        self.active.extend(p.create);
+        self.memory = p.memory;
+        self
+    }
+}
+
+/// One line per decision, short enough to read as a table.
+fn lines(p: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = p
+        .drifts
+        .iter()
+        .map(|d| {
+            let target = match &d.service {
+                Some(s) => format!("{}/{s}", d.node),
+                None => d.node.clone(),
+            };
+            let decision = match &d.decision {
+                Decision::Create { id, state, .. } => format!("create {state} {id}"),
+                Decision::AlreadyActive { id, state } => format!("leave {state} {id}"),
+                Decision::RootCause { root } => format!("root_cause {root}"),
+                Decision::NodeUnreachable => "no action".into(),
+                Decision::RemediationExhausted { .. } => "remediation_exhausted".into(),
+                Decision::Snoozed { id, .. } => format!("snoozed {id}"),
+                Decision::Settling { after, .. } => format!("settling after {after}"),
+            };
+            format!("{target} {}({}) => {decision}", d.drift, d.trigger)
+        })
+        .collect();
+    out.extend(p.cancel.iter().map(|c| format!("cancel {} {}", c.id, c.reason)));
+    out
+}
+
+fn check(what: &str, s: &Situation, want: &[&str]) {
+    let got = lines(&s.plan());
+    assert_eq!(got, want, "\nsituation: {what}\n got: {got:#?}");
+}
+
+use ActionType::{ContainerRestart as Restart, DiskCleanup, Redeploy};
+
+#[test]
+fn drift_kinds_action_types_and_ids() {
+    let edge = || given().host("edge-1", EDGE).all_healthy("edge-1");
+    check("everything healthy", &edge(), &[]);
+    check(
+        "container gone",
+        &edge().unhealthy("edge-1", "web", "containers_not_running"),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
+    check(
+        "broker refuses MQTT",
+        &edge().unhealthy("edge-1", "web", "mqtt_unreachable"),
+        &["edge-1/web unhealthy_service(mqtt_unreachable) => create pending container-restart-edge-1-web"],
+    );
+    check(
+        "http check failing",
+        &edge().unhealthy("edge-1", "web", "http_check_failed"),
+        &["edge-1/web unhealthy_service(http_check_failed) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "desired but never reported",
+        &edge().missing("edge-1", "web"),
+        &["edge-1/web missing_service(missing) => create pending redeploy-edge-1-web"],
+    );
+    check("disk at medium", &edge().disk("edge-1", DiskLevel::Medium), &[]);
+    check("disk at high", &edge().disk("edge-1", DiskLevel::High), &["edge-1 disk_pressure(high) => create pending disk-cleanup-edge-1"]);
+    check(
+        "a monitor: false service is down: nobody cares",
+        &edge().unhealthy("edge-1", "homeassistant", "containers_not_running"),
+        &[],
+    );
+    check("a service not in desired state is down: not ours", &edge().unhealthy("edge-1", "stray", "containers_not_running"), &[]);
+}
+
+#[test]
+fn created_actions_carry_the_contract_fields() {
+    let p = given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy("edge-1", "web", "containers_not_running").plan();
+    let a = &p.create[0];
+    assert_eq!((a.id.as_str(), a.kind, a.risk, a.state), ("container-restart-edge-1-web", Restart, Risk::Low, ActionState::Pending));
+    assert_eq!((a.node.as_str(), a.service.as_deref(), a.drift.as_str(), a.trigger.as_str()), ("edge-1", Some("web"), "unhealthy_service", "containers_not_running"));
+    assert_eq!(a.root_cause, None);
+    assert_eq!((a.created_at, a.updated_at), (now(), now()));
+    assert_eq!(a.history.len(), 1);
+    assert_eq!((a.history[0].state, a.history[0].by.as_str()), (ActionState::Pending, "supervisor"));
+    assert!(a.history[0].note.as_deref().unwrap().contains("containers_not_running"));
+    let redeploy = given().host("edge-1", EDGE).all_healthy("edge-1").missing("edge-1", "web").plan();
+    assert_eq!(redeploy.create[0].risk, Risk::Guarded);
+}
+
+#[test]
+fn idempotent_while_active() {
+    let down = || given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy("edge-1", "web", "containers_not_running");
+    for state in [ActionState::Pending, ActionState::Approved, ActionState::Running] {
+        check(
+            &format!("restart already {state}"),
+            &down().active(state, Restart, "edge-1", Some("web")),
+            &[&format!("edge-1/web unhealthy_service(containers_not_running) => leave {state} container-restart-edge-1-web")],
+        );
+    }
+    check(
+        "a redeploy is running and the reason changed to a restartable one: no second remediation",
+        &down().active(ActionState::Running, Redeploy, "edge-1", Some("web")),
+        &["edge-1/web unhealthy_service(containers_not_running) => leave running redeploy-edge-1-web"],
+    );
+    // Planning again over its own output writes nothing new.
+    let second = down().then_applied();
+    assert!(second.plan().create.is_empty());
+}
+
+#[test]
+fn auto_cancel_pending_only() {
+    let edge = || given().host("edge-1", EDGE).all_healthy("edge-1");
+    check(
+        "restart pending, service healthy again",
+        &edge().pending(Restart, "edge-1", Some("web")),
+        &["cancel container-restart-edge-1-web drift_resolved_auto"],
+    );
+    check(
+        "disk cleanup pending, disk back to medium",
+        &edge().disk("edge-1", DiskLevel::Medium).pending(DiskCleanup, "edge-1", None),
+        &["cancel disk-cleanup-edge-1 drift_resolved_auto"],
+    );
+    check(
+        "restart approved, service healthy: approved is never cancelled",
+        &edge().active(ActionState::Approved, Restart, "edge-1", Some("web")),
+        &[],
+    );
+    check("restart running, service healthy: running is never cancelled", &edge().active(ActionState::Running, Restart, "edge-1", Some("web")), &[]);
+    check(
+        "service removed from services.yaml",
+        &edge().pending(Redeploy, "edge-1", Some("gone")),
+        &["cancel redeploy-edge-1-gone service_removed_from_desired_state"],
+    );
+    check(
+        "service got monitor: false",
+        &edge().pending(Restart, "edge-1", Some("homeassistant")),
+        &["cancel container-restart-edge-1-homeassistant service_removed_from_desired_state"],
+    );
+    check(
+        "the whole host file is gone",
+        &edge().pending(Restart, "old-node", Some("web")),
+        &["cancel container-restart-old-node-web service_removed_from_desired_state"],
+    );
+    check(
+        "removed service on an unreachable node is still cancelled",
+        &given().host("edge-1", EDGE).pending(Restart, "edge-1", Some("gone")),
+        &["edge-1 node_unreachable(never_seen) => no action", "cancel container-restart-edge-1-gone service_removed_from_desired_state"],
+    );
+    check(
+        "node went stale with a restart pending: no word, so not resolved",
+        &given().host("edge-1", EDGE).all_healthy("edge-1").node_seen("edge-1", 5 * MIN).pending(Restart, "edge-1", Some("web")),
+        &["edge-1 node_unreachable(stale) => no action"],
+    );
+    check(
+        "drift still holds: pending stays",
+        &edge().unhealthy("edge-1", "web", "containers_not_running").pending(Restart, "edge-1", Some("web")),
+        &["edge-1/web unhealthy_service(containers_not_running) => leave pending container-restart-edge-1-web"],
+    );
+}
+
+#[test]
+fn bootstrap_flood_guard() {
+    check(
+        "fresh install: hosts/ lists a node that never reported",
+        &given().host("edge-1", EDGE),
+        &["edge-1 node_unreachable(never_seen) => no action"],
+    );
+    check(
+        "node known but silent for 5 minutes, its services look unhealthy",
+        &given().host("edge-1", EDGE).all_healthy("edge-1").node_seen("edge-1", 5 * MIN).unhealthy("edge-1", "web", "containers_not_running"),
+        &["edge-1 node_unreachable(stale) => no action"],
+    );
+    check(
+        "observer is dead: nodes.json still says up but last_seen is 10 minutes old",
+        &given().host("edge-1", EDGE).all_healthy("edge-1").node_says_up_but_last_seen("edge-1", 10 * MIN).disk("edge-1", DiskLevel::High),
+        &["edge-1 node_unreachable(stale) => no action"],
+    );
+    check(
+        "NODE_STALE_AFTER raised to 10 minutes: a node seen 5 minutes ago counts as up",
+        &given()
+            .host("edge-1", EDGE)
+            .all_healthy("edge-1")
+            .node_says_up_but_last_seen("edge-1", 5 * MIN)
+            .missing("edge-1", "web")
+            .policy(|p| p.node_stale_after = Duration::from_secs(600)),
+        &["edge-1/web missing_service(missing) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "one node never seen, the other up and broken: only the live node gets an action",
+        &given().host("edge-1", EDGE).host("edge-2", EDGE).all_healthy("edge-2").unhealthy("edge-2", "web", "port_unreachable"),
+        &["edge-1 node_unreachable(never_seen) => no action", "edge-2/web unhealthy_service(port_unreachable) => create pending redeploy-edge-2-web"],
+    );
+}
+
+#[test]
+fn root_cause_via_depends_on() {
+    let edge = || given().host("edge-1", EDGE).all_healthy("edge-1");
+    check(
+        "broker down and zigbee2mqtt down with it: only the broker gets an action",
+        &edge().unhealthy("edge-1", "mosquitto", "containers_not_running").unhealthy("edge-1", "zigbee2mqtt", "http_check_failed"),
+        &[
+            "edge-1/mosquitto unhealthy_service(containers_not_running) => create pending container-restart-edge-1-mosquitto",
+            "edge-1/zigbee2mqtt unhealthy_service(http_check_failed) => root_cause mosquitto",
+        ],
+    );
+    check(
+        "broker missing from world: it is the root",
+        &edge().missing("edge-1", "mosquitto").unhealthy("edge-1", "zigbee2mqtt", "http_check_failed"),
+        &["edge-1/mosquitto missing_service(missing) => create pending redeploy-edge-1-mosquitto", "edge-1/zigbee2mqtt unhealthy_service(http_check_failed) => root_cause mosquitto"],
+    );
+    check(
+        "dependent down, dependency healthy: the dependent is its own root",
+        &edge().unhealthy("edge-1", "zigbee2mqtt", "http_check_failed"),
+        &["edge-1/zigbee2mqtt unhealthy_service(http_check_failed) => create pending redeploy-edge-1-zigbee2mqtt"],
+    );
+    let chain = "services:\n  db: {}\n  api:\n    depends_on: [db]\n  ui:\n    depends_on: [api]\n";
+    check(
+        "a chain ui → api → db all down: the root cause named is db, the deepest",
+        &given().host("n1", chain).all_healthy("n1").unhealthy("n1", "db", "exec_check_failed").unhealthy("n1", "api", "port_unreachable").unhealthy("n1", "ui", "http_check_failed"),
+        &[
+            "n1/api unhealthy_service(port_unreachable) => root_cause db",
+            "n1/db unhealthy_service(exec_check_failed) => create pending redeploy-n1-db",
+            "n1/ui unhealthy_service(http_check_failed) => root_cause db",
+        ],
+    );
+    let p = edge().unhealthy("edge-1", "mosquitto", "containers_not_running").unhealthy("edge-1", "zigbee2mqtt", "http_check_failed").plan();
+    assert_eq!(p.drifts[1].root_cause.as_deref(), Some("mosquitto"));
+    check(
+        "pending redeploy of the dependent while its broker also went down: it stays (drift holds)",
+        &edge()
+            .unhealthy("edge-1", "mosquitto", "containers_not_running")
+            .unhealthy("edge-1", "zigbee2mqtt", "http_check_failed")
+            .pending(Redeploy, "edge-1", Some("zigbee2mqtt")),
+        &[
+            "edge-1/mosquitto unhealthy_service(containers_not_running) => create pending container-restart-edge-1-mosquitto",
+            "edge-1/zigbee2mqtt unhealthy_service(http_check_failed) => root_cause mosquitto",
+        ],
+    );
+}
+
+#[test]
+fn loop_protection_and_escalation() {
+    let down_checked = |secs_ago| given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy_checked("edge-1", "web", "containers_not_running", secs_ago);
+    check(
+        "restart completed 5 min ago, a check since says still down: redeploy instead",
+        &down_checked(30).ended(ActionState::Completed, "container-restart-edge-1-web", 5 * MIN),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "restart failed 5 min ago: counts as tried too",
+        &down_checked(30).ended(ActionState::Failed, "container-restart-edge-1-web", 5 * MIN),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "restart completed 20 s ago, no check since: wait for one",
+        &down_checked(10 * MIN).ended(ActionState::Completed, "container-restart-edge-1-web", 20),
+        &["edge-1/web unhealthy_service(containers_not_running) => settling after container-restart-edge-1-web"],
+    );
+    check(
+        "restart completed 2 min ago, still no check since: settle time is over, escalate",
+        &down_checked(10 * MIN).ended(ActionState::Completed, "container-restart-edge-1-web", 2 * MIN),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "restart and redeploy both completed within the window: exhausted",
+        &down_checked(30)
+            .ended(ActionState::Completed, "container-restart-edge-1-web", 10 * MIN)
+            .ended(ActionState::Completed, "redeploy-edge-1-web", 3 * MIN),
+        &["edge-1/web unhealthy_service(containers_not_running) => remediation_exhausted"],
+    );
+    check(
+        "restart completed 20 min ago (outside the 15 min window): restart again",
+        &down_checked(30).ended(ActionState::Completed, "container-restart-edge-1-web", 20 * MIN),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
+    check(
+        "http check failing and a redeploy completed 5 min ago: exhausted",
+        &given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy("edge-1", "web", "http_check_failed").ended(ActionState::Completed, "redeploy-edge-1-web", 5 * MIN),
+        &["edge-1/web unhealthy_service(http_check_failed) => remediation_exhausted"],
+    );
+    check(
+        "disk cleanup completed 5 min ago and the disk is still high: exhausted",
+        &given().host("edge-1", EDGE).all_healthy("edge-1").disk("edge-1", DiskLevel::High).ended(ActionState::Completed, "disk-cleanup-edge-1", 5 * MIN),
+        &["edge-1 disk_pressure(high) => remediation_exhausted"],
+    );
+    check(
+        "a cancelled restart is no attempt",
+        &down_checked(30).ended(ActionState::Cancelled, "container-restart-edge-1-web", 5 * MIN),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
+    check(
+        "ESCALATION_WINDOW shortened to 2 min: a restart 5 min ago no longer counts",
+        &down_checked(30).ended(ActionState::Completed, "container-restart-edge-1-web", 5 * MIN).policy(|p| p.escalation_window = Duration::from_secs(120)),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
+}
+
+#[test]
+fn memory_survives_without_the_history_files() {
+    // The supervisor learns a completed restart, then the history file disappears (or is
+    // archived): the escalation still holds because memory has it.
+    let s = given()
+        .host("edge-1", EDGE)
+        .all_healthy("edge-1")
+        .unhealthy_checked("edge-1", "web", "containers_not_running", 30)
+        .ended(ActionState::Completed, "container-restart-edge-1-web", 5 * MIN);
+    let memory = s.plan().memory;
+    assert_eq!(memory.attempts.get("container-restart-edge-1-web"), Some(&ago(5 * MIN)));
+    let json = serde_json::to_string(&memory).unwrap();
+    let back: SupervisorMemory = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, memory);
+    let mut later = s.clone();
+    later.outcomes.clear();
+    later.memory = back;
+    check(
+        "restart known only from memory",
+        &later,
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending redeploy-edge-1-web"],
+    );
+    // Outside every window, memory forgets.
+    let mut old = given();
+    old.memory.attempts.insert("x".into(), ago(HOUR));
+    old.memory.rejections.insert("y".into(), Rejection { at: ago(7 * HOUR), resolved: false });
+    old.memory.auto_approved.insert("n/s".into(), vec![ago(2 * HOUR)]);
+    let forgot = old.plan().memory;
+    assert!(forgot.attempts.is_empty() && forgot.rejections.is_empty() && forgot.auto_approved.is_empty(), "{forgot:?}");
+}
+
+#[test]
+fn rejection_snooze() {
+    let down = || given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy("edge-1", "web", "containers_not_running");
+    check(
+        "restart rejected an hour ago, still down: snoozed",
+        &down().ended(ActionState::Rejected, "container-restart-edge-1-web", HOUR),
+        &["edge-1/web unhealthy_service(containers_not_running) => snoozed container-restart-edge-1-web"],
+    );
+    check(
+        "restart rejected 7 hours ago (REJECT_SNOOZE 6h): proposed again",
+        &down().ended(ActionState::Rejected, "container-restart-edge-1-web", 7 * HOUR),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
+    // Rejected, then the service recovered once, then went down again: proposed again at once.
+    let rejected = down().ended(ActionState::Rejected, "container-restart-edge-1-web", HOUR);
+    let recovered = rejected.clone().then_applied().healthy("edge-1", "web").then_applied();
+    assert!(recovered.memory.rejections["container-restart-edge-1-web"].resolved);
+    check(
+        "rejected, recovered once, down again",
+        &recovered.clone().unhealthy("edge-1", "web", "containers_not_running"),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
+    // The same rejection file read again after the recovery does not snooze anew.
+    assert!(recovered.plan().memory.rejections["container-restart-edge-1-web"].resolved);
+    // A node that went silent says nothing about resolution.
+    let silent = rejected.clone().then_applied().node_seen("edge-1", 10 * MIN).then_applied();
+    assert!(!silent.memory.rejections["container-restart-edge-1-web"].resolved);
+    check(
+        "disk cleanup rejected 2 hours ago, disk still high",
+        &given().host("edge-1", EDGE).all_healthy("edge-1").disk("edge-1", DiskLevel::High).ended(ActionState::Rejected, "disk-cleanup-edge-1", 2 * HOUR),
+        &["edge-1 disk_pressure(high) => snoozed disk-cleanup-edge-1"],
+    );
+}
+
+#[test]
+fn auto_approve_low_with_hourly_cap() {
+    let down = || {
+        given()
+            .host("edge-1", EDGE)
+            .all_healthy("edge-1")
+            .unhealthy("edge-1", "web", "containers_not_running")
+            .policy(|p| p.auto_approve_low = true)
+    };
+    check(
+        "AUTO_APPROVE=low, restart proposed: straight to approved",
+        &down(),
+        &["edge-1/web unhealthy_service(containers_not_running) => create approved container-restart-edge-1-web"],
+    );
+    let a = &down().plan().create[0];
+    assert_eq!(a.history.iter().map(|h| (h.state, h.by.as_str())).collect::<Vec<_>>(), [(ActionState::Pending, "supervisor"), (ActionState::Approved, "policy")]);
+    check(
+        "AUTO_APPROVE=low, redeploy (guarded): waits in pending",
+        &down().unhealthy("edge-1", "web", "http_check_failed"),
+        &["edge-1/web unhealthy_service(http_check_failed) => create pending redeploy-edge-1-web"],
+    );
+    let mut capped = down();
+    capped.memory.auto_approved.insert("edge-1/web".into(), vec![ago(50 * MIN), ago(30 * MIN), ago(10 * MIN)]);
+    check(
+        "three auto-approvals for this service within the hour: the fourth waits for a person",
+        &capped,
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
+    let mut other = down().unhealthy("edge-1", "mosquitto", "containers_not_running");
+    other.memory.auto_approved.insert("edge-1/web".into(), vec![ago(50 * MIN), ago(30 * MIN), ago(10 * MIN)]);
+    check(
+        "the cap is per service: another service is still auto-approved",
+        &other,
+        &[
+            "edge-1/mosquitto unhealthy_service(containers_not_running) => create approved container-restart-edge-1-mosquitto",
+            "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
+        ],
+    );
+    let mut aged = down();
+    aged.memory.auto_approved.insert("edge-1/web".into(), vec![ago(70 * MIN), ago(65 * MIN), ago(61 * MIN)]);
+    check(
+        "three auto-approvals, all more than an hour ago: approved again",
+        &aged,
+        &["edge-1/web unhealthy_service(containers_not_running) => create approved container-restart-edge-1-web"],
+    );
+    assert_eq!(down().plan().memory.auto_approved["edge-1/web"], [now()]);
+    check(
+        "policy off: pending",
+        &down().policy(|p| p.auto_approve_low = false),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
+}
+
+#[test]
+fn outcome_file_names() {
+    let o = Outcome::from_file_name(ActionState::Completed, "container-restart-edge-1-web--20261125T115500.000Z.json").unwrap();
+    assert_eq!((o.id.as_str(), o.ended), ("container-restart-edge-1-web", ago(5 * MIN)));
+    assert_eq!(Outcome::from_file_name(ActionState::Pending, "x--20261125T115500.000Z.json"), None);
+    assert_eq!(Outcome::from_file_name(ActionState::Failed, "x.json"), None);
+    assert_eq!(Outcome::from_file_name(ActionState::Failed, "x--garbage.json"), None);
+}
+
+#[test]
+fn plan_prints_for_people() {
+    let p = given().host("edge-1", EDGE).host("edge-2", EDGE).all_healthy("edge-1").unhealthy("edge-1", "web", "containers_not_running").plan();
+    let text = p.to_string();
+    assert!(text.contains("drift  edge-1/web: unhealthy_service (containers_not_running) -> create container-restart-edge-1-web as pending"), "{text}");
+    assert!(text.contains("drift  edge-2: node_unreachable (never_seen) -> no per-service action: node unreachable"), "{text}");
+    assert!(text.contains("summary: 2 drift(s), 1 to create, 0 to cancel"), "{text}");
+    let json = serde_json::to_value(&p.drifts[0]).unwrap();
+    assert_eq!(json["decision"], "create");
+    assert_eq!(json["drift"], "unhealthy_service");
+}
