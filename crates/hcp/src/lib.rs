@@ -1,3 +1,62 @@
-//! tracing-subscriber
-//!
-//! Not built yet: its issue comes later. The binary says so and exits non-zero.
+//! `hcp`: the operator's command line. Every subcommand works on the data root and hosts/
+//! directly (through `homelab-store`), so it needs no running daemon, except `mirror`, which
+//! polls another control plane's `/summary`, and `up`, which runs the daemons itself.
+
+pub mod actions;
+pub mod check;
+pub mod health;
+pub mod init;
+pub mod mirror;
+pub mod table;
+pub mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The default data root, as in the deployment.
+pub const DEFAULT_ROOT: &str = "/opt/homelab";
+
+#[derive(Debug, Parser)]
+#[command(name = "hcp", version, about = "The homelab control plane's command line", propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--root DIR` (env `HOMELAB_ROOT`), shared by the subcommands that work on the data root.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RootArg {
+    /// The data root.
+    #[arg(long, env = "HOMELAB_ROOT", default_value = DEFAULT_ROOT, value_name = "DIR")]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data root with every folder and safe permissions.
+    Init(init::InitArgs),
+    /// Validate every hosts/<node>/services.yaml: all errors with file:line:column, exit 1 on any.
+    Check(check::CheckArgs),
+    /// List, show, approve and reject actions.
+    Actions(actions::ActionsArgs),
+    /// Mirror another control plane's world state by polling its /summary.
+    Mirror(mirror::MirrorArgs),
+    /// Exit 0 when a daemon's heartbeat is fresh, 1 when it is old or missing (for healthchecks).
+    Health(health::HealthArgs),
+    /// Run observer, supervisor, executor, UI and a local node agent in one process.
+    Up(up::UpArgs),
+}
+
+/// Runs a parsed command line. Errors are for people: the caller prints them and exits 1.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init(a) => init::run(&a),
+        Command::Check(a) => check::run(&a),
+        Command::Actions(a) => actions::run(&a),
+        Command::Mirror(a) => mirror::run(a, homelab_store::daemon::shutdown_token()).await,
+        Command::Health(a) => health::run(&a),
+        Command::Up(a) => up::run(a, homelab_store::daemon::shutdown_token()).await,
+    }
+}

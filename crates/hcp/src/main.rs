@@ -1,8 +1,18 @@
-//! `hcp`: not built yet.
+//! `hcp`: the thin binary around [`hcp::run`].
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("hcp: not implemented yet in this version of the control plane (see README.md)");
-    ExitCode::from(2)
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = hcp::Cli::parse();
+    homelab_store::daemon::init_tracing();
+    match hcp::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hcp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,93 @@
+//! `hcp health --daemon NAME`: a container healthcheck that reads the daemon's heartbeat file
+//! and exits non-zero when it is missing or old.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use homelab_core::Heartbeat;
+
+use crate::RootArg;
+
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The daemon whose heartbeat to read: `state/heartbeat/<NAME>.json`.
+    #[arg(long, value_name = "NAME")]
+    pub daemon: String,
+    /// Call the heartbeat old past this age; default: three of the daemon's own intervals.
+    #[arg(long, value_parser = homelab_core::duration::parse_duration)]
+    pub max_age: Option<Duration>,
+}
+
+/// The verdict on one heartbeat at `now`: `Ok(description)` when fresh, `Err(why)` when not.
+pub fn judge(hb: &Heartbeat, now: homelab_core::Timestamp, max_age: Option<Duration>) -> Result<String, String> {
+    let age = now.signed_duration_since(hb.last_loop_at).to_std().unwrap_or_default();
+    let old = match max_age {
+        Some(max) => age > max,
+        None => hb.is_stopped(now),
+    };
+    let when = crate::table::ago(hb.last_loop_at, now);
+    if old {
+        Err(format!("{} heartbeat is old: last loop {when} (pid {})", hb.daemon, hb.pid))
+    } else {
+        Ok(format!("{} is alive: last loop {when} (pid {})", hb.daemon, hb.pid))
+    }
+}
+
+pub fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
+    homelab_core::validate_name(&args.daemon).map_err(|e| anyhow::anyhow!("--daemon: {e}"))?;
+    let path = args.root.root.join("state/heartbeat").join(format!("{}.json", args.daemon));
+    let hb: Option<Heartbeat> = homelab_store::read_json_file(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let Some(hb) = hb else {
+        println!("{}: no heartbeat at {} (not started yet, or a different --root)", args.daemon, path.display());
+        return Ok(ExitCode::FAILURE);
+    };
+    match judge(&hb, chrono::Utc::now(), args.max_age) {
+        Ok(msg) => {
+            println!("{msg}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(msg) => {
+            println!("{msg}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(last_loop_secs_ago: i64, interval_secs: u64, now: homelab_core::Timestamp) -> Heartbeat {
+        Heartbeat {
+            daemon: "control-plane-observer".into(),
+            pid: 7,
+            version: "0".into(),
+            started_at: now - chrono::Duration::hours(1),
+            last_loop_at: now - chrono::Duration::seconds(last_loop_secs_ago),
+            interval_secs,
+            counters: Default::default(),
+            config_errors: vec![],
+            extra: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn heartbeat_age_table() {
+        let now = chrono::Utc::now();
+        // (seconds since the last loop, the daemon's interval, --max-age, fresh?)
+        let cases = [
+            (5, 30, None, true),
+            (90, 30, None, true),   // three intervals plus slack
+            (120, 30, None, false), // four intervals: stopped
+            (20, 30, Some(10), false),
+            (20, 30, Some(60), true),
+        ];
+        for (ago, interval, max, fresh) in cases {
+            let got = judge(&hb(ago, interval, now), now, max.map(Duration::from_secs));
+            assert_eq!(got.is_ok(), fresh, "{ago}s ago, interval {interval}s, max {max:?}: {got:?}");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! `hcp mirror` against a small HTTP server on loopback serving `/summary` with an ETag.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hcp::mirror::{Poll, poll_once};
+use homelab_store::DataRoot;
+use testkit::{TempRoot, wait_for};
+
+use crate::text;
+
+#[derive(Default)]
+struct Served {
+    doc: serde_json::Value,
+    etag: String,
+    token: Option<String>,
+    ok: usize,
+    not_modified: usize,
+    saw_if_none_match: usize,
+}
+
+type Shared = Arc<Mutex<Served>>;
+
+async fn summary(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let mut s = s.lock().unwrap();
+    if let Some(token) = &s.token {
+        let want = format!("Bearer {token}");
+        if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+    }
+    let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if inm.is_some() {
+        s.saw_if_none_match += 1;
+    }
+    if inm.as_deref() == Some(s.etag.as_str()) {
+        s.not_modified += 1;
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    s.ok += 1;
+    ([(header::ETAG, s.etag.clone()), (header::CONTENT_TYPE, "application/json".into())], s.doc.to_string()).into_response()
+}
+
+/// A summary document as the UI serves it: world state plus drift, actions and counts.
+fn doc(status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "generated_at": "2026-05-27T14:03:11.123Z",
+        "nodes": { "edge-1": { "last_seen": "2026-05-27T14:03:10.000Z", "status": "up", "disk_pressure": "ok", "disks": null, "agent_version": "0.0.0", "uptime_secs": 12 } },
+        "services": { "edge-1": { "mosquitto": {
+            "status": status, "reason": if status == "healthy" { serde_json::Value::Null } else { "port_unreachable".into() },
+            "detail": null, "since": "2026-05-27T14:00:00.000Z", "last_event_at": "2026-05-27T14:03:00.000Z",
+            "last_event_id": "7d0c1f5e-0000-4000-8000-000000000001", "consecutive_failures": 0 } } },
+        "drift": [],
+        "actions": { "pending": [], "approved": [], "running": [] },
+        "counts": { "nodes": 1, "services": 1 }
+    })
+}
+
+/// Starts the server on 127.0.0.1:0 in its own thread and runtime; returns its base URL.
+fn serve(state: Shared) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let app = axum::Router::new().route("/summary", axum::routing::get(summary)).with_state(state);
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{}", rx.recv_timeout(Duration::from_secs(10)).unwrap())
+}
+
+fn shared(status: &str, token: Option<&str>) -> Shared {
+    Arc::new(Mutex::new(Served { doc: doc(status), etag: "\"v1\"".into(), token: token.map(str::to_owned), ..Default::default() }))
+}
+
+#[tokio::test]
+async fn a_poll_writes_world_files_and_the_next_one_is_not_modified() {
+    let t = TempRoot::new();
+    let root = DataRoot::open(t.root()).unwrap();
+    let state = shared("healthy", None);
+    let url = format!("{}/summary", serve(state.clone()));
+    let client = reqwest::Client::new();
+    let first = tokio::time::timeout(Duration::from_secs(20), poll_once(&client, &url, None, None, &root)).await.unwrap().unwrap();
+    assert_eq!(first, Poll::Updated { etag: Some("\"v1\"".into()), nodes: 1, services: 1 });
+    let (services, nodes) = root.read_world().unwrap();
+    let services = services.expect("world/services.json");
+    assert_eq!(services.services["edge-1"]["mosquitto"].status, homelab_core::ServiceStatus::Healthy);
+    assert_eq!(nodes.expect("world/nodes.json").nodes["edge-1"].status, homelab_core::NodeStatus::Up);
+    assert_eq!(homelab_core::rfc3339(services.generated_at), "2026-05-27T14:03:11.123Z");
+
+    let second = tokio::time::timeout(Duration::from_secs(20), poll_once(&client, &url, None, Some("\"v1\""), &root)).await.unwrap().unwrap();
+    assert_eq!(second, Poll::NotModified);
+    let s = state.lock().unwrap();
+    assert_eq!((s.ok, s.not_modified), (1, 1));
+    // No temp files left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(t.root().join("world")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+}
+
+#[test]
+fn the_mirror_follows_changes_and_sends_the_etag_back() {
+    let t = TempRoot::new();
+    let state = shared("healthy", Some("s3cret"));
+    let base = serve(state.clone());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hcp"))
+        .args(["mirror", "--from", &base, "--root", t.root().to_str().unwrap(), "--interval", "50ms"])
+        .env("SUMMARY_TOKEN", "s3cret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let root = DataRoot::open(t.root()).unwrap();
+    let status = |root: &DataRoot| root.read_world().ok().and_then(|(s, _)| s).map(|s| s.services["edge-1"]["mosquitto"].status);
+    let result = std::panic::catch_unwind(|| {
+        wait_for("the first mirrored world", Duration::from_secs(20), || status(&root).filter(|s| *s == homelab_core::ServiceStatus::Healthy));
+        wait_for("a conditional request answered 304", Duration::from_secs(20), || (state.lock().unwrap().not_modified > 0).then_some(()));
+        {
+            let mut s = state.lock().unwrap();
+            s.doc = doc("unhealthy");
+            s.etag = "\"v2\"".into();
+        }
+        wait_for("the change mirrored", Duration::from_secs(20), || status(&root).filter(|s| *s == homelab_core::ServiceStatus::Unhealthy));
+        let hb = wait_for("the mirror heartbeat", Duration::from_secs(20), || root.read_heartbeats().ok()?.remove("hcp-mirror"));
+        assert_eq!(hb["daemon"], "hcp-mirror");
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    result.unwrap();
+    let s = state.lock().unwrap();
+    assert_eq!(s.ok, 2, "one full answer per version");
+    assert!(s.saw_if_none_match >= 2);
+}
+
+#[test]
+fn once_with_a_wrong_token_fails_and_writes_nothing() {
+    let t = TempRoot::new();
+    let base = serve(shared("healthy", Some("right")));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hcp"))
+        .args(["mirror", "--once", "--from", &base, "--root", t.root().to_str().unwrap(), "--token", "wrong"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("401 Unauthorized (hint: set SUMMARY_TOKEN"), "{}", text(&out));
+    assert!(!text(&out).contains("wrong"), "the token is never printed: {}", text(&out));
+    assert!(!t.root().join("world/services.json").exists());
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hcp"))
+        .args(["mirror", "--once", "--from", &base, "--root", t.root().to_str().unwrap(), "--token", "right"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(t.root().join("world/services.json").exists());
+}
