@@ -1,5 +1,6 @@
-//! `hcp health --daemon NAME`: a container healthcheck that reads the daemon's heartbeat file
-//! and exits non-zero when it is missing or old.
+//! `hcp health --daemon NAME` / `hcp health --url URL`: container healthchecks without curl.
+//! The first reads the daemon's heartbeat file and exits non-zero when it is missing or old;
+//! the second asks an HTTP endpoint (the UI's `/healthz`) and exits non-zero unless it answers 2xx.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,12 +11,16 @@ use homelab_core::Heartbeat;
 use crate::RootArg;
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["daemon", "url"])))]
 pub struct HealthArgs {
     #[command(flatten)]
     pub root: RootArg,
     /// The daemon whose heartbeat to read: `state/heartbeat/<NAME>.json`.
     #[arg(long, value_name = "NAME")]
-    pub daemon: String,
+    pub daemon: Option<String>,
+    /// Instead of a heartbeat, GET this URL (5 s timeout) and expect a 2xx answer.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
     /// Call the heartbeat old past this age; default: three of the daemon's own intervals.
     #[arg(long, value_parser = homelab_core::duration::parse_duration)]
     pub max_age: Option<Duration>,
@@ -36,12 +41,16 @@ pub fn judge(hb: &Heartbeat, now: homelab_core::Timestamp, max_age: Option<Durat
     }
 }
 
-pub fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
-    homelab_core::validate_name(&args.daemon).map_err(|e| anyhow::anyhow!("--daemon: {e}"))?;
-    let path = args.root.root.join("state/heartbeat").join(format!("{}.json", args.daemon));
+pub async fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &args.url {
+        return probe(url).await;
+    }
+    let daemon = args.daemon.as_deref().unwrap_or_default();
+    homelab_core::validate_name(daemon).map_err(|e| anyhow::anyhow!("--daemon: {e}"))?;
+    let path = args.root.root.join("state/heartbeat").join(format!("{daemon}.json"));
     let hb: Option<Heartbeat> = homelab_store::read_json_file(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let Some(hb) = hb else {
-        println!("{}: no heartbeat at {} (not started yet, or a different --root)", args.daemon, path.display());
+        println!("{daemon}: no heartbeat at {} (not started yet, or a different --root)", path.display());
         return Ok(ExitCode::FAILURE);
     };
     match judge(&hb, chrono::Utc::now(), args.max_age) {
@@ -51,6 +60,24 @@ pub fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
         }
         Err(msg) => {
             println!("{msg}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn probe(url: &str) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    match client.get(url).send().await {
+        Ok(resp) if resp.status().is_success() => {
+            println!("{url}: {}", resp.status());
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(resp) => {
+            println!("{url}: {}", resp.status());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            println!("{url}: {e}");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -43,7 +43,7 @@ pub enum Command {
     Actions(actions::ActionsArgs),
     /// Mirror another control plane's world state by polling its /summary.
     Mirror(mirror::MirrorArgs),
-    /// Exit 0 when a daemon's heartbeat is fresh, 1 when it is old or missing (for healthchecks).
+    /// Exit 0 when a daemon's heartbeat is fresh (or a URL answers 2xx), else 1: for healthchecks.
     Health(health::HealthArgs),
     /// Run observer, supervisor, executor, UI and a local node agent in one process.
     Up(up::UpArgs),
@@ -56,7 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check::run(&a),
         Command::Actions(a) => actions::run(&a),
         Command::Mirror(a) => mirror::run(a, homelab_store::daemon::shutdown_token()).await,
-        Command::Health(a) => health::run(&a),
+        Command::Health(a) => health::run(&a).await,
         Command::Up(a) => up::run(a, homelab_store::daemon::shutdown_token()).await,
     }
 }

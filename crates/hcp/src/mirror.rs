@@ -56,19 +56,36 @@ pub fn summary_url(from: &str) -> String {
 }
 
 /// Takes world state out of a `/summary` document: `nodes` and `services` at the top level
-/// (or under `world`), in the same shapes as `world/nodes.json` and `world/services.json`.
+/// (or under `world`), in the shapes of `world/nodes.json` and `world/services.json`.
+///
+/// The UI's summary is a view, not a copy of the files, so three things are bridged here:
+/// its time is `world_generated_at` (or `generated_at`); a service carries no `last_event_id`
+/// (the nil UUID stands in); and nodes that hosts/ names but that never reported
+/// (`last_seen: null`) are left out, as the observer's own `world/nodes.json` would.
 pub fn world_from_summary(doc: &serde_json::Value, now: Timestamp) -> anyhow::Result<(ServicesFile, NodesFile)> {
     let part = |key: &str| doc.get(key).or_else(|| doc.get("world").and_then(|w| w.get(key))).cloned();
-    let generated_at = doc
-        .get("generated_at")
-        .and_then(|v| v.as_str())
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    let generated_at = ["world_generated_at", "generated_at"]
+        .iter()
+        .filter_map(|k| doc.get(*k).and_then(|v| v.as_str()))
+        .find_map(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map_or(now, |t| t.to_utc());
-    let Some(services) = part("services") else { bail!("the summary has no \"services\"") };
-    let Some(nodes) = part("nodes") else { bail!("the summary has no \"nodes\"") };
+    let Some(mut services) = part("services") else { bail!("the summary has no \"services\"") };
+    let Some(mut nodes) = part("nodes") else { bail!("the summary has no \"nodes\"") };
+    if let Some(by_node) = services.as_object_mut() {
+        for svc in by_node.values_mut().filter_map(|s| s.as_object_mut()).flat_map(|s| s.values_mut()).filter_map(|s| s.as_object_mut()) {
+            svc.entry("last_event_id").or_insert_with(|| uuid_nil().into());
+        }
+    }
+    if let Some(by_name) = nodes.as_object_mut() {
+        by_name.retain(|_, n| n.get("last_seen").is_some_and(|v| !v.is_null()));
+    }
     let services = serde_json::from_value(services).context("the summary's \"services\" is not in the world/services.json shape")?;
     let nodes = serde_json::from_value(nodes).context("the summary's \"nodes\" is not in the world/nodes.json shape")?;
     Ok((ServicesFile { generated_at, services }, NodesFile { generated_at, nodes }))
+}
+
+fn uuid_nil() -> &'static str {
+    "00000000-0000-0000-0000-000000000000"
 }
 
 /// One poll: `GET /summary` with `If-None-Match: etag`, and on `200` the world files written.

@@ -3,6 +3,7 @@
 mod actions;
 mod check;
 mod compose;
+mod health;
 mod mirror;
 
 use std::path::Path;

@@ -44,18 +44,25 @@ async fn summary(State(s): State<Shared>, headers: HeaderMap) -> Response {
     ([(header::ETAG, s.etag.clone()), (header::CONTENT_TYPE, "application/json".into())], s.doc.to_string()).into_response()
 }
 
-/// A summary document as the UI serves it: world state plus drift, actions and counts.
+/// A summary document shaped as the UI serves it: world state as a view (no `last_event_id`,
+/// a `desired` flag, a node hosts/ names that never reported) plus drift, actions and counts.
 fn doc(status: &str) -> serde_json::Value {
     serde_json::json!({
-        "generated_at": "2026-05-27T14:03:11.123Z",
-        "nodes": { "edge-1": { "last_seen": "2026-05-27T14:03:10.000Z", "status": "up", "disk_pressure": "ok", "disks": null, "agent_version": "0.0.0", "uptime_secs": 12 } },
+        "version": 1,
+        "world_generated_at": "2026-05-27T14:03:11.123Z",
+        "nodes": {
+            "edge-1": { "last_seen": "2026-05-27T14:03:10.000Z", "status": "up", "disk_pressure": "ok", "agent_version": "0.0.0", "desired": true },
+            "edge-2": { "last_seen": null, "status": "stale", "disk_pressure": null, "agent_version": null, "desired": true }
+        },
         "services": { "edge-1": { "mosquitto": {
             "status": status, "reason": if status == "healthy" { serde_json::Value::Null } else { "port_unreachable".into() },
             "detail": null, "since": "2026-05-27T14:00:00.000Z", "last_event_at": "2026-05-27T14:03:00.000Z",
-            "last_event_id": "7d0c1f5e-0000-4000-8000-000000000001", "consecutive_failures": 0 } } },
-        "drift": [],
-        "actions": { "pending": [], "approved": [], "running": [] },
-        "counts": { "nodes": 1, "services": 1 }
+            "consecutive_failures": 0, "desired": true } } },
+        "drift": [{ "node": "edge-2", "service": null, "kind": "node_unreachable", "trigger": "never_seen", "root_cause": null, "since": null, "action_id": null }],
+        "actions": { "pending": [], "approved": [], "running": [], "recent": [] },
+        "counts": { "nodes": 2, "services": 1 },
+        "daemons": {},
+        "config_errors": []
     })
 }
 
@@ -90,7 +97,9 @@ async fn a_poll_writes_world_files_and_the_next_one_is_not_modified() {
     let (services, nodes) = root.read_world().unwrap();
     let services = services.expect("world/services.json");
     assert_eq!(services.services["edge-1"]["mosquitto"].status, homelab_core::ServiceStatus::Healthy);
-    assert_eq!(nodes.expect("world/nodes.json").nodes["edge-1"].status, homelab_core::NodeStatus::Up);
+    let nodes = nodes.expect("world/nodes.json");
+    assert_eq!(nodes.nodes["edge-1"].status, homelab_core::NodeStatus::Up);
+    assert!(!nodes.nodes.contains_key("edge-2"), "a node that never reported is not in world/nodes.json");
     assert_eq!(homelab_core::rfc3339(services.generated_at), "2026-05-27T14:03:11.123Z");
 
     let second = tokio::time::timeout(Duration::from_secs(20), poll_once(&client, &url, None, Some("\"v1\""), &root)).await.unwrap().unwrap();
