@@ -68,11 +68,13 @@ impl EventKind {
 }
 
 impl Event {
-    /// A new event with a fresh random id.
+    /// A new event with a fresh random id. The time is cut to milliseconds, the precision
+    /// events have on disk and in file names.
     pub fn new(ts: Timestamp, node: &str, kind: &str, service: Option<&str>) -> Event {
+        use chrono::SubsecRound;
         Event {
             id: Uuid::new_v4(),
-            ts,
+            ts: ts.trunc_subsecs(3),
             node: node.to_owned(),
             kind: kind.to_owned(),
             service: service.map(str::to_owned),

@@ -1,0 +1,26 @@
+//! `control-plane-observer`: folds event files into world state.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "control-plane-observer", version, about = "Folds event files into world state (world/services.json, world/nodes.json).")]
+struct Cli {
+    #[command(flatten)]
+    config: control_plane_observer::Config,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    homelab_store::daemon::init_tracing();
+    let shutdown = homelab_store::daemon::shutdown_token();
+    match control_plane_observer::run(cli.config, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("control-plane-observer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
