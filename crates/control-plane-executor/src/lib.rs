@@ -1,3 +1,294 @@
-//! tracing-subscriber
+//! The executor: claims approved actions and runs them — container restarts through the Docker
+//! API, compose redeploys, disk cleanups — on this host or on remote nodes over SSH.
 //!
-//! Not built yet: its issue comes later. The binary says so and exits non-zero.
+//! The loop: watch `actions/approved/`, world/ and hosts/ (notifications are hints, plus a
+//! periodic rescan); for each approved action whose node is idle, pass the health gate (guarded
+//! actions only), take the action's run lock, claim it by renaming it into running/ (exactly one
+//! executor wins), and run it in its own task. One action per node at a time, a bounded number
+//! of nodes in parallel.
+
+pub mod docker;
+pub mod gate;
+pub mod remote;
+pub mod runner;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use homelab_core::{Action, ActionState, HistoryEntry, HostFile, Risk};
+use homelab_store::DataRoot;
+use homelab_store::hosts::{HostsLoad, load_hosts};
+use homelab_store::watch::Watcher;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::runner::{ACTOR, Ctx};
+
+fn duration(s: &str) -> Result<Duration, String> {
+    homelab_core::duration::parse_duration(s)
+}
+
+/// `control-plane-executor --root DIR --hosts DIR [--once]`; every flag also from the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// The data root.
+    #[arg(long, env = "HOMELAB_ROOT", default_value = "/opt/homelab")]
+    pub root: PathBuf,
+    /// The desired state: `<dir>/<node>/services.yaml`.
+    #[arg(long, env = "HOSTS_DIR")]
+    pub hosts: PathBuf,
+    /// Run every approved action that may run now to its end, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Record what would run, run nothing.
+    #[arg(long, env = "EXECUTOR_DRY_RUN")]
+    pub dry_run: bool,
+    /// Time limit per action (`300s`, `5m`).
+    #[arg(long, env = "ACTION_TIMEOUT", default_value = "300s", value_parser = duration)]
+    pub action_timeout: Duration,
+    /// How long to watch world state for the target to report healthy after success; `0` skips.
+    #[arg(long, env = "VERIFY_TIMEOUT", default_value = "120s", value_parser = duration)]
+    pub verify_timeout: Duration,
+    /// Private key for SSH to remote nodes (a host's `ssh.identity_file` wins).
+    #[arg(long, env = "SSH_KEY")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file for strict host-key checking (a host's `ssh.known_hosts` wins).
+    #[arg(long, env = "SSH_KNOWN_HOSTS")]
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// Time limit for opening an SSH connection.
+    #[arg(long, env = "SSH_CONNECT_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub ssh_connect_timeout: Duration,
+    /// The local Docker engine's socket.
+    #[arg(long, env = "DOCKER_SOCKET", default_value = "/var/run/docker.sock")]
+    pub docker_socket: PathBuf,
+    /// How many nodes may run an action at the same time.
+    #[arg(long, env = "EXECUTOR_MAX_PARALLEL_NODES", default_value_t = 4)]
+    pub max_parallel_nodes: usize,
+    /// Full rescan of approved/ even without notifications.
+    #[arg(long, env = "EXECUTOR_RESCAN_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub rescan_interval: Duration,
+    /// How often the heartbeat is written while idle.
+    #[arg(long, env = "EXECUTOR_HEARTBEAT_INTERVAL", default_value = "15s", value_parser = duration)]
+    pub heartbeat_interval: Duration,
+    /// Only prune containers and images carrying this label (`key` or `key=value`). Unset: prune
+    /// every stopped container and dangling image, as `docker system prune` would.
+    #[arg(long, env = "EXECUTOR_PRUNE_LABEL")]
+    pub prune_label: Option<String>,
+}
+
+/// How long notifications are gathered into one batch: short, because claim latency is the
+/// figure that matters here and a pass over approved/ is cheap.
+const DEBOUNCE: Duration = Duration::from_millis(1);
+
+/// Runs the executor until `shutdown` (or, with `--once`, until every runnable action has ended).
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let root = DataRoot::open(&config.root).with_context(|| format!("cannot open the data root {}", config.root.display()))?;
+    let mut last_good: BTreeMap<String, HostFile> = BTreeMap::new();
+    let first = load_hosts(&config.hosts, &last_good)
+        .with_context(|| format!("cannot read hosts folder {} (set --hosts or HOSTS_DIR)", config.hosts.display()))?;
+    for e in &first.errors {
+        tracing::error!(error = %e, "invalid hosts file; its last good version stays in force");
+    }
+    last_good.clone_from(&first.in_force);
+
+    let ctx = Arc::new(Ctx::new(
+        root.clone(),
+        config.dry_run,
+        config.action_timeout,
+        config.verify_timeout,
+        config.docker_socket.clone(),
+        config.prune_label.clone(),
+        remote::SshDefaults { key: config.ssh_key.clone(), known_hosts: config.ssh_known_hosts.clone(), connect_timeout: config.ssh_connect_timeout },
+    ));
+    let swept = runner::sweep_interrupted(&ctx).context("cannot read actions/running")?;
+    tracing::info!(dry_run = config.dry_run, interrupted = swept, "executor started");
+
+    let mut watcher = Watcher::new(
+        &[(&root.action_dir(ActionState::Approved), false), (&root.world_dir(), false), (&config.hosts, true)],
+        config.rescan_interval,
+    )
+    .context("cannot watch the data root")?;
+
+    let started_at = chrono::Utc::now();
+    let tasks = TaskTracker::new();
+    let work_stop = shutdown.child_token();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    let slots = Arc::new(Semaphore::new(config.max_parallel_nodes.max(1)));
+    let mut busy: HashSet<String> = HashSet::new();
+    let mut hosts = first;
+    let mut next_heartbeat = tokio::time::Instant::now();
+
+    loop {
+        let dispatched = pass(&ctx, &config, &mut hosts, &mut last_good, &mut busy, &slots, &done_tx, &tasks, &work_stop);
+        if tokio::time::Instant::now() >= next_heartbeat {
+            heartbeat(&ctx, &config, started_at, &hosts, &busy);
+            next_heartbeat = tokio::time::Instant::now() + config.heartbeat_interval;
+        }
+        if config.once && busy.is_empty() && dispatched == 0 {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(node) = done_rx.recv() => {
+                busy.remove(&node);
+                while let Ok(node) = done_rx.try_recv() {
+                    busy.remove(&node);
+                }
+                // An action ended: say so at once rather than at the next tick.
+                next_heartbeat = tokio::time::Instant::now();
+            }
+            batch = watcher.next_batch(DEBOUNCE) => {
+                if batch.is_none() {
+                    anyhow::bail!("the file watcher stopped");
+                }
+            }
+            _ = tokio::time::sleep_until(next_heartbeat) => {}
+        }
+    }
+
+    // Running actions see the cancellation, record themselves as interrupted and end.
+    work_stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    ctx.pool.close_all().await;
+    heartbeat(&ctx, &config, started_at, &hosts, &HashSet::new());
+    tracing::info!("executor stopped");
+    Ok(())
+}
+
+/// One scan of approved/: dispatches every action that may start now. Returns how many started.
+#[allow(clippy::too_many_arguments)]
+fn pass(
+    ctx: &Arc<Ctx>,
+    config: &Config,
+    hosts: &mut HostsLoad,
+    last_good: &mut BTreeMap<String, HostFile>,
+    busy: &mut HashSet<String>,
+    slots: &Arc<Semaphore>,
+    done_tx: &mpsc::UnboundedSender<String>,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) -> usize {
+    let approved = match ctx.root.list_actions(ActionState::Approved) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list approved actions");
+            return 0;
+        }
+    };
+    if approved.is_empty() {
+        return 0;
+    }
+    match load_hosts(&config.hosts, last_good) {
+        Ok(load) => {
+            last_good.clone_from(&load.in_force);
+            *hosts = load;
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read hosts/; keeping what was in force"),
+    }
+    let (services, nodes) = ctx.root.read_world().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read world state; guarded actions wait");
+        (None, None)
+    });
+    let mut actions: Vec<Action> = approved.into_iter().map(|s| s.action).collect();
+    actions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+
+    let now = chrono::Utc::now();
+    let mut started = 0;
+    for action in actions {
+        if busy.contains(&action.node) {
+            continue;
+        }
+        let host = hosts.desired.hosts.get(&action.node).cloned();
+        if let Some(host) = &host
+            && action.risk == Risk::Guarded
+            && let Err(reason) = gate::check(&action, host, services.as_ref(), nodes.as_ref(), now)
+        {
+            note_wait(ctx, &action, &reason);
+            continue;
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else { break };
+        // The run lock first, then the claim: a starting executor's sweep never fails an action
+        // we are about to run, and a held lock means another executor is on it.
+        let run_lock = match ctx.root.try_lock_run(&action.id) {
+            Ok(Some(l)) => l,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(action = %action.id, error = %e, "cannot take the run lock");
+                continue;
+            }
+        };
+        let note = Some(format!("claimed by executor pid {}", std::process::id()));
+        let claimed = match ctx.root.transition(&action.id, ActionState::Approved, ActionState::Running, chrono::Utc::now(), ACTOR, note, |_| {}) {
+            Ok(a) => a,
+            Err(homelab_store::TransitionError::NotInState { .. } | homelab_store::TransitionError::AlreadyExists { .. }) => {
+                // Another executor won the rename (or an operator moved it): back off quietly.
+                ctx.counters.claims_lost.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(action = %action.id, error = %e, "cannot claim action");
+                continue;
+            }
+        };
+        ctx.counters.claimed.fetch_add(1, Ordering::Relaxed);
+        started += 1;
+        busy.insert(claimed.node.clone());
+        let span = tracing::info_span!("action", id = %claimed.id, node = %claimed.node, kind = %claimed.kind);
+        let (ctx, done_tx, stop) = (ctx.clone(), done_tx.clone(), stop.clone());
+        tasks.spawn(
+            async move {
+                tracing::info!("claimed");
+                let node = claimed.node.clone();
+                runner::execute(ctx, claimed, host, run_lock, stop).await;
+                drop(slot);
+                let _ = done_tx.send(node);
+            }
+            .instrument(span),
+        );
+    }
+    started
+}
+
+/// Records once in the action's history why it waits; repeats only when the reason changes.
+fn note_wait(ctx: &Ctx, action: &Action, reason: &str) {
+    let last_note = |a: &Action| a.history.last().and_then(|h| h.note.clone());
+    if last_note(action).as_deref() == Some(reason) {
+        return;
+    }
+    ctx.counters.gated.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(action = %action.id, reason, "guarded action waits");
+    let r = ctx.root.update_active(&action.id, ActionState::Approved, |a| {
+        if last_note(a).as_deref() != Some(reason) {
+            a.history.push(HistoryEntry { state: ActionState::Approved, at: chrono::Utc::now(), by: ACTOR.to_owned(), note: Some(reason.to_owned()) });
+        }
+    });
+    if let Err(e) = r {
+        tracing::debug!(action = %action.id, error = %e, "cannot note why the action waits");
+    }
+}
+
+fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, hosts: &HostsLoad, busy: &HashSet<String>) {
+    let mut running: Vec<&String> = busy.iter().collect();
+    running.sort();
+    let hb = homelab_core::Heartbeat {
+        daemon: "executor".into(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_at,
+        last_loop_at: chrono::Utc::now(),
+        interval_secs: config.heartbeat_interval.as_secs().max(1),
+        counters: ctx.counters.snapshot(),
+        config_errors: hosts.errors.clone(),
+        extra: serde_json::json!({ "dry_run": config.dry_run, "busy_nodes": running }),
+    };
+    if let Err(e) = ctx.root.write_heartbeat("executor", &hb) {
+        tracing::warn!(error = %e, "cannot write heartbeat");
+    }
+}

@@ -1,8 +1,27 @@
-//! `control-plane-executor`: not built yet.
+//! `control-plane-executor`: parses flags and environment, then runs the executor until
+//! SIGTERM/Ctrl-C (or, with `--once`, until every runnable approved action has ended).
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("control-plane-executor: not implemented yet in this version of the control plane (see README.md)");
-    ExitCode::from(2)
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "control-plane-executor", version, about = "Claims approved actions and runs them: container restarts, compose redeploys, disk cleanups.")]
+struct Cli {
+    #[command(flatten)]
+    config: control_plane_executor::Config,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    homelab_store::daemon::init_tracing();
+    let shutdown = homelab_store::daemon::shutdown_token();
+    match control_plane_executor::run(cli.config, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("control-plane-executor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

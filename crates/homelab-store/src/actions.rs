@@ -208,6 +208,29 @@ struct ActionLock {
     _file: File,
 }
 
+/// Held by the process that is running an action, for as long as it runs it. The kernel drops
+/// it when that process dies, so a starting executor can tell an action whose runner is gone
+/// (lock free) from one another live executor is running right now (lock held).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl DataRoot {
+    /// Tries to take the run lock of action `id` (`actions/.locks/<id>.run`) without waiting:
+    /// `Ok(None)` when another process holds it.
+    pub fn try_lock_run(&self, id: &str) -> io::Result<Option<RunLock>> {
+        validate_action_id(id).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let path = self.actions_dir().join(".locks").join(format!("{id}.run"));
+        let file = File::options().create(true).truncate(false).write(true).open(&path)?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(RunLock { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 fn io_err(id: &str, source: io::Error) -> TransitionError {
     TransitionError::Io { id: id.to_owned(), source }
 }

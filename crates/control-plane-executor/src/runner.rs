@@ -1,0 +1,431 @@
+//! Running one claimed action to its end: the work itself (Docker API, compose), its timeout and
+//! output, the verification against world state, and the final move to completed/ or failed/.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::Docker;
+use homelab_core::action::{ActionResult, output_tail};
+use homelab_core::{Action, ActionState, ActionType, DiskLevel, HostSpec, ServiceStatus, Timestamp};
+use homelab_store::DataRoot;
+use homelab_store::actions::RunLock;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::remote::{self, SshDefaults};
+
+/// Who the executor is in history entries.
+pub const ACTOR: &str = "executor";
+/// The history note (and error prefix) of an action whose run was cut short by the executor stopping.
+pub const INTERRUPTED: &str = "executor_interrupted";
+
+/// Settings and shared handles every action run uses.
+pub struct Ctx {
+    pub root: DataRoot,
+    pub dry_run: bool,
+    pub action_timeout: Duration,
+    pub verify_timeout: Duration,
+    pub docker_socket: PathBuf,
+    pub prune_label: Option<String>,
+    pub ssh: SshDefaults,
+    pub pool: remote::Pool,
+    local_docker: tokio::sync::Mutex<Option<Docker>>,
+    pub counters: Counters,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub claimed: AtomicU64,
+    pub claims_lost: AtomicU64,
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    pub interrupted: AtomicU64,
+    pub gated: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        [
+            ("actions_claimed", &self.claimed),
+            ("claims_lost", &self.claims_lost),
+            ("actions_completed", &self.completed),
+            ("actions_failed", &self.failed),
+            ("actions_interrupted", &self.interrupted),
+            ("gate_waits", &self.gated),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.load(Ordering::Relaxed)))
+        .collect()
+    }
+}
+
+impl Ctx {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        root: DataRoot,
+        dry_run: bool,
+        action_timeout: Duration,
+        verify_timeout: Duration,
+        docker_socket: PathBuf,
+        prune_label: Option<String>,
+        ssh: SshDefaults,
+    ) -> Ctx {
+        Ctx {
+            root,
+            dry_run,
+            action_timeout,
+            verify_timeout,
+            docker_socket,
+            prune_label,
+            ssh,
+            pool: remote::Pool::default(),
+            local_docker: tokio::sync::Mutex::new(None),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The Docker engine of a node: the local socket, or the node's socket forwarded over SSH.
+    async fn docker_for(&self, host: &HostSpec) -> Result<Docker, String> {
+        let timeout = self.action_timeout;
+        match &host.ssh {
+            Some(t) => Ok(self.pool.get(&host.node, t, &self.ssh, timeout).await?.docker.clone()),
+            None => {
+                let mut cached = self.local_docker.lock().await;
+                if let Some(d) = cached.as_ref() {
+                    return Ok(d.clone());
+                }
+                let d = crate::docker::connect(&self.docker_socket, timeout).await?;
+                *cached = Some(d.clone());
+                Ok(d)
+            }
+        }
+    }
+}
+
+/// The output of a run, kept to its tail as it arrives (a chatty compose cannot fill memory).
+#[derive(Clone, Default)]
+pub struct Tail(Arc<Mutex<Vec<u8>>>);
+
+impl Tail {
+    pub fn push(&self, bytes: &[u8]) {
+        let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        buf.extend_from_slice(bytes);
+        let keep = 2 * homelab_core::action::OUTPUT_TAIL_BYTES;
+        if buf.len() > keep {
+            let cut = buf.len() - keep;
+            buf.drain(..cut);
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        output_tail(&String::from_utf8_lossy(&buf))
+    }
+}
+
+async fn pump(mut r: impl AsyncRead + Unpin, tail: &Tail) {
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = r.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        tail.push(&chunk[..n]);
+    }
+}
+
+/// What a successful run produced besides its output.
+#[derive(Debug, Default)]
+struct Outcome {
+    exit_status: Option<i64>,
+    bytes_reclaimed: Option<u64>,
+}
+
+/// Runs a claimed action (it is in running/) to its end and moves it to completed/ or failed/.
+/// `host` is `None` when the node is not in desired state (the action fails, naming that).
+pub async fn execute(ctx: Arc<Ctx>, action: Action, host: Option<HostSpec>, run_lock: RunLock, shutdown: CancellationToken) {
+    let started = chrono::Utc::now();
+    let tail = Tail::default();
+    let mut interrupted = false;
+    let outcome: Result<Outcome, String> = match &host {
+        None => Err(format!("node {} is not in desired state (no hosts/*/services.yaml describes it)", action.node)),
+        Some(host) if ctx.dry_run => {
+            tail.push(describe(&action, host).as_bytes());
+            Ok(Outcome::default())
+        }
+        Some(host) => {
+            tokio::select! {
+                r = tokio::time::timeout(ctx.action_timeout, perform(&ctx, &action, host, &tail)) => match r {
+                    Ok(r) => r,
+                    Err(_) => Err(format!("{} on node {} timed out after {}s", action.kind, action.node, ctx.action_timeout.as_secs())),
+                },
+                _ = shutdown.cancelled() => {
+                    interrupted = true;
+                    Err(format!("{INTERRUPTED}: the executor was shut down while this action ran"))
+                }
+            }
+        }
+    };
+    let finished = chrono::Utc::now();
+    let mut result = ActionResult {
+        ok: outcome.is_ok(),
+        output: tail.text(),
+        started_at: Some(started),
+        finished_at: Some(finished),
+        dry_run: ctx.dry_run,
+        ..Default::default()
+    };
+    match &outcome {
+        Ok(o) => {
+            result.exit_status = o.exit_status;
+            result.bytes_reclaimed = o.bytes_reclaimed;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "action failed");
+            result.error = Some(e.clone());
+            if let Some(code) = exit_code_in(e) {
+                result.exit_status = Some(code);
+            }
+        }
+    }
+
+    if result.ok && !ctx.dry_run && !ctx.verify_timeout.is_zero() {
+        // Keep what we know on disk while we wait, so a reader sees the run has ended.
+        let r = result.clone();
+        if let Err(e) = ctx.root.update_active(&action.id, ActionState::Running, |a| a.result = Some(r)) {
+            tracing::warn!(error = %e, "cannot record the result before verification");
+        }
+        result.verified = Some(verify(&ctx, &action, finished, &shutdown).await);
+    }
+
+    let (to, note) = if result.ok {
+        (ActionState::Completed, None)
+    } else if interrupted {
+        (ActionState::Failed, Some(INTERRUPTED.to_owned()))
+    } else {
+        (ActionState::Failed, result.error.clone())
+    };
+    let counter = if result.ok { &ctx.counters.completed } else { &ctx.counters.failed };
+    match ctx.root.transition(&action.id, ActionState::Running, to, chrono::Utc::now(), ACTOR, note, move |a| a.result = Some(result)) {
+        Ok(_) => {
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(state = %to, "action finished");
+        }
+        Err(e) => tracing::error!(error = %e, "cannot record the end of the action"),
+    }
+    drop(run_lock);
+}
+
+/// The status in a compose failure message, so `result.exit_status` carries it too.
+fn exit_code_in(error: &str) -> Option<i64> {
+    let rest = error.split("exit status ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit() && c != '-').next()?.parse().ok()
+}
+
+/// What a dry run records: the work it would do, in words.
+fn describe(action: &Action, host: &HostSpec) -> String {
+    let where_ = match &host.ssh {
+        Some(t) => format!("on node {} over SSH ({})", host.node, remote::shown(t)),
+        None => format!("on node {} (local)", host.node),
+    };
+    let service = action.service.as_deref().unwrap_or("-");
+    let spec = host.services.get(service);
+    match action.kind {
+        ActionType::ContainerRestart => match spec {
+            Some(s) if !s.containers.is_empty() => format!("dry run: would restart containers {} {where_}\n", s.containers.join(", ")),
+            _ => format!("dry run: would restart the containers labelled com.docker.compose.service={service} {where_}\n"),
+        },
+        ActionType::Redeploy => {
+            let dir = spec.and_then(|s| s.compose_dir.as_deref()).unwrap_or("(no compose_dir)");
+            format!("dry run: would run `{}` in {dir} {where_}\n", compose_argv(host).join(" "))
+        }
+        ActionType::DiskCleanup => format!("dry run: would prune stopped containers, dangling images and build cache {where_}\n"),
+    }
+}
+
+fn compose_argv(host: &HostSpec) -> Vec<String> {
+    let mut argv = host.compose_command.clone();
+    argv.extend(["up", "-d", "--force-recreate"].map(String::from));
+    argv
+}
+
+async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Result<Outcome, String> {
+    let node = &host.node;
+    let service_spec = || {
+        let name = action.service.as_deref().ok_or_else(|| format!("{} action {} names no service", action.kind, action.id))?;
+        let spec = host.services.get(name).ok_or_else(|| format!("service {name} is not in the desired state of node {node}"))?;
+        Ok::<_, String>((name, spec))
+    };
+    match action.kind {
+        ActionType::ContainerRestart => {
+            let (name, spec) = service_spec()?;
+            let docker = ctx.docker_for(host).await?;
+            let done = crate::docker::restart_service(&docker, node, name, &spec.containers, spec.compose_dir.as_deref()).await?;
+            tail.push(done.output.as_bytes());
+            Ok(Outcome::default())
+        }
+        ActionType::Redeploy => {
+            let (name, spec) = service_spec()?;
+            let dir = spec.compose_dir.as_deref().ok_or_else(|| format!("service {name} on node {node} has no compose_dir: nothing to redeploy"))?;
+            let argv = compose_argv(host);
+            let status = match &host.ssh {
+                None => compose_local(&argv, dir, node, tail).await?,
+                Some(t) => {
+                    let remote = ctx.pool.get(node, t, &ctx.ssh, ctx.action_timeout).await?;
+                    compose_remote(&remote, &argv, dir, node, tail).await?
+                }
+            };
+            if status != 0 {
+                let last = tail.text().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
+                return Err(format!("`{}` in {dir} on node {node} failed with exit status {status}: {last}", argv.join(" ")));
+            }
+            Ok(Outcome { exit_status: Some(0), bytes_reclaimed: None })
+        }
+        ActionType::DiskCleanup => {
+            let allowed = host.disk.as_ref().and_then(|d| d.cleanup.as_ref()).is_some_and(|c| c.docker_prune);
+            if !allowed {
+                return Err(format!("disk.cleanup.docker_prune is not enabled for node {node}: nothing was pruned"));
+            }
+            let docker = ctx.docker_for(host).await?;
+            let done = crate::docker::prune(&docker, node, ctx.prune_label.as_deref()).await?;
+            tail.push(done.output.as_bytes());
+            Ok(Outcome { exit_status: None, bytes_reclaimed: done.bytes_reclaimed })
+        }
+    }
+}
+
+/// Runs the compose argv in `dir` on this host; returns its exit status.
+async fn compose_local(argv: &[String], dir: &str, node: &str, tail: &Tail) -> Result<i64, String> {
+    if !Path::new(dir).is_dir() {
+        return Err(format!("compose_dir {dir} of node {node} does not exist"));
+    }
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run `{}` in {dir} on node {node}: {e}", argv.join(" ")))?;
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let (status, _, _) = tokio::join!(child.wait(), async {
+        if let Some(o) = out {
+            pump(o, tail).await
+        }
+    }, async {
+        if let Some(e) = err {
+            pump(e, tail).await
+        }
+    });
+    let status = status.map_err(|e| format!("waiting for `{}` on node {node}: {e}", argv.join(" ")))?;
+    Ok(status.code().map(i64::from).unwrap_or(-1))
+}
+
+/// Runs the compose argv in `dir` on a remote node. The remote shell only ever sees a fixed
+/// script; the folder and every argument travel as separate, quoted positional parameters.
+async fn compose_remote(remote: &remote::Remote, argv: &[String], dir: &str, node: &str, tail: &Tail) -> Result<i64, String> {
+    let mut cmd = remote.session.command("sh");
+    cmd.arg("-c")
+        .arg(r#"cd -- "$1" || exit 125; shift; exec "$@""#)
+        .arg("sh")
+        .arg(dir)
+        .args(argv)
+        .stdin(openssh::Stdio::null())
+        .stdout(openssh::Stdio::piped())
+        .stderr(openssh::Stdio::piped());
+    let mut child = cmd.spawn().await.map_err(|e| format!("cannot run compose on node {node} over SSH ({}): {}", remote.shown, remote::error_chain(&e)))?;
+    let (out, err) = (child.stdout().take(), child.stderr().take());
+    let (status, _, _) = tokio::join!(child.wait(), async {
+        if let Some(o) = out {
+            pump(o, tail).await
+        }
+    }, async {
+        if let Some(e) = err {
+            pump(e, tail).await
+        }
+    });
+    let status = status.map_err(|e| format!("compose on node {node} over SSH ({}): {}", remote.shown, remote::error_chain(&e)))?;
+    let code = status.code().map(i64::from).unwrap_or(-1);
+    if code == 125 {
+        return Err(format!("compose_dir {dir} does not exist on node {node}"));
+    }
+    Ok(code)
+}
+
+/// Watches world state until the target reports healthy after `ended`, or the verify timeout.
+async fn verify(ctx: &Ctx, action: &Action, ended: Timestamp, shutdown: &CancellationToken) -> bool {
+    let deadline = tokio::time::Instant::now() + ctx.verify_timeout;
+    loop {
+        if verified_now(&ctx.root, action, ended) {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return verified_now(&ctx.root, action, ended),
+            _ = shutdown.cancelled() => return false,
+            // World state is written by the observer at most every few hundred ms; polling it
+            // twice a second is plenty and costs one small read.
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+fn verified_now(root: &DataRoot, action: &Action, ended: Timestamp) -> bool {
+    let Ok((services, nodes)) = root.read_world() else { return false };
+    match &action.service {
+        Some(svc) => services
+            .and_then(|s| s.services.get(&action.node).and_then(|m| m.get(svc)).cloned())
+            .is_some_and(|s| s.status == ServiceStatus::Healthy && s.last_event_at > ended),
+        None => nodes
+            .and_then(|n| n.nodes.get(&action.node).cloned())
+            .is_some_and(|n| n.disk_pressure != Some(DiskLevel::High) && n.last_seen.is_some_and(|t| t > ended)),
+    }
+}
+
+/// At start: every action left in running/ whose runner is gone goes to failed/ with
+/// `executor_interrupted`. One that another live executor holds the run lock of is left alone.
+pub fn sweep_interrupted(ctx: &Ctx) -> std::io::Result<usize> {
+    let mut n = 0;
+    for stored in ctx.root.list_actions(ActionState::Running)? {
+        let id = stored.action.id.clone();
+        let Some(_lock) = ctx.root.try_lock_run(&id)? else {
+            tracing::info!(action = %id, "running action belongs to another live executor; left alone");
+            continue;
+        };
+        let now = chrono::Utc::now();
+        let r = ctx.root.transition(&id, ActionState::Running, ActionState::Failed, now, ACTOR, Some(INTERRUPTED.to_owned()), |a| {
+            let mut r = a.result.take().unwrap_or_default();
+            r.ok = false;
+            r.error = Some(format!(
+                "{INTERRUPTED}: the executor stopped while this action was running; it was not run again (check the node before approving it anew)"
+            ));
+            r.finished_at.get_or_insert(now);
+            a.result = Some(r);
+        });
+        match r {
+            Ok(_) => {
+                n += 1;
+                ctx.counters.interrupted.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(action = %id, "action was interrupted by an executor stop; moved to failed/");
+            }
+            Err(e) => tracing::warn!(action = %id, error = %e, "cannot fail an interrupted action"),
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exit_status_is_read_back_from_the_message() {
+        assert_eq!(super::exit_code_in("`docker-compose up -d --force-recreate` in /x on node a failed with exit status 1: boom"), Some(1));
+        assert_eq!(super::exit_code_in("container x not found"), None);
+    }
+
+    #[test]
+    fn tail_keeps_the_end() {
+        let t = super::Tail::default();
+        for _ in 0..300 {
+            t.push(&[b'a'; 1000]);
+        }
+        t.push(b"END");
+        let s = t.text();
+        assert!(s.len() <= homelab_core::action::OUTPUT_TAIL_BYTES && s.ends_with("END"));
+    }
+}
