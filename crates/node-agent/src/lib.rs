@@ -1,3 +1,499 @@
-//! tracing-subscriber
+//! The node agent: runs the health checks of `hosts/<node>/services.yaml` on every node and
+//! turns them into events for the control plane.
 //!
-//! Not built yet: its issue comes later. The binary says so and exits non-zero.
+//! - Every `CHECK_INTERVAL` a pass runs each monitored service's checks (concurrently, each
+//!   under its own timeout) and the node checks (disk pressure, read-only root). Each service's
+//!   event is emitted as soon as its own checks are done: a slow check delays nobody else.
+//! - The Docker events stream reports a dead or unhealthy container of a known service at once.
+//! - Events go to a data root (`--root`) or through a durable spool to the control plane
+//!   (`--control-plane`); failing checks also go to NATS when `NATS_URL` is set.
+//! - `GET /health?check=…` on `LISTEN_PORT` answers readiness probes.
+
+pub mod checks;
+pub mod docker_events;
+pub mod nats;
+pub mod node;
+pub mod readiness;
+pub mod sink;
+pub mod tracker;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::SubsecRound;
+use homelab_core::desired::{ConfigError, HostFile};
+use homelab_core::{DiskLevel, Event, HostSpec};
+use serde_json::json;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::checks::{CheckResult, Checker, service_verdict};
+use crate::nats::{HealthIssue, Publisher};
+use crate::sink::{Deliverer, Sink, Spool};
+use crate::tracker::{Source, Tracker, Verdict};
+
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    homelab_core::duration::parse_duration(s)
+}
+
+/// `node-agent --hosts DIR --node NAME (--root DIR | --control-plane URL) [--once]`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group = clap::ArgGroup::new("sink").required(true).multiple(false).args(["root", "control_plane"]))]
+pub struct Config {
+    /// The hosts/ folder; the agent reads hosts/<node>/services.yaml.
+    #[arg(long, env = "HOSTS_DIR", value_name = "DIR")]
+    pub hosts: PathBuf,
+    /// This node's name, as in hosts/.
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node: String,
+    /// Write events straight into this data root (when the agent runs on the control-plane host).
+    #[arg(long, env = "HOMELAB_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Send events to the control plane's ingest endpoint (`<URL>/api/v1/events`).
+    #[arg(long = "control-plane", env = "CONTROL_PLANE_URL", value_name = "URL")]
+    pub control_plane: Option<String>,
+    /// This node's ingest token (for --control-plane).
+    #[arg(long, env = "AGENT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding this node's ingest token (for --control-plane).
+    #[arg(long, env = "AGENT_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Where events wait while the control plane is unreachable.
+    #[arg(long, env = "SPOOL_DIR", value_name = "DIR", default_value = "/var/lib/homelab-agent/spool")]
+    pub spool_dir: PathBuf,
+    /// How often every check runs (`30s`, `2m`, or seconds).
+    #[arg(long, env = "CHECK_INTERVAL", value_parser = parse_duration, default_value = "30s")]
+    pub check_interval: Duration,
+    /// The readiness endpoint's port.
+    #[arg(long, env = "LISTEN_PORT", default_value_t = 25001)]
+    pub listen_port: u16,
+    /// The readiness endpoint's address.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0")]
+    pub listen_addr: IpAddr,
+    /// Publish failing checks on NATS subject homelab_health_issue.
+    #[arg(long, env = "NATS_URL", value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// One pass, deliver, exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// What the readiness endpoint and the Docker watcher share with the main loop.
+pub struct Shared {
+    pub checker: Checker,
+    spec: RwLock<Option<Arc<HostSpec>>>,
+}
+
+impl Shared {
+    /// The host file in force, if this node has one.
+    pub fn spec(&self) -> Option<Arc<HostSpec>> {
+        self.spec.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_spec(&self, spec: Option<Arc<HostSpec>>) {
+        *self.spec.write().unwrap_or_else(|e| e.into_inner()) = spec;
+    }
+}
+
+/// Messages into the main loop.
+pub enum Msg {
+    ServiceDone { pass: u64, service: String, results: Vec<CheckResult>, source: Source },
+    NodeDone { pass: u64, disks: Vec<node::DiskUsage>, root_readonly: Option<bool> },
+    ContainerDown { service: String, detail: String },
+    Recheck { service: String },
+}
+
+/// Runs the agent until `shutdown` (or one pass with `--once`), binding the readiness endpoint
+/// from the configuration.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = if config.once {
+        None
+    } else {
+        let addr = SocketAddr::new(config.listen_addr, config.listen_port);
+        Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (LISTEN_PORT / LISTEN_ADDR)"))?)
+    };
+    run_with_listener(config, shutdown, listener).await
+}
+
+/// Like [`run`], with the readiness endpoint on an already bound listener (tests bind
+/// 127.0.0.1:0; `None` serves no endpoint).
+pub async fn run_with_listener(config: Config, shutdown: CancellationToken, listener: Option<tokio::net::TcpListener>) -> anyhow::Result<()> {
+    homelab_core::validate_name(&config.node).map_err(|e| anyhow::anyhow!("--node / NODE_NAME {:?}: {e}", config.node))?;
+    if !config.hosts.is_dir() {
+        bail!("hosts folder {} does not exist (--hosts / HOSTS_DIR)", config.hosts.display());
+    }
+    let tasks = TaskTracker::new();
+    let (sink, deliverer) = open_sink(&config)?;
+    let nats = match &config.nats_url {
+        Some(url) => Some(Publisher::connect(url).await?),
+        None => None,
+    };
+    let shared = Arc::new(Shared { checker: Checker::new()?, spec: RwLock::new(None) });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut agent = Agent {
+        node: config.node.clone(),
+        hosts_dir: config.hosts.clone(),
+        sink,
+        nats,
+        shared: shared.clone(),
+        tracker: Tracker::default(),
+        tx,
+        started: Instant::now(),
+        last_good: BTreeMap::new(),
+        last_errors: Vec::new(),
+        disk_level: None,
+        pass: 0,
+        outstanding: 0,
+        reported: BTreeSet::new(),
+        waiting_issues: Vec::new(),
+        emit_failures: 0,
+    };
+
+    if config.once {
+        agent.start_pass();
+        agent.drain_pass(rx).await;
+        if let Some((deliverer, _)) = deliverer {
+            let left = deliverer.deliver_all().await;
+            if let Err(e) = left {
+                bail!("{e}; the events stay in {} and are sent by the next run", config.spool_dir.display());
+            }
+        }
+        if agent.emit_failures > 0 {
+            bail!("{} event(s) could not be written; see the log above", agent.emit_failures);
+        }
+        return Ok(());
+    }
+
+    if let Some((deliverer, wake)) = deliverer {
+        tasks.spawn(deliverer.run(wake, shutdown.clone()));
+    }
+    if let Some(listener) = listener {
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "readiness endpoint: GET /health?check=…");
+        let app = readiness::router(shared.clone());
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await {
+                tracing::error!(error = %e, "the readiness endpoint stopped");
+            }
+        });
+    }
+    // The host file must be in force before the watcher maps containers to services.
+    agent.reload_hosts();
+    tasks.spawn(docker_events::watch(shared.checker.clone(), shared.clone(), agent.tx.clone(), shutdown.clone()));
+    tracing::info!(node = %config.node, interval = ?config.check_interval, "node agent started");
+    agent.main_loop(rx, config.check_interval, shutdown.clone()).await;
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+fn open_sink(config: &Config) -> anyhow::Result<(Sink, Option<(Deliverer, Arc<Notify>)>)> {
+    if let Some(root) = &config.root {
+        let root = homelab_store::DataRoot::open(root).with_context(|| format!("cannot open the data root {} (--root / HOMELAB_ROOT)", root.display()))?;
+        return Ok((Sink::Root(root), None));
+    }
+    let url = config.control_plane.as_deref().context("either --root or --control-plane is needed")?;
+    let token = match (&config.token, &config.token_file) {
+        (Some(t), _) if !t.trim().is_empty() => t.trim().to_owned(),
+        (_, Some(file)) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read AGENT_TOKEN_FILE {}", file.display()))?
+            .trim()
+            .to_owned(),
+        _ => bail!("--control-plane needs this node's ingest token: set AGENT_TOKEN or AGENT_TOKEN_FILE"),
+    };
+    if token.is_empty() {
+        bail!("the agent token is empty: check AGENT_TOKEN / AGENT_TOKEN_FILE");
+    }
+    let spool = Arc::new(Spool::open(&config.spool_dir)?);
+    let wake = Arc::new(Notify::new());
+    let deliverer = Deliverer::new(spool.clone(), url, token)?;
+    Ok((Sink::Remote { spool, wake: wake.clone() }, Some((deliverer, wake))))
+}
+
+struct Agent {
+    node: String,
+    hosts_dir: PathBuf,
+    sink: Sink,
+    nats: Option<Publisher>,
+    shared: Arc<Shared>,
+    tracker: Tracker,
+    tx: mpsc::UnboundedSender<Msg>,
+    started: Instant,
+    last_good: BTreeMap<String, HostFile>,
+    last_errors: Vec<ConfigError>,
+    disk_level: Option<DiskLevel>,
+    /// The current pass and how many of its tasks have not reported yet.
+    pass: u64,
+    outstanding: usize,
+    /// Services that reported in the current pass (root causes wait for dependencies).
+    reported: BTreeSet<String>,
+    /// Failing services of this pass whose NATS message waits for their dependencies' verdicts.
+    waiting_issues: Vec<(String, String, homelab_core::Timestamp)>,
+    emit_failures: u64,
+}
+
+impl Agent {
+    async fn main_loop(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>, interval: Duration, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => self.start_pass(),
+                Some(msg) = rx.recv() => self.handle(msg).await,
+            }
+        }
+        tracing::info!("node agent stopped");
+    }
+
+    /// Runs one pass to its end (for `--once`).
+    async fn drain_pass(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        while self.outstanding > 0 {
+            match rx.recv().await {
+                Some(msg) => self.handle(msg).await,
+                None => break,
+            }
+        }
+    }
+
+    fn reload_hosts(&mut self) -> Option<Arc<HostSpec>> {
+        let spec = match homelab_store::hosts::load_hosts(&self.hosts_dir, &self.last_good) {
+            Ok(load) => {
+                if load.errors != self.last_errors {
+                    for e in &load.errors {
+                        tracing::error!(error = %e, "invalid hosts file; its last good version stays in force");
+                    }
+                    self.last_errors = load.errors.clone();
+                }
+                self.last_good = load.in_force;
+                let spec = load.desired.hosts.get(&self.node).cloned().map(Arc::new);
+                if spec.is_none() && self.shared.spec().is_none() && self.pass <= 1 {
+                    tracing::warn!(node = %self.node, hosts = %self.hosts_dir.display(), "no services.yaml describes this node: only node checks run");
+                }
+                spec
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the hosts folder; the last good host file stays in force");
+                self.shared.spec()
+            }
+        };
+        self.shared.set_spec(spec.clone());
+        spec
+    }
+
+    fn start_pass(&mut self) {
+        self.pass += 1;
+        // Whatever waited on the previous pass goes out now, with what is known.
+        self.flush_issues(true);
+        self.reported.clear();
+        let spec = self.reload_hosts();
+        if let Some(spec) = &spec {
+            let names: BTreeSet<&String> = spec.monitored().map(|(n, _)| n).collect();
+            self.tracker.retain(|s| names.iter().any(|n| n.as_str() == s));
+            for (name, svc) in spec.monitored() {
+                self.spawn_service(name.clone(), svc.clone(), Source::Pass);
+            }
+        }
+        let disk = spec.as_ref().and_then(|s| s.disk.clone()).unwrap_or_default();
+        let (tx, pass) = (self.tx.clone(), self.pass);
+        self.outstanding += 1;
+        tokio::spawn(async move {
+            let disks = match tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || node::disk_usage(&disk))).await {
+                Ok(Ok(d)) => d,
+                _ => Vec::new(),
+            };
+            let root_readonly = tokio::fs::read_to_string("/proc/mounts").await.ok().and_then(|t| node::root_readonly(&t));
+            let _ = tx.send(Msg::NodeDone { pass, disks, root_readonly });
+        });
+    }
+
+    fn spawn_service(&mut self, service: String, spec: homelab_core::ServiceSpec, source: Source) {
+        let (tx, checker, pass) = (self.tx.clone(), self.shared.checker.clone(), self.pass);
+        if source == Source::Pass {
+            self.outstanding += 1;
+        }
+        tokio::spawn(async move {
+            let results = checker.run_service(&service, &spec).await;
+            let _ = tx.send(Msg::ServiceDone { pass, service, results, source });
+        });
+    }
+
+    async fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::ServiceDone { pass, service, results, source } => {
+                if source == Source::Pass && pass == self.pass {
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                }
+                let (verdict, detail) = service_verdict(&results);
+                let data = json!({ "checks": results.iter().map(|r| json!({
+                    "kind": r.kind, "passed": r.passed, "reason": r.reason, "duration_ms": r.duration.as_millis() as u64,
+                })).collect::<Vec<_>>() });
+                self.service_verdict(&service, verdict, detail, Some(data), source, pass).await;
+            }
+            Msg::ContainerDown { service, detail } => {
+                let verdict = Verdict::Unhealthy { event_type: "containers_not_running" };
+                self.service_verdict(&service, verdict, detail, None, Source::DockerEvent, self.pass).await;
+            }
+            Msg::Recheck { service } => {
+                if let Some(spec) = self.shared.spec().and_then(|s| s.services.get(&service).cloned()) {
+                    self.spawn_service(service, spec, Source::DockerEvent);
+                }
+            }
+            Msg::NodeDone { pass, disks, root_readonly } => {
+                if pass == self.pass {
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                }
+                self.node_done(disks, root_readonly).await;
+                if self.outstanding == 0 {
+                    self.flush_issues_async(true).await;
+                }
+            }
+        }
+    }
+
+    async fn service_verdict(&mut self, service: &str, verdict: Verdict, detail: String, data: Option<serde_json::Value>, source: Source, pass: u64) {
+        let failing = matches!(verdict, Verdict::Unhealthy { .. });
+        let Some(kind) = self.tracker.observe(service, verdict, source) else { return };
+        let mut event = self.event(kind, Some(service));
+        event.detail = Some(detail.clone());
+        event.data = data;
+        let ts = event.ts;
+        self.emit(event).await;
+        if source == Source::Pass && pass == self.pass {
+            self.reported.insert(service.to_owned());
+        }
+        if failing && self.nats.is_some() {
+            let issue_detail = format!("{kind}: {detail}");
+            if source == Source::Pass && pass == self.pass {
+                self.waiting_issues.push((service.to_owned(), issue_detail, ts));
+            } else {
+                self.publish(service, issue_detail, ts).await;
+            }
+        }
+        if source == Source::Pass {
+            let done = self.outstanding == 0;
+            self.flush_issues_async(done).await;
+        }
+    }
+
+    /// Publishes waiting issues whose dependencies have all reported in this pass (or all of
+    /// them, at the end of the pass).
+    async fn flush_issues_async(&mut self, all: bool) {
+        let ready = self.take_ready_issues(all);
+        for (service, detail, ts) in ready {
+            self.publish(&service, detail, ts).await;
+        }
+    }
+
+    fn flush_issues(&mut self, all: bool) {
+        let ready = self.take_ready_issues(all);
+        if ready.is_empty() {
+            return;
+        }
+        let Some(nats) = self.nats.clone() else { return };
+        let spec = self.shared.spec();
+        let issues: Vec<HealthIssue> = ready
+            .into_iter()
+            .map(|(service, issue_detail, detected_at)| HealthIssue {
+                root_cause: self.root_cause(spec.as_deref(), &service),
+                component_name: service,
+                issue_detail,
+                detected_at,
+            })
+            .collect();
+        tokio::spawn(async move {
+            for issue in issues {
+                nats.publish(&issue).await;
+            }
+        });
+    }
+
+    fn take_ready_issues(&mut self, all: bool) -> Vec<(String, String, homelab_core::Timestamp)> {
+        let spec = self.shared.spec();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting_issues).into_iter().partition(|(service, _, _)| {
+            all || spec.as_ref().and_then(|s| s.services.get(service)).is_none_or(|svc| {
+                svc.depends_on.iter().all(|d| {
+                    self.reported.contains(d) || spec.as_ref().and_then(|s| s.services.get(d)).is_none_or(|dep| !dep.monitor)
+                })
+            })
+        });
+        self.waiting_issues = waiting;
+        ready
+    }
+
+    fn root_cause(&self, spec: Option<&HostSpec>, service: &str) -> Option<String> {
+        let deps = spec?.services.get(service)?.depends_on.clone();
+        nats::root_cause(&deps, |d| self.tracker.is_failing(d))
+    }
+
+    async fn publish(&self, component: &str, issue_detail: String, detected_at: homelab_core::Timestamp) {
+        let Some(nats) = &self.nats else { return };
+        let spec = self.shared.spec();
+        let issue = HealthIssue {
+            component_name: component.to_owned(),
+            issue_detail,
+            detected_at,
+            root_cause: self.root_cause(spec.as_deref(), component),
+        };
+        nats.publish(&issue).await;
+    }
+
+    async fn node_done(&mut self, disks: Vec<node::DiskUsage>, root_readonly: Option<bool>) {
+        let level = node::node_level(&disks);
+        if self.disk_level != Some(level) && !disks.is_empty() {
+            let mut event = self.event("disk_pressure", None);
+            event.data = Some(json!({ "level": level, "disks": disks }));
+            event.detail = Some(
+                disks.iter().map(|d| format!("{} {:.1}% used", d.mount, d.used_pct)).collect::<Vec<_>>().join(", "),
+            );
+            self.emit(event).await;
+            self.disk_level = Some(level);
+        }
+        let mut heartbeat = self.event("node_heartbeat", None);
+        heartbeat.data = Some(json!({
+            "agent_version": AGENT_VERSION,
+            "uptime_secs": node_uptime_secs().unwrap_or_else(|| self.started.elapsed().as_secs()),
+            "agent_uptime_secs": self.started.elapsed().as_secs(),
+            "disks": disks,
+            "disk_pressure": level,
+            "root_readonly": root_readonly,
+        }));
+        let ts = heartbeat.ts;
+        self.emit(heartbeat).await;
+        if level == DiskLevel::High {
+            let detail = disks.iter().filter(|d| d.level == DiskLevel::High).map(|d| format!("{} {:.1}% used", d.mount, d.used_pct)).collect::<Vec<_>>().join(", ");
+            self.publish("disk", format!("disk_pressure: high: {detail}"), ts).await;
+        }
+        if root_readonly == Some(true) {
+            self.publish("readonly_fs", "the root filesystem is mounted read-only".into(), ts).await;
+        }
+    }
+
+    fn event(&self, kind: &str, service: Option<&str>) -> Event {
+        Event::new(chrono::Utc::now().trunc_subsecs(3), &self.node, kind, service)
+    }
+
+    async fn emit(&mut self, event: Event) {
+        let (kind, service) = (event.kind.clone(), event.service.clone());
+        tracing::debug!(kind = %kind, service = ?service, detail = ?event.detail, "event");
+        if let Err(e) = self.sink.emit(event).await {
+            self.emit_failures += 1;
+            tracing::error!(error = format!("{e:#}"), kind = %kind, service = ?service, "cannot hand over an event");
+        }
+    }
+}
+
+/// The node's uptime from `/proc/uptime`.
+fn node_uptime_secs() -> Option<u64> {
+    let text = std::fs::read_to_string(Path::new("/proc/uptime")).ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(secs as u64)
+}

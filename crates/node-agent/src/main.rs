@@ -1,8 +1,26 @@
-//! `node-agent`: not built yet.
+//! `node-agent`: parses flags and environment, sets up logging, runs the agent until SIGTERM.
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("node-agent: not implemented yet in this version of the control plane (see README.md)");
-    ExitCode::from(2)
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "node-agent", version, about = "Runs a node's health checks and reports them as events to the homelab control plane.")]
+struct Cli {
+    #[command(flatten)]
+    config: node_agent::Config,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    homelab_store::daemon::init_tracing();
+    let shutdown = homelab_store::daemon::shutdown_token();
+    match node_agent::run(cli.config, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("node-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

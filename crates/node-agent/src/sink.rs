@@ -1,0 +1,227 @@
+//! Where events go: the local data root, or the control plane's ingest endpoint through a
+//! durable spool.
+//!
+//! With a control plane, every event is first written to the spool folder (one file per event,
+//! atomic write, named `<20-digit sequence>-<event file name>` so names sort in emission order),
+//! then a single deliverer task POSTs the files oldest first and deletes each one only after a
+//! 2xx answer. While the control plane is unreachable the files wait; the agent's restart keeps
+//! them. A crash between the answer and the delete re-sends one event, which the ingest endpoint
+//! recognises by its id: none lost, none duplicated.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use homelab_core::Event;
+use homelab_store::DataRoot;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long one POST to the control plane may take.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Backoff between delivery attempts while the control plane is down.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(15);
+
+/// Where the agent's events go.
+#[derive(Clone)]
+pub enum Sink {
+    /// `--root`: event files written straight into the data root.
+    Root(DataRoot),
+    /// `--control-plane`: spooled, then delivered by [`Deliverer`].
+    Remote { spool: Arc<Spool>, wake: Arc<Notify> },
+}
+
+impl Sink {
+    /// Hands one event over durably: on disk in the data root or in the spool.
+    pub async fn emit(&self, event: Event) -> anyhow::Result<()> {
+        match self {
+            Sink::Root(root) => {
+                let root = root.clone();
+                let name = event.file_name();
+                tokio::task::spawn_blocking(move || root.write_event(&event))
+                    .await?
+                    .with_context(|| format!("cannot write event {name} into the data root"))?;
+            }
+            Sink::Remote { spool, wake } => {
+                let spool = spool.clone();
+                tokio::task::spawn_blocking(move || spool.push(&event)).await??;
+                wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The spool folder: events waiting for the control plane, one file each.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    next: AtomicU64,
+}
+
+impl Spool {
+    /// Opens (creating) the spool folder and continues its sequence after the newest file.
+    pub fn open(dir: &Path) -> anyhow::Result<Spool> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the spool folder {}", dir.display()))?;
+        let spool = Spool { dir: dir.to_owned(), next: AtomicU64::new(0) };
+        let last = spool.pending()?.iter().filter_map(|n| n.split('-').next()?.parse::<u64>().ok()).max();
+        spool.next.store(last.map_or(1, |n| n + 1), Ordering::SeqCst);
+        Ok(spool)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes one event into the spool, atomically and durably.
+    pub fn push(&self, event: &Event) -> anyhow::Result<PathBuf> {
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        let path = self.dir.join(format!("{seq:020}-{}", event.file_name()));
+        let bytes = serde_json::to_vec(event)?;
+        homelab_store::write_atomic(&path, &bytes).with_context(|| format!("cannot spool event into {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// File names waiting for delivery, oldest first.
+    pub fn pending(&self) -> anyhow::Result<Vec<String>> {
+        let names = homelab_store::list_names(&self.dir).with_context(|| format!("cannot list the spool folder {}", self.dir.display()))?;
+        Ok(names.into_iter().filter(|n| n.ends_with(".json") && n.as_bytes().first().is_some_and(u8::is_ascii_digit)).collect())
+    }
+
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        std::fs::remove_file(self.dir.join(name))?;
+        homelab_store::atomic::sync_dir(&self.dir)
+    }
+
+    /// Moves an event the control plane will never accept out of the queue, so it cannot block
+    /// the events behind it. It stays on disk for the operator.
+    fn reject(&self, name: &str, why: &str) -> std::io::Result<PathBuf> {
+        let dir = self.dir.join("rejected");
+        std::fs::create_dir_all(&dir)?;
+        homelab_store::write_atomic(&dir.join(format!("{name}.reason")), why.as_bytes())?;
+        let to = dir.join(name);
+        std::fs::rename(self.dir.join(name), &to)?;
+        homelab_store::atomic::sync_dir(&self.dir)?;
+        Ok(to)
+    }
+}
+
+/// Why a delivery round stopped before the spool was empty.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("the control plane at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the control plane refused the agent token ({status}): check AGENT_TOKEN for this node")]
+    Unauthorized { status: u16 },
+    #[error("spool error: {0}")]
+    Spool(#[from] anyhow::Error),
+}
+
+/// Sends spooled events to `<control plane>/api/v1/events`, oldest first, one at a time.
+pub struct Deliverer {
+    spool: Arc<Spool>,
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Deliverer {
+    pub fn new(spool: Arc<Spool>, control_plane: &str, token: String) -> anyhow::Result<Deliverer> {
+        let url = format!("{}/api/v1/events", control_plane.trim_end_matches('/'));
+        let client = reqwest::Client::builder().timeout(POST_TIMEOUT).build()?;
+        Ok(Deliverer { spool, client, url, token })
+    }
+
+    /// Delivers everything in the spool, in order. Returns how many were delivered; stops at the
+    /// first event that cannot be delivered now (it and everything after it stay spooled).
+    pub async fn deliver_all(&self) -> Result<usize, DeliveryError> {
+        let mut delivered = 0;
+        loop {
+            let spool = self.spool.clone();
+            let names = tokio::task::spawn_blocking(move || spool.pending()).await.map_err(anyhow::Error::from)??;
+            if names.is_empty() {
+                return Ok(delivered);
+            }
+            for name in names {
+                let path = self.spool.dir().join(&name);
+                let body = match tokio::fs::read(&path).await {
+                    Ok(b) => b,
+                    // Someone removed it (an operator): nothing to send.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display()).into()),
+                };
+                let resp = self
+                    .client
+                    .post(&self.url)
+                    .bearer_auth(&self.token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let status = match resp {
+                    Ok(r) => r.status(),
+                    Err(e) => return Err(DeliveryError::Unreachable { url: self.url.clone(), reason: e.without_url().to_string() }),
+                };
+                let spool = self.spool.clone();
+                if status.is_success() {
+                    tokio::task::spawn_blocking(move || spool.remove(&name)).await.map_err(anyhow::Error::from)?.map_err(anyhow::Error::from)?;
+                    delivered += 1;
+                } else if status.as_u16() == 401 || status.as_u16() == 403 {
+                    return Err(DeliveryError::Unauthorized { status: status.as_u16() });
+                } else if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+                    let why = format!("the control plane answered {status} for this event");
+                    let moved = tokio::task::spawn_blocking(move || spool.reject(&name, &why)).await.map_err(anyhow::Error::from)?;
+                    tracing::error!(status = %status, file = ?moved, "the control plane rejected a spooled event; moved it aside so later events are not blocked");
+                } else {
+                    return Err(DeliveryError::Unreachable { url: self.url.clone(), reason: format!("answered {status}") });
+                }
+            }
+        }
+    }
+
+    /// Delivers whenever woken, retrying with backoff while the control plane is down, until
+    /// shutdown. What is still spooled at shutdown is sent after the next start.
+    pub async fn run(self, wake: Arc<Notify>, shutdown: CancellationToken) {
+        let mut backoff = RETRY_MIN;
+        let mut was_down = false;
+        loop {
+            let wait = match self.deliver_all().await {
+                Ok(n) => {
+                    if was_down || n > 0 {
+                        tracing::debug!(delivered = n, "spool delivered");
+                    }
+                    if was_down {
+                        tracing::info!(url = %self.url, "control plane reachable again; spool delivered");
+                        was_down = false;
+                    }
+                    backoff = RETRY_MIN;
+                    None
+                }
+                Err(e) => {
+                    if !was_down {
+                        tracing::warn!(error = %e, spool = %self.spool.dir().display(), "cannot deliver events; they stay spooled and are retried");
+                        was_down = true;
+                    }
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                    Some(wait)
+                }
+            };
+            match wait {
+                // Up: wait for the next event.
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = wake.notified() => {}
+                },
+                // Down: retry after the backoff; a new event does not make it retry sooner.
+                Some(wait) => tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                },
+            }
+        }
+    }
+}
