@@ -75,7 +75,12 @@ impl Pool {
 async fn connect(node: &str, t: &SshTarget, defaults: &SshDefaults, docker_timeout: Duration) -> Result<Remote, String> {
     let shown = shown(t);
     let mut b = SessionBuilder::default();
-    b.known_hosts_check(KnownHosts::Strict).connect_timeout(defaults.connect_timeout).server_alive_interval(Duration::from_secs(15));
+    // The master's control socket goes to the temp folder: the daemon's home or working folder
+    // may be read-only in a container.
+    b.known_hosts_check(KnownHosts::Strict)
+        .connect_timeout(defaults.connect_timeout)
+        .server_alive_interval(Duration::from_secs(15))
+        .control_directory(std::env::temp_dir());
     if let Some(u) = &t.user {
         b.user(u.clone());
     }
