@@ -4,8 +4,9 @@
 //!    running as a daemon (in this process, on its own runtime threads).
 //!
 //! `cargo run --release -p control-plane-observer --example bench [-- EVENTS LATENCY_EVENTS]`
-//! Events for the latency run are spaced by WORLD_WRITE_MIN_INTERVAL (default 200ms) plus 5 ms,
-//! so each one meets a quiet observer, as an agent's event does; bursts are batched by design.
+//! Events for the latency run are spaced 250 ms apart, so each one meets an observer with its
+//! write budget (WORLD_WRITES_PER_SECOND, default 5) unspent, as an agent's event does; bursts
+//! are batched by design.
 
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,7 @@ fn latency(count: usize) {
     let dir = tempfile::tempdir().unwrap();
     let root = DataRoot::open(dir.path()).unwrap();
     let cfg = config(dir.path());
-    let spacing = cfg.world_write_min_interval + Duration::from_millis(5);
+    let spacing = Duration::from_millis(250);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let token = tokio_util::sync::CancellationToken::new();
     let handle = rt.spawn(control_plane_observer::run(cfg, token.clone()));

@@ -47,10 +47,10 @@ pub struct Config {
     /// Full rescan of events/ as the safety net behind inotify.
     #[arg(long, env = "OBSERVER_RESCAN_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub rescan_interval: Duration,
-    /// World files are written at most once per this interval under bursts (the first change
-    /// after a quiet period is written at once).
-    #[arg(long, env = "WORLD_WRITE_MIN_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
-    pub world_write_min_interval: Duration,
+    /// World files are written at most this many times per second; a change that finds the
+    /// budget unspent is written at once, a burst is folded in batches.
+    #[arg(long, env = "WORLD_WRITES_PER_SECOND", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub world_writes_per_second: u32,
 }
 
 /// Node name aliases: event node name → canonical name.

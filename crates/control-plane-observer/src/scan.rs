@@ -1,8 +1,8 @@
 //! Which event files to read, in what order, and what to do with bad ones.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use homelab_core::event::EventFileName;
@@ -33,7 +33,8 @@ pub struct Observer {
     hosts_last_good: BTreeMap<String, homelab_core::HostFile>,
     quarantined: u64,
     dirty: bool,
-    last_write: Option<Instant>,
+    /// When the last `world_writes_per_second` world writes happened (oldest first).
+    recent_writes: VecDeque<Instant>,
     last_fold_at: Option<Timestamp>,
     started_at: Timestamp,
 }
@@ -65,7 +66,7 @@ impl Observer {
             hosts_last_good: BTreeMap::new(),
             quarantined: 0,
             dirty: true,
-            last_write: None,
+            recent_writes: VecDeque::new(),
             last_fold_at: None,
             started_at: chrono::Utc::now(),
         };
@@ -225,22 +226,30 @@ impl Observer {
         }
     }
 
-    /// When a write is owed but held back by the minimum interval, the instant it is due.
+    /// When a write is owed, the instant the write budget allows it.
     pub fn pending_write_deadline(&self) -> Option<Instant> {
         if !self.dirty {
             return None;
         }
-        Some(self.last_write.map_or_else(Instant::now, |t| t + self.config.world_write_min_interval))
+        Some(self.next_write_allowed())
     }
 
-    /// Writes world files, then the checkpoint, if anything changed and the minimum interval
-    /// has passed (or `force`). World first: a crash in between only means the same events
+    fn next_write_allowed(&self) -> Instant {
+        let budget = self.config.world_writes_per_second as usize;
+        match self.recent_writes.front() {
+            Some(oldest) if self.recent_writes.len() >= budget => *oldest + Duration::from_secs(1),
+            _ => Instant::now(),
+        }
+    }
+
+    /// Writes world files, then the checkpoint, if anything changed and the write budget
+    /// allows (or `force`). World first: a crash in between only means the same events
     /// are folded again from the older checkpoint, giving the same world.
     pub fn flush(&mut self, force: bool) -> anyhow::Result<()> {
         if !self.dirty {
             return Ok(());
         }
-        if !force && self.last_write.is_some_and(|t| t.elapsed() < self.config.world_write_min_interval) {
+        if !force && self.next_write_allowed() > Instant::now() {
             return Ok(());
         }
         let now = chrono::Utc::now();
@@ -253,17 +262,15 @@ impl Observer {
             .context("cannot write world/")?;
         self.root.write_json(CHECKPOINT_FILE, &self.checkpoint).context("cannot write the checkpoint")?;
         self.dirty = false;
-        let first = self.last_write.is_none();
-        self.last_write = Some(Instant::now());
+        let first = self.recent_writes.is_empty();
+        self.recent_writes.push_back(Instant::now());
+        while self.recent_writes.len() > self.config.world_writes_per_second as usize {
+            self.recent_writes.pop_front();
+        }
         if first || force {
             self.write_heartbeat()?;
         }
         Ok(())
-    }
-
-    /// Rewrites world/nodes.json when a node's up/stale status may have changed with time alone.
-    pub fn mark_dirty(&mut self) {
-        self.dirty = true;
     }
 
     pub fn write_heartbeat(&mut self) -> anyhow::Result<()> {
