@@ -17,11 +17,13 @@ use tokio::time::Instant;
 use crate::TelegramConfig;
 use crate::api::{ApiError, Bot, CallbackQuery, Update};
 use crate::render::{Card, Status, follow_up, render_message, shown};
-use crate::state::{Copy, Incident, MessageGroup, STATE_FILE, TelegramState};
+use crate::state::{Copy, Incident, MessageGroup, OpenDigest, STATE_FILE, TelegramState};
 
 /// More new actions than this within [`FLOOD_WINDOW`] are sent as one digest.
 pub const FLOOD_LIMIT: usize = 5;
 pub const FLOOD_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// A digest lists at most this many actions (two buttons each), then a new one starts.
+const MAX_DIGEST: usize = 40;
 /// Closed incidents are forgotten after this long.
 const KEEP_CLOSED: chrono::TimeDelta = chrono::TimeDelta::days(7);
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -108,41 +110,60 @@ impl Engine {
             return;
         }
         self.state.recent_messages.retain(|t| now - *t < FLOOD_WINDOW);
-        if new.len() > 1 && self.state.recent_messages.len() + new.len() > FLOOD_LIMIT {
-            tracing::info!(count = new.len(), "many new pending actions at once; sending one digest");
-            self.new_message(&new, now);
-        } else {
+        if self.state.recent_messages.len() + new.len() <= FLOOD_LIMIT {
             for a in new {
                 self.new_message(std::slice::from_ref(&a), now);
+            }
+            return;
+        }
+        // A flood: new actions join the digest started within the window (its message is
+        // edited to list them), or start one.
+        let open = self.state.digest.as_ref().filter(|d| now - d.started_at < FLOOD_WINDOW).map(|d| d.message);
+        match open.and_then(|k| self.state.messages.get(&k).map(|g| (k, g.incidents.len()))) {
+            Some((key, len)) if len + new.len() <= MAX_DIGEST => {
+                tracing::info!(count = new.len(), "more new pending actions during a flood; adding them to the digest");
+                for a in &new {
+                    let token = self.new_incident(a, key);
+                    if let Some(g) = self.state.messages.get_mut(&key) {
+                        g.incidents.push(token);
+                    }
+                }
+            }
+            _ => {
+                tracing::info!(count = new.len(), "many new pending actions within a minute; sending one digest");
+                let key = self.new_message(&new, now);
+                self.state.digest = Some(OpenDigest { message: key, started_at: now });
             }
         }
     }
 
-    fn new_message(&mut self, actions: &[Action], now: Timestamp) {
+    fn new_message(&mut self, actions: &[Action], now: Timestamp) -> u64 {
         let key = self.state.next_message_key;
         self.state.next_message_key += 1;
-        let mut tokens = Vec::new();
-        for a in actions {
-            let token = uuid::Uuid::new_v4().simple().to_string();
-            tracing::info!(action_id = %a.id, "new pending action; sending it to Telegram");
-            self.state.incidents.insert(
-                token.clone(),
-                Incident {
-                    action_id: a.id.clone(),
-                    card: Card::of(a),
-                    created_at: a.created_at,
-                    message: key,
-                    state: Some(ActionState::Pending),
-                    decided_by: None,
-                    follow_up_chats: Vec::new(),
-                    closed: false,
-                    closed_at: None,
-                },
-            );
-            tokens.push(token);
-        }
+        let tokens = actions.iter().map(|a| self.new_incident(a, key)).collect();
         self.state.messages.insert(key, MessageGroup { incidents: tokens, copies: Default::default() });
         self.state.recent_messages.push(now);
+        key
+    }
+
+    fn new_incident(&mut self, a: &Action, message: u64) -> String {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        tracing::info!(action_id = %a.id, "new pending action; sending it to Telegram");
+        self.state.incidents.insert(
+            token.clone(),
+            Incident {
+                action_id: a.id.clone(),
+                card: Card::of(a),
+                created_at: a.created_at,
+                message,
+                state: Some(ActionState::Pending),
+                decided_by: None,
+                follow_up_chats: Vec::new(),
+                closed: false,
+                closed_at: None,
+            },
+        );
+        token
     }
 
     /// Brings every message with an open incident up to date.

@@ -170,7 +170,7 @@ pub fn render_message(items: &[(&str, &Card, &Status)]) -> (String, InlineKeyboa
             line = status_line(status),
         )
     } else {
-        let mut t = format!("⚠️ {} new actions at once (a digest instead of one message each):\n", items.len());
+        let mut t = format!("⚠️ {} new actions within a minute (one digest instead of a message each):\n", items.len());
         for (i, (token, card, status)) in items.iter().enumerate() {
             let cause = card.root_cause.as_deref().map(|c| format!(", root cause {c}")).unwrap_or_default();
             t.push_str(&format!(

@@ -29,6 +29,16 @@ pub struct TelegramState {
     /// When the recent messages about new actions were created (the flood window).
     #[serde(default, with = "ts_vec")]
     pub recent_messages: Vec<Timestamp>,
+    /// The digest new actions join while the flood lasts, and when it was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<OpenDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenDigest {
+    pub message: u64,
+    #[serde(with = "homelab_core::ts_format")]
+    pub started_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
