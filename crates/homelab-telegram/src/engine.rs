@@ -26,6 +26,8 @@ pub const FLOOD_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 const MAX_DIGEST: usize = 40;
 /// Closed incidents are forgotten after this long.
 const KEEP_CLOSED: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// The message id recorded for a chat the API refused for good.
+const NOT_DELIVERED: i64 = 0;
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -227,14 +229,20 @@ impl Engine {
                         if let Step::Stop = self.failed("send a message", &e) {
                             return Step::Stop;
                         }
+                        // Refused for good (wrong chat id, bot removed): remember, do not retry.
+                        if let Some(g) = self.state.messages.get_mut(&key) {
+                            g.copies.insert(chat.to_string(), Copy { message_id: NOT_DELIVERED, shown: fingerprint.clone() });
+                        }
+                        self.save();
                     }
                 },
+                Some(c) if c.message_id == NOT_DELIVERED => {}
                 Some(c) if c.shown != fingerprint => {
                     let res = self.bot.edit_message_text(chat, c.message_id, &text, &keyboard).await;
-                    if let Err(e) = &res {
-                        if let Step::Stop = self.failed("edit a message", e) {
-                            return Step::Stop;
-                        }
+                    if let Err(e) = &res
+                        && let Step::Stop = self.failed("edit a message", e)
+                    {
+                        return Step::Stop;
                     }
                     // Edited, or refused for good (deleted message): either way it is settled.
                     if let Some(g) = self.state.messages.get_mut(&key) {
@@ -251,7 +259,7 @@ impl Engine {
             .state
             .messages
             .get(&key)
-            .map(|g| g.copies.iter().filter_map(|(c, m)| Some((c.parse().ok()?, m.message_id))).collect())
+            .map(|g| g.copies.iter().filter(|(_, m)| m.message_id != NOT_DELIVERED).filter_map(|(c, m)| Some((c.parse().ok()?, m.message_id))).collect())
             .unwrap_or_default();
         for (token, card, status) in &statuses {
             let Some(inc) = self.state.incidents.get(token) else { continue };
@@ -283,12 +291,10 @@ impl Engine {
                 }
             }
             let all_shown = self.state.messages.get(&key).is_some_and(|g| g.copies.values().all(|c| c.shown == fingerprint));
-            if all_shown {
-                if let Some(i) = self.state.incidents.get_mut(token) {
-                    tracing::info!(action_id = %i.action_id, state = ?i.state, "Telegram thread done");
-                    i.closed = true;
-                    i.closed_at = Some(now);
-                }
+            if all_shown && let Some(i) = self.state.incidents.get_mut(token) {
+                tracing::info!(action_id = %i.action_id, state = ?i.state, "Telegram thread done");
+                i.closed = true;
+                i.closed_at = Some(now);
             }
         }
         self.save();
@@ -320,11 +326,11 @@ impl Engine {
             tracing::warn!(chat_id, user_id, "button press from a chat that is not allowed; nothing changed");
             return "This chat is not allowed to decide on actions.".into();
         }
-        if let Some(users) = &self.cfg.user_ids {
-            if !users.contains(&user_id) {
-                tracing::warn!(chat_id, user_id, "button press from a user who is not allowed; nothing changed");
-                return "You are not allowed to decide on actions.".into();
-            }
+        if let Some(users) = &self.cfg.user_ids
+            && !users.contains(&user_id)
+        {
+            tracing::warn!(chat_id, user_id, "button press from a user who is not allowed; nothing changed");
+            return "You are not allowed to decide on actions.".into();
         }
         let data = q.data.as_deref().unwrap_or("");
         let (to, token) = match data.split_once(':') {
@@ -393,12 +399,12 @@ impl Engine {
 /// Finds the action an incident is about, wherever it is now: the active file if it is the same
 /// incident (same `created_at`), else the terminal file with that `created_at`.
 fn locate(root: &DataRoot, id: &str, created_at: Timestamp) -> std::io::Result<Option<Action>> {
-    if let Some(s) = root.find_action(id)? {
-        if s.action.created_at == created_at {
-            let mut a = s.action;
-            a.state = s.state;
-            return Ok(Some(a));
-        }
+    if let Some(s) = root.find_action(id)?
+        && s.action.created_at == created_at
+    {
+        let mut a = s.action;
+        a.state = s.state;
+        return Ok(Some(a));
     }
     let prefix = format!("{id}--");
     for state in ActionState::ALL.into_iter().filter(|s| s.is_terminal()) {
@@ -407,11 +413,11 @@ fn locate(root: &DataRoot, id: &str, created_at: Timestamp) -> std::io::Result<O
                 continue;
             }
             let rel = format!("actions/{}/{name}", state.as_str());
-            if let Ok(Some(mut a)) = root.read_json::<Action>(&rel) {
-                if a.created_at == created_at {
-                    a.state = state;
-                    return Ok(Some(a));
-                }
+            if let Ok(Some(mut a)) = root.read_json::<Action>(&rel)
+                && a.created_at == created_at
+            {
+                a.state = state;
+                return Ok(Some(a));
             }
         }
     }

@@ -288,3 +288,20 @@ async fn an_unreachable_api_blocks_nothing_and_never_shows_the_token() {
     assert!(back.sent().iter().all(|s| !s.text.contains(&a.id)), "an action decided meanwhile is not offered for a decision");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_the_api_refuses_is_tried_once_and_does_not_hold_up_the_others() {
+    let mut h = Harness::new().await;
+    h.cfg.chat_ids = vec![crate::fake::MISSING_CHAT, CHAT];
+    h.start();
+    let a = h.pending("edge-1", "paperless");
+    h.card(CHAT, &a.id).await;
+    // More passes: a second action, then its decision.
+    let b = h.pending("edge-1", "immich");
+    let card_b = h.card(CHAT, &b.id).await;
+    let q = h.fake.press(CHAT, USER, card_b.message_id, &token_of(&card_b.buttons, "ok"));
+    assert_eq!(eventually("answered", || h.fake.answer(&q)).await, "Approved.");
+    eventually("the card shows the approval", || h.fake.latest(CHAT, card_b.message_id).filter(|(t, _)| t.contains("Approved by @alice"))).await;
+    assert_eq!(h.fake.with(|r| r.refused), 2, "one refused send per action, no retries");
+    h.stop().await;
+}

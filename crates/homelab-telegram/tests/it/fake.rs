@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 pub const TOKEN: &str = "4242:fake-bot-token-SECRET";
+/// A chat the fake API refuses, as Telegram does for a chat the bot is not in.
+pub const MISSING_CHAT: i64 = 4040;
 
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -37,6 +39,8 @@ pub struct Recorded {
     pub edits: Vec<Edit>,
     /// (callback query id, text)
     pub answers: Vec<(String, String)>,
+    /// sendMessage calls refused because of [`MISSING_CHAT`].
+    pub refused: usize,
     queue: Vec<Value>,
     next_update: i64,
     next_message: i64,
@@ -73,6 +77,10 @@ async fn method(State(inner): State<Arc<Inner>>, Path((bot, method)): Path<(Stri
     }
     let chat = |p: &Value| json!({"id": p["chat_id"], "type": "private"});
     match method.as_str() {
+        "sendMessage" if p["chat_id"].as_i64() == Some(MISSING_CHAT) => {
+            inner.rec.lock().unwrap().refused += 1;
+            Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}))
+        }
         "sendMessage" => {
             let mut r = inner.rec.lock().unwrap();
             r.next_message += 1;
