@@ -367,14 +367,17 @@ async fn verify(ctx: &Ctx, action: &Action, ended: Timestamp, shutdown: &Cancell
 }
 
 fn verified_now(root: &DataRoot, action: &Action, ended: Timestamp) -> bool {
+    // World state carries milliseconds: compare at that precision, so a report in the same
+    // millisecond as the end still counts.
+    let ended = chrono::DurationRound::duration_trunc(ended, chrono::TimeDelta::milliseconds(1)).unwrap_or(ended);
     let Ok((services, nodes)) = root.read_world() else { return false };
     match &action.service {
         Some(svc) => services
             .and_then(|s| s.services.get(&action.node).and_then(|m| m.get(svc)).cloned())
-            .is_some_and(|s| s.status == ServiceStatus::Healthy && s.last_event_at > ended),
+            .is_some_and(|s| s.status == ServiceStatus::Healthy && s.last_event_at >= ended),
         None => nodes
             .and_then(|n| n.nodes.get(&action.node).cloned())
-            .is_some_and(|n| n.disk_pressure != Some(DiskLevel::High) && n.last_seen.is_some_and(|t| t > ended)),
+            .is_some_and(|n| n.disk_pressure != Some(DiskLevel::High) && n.last_seen.is_some_and(|t| t >= ended)),
     }
 }
 
