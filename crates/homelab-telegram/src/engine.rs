@@ -39,6 +39,10 @@ pub(crate) struct Engine {
     /// No Bot API calls before this (backoff after a failure).
     pub(crate) retry_at: Option<Instant>,
     backoff: Duration,
+    started_at: Timestamp,
+    /// For the heartbeat: messages sent, edits, follow-ups, presses, API failures.
+    counters: std::collections::BTreeMap<String, u64>,
+    last_api_error: Option<String>,
 }
 
 /// Whether a pass may go on after a Bot API call.
@@ -54,12 +58,41 @@ impl Engine {
             .read_json::<TelegramState>(STATE_FILE)
             .with_context(|| format!("reading {STATE_FILE} (delete it to start afresh: every pending action is then sent again)"))?
             .unwrap_or_default();
-        Ok(Engine { cfg, root, bot, state, retry_at: None, backoff: MIN_BACKOFF })
+        Ok(Engine { cfg, root, bot, state, retry_at: None, backoff: MIN_BACKOFF, started_at: Utc::now(), counters: Default::default(), last_api_error: None })
     }
 
     fn save(&self) {
         if let Err(e) = self.root.write_json(STATE_FILE, &self.state) {
             tracing::error!(file = STATE_FILE, error = %e, "cannot save the Telegram state; messages may be sent twice after a restart");
+        }
+    }
+
+    fn count(&mut self, what: &str) {
+        *self.counters.entry(what.to_owned()).or_default() += 1;
+    }
+
+    /// `state/heartbeat/telegram.json`: alive, counters, and whether the Bot API answers.
+    fn write_heartbeat(&self) {
+        let now = Utc::now();
+        let hb = homelab_core::Heartbeat {
+            daemon: "telegram".into(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: self.started_at,
+            last_loop_at: now,
+            interval_secs: self.cfg.rescan_every.as_secs().max(1),
+            counters: self.counters.clone(),
+            config_errors: Vec::new(),
+            extra: serde_json::json!({
+                "mode": format!("{:?}", self.cfg.mode).to_lowercase(),
+                "chats": self.cfg.chat_ids.len(),
+                "api_ok": self.retry_at.is_none(),
+                "last_api_error": self.last_api_error,
+                "open_incidents": self.state.incidents.values().filter(|i| !i.closed).count(),
+            }),
+        };
+        if let Err(e) = self.root.write_heartbeat("telegram", &hb) {
+            tracing::warn!(error = %e, "cannot write the Telegram heartbeat");
         }
     }
 
@@ -69,6 +102,8 @@ impl Engine {
 
     /// Records a failed call: permanent errors are logged and skipped, others set a backoff.
     fn failed(&mut self, what: &str, e: &ApiError) -> Step {
+        self.count("api_failures");
+        self.last_api_error = Some(e.to_string());
         if e.is_permanent() {
             tracing::warn!(error = %e, "Telegram refused to {what}; giving up on this one");
             return Step::Go;
@@ -95,6 +130,7 @@ impl Engine {
             self.deliver(now).await;
         }
         self.save();
+        self.write_heartbeat();
     }
 
     /// Notes new pending actions as incidents, grouped into messages (a digest for a burst).
@@ -220,6 +256,7 @@ impl Engine {
                 None if any_pending => match self.bot.send_message(chat, &text, Some(&keyboard), None).await {
                     Ok(message_id) => {
                         tracing::info!(chat_id = chat, message_id, "sent to Telegram");
+                        self.count("messages_sent");
                         if let Some(g) = self.state.messages.get_mut(&key) {
                             g.copies.insert(chat.to_string(), Copy { message_id, shown: fingerprint.clone() });
                         }
@@ -243,6 +280,9 @@ impl Engine {
                         && let Step::Stop = self.failed("edit a message", e)
                     {
                         return Step::Stop;
+                    }
+                    if res.is_ok() {
+                        self.count("messages_edited");
                     }
                     // Edited, or refused for good (deleted message): either way it is settled.
                     if let Some(g) = self.state.messages.get_mut(&key) {
@@ -277,7 +317,7 @@ impl Engine {
                         continue;
                     }
                     match self.bot.send_message(*chat, &text, None, Some(*message_id)).await {
-                        Ok(_) => {}
+                        Ok(_) => self.count("follow_ups_sent"),
                         Err(e) => {
                             if let Step::Stop = self.failed("send the result", &e) {
                                 return Step::Stop;
@@ -304,7 +344,8 @@ impl Engine {
     /// Handles one update: a button press, answered always. Then brings the messages up to date.
     pub(crate) async fn handle_update(&mut self, update: Update) {
         if let Some(q) = update.callback_query {
-            let answer = self.decide(&q);
+            let (answer, accepted) = self.decide(&q);
+            self.count(if accepted { "presses_accepted" } else { "presses_refused" });
             if let Err(e) = self.bot.answer_callback_query(&q.id, &answer).await {
                 tracing::warn!(error = %e, "could not answer a button press");
             }
@@ -315,22 +356,30 @@ impl Engine {
     }
 
     /// Checks a press and moves the action; returns what to tell the person.
-    fn decide(&mut self, q: &CallbackQuery) -> String {
+    fn decide(&mut self, q: &CallbackQuery) -> (String, bool) {
+        match self.decide_inner(q) {
+            Ok(a) => (a, true),
+            Err(a) => (a, false),
+        }
+    }
+
+    /// `Ok`: the action moved; `Err`: nothing changed. Either way, what to tell the person.
+    fn decide_inner(&mut self, q: &CallbackQuery) -> Result<String, String> {
         let user_id = q.from.id;
         let Some(m) = &q.message else {
             tracing::warn!(user_id, "button press without its message; ignored");
-            return "This button cannot be used here.".into();
+            return Err("This button cannot be used here.".into());
         };
         let chat_id = m.chat.id;
         if !self.cfg.chat_ids.contains(&chat_id) {
             tracing::warn!(chat_id, user_id, "button press from a chat that is not allowed; nothing changed");
-            return "This chat is not allowed to decide on actions.".into();
+            return Err("This chat is not allowed to decide on actions.".into());
         }
         if let Some(users) = &self.cfg.user_ids
             && !users.contains(&user_id)
         {
             tracing::warn!(chat_id, user_id, "button press from a user who is not allowed; nothing changed");
-            return "You are not allowed to decide on actions.".into();
+            return Err("You are not allowed to decide on actions.".into());
         }
         let data = q.data.as_deref().unwrap_or("");
         let (to, token) = match data.split_once(':') {
@@ -338,18 +387,18 @@ impl Engine {
             Some(("no", t)) => (ActionState::Rejected, t),
             _ => {
                 tracing::warn!(chat_id, user_id, data, "button press with callback data we never made; nothing changed");
-                return "Unknown button.".into();
+                return Err("Unknown button.".into());
             }
         };
         let Some(inc) = self.state.incidents.get(token).cloned() else {
             tracing::warn!(chat_id, user_id, data, "callback data matches nothing we sent (tampered or long expired); nothing changed");
-            return "Unknown or expired button.".into();
+            return Err("Unknown or expired button.".into());
         };
         let on_its_message =
             self.state.messages.get(&inc.message).and_then(|g| g.copies.get(&chat_id.to_string())).is_some_and(|c| c.message_id == m.message_id);
         if !on_its_message {
             tracing::warn!(chat_id, user_id, message_id = m.message_id, action_id = %inc.action_id, "callback data does not belong to the message it came from (tampered); nothing changed");
-            return "Unknown button.".into();
+            return Err("Unknown button.".into());
         }
         let id = inc.action_id.as_str();
         // The button is for this incident: a newer action with the same id is not what was shown.
@@ -358,14 +407,14 @@ impl Engine {
             Ok(_) => {
                 let now = locate(&self.root, id, inc.created_at).ok().flatten().map(|a| a.state);
                 tracing::info!(action_id = id, user_id, state = ?now, "button press for an action that is no longer pending; nothing changed");
-                return match now {
+                return Err(match now {
                     Some(s) => format!("Nothing changed: this action is already {s}."),
                     None => "Nothing changed: this action no longer exists.".into(),
-                };
+                });
             }
             Err(e) => {
                 tracing::error!(action_id = id, error = %e, "cannot read the action for a button press");
-                return "Could not read the action; try again or use the web UI.".into();
+                return Err("Could not read the action; try again or use the web UI.".into());
             }
         }
         let name = q.from.display();
@@ -379,18 +428,18 @@ impl Engine {
                     i.decided_by = Some(name);
                 }
                 self.save();
-                format!("{}.", if to == ActionState::Approved { "Approved" } else { "Rejected" })
+                Ok(format!("{}.", if to == ActionState::Approved { "Approved" } else { "Rejected" }))
             }
             Err(TransitionError::NotInState { current, .. }) => {
                 tracing::info!(action_id = id, user_id, state = ?current, "someone else moved the action first; nothing changed");
-                match current {
+                Err(match current {
                     Some(s) => format!("Nothing changed: this action is already {s}."),
                     None => "Nothing changed: this action no longer exists.".into(),
-                }
+                })
             }
             Err(e) => {
                 tracing::error!(action_id = id, error = %e, "cannot record a decision made in Telegram");
-                "Could not record the decision; try again or use the web UI.".into()
+                Err("Could not record the decision; try again or use the web UI.".into())
             }
         }
     }
