@@ -46,8 +46,8 @@ pub struct Config {
     /// Run every approved action that may run now to its end, then exit.
     #[arg(long)]
     pub once: bool,
-    /// Record what would run, run nothing.
-    #[arg(long, env = "EXECUTOR_DRY_RUN")]
+    /// Record what would run, run nothing (`EXECUTOR_DRY_RUN=1`; also true/false, yes/no, on/off).
+    #[arg(long, env = "EXECUTOR_DRY_RUN", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
     /// Time limit per action (`300s`, `5m`).
     #[arg(long, env = "ACTION_TIMEOUT", default_value = "300s", value_parser = duration)]

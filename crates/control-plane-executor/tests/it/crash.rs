@@ -69,3 +69,22 @@ fn kill_9_during_a_redeploy_fails_it_as_interrupted_at_restart() {
     assert!(failed.result.unwrap().error.unwrap().starts_with("executor_interrupted"));
     assert_eq!(homelab_store::list_names(&t.root().join("actions/running")).unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn executor_dry_run_env_runs_nothing() {
+    let t = TempRoot::new();
+    let ran = t.path().join("ran");
+    let (_bin, path_env) = fake_compose(&format!("touch {}", ran.display()));
+    let compose_dir = t.path().join("app");
+    std::fs::create_dir_all(&compose_dir).unwrap();
+    t.write_host("local", &format!("compose_command: docker-compose\nservices:\n  app:\n    compose_dir: {}\n", compose_dir.display()));
+    crate::gate::world_up(&t.root(), "local");
+    let action = approved(ActionType::Redeploy, "local", Some("app"));
+    approve(&t.root(), &action);
+
+    let status = executor(&t, &path_env, true).env("EXECUTOR_DRY_RUN", "1").status().unwrap();
+    assert!(status.success());
+    let result = ended(&t.root(), &action.id, ActionState::Completed).result.unwrap();
+    assert!(result.dry_run && result.output.contains("would run `docker-compose up -d --force-recreate`"), "{result:?}");
+    assert!(!ran.exists(), "nothing ran");
+}

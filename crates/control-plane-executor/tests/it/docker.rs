@@ -162,7 +162,7 @@ fn success_is_verified_when_world_state_reports_healthy_after_the_end() {
     crate::gate::write_world(&t.root(), "local", &[("app", true)]);
     let done = testkit::wait_for("the action to complete verified", std::time::Duration::from_secs(30), || {
         let found = find(&t.root(), &action.id);
-        (found.state == ActionState::Completed).then_some(found.action)
+        (found.state == ActionState::Completed && found.action.result.is_some()).then_some(found.action)
     });
     daemon.stop();
     assert_eq!(done.result.unwrap().verified, Some(true));

@@ -105,7 +105,7 @@ fn guarded_action_waits_for_its_dependency_then_runs() {
     write_world(&t.root(), "edge", &[("db", true), ("app", false)]);
     let done = wait_for("the redeploy to run", Duration::from_secs(20), || {
         let found = find(&t.root(), &action.id);
-        (found.state == ActionState::Completed).then_some(found.action)
+        (found.state == ActionState::Completed && found.action.result.is_some()).then_some(found.action)
     });
     daemon.stop();
 

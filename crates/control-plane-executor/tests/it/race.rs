@@ -56,11 +56,14 @@ fn two_executors_run_each_of_200_actions_exactly_once() {
     }
     assert_eq!(per_dir.len(), NODES * PER_NODE, "every action ran");
     assert!(per_dir.values().all(|&n| n == 1), "an action ran twice: {:?}", per_dir.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>());
+    let mut by_pid: BTreeMap<String, usize> = BTreeMap::new();
     for id in &ids {
         let done = ended(&t.root(), id, ActionState::Completed);
-        let claims = done.history.iter().filter(|h| h.state == ActionState::Running).count();
-        assert_eq!(claims, 1, "{id} claimed once");
+        let claims: Vec<_> = done.history.iter().filter(|h| h.state == ActionState::Running).collect();
+        assert_eq!(claims.len(), 1, "{id} claimed once");
+        *by_pid.entry(claims[0].note.clone().unwrap_or_default()).or_default() += 1;
     }
+    eprintln!("claims per executor: {by_pid:?}");
     for state in ["approved", "running", "failed"] {
         assert!(homelab_store::list_names(&t.root().join("actions").join(state)).unwrap().is_empty(), "{state}/ is empty");
     }
