@@ -305,7 +305,11 @@ async fn poll(bot: api::Bot, mut offset: i64, wait: Duration, tx: mpsc::Sender<U
                 backoff = Duration::from_secs(1);
                 for u in updates {
                     offset = offset.max(u.update_id + 1);
-                    if tx.send(u).await.is_err() {
+                    let sent = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        r = tx.send(u) => r,
+                    };
+                    if sent.is_err() {
                         return;
                     }
                 }
