@@ -1,6 +1,7 @@
 //! Integration tests of the executor against real parts: the Docker engine, docker-compose v1,
 //! sshd on loopback, and the executor binary itself for crashes and races.
 
+mod compose;
 mod crash;
 mod docker;
 mod gate;

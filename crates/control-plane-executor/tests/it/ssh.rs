@@ -123,3 +123,16 @@ fn unknown_host_key_is_refused_and_named() {
     let error = ended(&t.root(), &restart.id, ActionState::Failed).result.unwrap().error.unwrap();
     assert!(error.contains("cannot reach node remote over SSH") && error.contains(&format!("127.0.0.1:{}", sshd.port)), "{error}");
 }
+
+#[test]
+fn unreachable_node_fails_naming_the_host() {
+    let t = TempRoot::new();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    t.write_host("remote", &format!("ssh: {{ host: 127.0.0.1, port: {port} }}\nservices:\n  app:\n    containers: [app]\n"));
+    let restart = approved(ActionType::ContainerRestart, "remote", Some("app"));
+    approve(&t.root(), &restart);
+    run_once(config(t.root(), t.hosts()));
+    let error = ended(&t.root(), &restart.id, ActionState::Failed).result.unwrap().error.unwrap();
+    assert!(error.contains(&format!("cannot reach node remote over SSH (127.0.0.1:{port})")), "{error}");
+}

@@ -1,0 +1,38 @@
+//! Compose failures and timeouts, with a stand-in `docker-compose` first on PATH of the executor
+//! binary: the exit status, the error naming what failed, and the output kept.
+
+use homelab_core::{ActionState, ActionType};
+use testkit::TempRoot;
+
+use crate::crash::{executor, fake_compose};
+use crate::*;
+
+fn redeploy_with(body: &str, timeout: &str) -> homelab_core::action::ActionResult {
+    let t = TempRoot::new();
+    let (_bin, path_env) = fake_compose(body);
+    let compose_dir = t.path().join("app");
+    std::fs::create_dir_all(&compose_dir).unwrap();
+    t.write_host("local", &format!("compose_command: docker-compose\nservices:\n  app:\n    compose_dir: {}\n", compose_dir.display()));
+    crate::gate::world_up(&t.root(), "local");
+    let action = approved(ActionType::Redeploy, "local", Some("app"));
+    approve(&t.root(), &action);
+    let status = executor(&t, &path_env, true).env("ACTION_TIMEOUT", timeout).status().unwrap();
+    assert!(status.success());
+    ended(&t.root(), &action.id, ActionState::Failed).result.unwrap()
+}
+
+#[test]
+fn compose_error_is_named_with_its_exit_status_and_output() {
+    let r = redeploy_with("echo \"pulling app\"\necho 'ERROR: manifest for app:latest not found' >&2\nexit 1", "60s");
+    assert_eq!(r.exit_status, Some(1));
+    let error = r.error.unwrap();
+    assert!(error.contains("docker-compose up -d --force-recreate") && error.contains("exit status 1") && error.contains("manifest for app:latest not found"), "{error}");
+    assert!(r.output.contains("pulling app") && r.output.contains("ERROR: manifest"), "{}", r.output);
+}
+
+#[test]
+fn an_action_past_its_timeout_is_stopped_and_keeps_its_output() {
+    let r = redeploy_with("echo 'recreating app'\nexec sleep 600", "1s");
+    assert!(r.error.as_deref().unwrap().contains("timed out after 1s"), "{r:?}");
+    assert!(r.output.contains("recreating app"), "{}", r.output);
+}
