@@ -44,17 +44,19 @@ pub fn shown(t: &SshTarget) -> String {
 impl Pool {
     /// The live connection to `node`, reconnecting when the master has gone away.
     pub async fn get(&self, node: &str, target: &SshTarget, defaults: &SshDefaults, docker_timeout: Duration) -> Result<Arc<Remote>, String> {
-        let mut nodes = self.nodes.lock().await;
-        if let Some(r) = nodes.get(node) {
+        // The map lock is never held across network calls: one slow node must not hold up the
+        // others. Only one action per node runs at a time, so a node is never connected twice.
+        let existing = self.nodes.lock().await.get(node).cloned();
+        if let Some(r) = existing {
             let alive = tokio::time::timeout(defaults.connect_timeout, r.session.check()).await;
             if matches!(alive, Ok(Ok(()))) {
-                return Ok(r.clone());
+                return Ok(r);
             }
             tracing::info!(node, "ssh master connection is gone; reconnecting");
-            nodes.remove(node);
+            self.nodes.lock().await.remove(node);
         }
         let remote = Arc::new(connect(node, target, defaults, docker_timeout).await?);
-        nodes.insert(node.to_owned(), remote.clone());
+        self.nodes.lock().await.insert(node.to_owned(), remote.clone());
         Ok(remote)
     }
 
