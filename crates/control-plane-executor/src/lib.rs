@@ -109,8 +109,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let swept = runner::sweep_interrupted(&ctx).context("cannot read actions/running")?;
     tracing::info!(dry_run = config.dry_run, interrupted = swept, "executor started");
 
+    // Notifications name paths under the folder as it was watched: watch the canonical path and
+    // compare against it.
+    let hosts_dir = std::fs::canonicalize(&config.hosts).unwrap_or_else(|_| config.hosts.clone());
     let mut watcher = Watcher::new(
-        &[(&root.action_dir(ActionState::Approved), false), (&root.world_dir(), false), (&config.hosts, true)],
+        &[(&root.action_dir(ActionState::Approved), false), (&root.world_dir(), false), (&hosts_dir, true)],
         config.rescan_interval,
     )
     .context("cannot watch the data root")?;
@@ -123,9 +126,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut busy: HashSet<String> = HashSet::new();
     let mut hosts = first;
     let mut next_heartbeat = tokio::time::Instant::now();
+    // hosts/ is parsed again only when it changed (or on a rescan), not on every pass.
+    let mut hosts_changed = false;
 
     loop {
-        let dispatched = pass(&ctx, &config, &mut hosts, &mut last_good, &mut busy, &slots, &done_tx, &tasks, &work_stop);
+        if std::mem::take(&mut hosts_changed) {
+            reload_hosts(&config, &mut hosts, &mut last_good);
+        }
+        let dispatched = pass(&ctx, &hosts, &mut busy, &slots, &done_tx, &tasks, &work_stop);
         if tokio::time::Instant::now() >= next_heartbeat {
             heartbeat(&ctx, &config, started_at, &hosts, &busy);
             next_heartbeat = tokio::time::Instant::now() + config.heartbeat_interval;
@@ -143,11 +151,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 // An action ended: say so at once rather than at the next tick.
                 next_heartbeat = tokio::time::Instant::now();
             }
-            batch = watcher.next_batch(DEBOUNCE) => {
-                if batch.is_none() {
-                    anyhow::bail!("the file watcher stopped");
-                }
-            }
+            batch = watcher.next_batch(DEBOUNCE) => match batch {
+                None => anyhow::bail!("the file watcher stopped"),
+                Some(b) => hosts_changed = b.rescan || b.paths.iter().any(|p| p.starts_with(&hosts_dir)),
+            },
             _ = tokio::time::sleep_until(next_heartbeat) => {}
         }
     }
@@ -166,9 +173,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 #[allow(clippy::too_many_arguments)]
 fn pass(
     ctx: &Arc<Ctx>,
-    config: &Config,
-    hosts: &mut HostsLoad,
-    last_good: &mut BTreeMap<String, HostFile>,
+    hosts: &HostsLoad,
     busy: &mut HashSet<String>,
     slots: &Arc<Semaphore>,
     done_tx: &mpsc::UnboundedSender<String>,
@@ -184,13 +189,6 @@ fn pass(
     };
     if approved.is_empty() {
         return 0;
-    }
-    match load_hosts(&config.hosts, last_good) {
-        Ok(load) => {
-            last_good.clone_from(&load.in_force);
-            *hosts = load;
-        }
-        Err(e) => tracing::error!(error = %e, "cannot read hosts/; keeping what was in force"),
     }
     let (services, nodes) = ctx.root.read_world().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read world state; guarded actions wait");
@@ -254,6 +252,21 @@ fn pass(
         );
     }
     started
+}
+
+/// Reads hosts/ again; an invalid file keeps its last good version, an unreadable folder keeps
+/// everything as it was.
+fn reload_hosts(config: &Config, hosts: &mut HostsLoad, last_good: &mut BTreeMap<String, HostFile>) {
+    match load_hosts(&config.hosts, last_good) {
+        Ok(load) => {
+            for e in load.errors.iter().filter(|e| !hosts.errors.contains(e)) {
+                tracing::error!(error = %e, "invalid hosts file; its last good version stays in force");
+            }
+            last_good.clone_from(&load.in_force);
+            *hosts = load;
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read hosts/; keeping what was in force"),
+    }
 }
 
 /// Records once in the action's history why it waits; repeats only when the reason changes.

@@ -135,3 +135,28 @@ fn guarded_action_waits_outside_maintenance_windows() {
     let note = found.history.last().unwrap().note.clone().unwrap();
     assert!(note.contains("outside the maintenance windows of node edge"), "{note}");
 }
+
+#[test]
+fn a_waiting_action_runs_when_hosts_change_opens_the_gate() {
+    let t = TempRoot::new();
+    let later = chrono::Utc::now() + chrono::Duration::hours(12);
+    let (start, end) = (later.format("%H:%M").to_string(), (later + chrono::Duration::minutes(1)).format("%H:%M").to_string());
+    let services = "services:\n  app:\n    compose_dir: /srv/app\n";
+    t.write_host("edge", &format!("maintenance_windows:\n  - {{ start: \"{start}\", end: \"{end}\" }}\n{services}"));
+    world_up(&t.root(), "edge");
+    let action = approved(ActionType::Redeploy, "edge", Some("app"));
+    approve(&t.root(), &action);
+    let mut cfg = config(t.root(), t.hosts());
+    cfg.dry_run = true;
+    cfg.rescan_interval = Duration::from_secs(3600); // the change must be seen through the notification
+    let daemon = Daemon::start(cfg);
+
+    wait_for("the action to wait for its window", Duration::from_secs(20), || {
+        let found = find(&t.root(), &action.id);
+        found.action.history.last().unwrap().note.as_deref().is_some_and(|n| n.contains("maintenance windows")).then_some(())
+    });
+    // The operator drops the window: the action runs without waiting for a rescan.
+    t.write_host("edge", services);
+    wait_for("the redeploy to run", Duration::from_secs(20), || (find(&t.root(), &action.id).state == ActionState::Completed).then_some(()));
+    daemon.stop();
+}
