@@ -1,3 +1,409 @@
-//! tracing-subscriber
+//! The supervisor daemon: reads desired state (hosts/), world state and actions, computes the
+//! pure plan of `homelab_core::plan`, and applies it through the store: new pending (or
+//! policy-approved) actions, and auto-cancels of pending ones.
 //!
-//! Not built yet: its issue comes later. The binary says so and exits non-zero.
+//! A reconcile runs at start, on every change to world/, hosts/ and actions/ (notify hints,
+//! debounced) and on the tick. What must survive a restart lives under `state/`:
+//! `state/supervisor.json` (escalation, rejections, auto-approvals) and
+//! `state/hosts_last_good.json` (the last valid version of each host file).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use homelab_core::desired::{ConfigError, HostFile};
+use homelab_core::duration::parse_duration;
+use homelab_core::plan::{Outcome, Plan, PlanInput, Policy, SupervisorMemory, plan};
+use homelab_core::{ActionState, Heartbeat, Timestamp};
+use homelab_store::{DataRoot, TransitionError, list_names};
+use tokio_util::sync::CancellationToken;
+
+/// The daemon's name in heartbeats and logs.
+pub const DAEMON: &str = "supervisor";
+/// Where the memory lives, relative to the data root.
+pub const MEMORY_FILE: &str = "state/supervisor.json";
+/// Where the last good version of each host file lives, relative to the data root.
+pub const LAST_GOOD_FILE: &str = "state/hosts_last_good.json";
+
+/// `control-plane-supervisor --root DIR --hosts DIR [--once] [--dry-run] [--tick 30s]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// The data root.
+    #[arg(long, env = "HOMELAB_ROOT", default_value = "/opt/homelab")]
+    pub root: PathBuf,
+    /// The desired state: hosts/<node>/services.yaml.
+    #[arg(long, env = "HOSTS_DIR")]
+    pub hosts: PathBuf,
+    /// One full reconcile, then exit (non-zero when hosts/ has errors).
+    #[arg(long)]
+    pub once: bool,
+    /// Print the plan and write nothing at all.
+    #[arg(long, env = "SUPERVISOR_DRY_RUN")]
+    pub dry_run: bool,
+    /// Reconcile at least this often, changes or not.
+    #[arg(long, env = "SUPERVISOR_TICK", default_value = "30s", value_parser = parse_duration)]
+    pub tick: Duration,
+    /// How long to gather file notifications into one reconcile.
+    #[arg(long, env = "SUPERVISOR_DEBOUNCE", default_value = "2ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+    /// A node with no sign of life for this long is unreachable (judged from last_seen).
+    #[arg(long, env = "NODE_STALE_AFTER", default_value = "90s", value_parser = parse_duration)]
+    pub node_stale_after: Duration,
+    /// A remediation that ended within this window counts against the next one.
+    #[arg(long, env = "ESCALATION_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub escalation_window: Duration,
+    /// After a remediation ended, wait this long for a fresh check before escalating.
+    #[arg(long, env = "SUPERVISOR_SETTLE", default_value = "60s", value_parser = parse_duration)]
+    pub settle_after: Duration,
+    /// A rejected id is not proposed again for this long, unless its drift resolved.
+    #[arg(long, env = "REJECT_SNOOZE", default_value = "6h", value_parser = parse_duration)]
+    pub reject_snooze: Duration,
+    /// `low`: low-risk actions go straight to approved. `off` (default): everything waits.
+    #[arg(long, env = "AUTO_APPROVE", default_value = "off", value_parser = parse_auto_approve)]
+    pub auto_approve: bool,
+    /// Auto-approvals per service per hour; past that, actions wait in pending.
+    #[arg(long, env = "AUTO_APPROVE_MAX_PER_HOUR", default_value_t = 3)]
+    pub auto_approve_max_per_hour: u32,
+}
+
+fn parse_auto_approve(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "low" => Ok(true),
+        "" | "off" | "none" | "0" | "false" => Ok(false),
+        other => Err(format!("AUTO_APPROVE {other:?} is not supported: use \"low\" or \"off\"")),
+    }
+}
+
+impl Config {
+    /// A configuration with every default, for embedding (`hcp up`) and tests.
+    pub fn new(root: impl Into<PathBuf>, hosts: impl Into<PathBuf>) -> Config {
+        let policy = Policy::default();
+        Config {
+            root: root.into(),
+            hosts: hosts.into(),
+            once: false,
+            dry_run: false,
+            tick: Duration::from_secs(30),
+            debounce: Duration::from_millis(2),
+            node_stale_after: policy.node_stale_after,
+            escalation_window: policy.escalation_window,
+            settle_after: policy.settle_after,
+            reject_snooze: policy.reject_snooze,
+            auto_approve: policy.auto_approve_low,
+            auto_approve_max_per_hour: policy.auto_approve_max_per_hour,
+        }
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy {
+            node_stale_after: self.node_stale_after,
+            escalation_window: self.escalation_window,
+            settle_after: self.settle_after,
+            reject_snooze: self.reject_snooze,
+            auto_approve_low: self.auto_approve,
+            auto_approve_max_per_hour: self.auto_approve_max_per_hour,
+        }
+    }
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub plan: Plan,
+    /// Problems in hosts/ (the last good version of each broken file stayed in force).
+    pub config_errors: Vec<ConfigError>,
+    pub created: usize,
+    pub cancelled: usize,
+    pub elapsed: Duration,
+}
+
+/// The supervisor's state between reconciles.
+pub struct Supervisor {
+    config: Config,
+    root: DataRoot,
+    policy: Policy,
+    memory: SupervisorMemory,
+    last_good: BTreeMap<String, HostFile>,
+    last_errors: Vec<ConfigError>,
+    started_at: Timestamp,
+    counters: BTreeMap<String, u64>,
+}
+
+impl Supervisor {
+    /// Opens the data root and loads memory and the last good host files. In a dry run the
+    /// data root must exist and nothing is created.
+    pub fn open(config: Config) -> anyhow::Result<Supervisor> {
+        let root = if config.dry_run { DataRoot::open_existing(&config.root) } else { DataRoot::open(&config.root) }
+            .with_context(|| format!("cannot open the data root {} (set --root or HOMELAB_ROOT)", config.root.display()))?;
+        if !config.hosts.is_dir() {
+            bail!("hosts folder {} does not exist (set --hosts or HOSTS_DIR to the folder holding <node>/services.yaml)", config.hosts.display());
+        }
+        let memory: SupervisorMemory = root
+            .read_json(MEMORY_FILE)
+            .with_context(|| format!("cannot read {MEMORY_FILE}: fix it or delete it (escalation and snooze memory would be lost)"))?
+            .unwrap_or_default();
+        let last_good: BTreeMap<String, HostFile> = match root.read_json(LAST_GOOD_FILE) {
+            Ok(v) => v.unwrap_or_default(),
+            Err(e) => {
+                // Losing it only matters while a host file is broken; carry on without it.
+                tracing::warn!(file = LAST_GOOD_FILE, error = %e, "cannot read the last good host files; starting without them");
+                BTreeMap::new()
+            }
+        };
+        let policy = config.policy();
+        Ok(Supervisor {
+            config,
+            root,
+            policy,
+            memory,
+            last_good,
+            last_errors: Vec::new(),
+            started_at: chrono::Utc::now(),
+            counters: BTreeMap::new(),
+        })
+    }
+
+    pub fn root(&self) -> &DataRoot {
+        &self.root
+    }
+
+    /// One reconcile: read → plan → apply (unless dry run).
+    pub fn reconcile(&mut self, now: Timestamp) -> anyhow::Result<Report> {
+        let n = self.bump("reconciles", 1);
+        let span = tracing::info_span!("reconcile", n, dry_run = self.config.dry_run);
+        let _enter = span.enter();
+        let started = Instant::now();
+
+        let load = homelab_store::hosts::load_hosts(&self.config.hosts, &self.last_good)
+            .with_context(|| format!("cannot read hosts folder {}", self.config.hosts.display()))?;
+        if load.errors != self.last_errors {
+            for e in &load.errors {
+                tracing::error!("{e}: the last good version of this file stays in force");
+            }
+            if load.errors.is_empty() && !self.last_errors.is_empty() {
+                tracing::info!("hosts/ is valid again");
+            }
+            self.last_errors = load.errors.clone();
+        }
+        let unknown_nodes = broken_without_last_good(&self.config.hosts, &load.errors, &load.in_force);
+
+        let (services, nodes) = self.root.read_world().context("cannot read world/")?;
+        let services = services.map(|s| s.services).unwrap_or_default();
+        let nodes = nodes.map(|n| n.nodes).unwrap_or_default();
+        let mut active = Vec::new();
+        for state in [ActionState::Pending, ActionState::Approved, ActionState::Running] {
+            active.extend(self.root.list_actions(state).with_context(|| format!("cannot list actions/{state}"))?.into_iter().map(|s| s.action));
+        }
+        let mut outcomes = Vec::new();
+        for state in ActionState::ALL.into_iter().filter(|s| s.is_terminal()) {
+            let names = list_names(&self.root.action_dir(state)).with_context(|| format!("cannot list actions/{state}"))?;
+            outcomes.extend(names.iter().filter_map(|n| Outcome::from_file_name(state, n)));
+        }
+
+        let plan = plan(PlanInput {
+            desired: &load.desired,
+            unknown_nodes: &unknown_nodes,
+            services: &services,
+            nodes: &nodes,
+            active: &active,
+            outcomes: &outcomes,
+            memory: &self.memory,
+            policy: &self.policy,
+            now,
+        });
+
+        let (mut created, mut cancelled) = (0, 0);
+        if !self.config.dry_run {
+            for c in &plan.cancel {
+                match self.root.transition(&c.id, ActionState::Pending, ActionState::Cancelled, now, "supervisor", Some(c.reason.clone()), |_| {}) {
+                    Ok(_) => {
+                        cancelled += 1;
+                        tracing::info!(action = %c.id, reason = %c.reason, "cancelled pending action");
+                    }
+                    // Approved or rejected by a person in the meantime: theirs wins.
+                    Err(TransitionError::NotInState { current, .. }) => {
+                        tracing::info!(action = %c.id, now = ?current, "not cancelling: no longer pending")
+                    }
+                    Err(e) => tracing::error!(action = %c.id, error = %e, "cannot cancel"),
+                }
+            }
+            for a in &plan.create {
+                match self.root.create_action(a) {
+                    Ok(()) => {
+                        created += 1;
+                        tracing::info!(action = %a.id, state = %a.state, drift = %a.drift, trigger = %a.trigger, "proposed action");
+                    }
+                    Err(TransitionError::AlreadyExists { .. }) => tracing::debug!(action = %a.id, "already active"),
+                    Err(e) => tracing::error!(action = %a.id, error = %e, "cannot write action"),
+                }
+            }
+            if plan.memory != self.memory {
+                self.root.write_json(MEMORY_FILE, &plan.memory).with_context(|| format!("cannot write {MEMORY_FILE}"))?;
+            }
+            if load.in_force != self.last_good {
+                self.root.write_json(LAST_GOOD_FILE, &load.in_force).with_context(|| format!("cannot write {LAST_GOOD_FILE}"))?;
+            }
+        }
+        self.memory = plan.memory.clone();
+        self.last_good = load.in_force;
+        self.bump("actions_created", created as u64);
+        self.bump("actions_cancelled", cancelled as u64);
+        let elapsed = started.elapsed();
+        let report = Report { plan, config_errors: load.errors, created, cancelled, elapsed };
+        if !self.config.dry_run {
+            self.write_heartbeat(now, &report)?;
+        }
+        tracing::debug!(drifts = report.plan.drifts.len(), created, cancelled, elapsed_ms = elapsed.as_secs_f64() * 1e3, "reconciled");
+        Ok(report)
+    }
+
+    fn bump(&mut self, counter: &str, by: u64) -> u64 {
+        let c = self.counters.entry(counter.to_owned()).or_default();
+        *c += by;
+        *c
+    }
+
+    fn write_heartbeat(&self, now: Timestamp, report: &Report) -> anyhow::Result<()> {
+        let hb = Heartbeat {
+            daemon: DAEMON.to_owned(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: self.started_at,
+            last_loop_at: now,
+            interval_secs: self.config.tick.as_secs().max(1),
+            counters: self.counters.clone(),
+            config_errors: report.config_errors.clone(),
+            extra: serde_json::json!({
+                "drifts": report.plan.drifts.len(),
+                "last_reconcile_ms": report.elapsed.as_secs_f64() * 1e3,
+            }),
+        };
+        self.root.write_heartbeat(DAEMON, &hb).context("cannot write the heartbeat")
+    }
+}
+
+/// Folders whose file is broken and that have no last good version in force: their node's
+/// desired state is unknown. The folder name stands in for the node name.
+fn broken_without_last_good(hosts: &Path, errors: &[ConfigError], in_force: &BTreeMap<String, HostFile>) -> BTreeSet<String> {
+    errors
+        .iter()
+        .filter_map(|e| {
+            let rel = Path::new(&e.file).strip_prefix(hosts).ok()?;
+            let folder = rel.components().next()?.as_os_str().to_str()?.to_owned();
+            (!in_force.contains_key(&folder)).then_some(folder)
+        })
+        .collect()
+}
+
+/// True when a notification names only dot-files (temp files, locks): our own plumbing.
+fn only_plumbing(paths: &BTreeSet<PathBuf>) -> bool {
+    !paths.is_empty()
+        && paths.iter().all(|p| p.components().any(|c| c.as_os_str().to_str().is_some_and(|s| s.starts_with('.') && s != "." && s != "..")))
+}
+
+/// Runs the supervisor until `shutdown` (or one pass with `--once`).
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let once = config.once;
+    let dry_run = config.dry_run;
+    let (tick, debounce) = (config.tick, config.debounce);
+    let hosts = config.hosts.clone();
+    let mut sup = Supervisor::open(config)?;
+
+    if once {
+        let report = tokio::task::spawn_blocking(move || sup.reconcile(chrono::Utc::now())).await??;
+        print_report(&report, dry_run);
+        if !report.config_errors.is_empty() {
+            bail!(
+                "hosts/ has {} error(s) (listed above); the last good version of each broken file stayed in force. Fix the file(s) and run again",
+                report.config_errors.len()
+            );
+        }
+        return Ok(());
+    }
+
+    let root = sup.root().clone();
+    let (world, actions) = (root.world_dir(), root.actions_dir());
+    let mut watcher = homelab_store::watch::Watcher::new(&[(&world, false), (&actions, true), (&hosts, true)], tick)
+        .context("cannot watch world/, actions/ and hosts/")?;
+    tracing::info!(root = %root.path().display(), hosts = %hosts.display(), tick_secs = tick.as_secs(), dry_run, "supervisor started");
+    let mut first = true;
+    loop {
+        if !first {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                b = watcher.next_batch(debounce) => b,
+            };
+            let Some(batch) = batch else { bail!("the file watcher stopped") };
+            if !batch.rescan && only_plumbing(&batch.paths) {
+                continue;
+            }
+        }
+        first = false;
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let r = sup.reconcile(chrono::Utc::now());
+            (sup, r)
+        })
+        .await?;
+        sup = back;
+        match result {
+            Ok(report) if dry_run => print_report(&report, true),
+            Ok(_) => {}
+            // A half-written world file or a vanished hosts folder: try again on the next hint.
+            Err(e) => tracing::error!(error = format!("{e:#}"), "reconcile failed; will retry"),
+        }
+    }
+    tracing::info!("supervisor stopped");
+    Ok(())
+}
+
+fn print_report(report: &Report, dry_run: bool) {
+    if dry_run {
+        println!("dry run: nothing written");
+        print!("{}", report.plan);
+    } else {
+        println!(
+            "reconciled: {} drift(s), {} action(s) created, {} cancelled",
+            report.plan.drifts.len(),
+            report.created,
+            report.cancelled
+        );
+    }
+    for e in &report.config_errors {
+        eprintln!("error: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_approve_values() {
+        assert_eq!(parse_auto_approve("low"), Ok(true));
+        assert_eq!(parse_auto_approve(""), Ok(false));
+        assert_eq!(parse_auto_approve("off"), Ok(false));
+        assert!(parse_auto_approve("high").is_err());
+    }
+
+    #[test]
+    fn plumbing_paths_are_ignored() {
+        let set = |ps: &[&str]| ps.iter().map(PathBuf::from).collect::<BTreeSet<_>>();
+        assert!(only_plumbing(&set(&["/r/actions/.locks/x", "/r/actions/pending/.x.json.1.0.tmp"])));
+        assert!(!only_plumbing(&set(&["/r/actions/.locks/x", "/r/actions/pending/x.json"])));
+        assert!(!only_plumbing(&set(&["/r/world/services.json"])));
+        assert!(!only_plumbing(&set(&[])));
+        // A data root below a relative path like ./var is not plumbing.
+        assert!(!only_plumbing(&set(&["./var/world/nodes.json"])));
+    }
+
+    #[test]
+    fn broken_folder_without_last_good_is_unknown() {
+        let e = |f: &str| ConfigError { file: f.into(), line: 1, column: 1, message: "x".into(), hint: None };
+        let got = broken_without_last_good(Path::new("/h"), &[e("/h/edge-1/services.yaml"), e("/h/edge-2/services.yaml")], &BTreeMap::from([(
+            "edge-2".to_owned(),
+            homelab_core::desired::parse_host_file("f", "edge-2", "services: {}").unwrap(),
+        )]));
+        assert_eq!(got, BTreeSet::from(["edge-1".to_owned()]));
+    }
+}

@@ -1,8 +1,26 @@
-//! `control-plane-supervisor`: not built yet.
+//! `control-plane-supervisor`: parse flags and env, set up logging, run, map to an exit code.
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("control-plane-supervisor: not implemented yet in this version of the control plane (see README.md)");
-    ExitCode::from(2)
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "control-plane-supervisor", version, about = "Diffs world state against desired state, writes pending actions, auto-cancels.")]
+struct Cli {
+    #[command(flatten)]
+    config: control_plane_supervisor::Config,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    homelab_store::daemon::init_tracing();
+    let shutdown = homelab_store::daemon::shutdown_token();
+    match control_plane_supervisor::run(cli.config, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("control-plane-supervisor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -194,6 +194,9 @@ pub struct Plan {
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
     pub desired: &'a DesiredState,
+    /// Nodes whose host file is invalid with no last good version: their desired state is
+    /// unknown, so nothing of theirs is cancelled as removed.
+    pub unknown_nodes: &'a BTreeSet<String>,
     /// `world/services.json`: node → service → state.
     pub services: &'a BTreeMap<String, BTreeMap<String, ServiceState>>,
     /// `world/nodes.json`: node → state.
@@ -268,7 +271,7 @@ fn root_of(host: &HostSpec, name: &str, in_drift: &BTreeSet<&str>) -> Option<Str
 
 /// Computes the plan. Pure: the same input gives the same plan.
 pub fn plan(input: PlanInput<'_>) -> Plan {
-    let PlanInput { desired, services, nodes, active, outcomes, memory, policy, now } = input;
+    let PlanInput { desired, unknown_nodes, services, nodes, active, outcomes, memory, policy, now } = input;
     let mut memory = learn(memory, outcomes, policy, now);
     let mut drifts = Vec::new();
     let mut create = Vec::new();
@@ -348,7 +351,10 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             (Some(s), Some(h)) => h.services.get(s).is_some_and(|s| s.monitor),
             (None, Some(_)) => true,
         };
-        let reason = if !still_desired {
+        let reason = if !still_desired && unknown_nodes.contains(&a.node) {
+            // A typo must never read as "every service removed".
+            continue;
+        } else if !still_desired {
             SERVICE_REMOVED
         } else if unjudged_nodes.contains(a.node.as_str()) {
             // No fresh word from the node: the drift cannot be called resolved.

@@ -13,6 +13,7 @@ pub mod atomic;
 pub mod daemon;
 pub mod events;
 pub mod hosts;
+pub mod secrets;
 pub mod watch;
 
 use std::io;
@@ -54,6 +55,16 @@ impl DataRoot {
         for f in FOLDERS {
             let dir = root.join(f);
             std::fs::create_dir_all(&dir).map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Ok(DataRoot { root })
+    }
+
+    /// A handle on an existing data root that creates nothing (dry runs, read-only tools).
+    /// Fails with a message naming the folder when it does not exist.
+    pub fn open_existing(root: impl Into<PathBuf>) -> io::Result<DataRoot> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("data root {} does not exist", root.display())));
         }
         Ok(DataRoot { root })
     }

@@ -30,6 +30,7 @@ const EDGE: &str = "services:\n  mosquitto: {}\n  zigbee2mqtt:\n    depends_on: 
 #[derive(Clone)]
 struct Situation {
     desired: DesiredState,
+    unknown_nodes: BTreeSet<String>,
     services: BTreeMap<String, BTreeMap<String, ServiceState>>,
     nodes: BTreeMap<String, NodeState>,
     active: Vec<Action>,
@@ -41,6 +42,7 @@ struct Situation {
 fn given() -> Situation {
     Situation {
         desired: DesiredState::default(),
+        unknown_nodes: BTreeSet::new(),
         services: BTreeMap::new(),
         nodes: BTreeMap::new(),
         active: Vec::new(),
@@ -159,6 +161,7 @@ impl Situation {
     fn plan(&self) -> Plan {
         plan(PlanInput {
             desired: &self.desired,
+            unknown_nodes: &self.unknown_nodes,
             services: &self.services,
             nodes: &self.nodes,
             active: &self.active,
@@ -315,6 +318,9 @@ fn auto_cancel_pending_only() {
         &edge().pending(Restart, "old-node", Some("web")),
         &["cancel container-restart-old-node-web service_removed_from_desired_state"],
     );
+    let mut broken = edge().pending(Restart, "edge-2", Some("web"));
+    broken.unknown_nodes.insert("edge-2".into());
+    check("edge-2's file has a typo and no last good version: its pending action stays", &broken, &[]);
     check(
         "removed service on an unreachable node is still cancelled",
         &given().host("edge-1", EDGE).pending(Restart, "edge-1", Some("gone")),
