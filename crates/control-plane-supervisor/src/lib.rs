@@ -296,10 +296,12 @@ fn broken_without_last_good(hosts: &Path, errors: &[ConfigError], in_force: &BTr
         .collect()
 }
 
-/// True when a notification names only dot-files (temp files, locks): our own plumbing.
+/// True when a notification names only dot-files (temp files, `actions/.locks/*`): plumbing.
+/// Only the last two components are looked at: the data root itself may live below a
+/// dot-folder (a temp dir such as `/tmp/.tmpXYZ`).
 fn only_plumbing(paths: &BTreeSet<PathBuf>) -> bool {
-    !paths.is_empty()
-        && paths.iter().all(|p| p.components().any(|c| c.as_os_str().to_str().is_some_and(|s| s.starts_with('.') && s != "." && s != "..")))
+    let dotted = |c: Option<&std::ffi::OsStr>| c.and_then(|c| c.to_str()).is_some_and(|s| s.starts_with('.') && s != "." && s != "..");
+    !paths.is_empty() && paths.iter().all(|p| dotted(p.file_name()) || dotted(p.parent().and_then(Path::file_name)))
 }
 
 /// Runs the supervisor until `shutdown` (or one pass with `--once`).
@@ -393,8 +395,10 @@ mod tests {
         assert!(!only_plumbing(&set(&["/r/actions/.locks/x", "/r/actions/pending/x.json"])));
         assert!(!only_plumbing(&set(&["/r/world/services.json"])));
         assert!(!only_plumbing(&set(&[])));
-        // A data root below a relative path like ./var is not plumbing.
+        // A data root below a relative path like ./var, or below a dot-folder, is not plumbing.
         assert!(!only_plumbing(&set(&["./var/world/nodes.json"])));
+        assert!(!only_plumbing(&set(&["/tmp/.tmpAbc/root/world/services.json"])));
+        assert!(only_plumbing(&set(&["/tmp/.tmpAbc/root/world/.services.json.7.1.tmp"])));
     }
 
     #[test]

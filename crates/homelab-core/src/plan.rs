@@ -372,10 +372,11 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         if rejection.resolved {
             continue;
         }
-        if let Some((node, service)) = target_of_id(id, desired) {
-            if !unjudged_nodes.contains(node.as_str()) && !drift_holds.contains(&target_key(&node, service.as_deref())) {
-                rejection.resolved = true;
-            }
+        if let Some((node, service)) = target_of_id(id, desired)
+            && !unjudged_nodes.contains(node.as_str())
+            && !drift_holds.contains(&target_key(&node, service.as_deref()))
+        {
+            rejection.resolved = true;
         }
     }
 
@@ -496,11 +497,9 @@ fn learn(memory: &SupervisorMemory, outcomes: &[Outcome], policy: &Policy, now: 
     m.version = MEMORY_VERSION;
     for o in outcomes {
         match o.state {
-            ActionState::Completed | ActionState::Failed => {
-                if now < after(o.ended, policy.escalation_window) {
-                    let e = m.attempts.entry(o.id.clone()).or_insert(o.ended);
-                    *e = (*e).max(o.ended);
-                }
+            ActionState::Completed | ActionState::Failed if now < after(o.ended, policy.escalation_window) => {
+                let e = m.attempts.entry(o.id.clone()).or_insert(o.ended);
+                *e = (*e).max(o.ended);
             }
             ActionState::Rejected => {
                 let newer = m.rejections.get(&o.id).is_none_or(|r| o.ended > r.at);
@@ -531,10 +530,10 @@ fn target_of_id(id: &str, desired: &DesiredState) -> Option<(String, Option<Stri
         }
         for kind in [ActionType::ContainerRestart, ActionType::Redeploy] {
             let prefix = kind.id(node, Some(""));
-            if let Some(service) = id.strip_prefix(&prefix) {
-                if host.services.contains_key(service) {
-                    return Some((node.clone(), Some(service.to_owned())));
-                }
+            if let Some(service) = id.strip_prefix(&prefix)
+                && host.services.contains_key(service)
+            {
+                return Some((node.clone(), Some(service.to_owned())));
             }
         }
     }

@@ -29,6 +29,12 @@ pub struct WorldBuilder {
     nodes: NodesFile,
 }
 
+impl Default for WorldBuilder {
+    fn default() -> Self {
+        WorldBuilder::new()
+    }
+}
+
 impl WorldBuilder {
     pub fn new() -> WorldBuilder {
         WorldBuilder {
