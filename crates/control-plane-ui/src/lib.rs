@@ -1,3 +1,347 @@
-//! tracing-subscriber
+//! The operator UI and HTTP API (`control-plane-ui`, port 18180): server-rendered pages,
+//! approvals, `/summary` for mirrors, agent event ingest, Prometheus metrics.
 //!
-//! Not built yet: its issue comes later. The binary says so and exits non-zero.
+//! It reads the data root through `homelab_store` and changes it in exactly two ways: an
+//! operator's decision on a pending action ([`decide`], a rename through
+//! `DataRoot::transition`) and agent events (`DataRoot::write_event`). GET never changes state.
+
+pub mod api;
+pub mod auth;
+pub mod metrics;
+pub mod pages;
+pub mod snapshot;
+pub mod timeline;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use homelab_core::{Action, ActionState, Timestamp};
+use homelab_store::{DataRoot, TransitionError};
+use tokio_util::sync::CancellationToken;
+
+use crate::snapshot::{BuildOptions, Snapshot};
+
+/// The file the generated UI token is kept in, below the data root.
+pub const UI_TOKEN_FILE: &str = "state/ui_token";
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    homelab_core::duration::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Flags and environment of `control-plane-ui`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// The data root.
+    #[arg(long, env = "HOMELAB_ROOT", default_value = "/opt/homelab")]
+    pub root: PathBuf,
+    /// The desired-state folder (`hosts/<node>/services.yaml`), for drift and config errors.
+    #[arg(long, env = "HOSTS_DIR")]
+    pub hosts: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN", default_value = "0.0.0.0:18180")]
+    pub listen: SocketAddr,
+    /// Path prefix when served behind a reverse proxy under a sub-path (e.g. `/homelab`).
+    #[arg(long, env = "BASE_PATH", default_value = "")]
+    pub base_path: String,
+    /// Bearer token for the API and the login form; generated into state/ui_token when unset.
+    #[arg(long, env = "UI_TOKEN", hide_env_values = true)]
+    pub ui_token: Option<String>,
+    /// When set, reads (/summary, pages, API GETs, metrics) need this token, the UI token, a
+    /// session or a trusted proxy user.
+    #[arg(long, env = "SUMMARY_TOKEN", hide_env_values = true)]
+    pub summary_token: Option<String>,
+    /// Addresses or networks whose proxy user header is believed (comma-separated).
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// The header a trusted reverse proxy puts the authenticated user name in.
+    #[arg(long, env = "TRUSTED_USER_HEADER", default_value = "X-authentik-username")]
+    pub trusted_user_header: String,
+    /// Agent ingest tokens as JSON `{"<node>": "<token>"}`, in addition to
+    /// state/secrets/agent_tokens.json.
+    #[arg(long, env = "AGENT_TOKENS", hide_env_values = true)]
+    pub agent_tokens: Option<String>,
+    /// A node with no event for this long is shown as stale.
+    #[arg(long, env = "NODE_STALE_AFTER", default_value = "90s", value_parser = parse_duration)]
+    pub node_stale_after: Duration,
+    /// How old the cached view may get before a request rebuilds it (file changes rebuild at once).
+    #[arg(long, env = "UI_REFRESH", default_value = "1s", value_parser = parse_duration)]
+    pub refresh: Duration,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: the defaults, with the given root and hosts.
+    pub fn new(root: impl Into<PathBuf>, hosts: Option<PathBuf>) -> Config {
+        Config {
+            root: root.into(),
+            hosts,
+            listen: "127.0.0.1:18180".parse().unwrap(),
+            base_path: String::new(),
+            ui_token: None,
+            summary_token: None,
+            trusted_proxies: String::new(),
+            trusted_user_header: "X-authentik-username".into(),
+            agent_tokens: None,
+            node_stale_after: Duration::from_secs(90),
+            refresh: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Shared by every request.
+#[derive(Debug)]
+pub struct AppState {
+    pub root: DataRoot,
+    pub hosts: Option<PathBuf>,
+    /// `""` or `/prefix` (no trailing slash).
+    pub base: String,
+    pub auth: auth::Auth,
+    pub env_agent_tokens: BTreeMap<String, String>,
+    pub node_stale_after: Duration,
+    pub refresh: Duration,
+    cache: RwLock<Option<Arc<Snapshot>>>,
+    dirty: AtomicBool,
+    build_lock: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    /// Opens the data root, settles the UI token (generating it when unset) and parses the rest.
+    pub fn new(config: &Config) -> anyhow::Result<AppState> {
+        let root = DataRoot::open(&config.root).with_context(|| format!("cannot open data root {}", config.root.display()))?;
+        let ui_token = match config.ui_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) => t.to_owned(),
+            None => {
+                let (token, created) = root
+                    .read_or_create_secret(UI_TOKEN_FILE, auth::random_token)
+                    .with_context(|| format!("cannot read or create {}", root.path().join(UI_TOKEN_FILE).display()))?;
+                let path = root.path().join(UI_TOKEN_FILE);
+                if created {
+                    tracing::info!(file = %path.display(), "UI_TOKEN is not set: generated a token into this file (mode 0600); use it as bearer token or login password");
+                } else {
+                    tracing::info!(file = %path.display(), "UI_TOKEN is not set: using the token kept in this file");
+                }
+                token
+            }
+        };
+        let trusted = auth::parse_proxies(&config.trusted_proxies).map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
+        let header: axum::http::HeaderName =
+            config.trusted_user_header.to_ascii_lowercase().parse().map_err(|_| anyhow::anyhow!("TRUSTED_USER_HEADER {:?} is not a header name", config.trusted_user_header))?;
+        let env_agent_tokens = match &config.agent_tokens {
+            Some(json) if !json.trim().is_empty() => {
+                serde_json::from_str(json).map_err(|e| anyhow::anyhow!("AGENT_TOKENS must be JSON {{\"<node>\": \"<token>\"}}: {e}"))?
+            }
+            _ => BTreeMap::new(),
+        };
+        let base = normalize_base(&config.base_path)?;
+        let summary_token = config.summary_token.clone().filter(|t| !t.trim().is_empty());
+        Ok(AppState {
+            root,
+            hosts: config.hosts.clone(),
+            base,
+            auth: auth::Auth::new(ui_token, summary_token, trusted, header),
+            env_agent_tokens,
+            node_stale_after: config.node_stale_after,
+            refresh: config.refresh,
+            cache: RwLock::new(None),
+            dirty: AtomicBool::new(true),
+            build_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Marks the cached view out of date (a file changed, or this process changed something).
+    pub fn invalidate(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    fn fresh(&self) -> Option<Arc<Snapshot>> {
+        if self.dirty.load(Ordering::SeqCst) {
+            return None;
+        }
+        let cached = self.cache.read().unwrap().clone()?;
+        let age = chrono::Utc::now().signed_duration_since(cached.built_at).to_std().unwrap_or_default();
+        (age < self.refresh).then_some(cached)
+    }
+
+    /// The current view: the cached one while fresh, else one rebuild shared by every waiting
+    /// request.
+    pub async fn snapshot(self: &Arc<Self>) -> anyhow::Result<Arc<Snapshot>> {
+        if let Some(s) = self.fresh() {
+            return Ok(s);
+        }
+        let _guard = self.build_lock.lock().await;
+        if let Some(s) = self.fresh() {
+            return Ok(s);
+        }
+        self.dirty.store(false, Ordering::SeqCst);
+        let me = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let opts = BuildOptions { hosts: me.hosts.as_deref(), node_stale_after: me.node_stale_after };
+            Snapshot::build(&me.root, &opts, chrono::Utc::now())
+        })
+        .await?;
+        match built {
+            Ok(s) => {
+                let s = Arc::new(s);
+                *self.cache.write().unwrap() = Some(s.clone());
+                Ok(s)
+            }
+            Err(e) => {
+                self.invalidate();
+                Err(anyhow::Error::new(e).context("cannot read the data root"))
+            }
+        }
+    }
+
+    /// `base` + `path`, for links and redirects.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+fn normalize_base(s: &str) -> anyhow::Result<String> {
+    let t = s.trim().trim_end_matches('/');
+    if t.is_empty() {
+        return Ok(String::new());
+    }
+    let t = if t.starts_with('/') { t.to_owned() } else { format!("/{t}") };
+    if !t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.')) || t.contains("..") || t.contains("//") {
+        anyhow::bail!("BASE_PATH {s:?} must be a plain path like /homelab");
+    }
+    Ok(t)
+}
+
+/// An operator's decision on a pending action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject { reason: Option<String> },
+}
+
+/// Why a decision was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("{0}")]
+    BadId(homelab_core::NameError),
+    #[error("no action {0}")]
+    NotFound(String),
+    #[error("action {id} is {state}, no longer pending")]
+    NotPending { id: String, state: ActionState },
+    #[error("{0}")]
+    Store(TransitionError),
+}
+
+/// Approves or rejects a pending action: the rename pending → approved/rejected, with `by`
+/// (`ui:alice`, `api:token`, `telegram:123`) and the reason in the history. Every channel
+/// (web UI, API, Telegram, CLI) uses this, so they behave the same. Exactly one of several
+/// racing deciders wins; the others get `NotPending` with the state it is in now.
+pub fn decide(root: &DataRoot, id: &str, decision: &Decision, by: &str, now: Timestamp) -> Result<Action, DecideError> {
+    homelab_core::validate_action_id(id).map_err(DecideError::BadId)?;
+    let (to, note) = match decision {
+        Decision::Approve => (ActionState::Approved, None),
+        Decision::Reject { reason } => (ActionState::Rejected, Some(clean_reason(reason.as_deref()))),
+    };
+    root.transition(id, ActionState::Pending, to, now, by, note, |_| {}).map_err(|e| match e {
+        TransitionError::NotInState { current: None, .. } => DecideError::NotFound(id.to_owned()),
+        TransitionError::NotInState { current: Some(state), .. } => DecideError::NotPending { id: id.to_owned(), state },
+        TransitionError::AlreadyExists { state, .. } => DecideError::NotPending { id: id.to_owned(), state },
+        TransitionError::BadId(e) => DecideError::BadId(e),
+        other => DecideError::Store(other),
+    })
+}
+
+/// A reject reason as stored: one line, printable, at most 500 characters.
+fn clean_reason(reason: Option<&str>) -> String {
+    let r: String = reason.unwrap_or("").chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect();
+    let r = r.trim();
+    if r.is_empty() { "rejected by operator (no reason given)".to_owned() } else { r.to_owned() }
+}
+
+/// The whole HTTP surface, mounted under `BASE_PATH`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let inner = api::routes().merge(pages::routes()).with_state(state.clone());
+    let app = if state.base.is_empty() { inner } else { Router::new().nest(&state.base, inner) };
+    app.layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Runs the UI until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let state = Arc::new(AppState::new(&config)?);
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, base_path = %state.base, "control-plane-ui listening");
+    run_on(state, listener, shutdown).await
+}
+
+/// Serves on an already bound listener (tests and `hcp up` bind port 0 and read the address).
+pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let tasks = tokio_util::task::TaskTracker::new();
+    tasks.spawn(watch_changes(state.clone(), shutdown.clone()));
+
+    // --- Telegram approvals: the lead spawns the Telegram task here (crate homelab-telegram),
+    // --- with `state.root.clone()` and `shutdown.clone()`; it decides through `crate::decide`
+    // --- or `DataRoot::transition` with by = "telegram:<user id>".
+
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = shutdown.clone();
+    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await.context("HTTP server failed")?;
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+/// Marks the cached view dirty whenever world/, actions/, state/heartbeat/ or hosts/ change,
+/// so pages see a change at once instead of after the refresh age.
+async fn watch_changes(state: Arc<AppState>, shutdown: CancellationToken) {
+    let root = state.root.path().to_path_buf();
+    let world = root.join("world");
+    let actions = root.join("actions");
+    let heartbeat = root.join("state/heartbeat");
+    let mut paths: Vec<(&std::path::Path, bool)> = vec![(&world, false), (&actions, true), (&heartbeat, false)];
+    if let Some(h) = state.hosts.as_deref().filter(|h| h.is_dir()) {
+        paths.push((h, true));
+    }
+    let mut watcher = match homelab_store::watch::Watcher::new(&paths, state.refresh.max(Duration::from_secs(1))) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the data root; pages refresh on their timer only");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            batch = watcher.next_batch(Duration::from_millis(20)) => match batch {
+                Some(_) => state.invalidate(),
+                None => return,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths() {
+        assert_eq!(normalize_base("").unwrap(), "");
+        assert_eq!(normalize_base("/").unwrap(), "");
+        assert_eq!(normalize_base("homelab/").unwrap(), "/homelab");
+        assert_eq!(normalize_base("/a/b").unwrap(), "/a/b");
+        assert!(normalize_base("/a/../b").is_err());
+        assert!(normalize_base("/a b").is_err());
+    }
+
+    #[test]
+    fn reasons_are_one_clean_line() {
+        assert_eq!(clean_reason(Some("  flaky\nagain ")), "flaky again");
+        assert_eq!(clean_reason(None), "rejected by operator (no reason given)");
+        assert_eq!(clean_reason(Some(&"x".repeat(900))).len(), 500);
+    }
+}

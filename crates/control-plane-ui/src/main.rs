@@ -1,8 +1,26 @@
-//! `control-plane-ui`: not built yet.
+//! `control-plane-ui`: the operator UI and HTTP API. Thin: flags, logging, run.
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("control-plane-ui: not implemented yet in this version of the control plane (see README.md)");
-    ExitCode::from(2)
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "control-plane-ui", about = "Operator UI and HTTP API: approvals, /summary, event ingest, metrics")]
+struct Cli {
+    #[command(flatten)]
+    config: control_plane_ui::Config,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    homelab_store::daemon::init_tracing();
+    let shutdown = homelab_store::daemon::shutdown_token();
+    match control_plane_ui::run(cli.config, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("control-plane-ui: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

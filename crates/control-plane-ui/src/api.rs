@@ -1,0 +1,291 @@
+//! The JSON API, `/summary`, `/summary.md`, `/metrics`, `/healthz` and the OpenAPI document.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use homelab_core::{ActionState, Event};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{Operator, Refusal};
+use crate::{AppState, DecideError, Decision, decide};
+
+/// The OpenAPI 3 document, written by hand next to this file.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// At most this many events in one ingest request.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/summary", get(summary))
+        .route("/summary.md", get(summary_md))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/world", get(world))
+        .route("/api/v1/actions", get(list_actions))
+        .route("/api/v1/actions/{id}", get(get_action))
+        .route("/api/v1/actions/{id}/approve", post(approve))
+        .route("/api/v1/actions/{id}/reject", post(reject))
+        .route("/api/v1/events", post(ingest))
+}
+
+/// The connecting address (the proxy's, behind a reverse proxy); `None` when unknown.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+/// An error answer: a status and `{"error": "...", ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
+        ApiError { status, body: json!({ "error": message.to_string() }) }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the control-plane-ui log")
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        ApiError::new(r.status(), &r)
+    }
+}
+
+impl From<DecideError> for ApiError {
+    fn from(e: DecideError) -> ApiError {
+        match &e {
+            DecideError::BadId(_) => ApiError::new(StatusCode::BAD_REQUEST, &e),
+            DecideError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, &e),
+            DecideError::NotPending { state, .. } => {
+                ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "state": state }) }
+            }
+            DecideError::Store(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+fn read_access(state: &AppState, headers: &HeaderMap, peer: Peer) -> ApiResult<()> {
+    state.auth.for_read(headers, peer.0).map(|_| ()).map_err(ApiError::from)
+}
+
+/// True when the client's `If-None-Match` names this ETag (or `*`).
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+async fn summary(State(state): State<Arc<AppState>>, Peer(peer): Peer, headers: HeaderMap) -> ApiResult<Response> {
+    read_access(&state, &headers, Peer(peer))?;
+    let snap = state.snapshot().await.map_err(ApiError::internal)?;
+    let etag = HeaderValue::from_str(&snap.etag).map_err(ApiError::internal)?;
+    if not_modified(&headers, &snap.etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok((
+        [(header::ETAG, etag), (header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        snap.summary_json.clone(),
+    )
+        .into_response())
+}
+
+async fn summary_md(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Response> {
+    read_access(&state, &headers, peer)?;
+    let snap = state.snapshot().await.map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], snap.markdown.clone()).into_response())
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Response> {
+    read_access(&state, &headers, peer)?;
+    let snap = state.snapshot().await.map_err(ApiError::internal)?;
+    let text = crate::metrics::render(&snap, chrono::Utc::now()).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn world(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    read_access(&state, &headers, peer)?;
+    let (services, nodes) = state.root.read_world().map_err(ApiError::internal)?;
+    Ok(Json(json!({ "services": services, "nodes": nodes })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ActionsQuery {
+    state: Option<String>,
+    node: Option<String>,
+}
+
+async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<ActionsQuery>) -> ApiResult<Json<serde_json::Value>> {
+    read_access(&state, &headers, peer)?;
+    let states: Vec<ActionState> = match q.state.as_deref().filter(|s| !s.is_empty()) {
+        None => ActionState::ALL.to_vec(),
+        Some(s) => s
+            .split(',')
+            .map(|one| ActionState::parse(one.trim()).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown state {one:?}: use pending, approved, running, completed, failed, rejected or cancelled"))))
+            .collect::<Result<_, _>>()?,
+    };
+    let root = state.root.clone();
+    let node = q.node;
+    let actions = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<homelab_core::Action>> {
+        let mut out = Vec::new();
+        for s in states {
+            out.extend(root.list_actions(s)?.into_iter().map(|a| a.action).filter(|a| node.as_ref().is_none_or(|n| &a.node == n)));
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "actions": actions })))
+}
+
+async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
+    read_access(&state, &headers, peer)?;
+    homelab_core::validate_action_id(&id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    match state.root.find_action(&id).map_err(ApiError::internal)? {
+        Some(found) => Ok(Json(found.action)),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}"))),
+    }
+}
+
+/// Runs a decision for an authenticated operator and answers with the moved action.
+pub async fn apply_decision(state: &Arc<AppState>, op: &Operator, id: String, decision: Decision) -> Result<homelab_core::Action, DecideError> {
+    let root = state.root.clone();
+    let by = op.by.clone();
+    let result = tokio::task::spawn_blocking(move || decide(&root, &id, &decision, &by, chrono::Utc::now()))
+        .await
+        .unwrap_or_else(|e| Err(DecideError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) })));
+    match &result {
+        Ok(a) => {
+            state.invalidate();
+            tracing::info!(action = %a.id, by = %op.by, state = %a.state, "operator decision recorded");
+        }
+        Err(e) => tracing::info!(by = %op.by, error = %e, "operator decision not applied"),
+    }
+    result
+}
+
+async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
+    let op = state.auth.for_mutation(&headers, peer.0, None)?;
+    Ok(Json(apply_decision(&state, &op, id, Decision::Approve).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: Option<String>,
+}
+
+async fn reject(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<homelab_core::Action>> {
+    let op = state.auth.for_mutation(&headers, peer.0, None)?;
+    let body: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RejectBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"reason\": \"...\"}}: {e}")))?
+    };
+    Ok(Json(apply_decision(&state, &op, id, Decision::Reject { reason: body.reason }).await?))
+}
+
+/// The node whose ingest token this is, from state/secrets/agent_tokens.json and AGENT_TOKENS.
+fn node_for_token(state: &AppState, token: &str) -> std::io::Result<Option<String>> {
+    let file = state.root.read_agent_tokens()?;
+    let mut found = None;
+    // Compare against every token, not stopping at the first match.
+    for (node, t) in file.iter().chain(state.env_agent_tokens.iter()) {
+        if !t.is_empty() && crate::auth::ct_eq(token, t) {
+            found = Some(node.clone());
+        }
+    }
+    Ok(found)
+}
+
+async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::from(Refusal::NoCredentials))?;
+    let node = node_for_token(&state, token).map_err(ApiError::internal)?.ok_or_else(|| ApiError::from(Refusal::WrongToken))?;
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    if items.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("at most {MAX_EVENTS_PER_REQUEST} events per request")));
+    }
+    // Validate everything first: a request is written whole or not at all.
+    let mut events = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let event: Event = serde_json::from_value(item).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("event {i}: not a valid event: {e}")))?;
+        event.validate().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("event {i}: {e}")))?;
+        if event.node != node {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, format!("event {i}: node {:?} does not match this token's node", event.node)));
+        }
+        events.push(event);
+    }
+    let root = state.root.clone();
+    let (written, duplicates) = tokio::task::spawn_blocking(move || -> std::io::Result<(usize, usize)> {
+        let (mut w, mut d) = (0, 0);
+        for e in &events {
+            match root.write_event(e)? {
+                homelab_store::events::Written::New => w += 1,
+                homelab_store::events::Written::AlreadyThere => d += 1,
+            }
+        }
+        Ok((w, d))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    tracing::debug!(%node, written, duplicates, "events ingested");
+    Ok(Json(json!({ "written": written, "duplicates": duplicates })))
+}

@@ -1,0 +1,1 @@
+//! Integration tests of control-plane-ui: router tests and the browser test.
