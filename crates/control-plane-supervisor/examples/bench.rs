@@ -6,7 +6,8 @@
 //!    `control-plane-supervisor` running as separate processes on one data root.
 //!
 //! `cargo build --release -p control-plane-observer -p control-plane-supervisor`
-//! `cargo run --release -p control-plane-supervisor --example bench [-- NODES SERVICES SAMPLES]`
+//! `cargo run --release -p control-plane-supervisor --example bench [-- NODES SERVICES SAMPLES LATENCY_NODES]`
+//! (defaults 200 50 200 4: the latency run's world has 4 nodes × 50 services unless asked for more).
 //!
 //! Latency samples are spaced 250 ms apart, because the observer writes world files at most
 //! WORLD_WRITES_PER_SECOND (default 5) times a second and batches bursts by design; an agent's
@@ -29,8 +30,12 @@ fn main() {
     let nodes = args.first().copied().unwrap_or(200);
     let services = args.get(1).copied().unwrap_or(50);
     let samples = args.get(2).copied().unwrap_or(200);
+    // Nodes in the latency run's world (at least enough for one fresh service per sample).
+    let latency_nodes = args.get(3).copied().unwrap_or(4);
     reconcile_time(nodes, services);
-    latency(samples);
+    if samples > 0 {
+        latency(samples, latency_nodes);
+    }
 }
 
 fn node_name(n: usize) -> String {
@@ -106,9 +111,13 @@ fn reconcile_time(nodes: usize, services: usize) {
     }
     steady.sort();
 
-    // The pure plan alone, over the same inputs.
+    // Where the time goes: parsing hosts/ (cold, without the cache), reading world/, the pure plan.
+    let t = Instant::now();
     let load = homelab_store::hosts::load_hosts(&hosts, &BTreeMap::new()).unwrap();
+    let hosts_time = t.elapsed();
+    let t = Instant::now();
     let (sf, nf) = root.read_world().unwrap();
+    let world_time = t.elapsed();
     let (sf, nf) = (sf.unwrap(), nf.unwrap());
     let active: Vec<_> = root.list_actions(ActionState::Pending).unwrap().into_iter().map(|s| s.action).collect();
     let outcomes: Vec<Outcome> = Vec::new();
@@ -136,6 +145,7 @@ fn reconcile_time(nodes: usize, services: usize) {
     println!("reconcile, {nodes} nodes x {services} services ({} services), {unhealthy} unhealthy:", nodes * services);
     println!("  first reconcile (reads everything, writes {unhealthy} pending actions): {}", ms(first.elapsed));
     println!("  steady-state reconcile over 20 runs: p50 {}, max {}", ms(pct(&steady, 0.5)), ms(pct(&steady, 1.0)));
+    println!("  of which: parsing hosts/ {}, reading world/ {}", ms(hosts_time), ms(world_time));
     println!("  pure plan() alone over 20 runs:      p50 {}, max {}", ms(pct(&pure, 0.5)), ms(pct(&pure, 1.0)));
 }
 
@@ -187,12 +197,12 @@ fn wait(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn latency(samples: usize) {
+fn latency(samples: usize, min_nodes: usize) {
     let (obs_bin, sup_bin) = bins();
     let dir = tempfile::tempdir().unwrap();
     let (root_dir, hosts) = (dir.path().join("root"), dir.path().join("hosts"));
     let services = 50;
-    let nodes = samples.div_ceil(services).max(1);
+    let nodes = samples.div_ceil(services).max(min_nodes).max(1);
     write_hosts(&hosts, nodes, services);
     let root = DataRoot::open(&root_dir).unwrap();
     let now = chrono::Utc::now();

@@ -126,6 +126,7 @@ pub struct Supervisor {
     memory: SupervisorMemory,
     last_good: BTreeMap<String, HostFile>,
     last_errors: Vec<ConfigError>,
+    hosts_cache: homelab_store::hosts::HostsCache,
     started_at: Timestamp,
     counters: BTreeMap<String, u64>,
 }
@@ -159,6 +160,7 @@ impl Supervisor {
             memory,
             last_good,
             last_errors: Vec::new(),
+            hosts_cache: Default::default(),
             started_at: chrono::Utc::now(),
             counters: BTreeMap::new(),
         })
@@ -175,7 +177,9 @@ impl Supervisor {
         let _enter = span.enter();
         let started = Instant::now();
 
-        let load = homelab_store::hosts::load_hosts(&self.config.hosts, &self.last_good)
+        let load = self
+            .hosts_cache
+            .load(&self.config.hosts, &self.last_good)
             .with_context(|| format!("cannot read hosts folder {}", self.config.hosts.display()))?;
         if load.errors != self.last_errors {
             for e in &load.errors {
