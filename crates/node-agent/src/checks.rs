@@ -172,7 +172,8 @@ impl Checker {
 
     async fn http(&self, c: &HttpCheck) -> CheckFn {
         let client = if c.insecure_skip_verify { &self.inner.http_insecure } else { &self.inner.http };
-        let mut req = client.get(&c.url).timeout(Check::Http(c.clone()).timeout());
+        let timeout = Check::Http(c.clone()).timeout();
+        let mut req = client.get(&c.url).timeout(timeout);
         if let Some(auth) = &c.basic_auth {
             let password = if let Some(var) = &auth.password_env {
                 std::env::var(var).map_err(|_| format!("basic_auth password_env {var} is not set in the agent's environment"))?
@@ -187,6 +188,7 @@ impl Checker {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) if e.is_builder() => return Err(format!("bad url {}: {e}", c.url)),
+            Err(e) if e.is_timeout() => return Ok(Outcome::Fail(format!("GET {} timed out after {}s", c.url, timeout.as_secs_f64()))),
             Err(e) => return Ok(Outcome::Fail(format!("GET {} failed: {}", c.url, error_chain(&e)))),
         };
         let status = resp.status().as_u16();
