@@ -1,1 +1,6 @@
-//! Integration tests of control-plane-ui: router tests and the browser test.
+//! Integration tests of control-plane-ui: every endpoint through the router (`oneshot`), every
+//! refusal with a check that nothing changed on disk, and the real browser test.
+
+mod browser;
+mod fixture;
+mod router;
