@@ -195,7 +195,10 @@ pub async fn run_with_listener(config: Config, shutdown: CancellationToken, list
     Ok(())
 }
 
-fn open_sink(config: &Config) -> anyhow::Result<(Sink, Option<(Deliverer, Arc<Notify>)>)> {
+/// The deliverer of a control-plane sink and the notifier that wakes it.
+type Delivery = (Deliverer, Arc<Notify>);
+
+fn open_sink(config: &Config) -> anyhow::Result<(Sink, Option<Delivery>)> {
     if let Some(root) = &config.root {
         let root = homelab_store::DataRoot::open(root).with_context(|| format!("cannot open the data root {} (--root / HOMELAB_ROOT)", root.display()))?;
         return Ok((Sink::Root(root), None));

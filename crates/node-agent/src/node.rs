@@ -82,7 +82,7 @@ pub fn root_readonly(proc_mounts: &str) -> Option<bool> {
             let (_dev, mount, _fs, opts) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
             (mount == "/").then(|| opts.split(',').any(|o| o == "ro"))
         })
-        .last()
+        .next_back()
 }
 
 #[cfg(test)]

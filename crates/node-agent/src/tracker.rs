@@ -84,7 +84,8 @@ mod tests {
     fn events_table() {
         use Source::*;
         use Verdict::Healthy;
-        let cases: Vec<(&str, Vec<(Verdict, Source)>, Vec<Option<&str>>)> = vec![
+        type Case = (&'static str, Vec<(Verdict, Source)>, Vec<Option<&'static str>>);
+        let cases: Vec<Case> = vec![
             ("healthy every pass is reported every pass", vec![(Healthy, Pass), (Healthy, Pass)], vec![Some("service_healthy"), Some("service_healthy")]),
             (
                 "a failure then health is a recovery, then plain healthy again",
