@@ -131,7 +131,8 @@ pub struct DaemonSummary {
 pub struct Snapshot {
     pub built_at: Timestamp,
     pub summary: Summary,
-    pub summary_json: Vec<u8>,
+    /// Shared, so answering a request copies no bytes.
+    pub summary_json: axum::body::Bytes,
     /// A strong ETag of `summary_json`, quoted.
     pub etag: String,
     pub markdown: String,
@@ -297,7 +298,7 @@ impl Snapshot {
             daemons,
             config_errors,
         };
-        let summary_json = serde_json::to_vec(&summary).expect("summary serializes");
+        let summary_json = axum::body::Bytes::from(serde_json::to_vec(&summary).expect("summary serializes"));
         let etag = etag_of(&summary_json);
         let markdown = markdown(&summary);
         Snapshot { built_at: now, summary, summary_json, etag, markdown, heartbeats, approvals_by_channel, desired }
