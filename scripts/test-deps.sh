@@ -12,6 +12,8 @@ have docker || need+=(docker.io)
 have docker-compose || need+=(docker-compose)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 have nats-server || need+=(nats-server)
+# The node agent's mqtt check is tested against a real broker (the test starts it; no service).
+[ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 have chromium || need+=(chromium)
 have chromedriver || need+=(chromium-driver)
 pkg_installed busybox-static || need+=(busybox-static)

@@ -3,7 +3,9 @@
 //! that goes away and comes back.
 
 mod checks;
+mod cli;
 mod docker;
+mod mqtt;
 mod nats;
 mod readiness;
 mod spool;
