@@ -59,7 +59,7 @@ fn pct(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-async fn run_clients(url: &str, etag: Option<String>) -> (Histogram<u64>, Duration, usize) {
+async fn run_clients(url: &str, etag: Option<String>, gzip: bool) -> (Histogram<u64>, Duration, usize) {
     let client = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -73,6 +73,10 @@ async fn run_clients(url: &str, etag: Option<String>) -> (Histogram<u64>, Durati
             for _ in 0..REQUESTS_PER_CLIENT {
                 let t = Instant::now();
                 let mut req = client.get(&url);
+                if gzip {
+                    // The raw compressed bytes are read; decompressing is the client's cost.
+                    req = req.header("accept-encoding", "gzip");
+                }
                 if let Some(e) = &etag {
                     req = req.header("if-none-match", e);
                 }
@@ -112,17 +116,26 @@ async fn main() -> anyhow::Result<()> {
     let size = first.bytes().await?.len();
     println!("/summary with {} services on {NODES} nodes: {size} bytes", NODES * SERVICES_PER_NODE);
 
-    let (h, took, _) = run_clients(&url, None).await;
     let n = CLIENTS * REQUESTS_PER_CLIENT;
+    let (h, took, gz_size) = run_clients(&url, None, true).await;
     println!(
-        "full answers, {CLIENTS} clients x {REQUESTS_PER_CLIENT}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0} req/s",
+        "full answers, gzip ({gz_size} bytes), {CLIENTS} clients x {REQUESTS_PER_CLIENT}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0} req/s",
         pct(&h, 0.5),
         pct(&h, 0.9),
         pct(&h, 0.99),
         h.max() as f64 / 1000.0,
         n as f64 / took.as_secs_f64()
     );
-    let (h, took, _) = run_clients(&url, etag).await;
+    let (h, took, _) = run_clients(&url, None, false).await;
+    println!(
+        "full answers, identity, {CLIENTS} clients x {REQUESTS_PER_CLIENT}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0} req/s",
+        pct(&h, 0.5),
+        pct(&h, 0.9),
+        pct(&h, 0.99),
+        h.max() as f64 / 1000.0,
+        n as f64 / took.as_secs_f64()
+    );
+    let (h, took, _) = run_clients(&url, etag, false).await;
     println!(
         "If-None-Match (304), {CLIENTS} clients x {REQUESTS_PER_CLIENT}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0} req/s",
         pct(&h, 0.5),

@@ -122,15 +122,32 @@ pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 async fn summary(State(state): State<Arc<AppState>>, Peer(peer): Peer, headers: HeaderMap) -> ApiResult<Response> {
     read_access(&state, &headers, Peer(peer))?;
     let snap = state.snapshot().await.map_err(ApiError::internal)?;
-    let etag = HeaderValue::from_str(&snap.etag).map_err(ApiError::internal)?;
-    if not_modified(&headers, &snap.etag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    let gz_etag = crate::snapshot::gzip_etag(&snap.etag);
+    let gzip = accepts_gzip(&headers);
+    let etag = if gzip { gz_etag.as_str() } else { snap.etag.as_str() };
+    let etag = HeaderValue::from_str(etag).map_err(ApiError::internal)?;
+    let vary = (header::VARY, HeaderValue::from_static("accept-encoding"));
+    // Either representation's tag means the client has the current content.
+    if not_modified(&headers, &snap.etag) || not_modified(&headers, &gz_etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), vary]).into_response());
     }
-    Ok((
-        [(header::ETAG, etag), (header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
-        snap.summary_json.clone(),
-    )
-        .into_response())
+    let ct = (header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let cc = (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if gzip {
+        let ce = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        return Ok(([(header::ETAG, etag), ct, cc, vary, ce], snap.summary_gzip.clone()).into_response());
+    }
+    Ok(([(header::ETAG, etag), ct, cc, vary], snap.summary_json.clone()).into_response())
+}
+
+/// True when `Accept-Encoding` lists gzip without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let q_zero = parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+    })
 }
 
 async fn summary_md(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Response> {

@@ -46,6 +46,15 @@ async fn summary_has_stable_fields_and_answers_304_when_unchanged() {
     assert_eq!(changed.status, StatusCode::OK);
     assert_ne!(changed.header("etag"), etag);
 
+    // Gzip for clients that ask, with its own tag; either tag revalidates.
+    let gz = fx.send(req("GET", "/summary", "127.0.0.1").header("accept-encoding", "gzip, br").body(Body::empty()).unwrap()).await;
+    assert_eq!(gz.header("content-encoding"), "gzip");
+    assert_ne!(gz.header("etag"), changed.header("etag"));
+    let revalidate = fx.send(req("GET", "/summary", "127.0.0.1").header("if-none-match", gz.header("etag")).body(Body::empty()).unwrap()).await;
+    assert_eq!(revalidate.status, StatusCode::NOT_MODIFIED);
+    let plain = fx.send(req("GET", "/summary", "127.0.0.1").header("accept-encoding", "gzip;q=0").body(Body::empty()).unwrap()).await;
+    assert!(plain.header("content-encoding").is_empty());
+
     let md = fx.send(get("/summary.md")).await;
     assert_eq!(md.status, StatusCode::OK);
     assert!(md.body.contains("# Homelab status") && md.body.contains(&id), "{}", md.body);
