@@ -173,3 +173,42 @@ async fn every_interval_repeats_healthy_and_reports_recovery() {
     agent.stop().await;
     drop(listener);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_unit_is_unhealthy_and_a_missing_systemd_is_a_check_error() {
+    let tr = TempRoot::new();
+    let unit = format!("{}.service", crate::unique("none"));
+    tr.write_host("edge-1", &format!("services:\n  daemon:\n    checks:\n      - systemd: {{ unit: {unit}, timeout_secs: 5 }}\n"));
+    run_once(config(&tr, "edge-1")).await.unwrap();
+    let evs = service_events(&tr.root(), "daemon");
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    let detail = evs[0].detail.clone().unwrap();
+    // On a node with systemd the unit is inactive; in a container without it, the check cannot run.
+    let booted_with_systemd = std::path::Path::new("/run/systemd/system").is_dir();
+    if booted_with_systemd {
+        assert_eq!(evs[0].kind, "service_unhealthy", "{detail}");
+        assert!(detail.contains(&unit), "{detail}");
+    } else {
+        assert_eq!(evs[0].kind, "check_error", "{detail}");
+        assert!(detail.contains("systemd is not available"), "{detail}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_host_file_keeps_the_last_good_one_in_force() {
+    let tr = TempRoot::new();
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = open.local_addr().unwrap().port();
+    tr.write_host("edge-1", &format!("services:\n  web:\n    checks:\n      - tcp: {{ port: {port} }}\n"));
+    let mut cfg = config(&tr, "edge-1");
+    cfg.check_interval = Duration::from_millis(200);
+    let agent = Agent::start(cfg).await;
+    let root = tr.root();
+    wait_for("web healthy", Duration::from_secs(10), || service_events(&root, "web").pop()).await;
+    tr.write_host("edge-1", "services:\n  web:\n    chekcs: []\n");
+    let before = service_events(&root, "web").len();
+    wait_for("web still checked after the typo", Duration::from_secs(10), || (service_events(&root, "web").len() >= before + 3).then_some(())).await;
+    assert!(service_events(&root, "web").iter().all(|e| e.kind == "service_healthy"));
+    agent.stop().await;
+    drop(open);
+}
