@@ -3,6 +3,7 @@
 //! polls another control plane's `/summary`, and `up`, which runs the daemons itself.
 
 pub mod actions;
+pub mod alertmanager;
 pub mod check;
 pub mod health;
 pub mod init;
@@ -47,6 +48,8 @@ pub enum Command {
     Health(health::HealthArgs),
     /// Run observer, supervisor, executor, UI and a local node agent in one process.
     Up(up::UpArgs),
+    /// Receive Alertmanager webhooks and write them into the data root as events.
+    Alertmanager(alertmanager::AlertmanagerArgs),
 }
 
 /// Runs a parsed command line. Errors are for people: the caller prints them and exits 1.
@@ -58,5 +61,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mirror(a) => mirror::run(a, homelab_store::daemon::shutdown_token()).await,
         Command::Health(a) => health::run(&a).await,
         Command::Up(a) => up::run(a, homelab_store::daemon::shutdown_token()).await,
+        Command::Alertmanager(a) => alertmanager::run(a, homelab_store::daemon::shutdown_token()).await,
     }
 }

@@ -1,6 +1,7 @@
 //! The `hcp` integration tests: the real binary on a fresh temp data root per test.
 
 mod actions;
+mod alertmanager;
 mod check;
 mod compose;
 mod health;
