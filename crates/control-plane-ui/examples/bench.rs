@@ -151,5 +151,55 @@ async fn main() -> anyhow::Result<()> {
     );
     shutdown.cancel();
     server.await??;
+    separate_process(&tmp).await
+}
+
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The RSS of the UI alone: the release binary (built by `cargo build --release -p
+/// control-plane-ui`) on the same data, under the same load.
+async fn separate_process(tmp: &testkit::TempRoot) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().and_then(|p| p.parent()).map(|p| p.join("control-plane-ui")).filter(|p| p.exists());
+    let Some(bin) = bin else {
+        println!("(build the binary with `cargo build --release -p control-plane-ui` to measure the UI process alone)");
+        return Ok(());
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut child = tokio::process::Command::new(bin)
+        .arg("--root")
+        .arg(tmp.root())
+        .arg("--hosts")
+        .arg(tmp.hosts())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("UI_TOKEN", "bench-token")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or(0);
+    let url = format!("http://127.0.0.1:{port}/summary");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while reqwest::get(&url).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await?;
+    let idle = proc_kib(pid, "VmRSS:");
+    let (h, _, _) = run_clients(&url, None, true).await;
+    let (h2, _, _) = run_clients(&url, None, false).await;
+    println!(
+        "separate UI process: p99 gzip {:.2} ms, p99 identity {:.2} ms; RSS after first build {} MiB, now {} MiB, peak {} MiB",
+        pct(&h, 0.99),
+        pct(&h2, 0.99),
+        idle / 1024,
+        proc_kib(pid, "VmRSS:") / 1024,
+        proc_kib(pid, "VmHWM:") / 1024
+    );
+    child.start_kill()?;
+    child.wait().await?;
     Ok(())
 }
