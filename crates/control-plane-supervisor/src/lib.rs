@@ -39,7 +39,7 @@ pub struct Config {
     #[arg(long)]
     pub once: bool,
     /// Print the plan and write nothing at all.
-    #[arg(long, env = "SUPERVISOR_DRY_RUN")]
+    #[arg(long, env = "SUPERVISOR_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
     /// Reconcile at least this often, changes or not.
     #[arg(long, env = "SUPERVISOR_TICK", default_value = "30s", value_parser = parse_duration)]
@@ -321,7 +321,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         print_report(&report, dry_run);
         if !report.config_errors.is_empty() {
             bail!(
-                "hosts/ has {} error(s) (listed above); the last good version of each broken file stayed in force. Fix the file(s) and run again",
+                "hosts/ has {} error(s) (listed above); the last good version of each broken file (if there was one) stayed in force. Fix the file(s) and run again",
                 report.config_errors.len()
             );
         }
@@ -364,19 +364,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 fn print_report(report: &Report, dry_run: bool) {
-    if dry_run {
-        println!("dry run: nothing written");
-        print!("{}", report.plan);
+    use std::io::Write as _;
+    // Write errors (a closed pipe, as in `| head`) are not worth a panic.
+    let mut out = std::io::stdout().lock();
+    let _ = if dry_run {
+        write!(out, "dry run: nothing written\n{}", report.plan)
     } else {
-        println!(
+        writeln!(
+            out,
             "reconciled: {} drift(s), {} action(s) created, {} cancelled",
             report.plan.drifts.len(),
             report.created,
             report.cancelled
-        );
-    }
+        )
+    };
+    let _ = out.flush();
+    let mut err = std::io::stderr().lock();
     for e in &report.config_errors {
-        eprintln!("error: {e}");
+        let _ = writeln!(err, "error: {e}");
     }
 }
 
