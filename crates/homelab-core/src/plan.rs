@@ -430,7 +430,7 @@ fn decide(
     }
     // The last attempt may not have had a chance to show its effect yet.
     if let Some((id, at)) = tried.iter().max_by_key(|(_, at)| *at) {
-        let fresh = t.fresh_since.is_some_and(|f| f > *at);
+        let fresh = t.fresh_since.is_some_and(|f| f >= *at);
         let until = after(*at, policy.settle_after);
         if !fresh && now < until {
             return Decision::Settling { after: id.clone(), until };

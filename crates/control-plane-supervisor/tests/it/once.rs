@@ -150,3 +150,33 @@ fn bad_flag_and_missing_hosts_say_what_to_do() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOSTS_DIR"), "{out:?}");
 }
+
+#[test]
+fn rejection_snoozes_and_a_finished_restart_escalates_across_runs() {
+    let t = TempRoot::new();
+    t.write_host("edge-1", EDGE);
+    edge_up().service("edge-1", "web", Some("containers_not_running")).service("edge-1", "mosquitto", Some("containers_not_running")).write(&t);
+    once(&t);
+    assert_eq!(ids(&t, ActionState::Pending), ["container-restart-edge-1-mosquitto", "container-restart-edge-1-web"]);
+    let root = DataRoot::open(t.root()).unwrap();
+    // An operator rejects the web restart; the mosquitto restart is run and completes.
+    root.transition("container-restart-edge-1-web", ActionState::Pending, ActionState::Rejected, crate::now(), "ui:alice", Some("not now".into()), |_| {})
+        .unwrap();
+    let id = "container-restart-edge-1-mosquitto";
+    root.transition(id, ActionState::Pending, ActionState::Approved, crate::now(), "ui:alice", None, |_| {}).unwrap();
+    root.transition(id, ActionState::Approved, ActionState::Running, crate::now(), "executor", None, |_| {}).unwrap();
+    root.transition(id, ActionState::Running, ActionState::Completed, crate::now(), "executor", None, |_| {}).unwrap();
+    // A fresh check after the restart: mosquitto is still down, web too.
+    edge_up().service("edge-1", "web", Some("containers_not_running")).service("edge-1", "mosquitto", Some("containers_not_running")).write(&t);
+
+    for run_no in 1..=2 {
+        once(&t);
+        assert_eq!(ids(&t, ActionState::Pending), ["redeploy-edge-1-mosquitto"], "run {run_no}: escalated, web snoozed");
+    }
+    let memory: serde_json::Value = root.read_json("state/supervisor.json").unwrap().unwrap();
+    assert!(memory["attempts"][id].is_string(), "{memory}");
+    assert_eq!(memory["rejections"]["container-restart-edge-1-web"]["resolved"], false, "{memory}");
+    let out = run(&t, &["--once", "--dry-run"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("edge-1/web: unhealthy_service (containers_not_running) -> no action: container-restart-edge-1-web was rejected"), "{text}");
+}
