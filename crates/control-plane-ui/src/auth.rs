@@ -134,7 +134,6 @@ pub fn valid_user(u: &str) -> bool {
 }
 
 /// The credentials the UI accepts and the sessions it has handed out.
-#[derive(Debug)]
 pub struct Auth {
     pub ui_token: String,
     pub summary_token: Option<String>,
@@ -143,6 +142,18 @@ pub struct Auth {
     sessions: Mutex<HashMap<String, Session>>,
     /// Per proxy user, the CSRF token their forms carry (proxy users have no session).
     proxy_csrf: Mutex<HashMap<String, String>>,
+}
+
+/// Never prints a secret.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("ui_token", &"<redacted>")
+            .field("summary_token", &self.summary_token.as_ref().map(|_| "<redacted>"))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("user_header", &self.user_header)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Auth {

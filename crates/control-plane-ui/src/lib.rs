@@ -34,8 +34,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     homelab_core::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
-/// Flags and environment of `control-plane-ui`.
-#[derive(Debug, Clone, clap::Args)]
+/// Flags and environment of `control-plane-ui`. Its `Debug` hides the tokens.
+#[derive(Clone, clap::Args)]
 pub struct Config {
     /// The data root.
     #[arg(long, env = "HOMELAB_ROOT", default_value = "/opt/homelab")]
@@ -72,6 +72,25 @@ pub struct Config {
     /// How old the cached view may get before a request rebuilds it (file changes rebuild at once).
     #[arg(long, env = "UI_REFRESH", default_value = "1s", value_parser = parse_duration)]
     pub refresh: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("root", &self.root)
+            .field("hosts", &self.hosts)
+            .field("listen", &self.listen)
+            .field("base_path", &self.base_path)
+            .field("ui_token", &hidden(&self.ui_token))
+            .field("summary_token", &hidden(&self.summary_token))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("trusted_user_header", &self.trusted_user_header)
+            .field("agent_tokens", &hidden(&self.agent_tokens))
+            .field("node_stale_after", &self.node_stale_after)
+            .field("refresh", &self.refresh)
+            .finish()
+    }
 }
 
 impl Config {
@@ -264,7 +283,15 @@ fn clean_reason(reason: Option<&str>) -> String {
 /// The whole HTTP surface, mounted under `BASE_PATH`.
 pub fn router(state: Arc<AppState>) -> Router {
     let inner = api::routes().merge(pages::routes()).with_state(state.clone());
-    let app = if state.base.is_empty() { inner } else { Router::new().nest(&state.base, inner) };
+    let app = if state.base.is_empty() {
+        inner
+    } else {
+        // A nested router answers `/prefix` but not `/prefix/`; send the latter home too.
+        let home = state.base.clone();
+        Router::new()
+            .nest(&state.base, inner)
+            .route(&format!("{}/", state.base), axum::routing::get(move || async move { axum::response::Redirect::permanent(&home) }))
+    };
     app.layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

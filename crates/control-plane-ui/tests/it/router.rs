@@ -442,6 +442,10 @@ async fn works_under_a_base_path() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains(&format!("href=\"/homelab/actions/{id}\"")) && r.body.contains("/homelab/static/app.js"));
     assert_eq!(fx.send(get("/actions")).await.status, StatusCode::NOT_FOUND);
+    let r = fx.send(get("/homelab")).await;
+    assert!(r.status == StatusCode::OK && r.body.contains("Dashboard"));
+    let r = fx.send(get("/homelab/")).await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::PERMANENT_REDIRECT, "/homelab".to_owned()));
     assert_eq!(fx.send(get("/homelab/summary")).await.status, StatusCode::OK);
     let r = fx.send(bearer_post(&format!("/homelab/api/v1/actions/{id}/approve"), UI_TOKEN, "")).await;
     assert_eq!(r.status, StatusCode::OK);
