@@ -34,7 +34,7 @@ fn seed(tmp: &testkit::TempRoot) {
         for s in 0..SERVICES_PER_NODE {
             let name = format!("svc-{s:03}");
             yaml.push_str(&format!("  {name}: {{}}\n"));
-            let unhealthy = (n * SERVICES_PER_NODE + s) % 97 == 0;
+            let unhealthy = (n * SERVICES_PER_NODE + s).is_multiple_of(97);
             svcs.insert(
                 name,
                 ServiceState {

@@ -172,10 +172,10 @@ impl Auth {
         let mut sessions = self.sessions.lock().unwrap();
         let now = Instant::now();
         sessions.retain(|_, s| s.expires > now);
-        if sessions.len() >= MAX_SESSIONS {
-            if let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone()) {
-                sessions.remove(&oldest);
-            }
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone())
+        {
+            sessions.remove(&oldest);
         }
         sessions.insert(id.clone(), Session { user: user.to_owned(), csrf: csrf.clone(), expires: now + SESSION_TTL });
         (id, csrf)
@@ -242,10 +242,10 @@ impl Auth {
         let Some(summary_token) = &self.summary_token else {
             return Ok(self.identify(headers, peer).ok());
         };
-        if let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
-            if ct_eq(token.trim(), summary_token) {
-                return Ok(None);
-            }
+        if let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+            && ct_eq(token.trim(), summary_token)
+        {
+            return Ok(None);
         }
         self.identify(headers, peer).map(Some)
     }
@@ -254,10 +254,10 @@ impl Auth {
 /// Refuses requests a browser marks as coming from another site: `Sec-Fetch-Site` other than
 /// `same-origin`/`none`, or an `Origin` whose host is not this request's host.
 pub fn check_same_origin(headers: &HeaderMap) -> Result<(), Refusal> {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return Err(Refusal::CrossSite);
-        }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(Refusal::CrossSite);
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().map_err(|_| Refusal::CrossSite)?;
