@@ -460,3 +460,51 @@ async fn works_under_a_base_path() {
     assert!(cookie.header("set-cookie").contains("Path=/homelab;"));
     assert_eq!(cookie.header("location"), "/homelab/");
 }
+
+#[tokio::test]
+async fn racing_approvers_exactly_one_wins() {
+    let fx = Fx::new();
+    let id = fx.pending("edge-1", "mqtt");
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let app = fx.app.clone();
+        let uri = format!("/api/v1/actions/{id}/{}", if i % 2 == 0 { "approve" } else { "reject" });
+        tasks.push(tokio::spawn(async move { send(&app, bearer_post(&uri, UI_TOKEN, "")).await.status }));
+    }
+    // And one more channel deciding through the shared function at the same time.
+    let root = fx.state.root.clone();
+    let idc = id.clone();
+    let direct = tokio::task::spawn_blocking(move || control_plane_ui::decide(&root, &idc, &control_plane_ui::Decision::Approve, "telegram:42", chrono::Utc::now()).is_ok());
+    let mut wins = usize::from(direct.await.unwrap());
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::OK => wins += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    let found = fx.state.root.find_action(&id).unwrap().unwrap();
+    assert_eq!(found.action.history.len(), 2, "one decision recorded: {:?}", found.action.history);
+}
+
+#[tokio::test]
+async fn events_timeline_pages_newest_first() {
+    let fx = Fx::new();
+    let start = chrono::Utc::now() - chrono::Duration::hours(1);
+    for i in 0..60 {
+        let mut e = Event::new(start + chrono::Duration::seconds(i), "edge-1", "service_healthy", Some("mqtt"));
+        e.detail = Some(format!("check number {i:02}"));
+        fx.state.root.write_event(&e).unwrap();
+    }
+    fx.state.root.write_event(&Event::new(start, "edge-2", "service_healthy", Some("web"))).unwrap();
+    let p0 = fx.send(get("/events?node=edge-1")).await.body;
+    assert_eq!(p0.matches("check number").count(), 50);
+    assert!(p0.find("check number 59").unwrap() < p0.find("check number 58").unwrap(), "newest first");
+    assert!(!p0.contains("check number 09") && p0.contains("page=1&#38;node=edge-1"), "an older page exists: {}", &p0[p0.find("pager").unwrap()..]);
+    let p1 = fx.send(get("/events?node=edge-1&page=1")).await.body;
+    assert_eq!(p1.matches("check number").count(), 10);
+    assert!(p1.contains("check number 00") && !p1.contains("edge-2"));
+    let all = fx.send(get("/events?service=web")).await.body;
+    assert!(all.contains("edge-2") && !all.contains("check number"));
+}
