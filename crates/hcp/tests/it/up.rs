@@ -43,10 +43,11 @@ fn up_runs_the_whole_loop_and_stops_on_sigterm() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         // No compose_dir: the executor runs it and fails it, saying why.
         let failed = wait_for("the action to end", Duration::from_secs(60), || {
-            root.list_actions(ActionState::Failed).ok()?.into_iter().find(|a| a.action.id == id)
+            // The rename comes first, the content (history, result) right after it.
+            root.list_actions(ActionState::Failed).ok()?.into_iter().find(|a| a.action.id == id && a.action.result.is_some())
         });
-        let error = failed.action.result.and_then(|r| r.error).unwrap_or_default();
-        assert!(error.contains("no compose_dir"), "{error}");
+        let error = failed.action.result.as_ref().and_then(|r| r.error.clone()).unwrap_or_default();
+        assert!(error.contains("no compose_dir"), "{}", serde_json::to_string_pretty(&failed.action).unwrap());
         // The UI of the same process answers, and the token file is where it said.
         let out = hcp(&["health", "--url", &format!("http://127.0.0.1:{ui_port}/summary")]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
