@@ -134,7 +134,7 @@ pub fn list(root: &DataRoot, state: Option<ActionState>, node: Option<&str>, now
     for s in states {
         let mut found = root.list_actions(s).with_context(|| format!("cannot list actions/{s}"))?;
         found.retain(|a| node.is_none_or(|n| a.action.node == n));
-        found.sort_by(|a, b| b.action.updated_at.cmp(&a.action.updated_at));
+        found.sort_by_key(|a| std::cmp::Reverse(a.action.updated_at));
         for a in found {
             let a = a.action;
             rows.push(vec![

@@ -154,7 +154,8 @@ mod tests {
     fn alerts_to_events_table() {
         let now = chrono::Utc::now();
         // (status, labels, expected: Ok((node, service, type)) or Err(part of the reason))
-        let cases: Vec<(&str, Vec<(&str, &str)>, Result<(&str, &str, &str), &str>)> = vec![
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Result<(&'a str, &'a str, &'a str), &'a str>);
+        let cases: Vec<Case> = vec![
             ("firing", vec![("alertname", "Down"), ("node", "edge-1"), ("service", "mosquitto")], Ok(("edge-1", "mosquitto", "service_unhealthy"))),
             ("resolved", vec![("node", "edge-1"), ("service", "mosquitto")], Ok(("edge-1", "mosquitto", "service_healthy"))),
             ("firing", vec![("instance", "nas-1:9100"), ("job", "node-exporter")], Ok(("nas-1", "node-exporter", "service_unhealthy"))),
