@@ -309,11 +309,39 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
     let tasks = tokio_util::task::TaskTracker::new();
     tasks.spawn(watch_changes(state.clone(), shutdown.clone()));
 
-    // --- Telegram approvals: the lead spawns the Telegram task here (crate homelab-telegram),
-    // --- with `state.root.clone()` and `shutdown.clone()`; it decides through `crate::decide`
-    // --- or `DataRoot::transition` with by = "telegram:<user id>".
+    // Telegram approvals run next to the UI when TELEGRAM_BOT_TOKEN is set; they move actions
+    // with the same store transition as every other channel (`telegram:<user id>`).
+    let mut app = router(state.clone());
+    match homelab_telegram::TelegramConfig::from_env() {
+        None => {}
+        Some(Err(e)) => anyhow::bail!("Telegram approvals are misconfigured: {e}"),
+        Some(Ok(cfg)) => {
+            let root = state.root.clone();
+            let stop = shutdown.clone();
+            match cfg.mode {
+                homelab_telegram::Mode::Polling => {
+                    tracing::info!("Telegram approvals on (long polling)");
+                    tasks.spawn(async move {
+                        if let Err(e) = homelab_telegram::run(cfg, root, stop).await {
+                            tracing::error!(error = %format!("{e:#}"), "Telegram approvals stopped");
+                        }
+                    });
+                }
+                homelab_telegram::Mode::Webhook => {
+                    let (hook, webhook) = homelab_telegram::webhook_router(&cfg)?;
+                    app = if state.base.is_empty() { app.merge(hook) } else { app.merge(Router::new().nest(&state.base, hook)) };
+                    tracing::info!(path = %format!("{}{}", state.base, homelab_telegram::WEBHOOK_PATH), "Telegram approvals on (webhook)");
+                    tasks.spawn(async move {
+                        if let Err(e) = homelab_telegram::run_webhook(cfg, root, webhook, stop).await {
+                            tracing::error!(error = %format!("{e:#}"), "Telegram approvals stopped");
+                        }
+                    });
+                }
+            }
+        }
+    }
 
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await.context("HTTP server failed")?;
     shutdown.cancel();
