@@ -6,7 +6,7 @@
 //!    `control-plane-supervisor` running as separate processes on one data root.
 //!
 //! `cargo build --release -p control-plane-observer -p control-plane-supervisor`
-//! `cargo run --release -p control-plane-supervisor --example bench [-- NODES SERVICES SAMPLES LATENCY_NODES]`
+//! `cargo run --release -p control-plane-supervisor --example supervisor-bench [-- NODES SERVICES SAMPLES LATENCY_NODES]`
 //! (defaults 200 50 200 4: the latency run's world has 4 nodes × 50 services unless asked for more).
 //!
 //! Latency samples are spaced 250 ms apart, because the observer writes world files at most

@@ -3,7 +3,7 @@
 //! 2. event-file-landed → world-updated latency p50/p99 over 1,000 events with the observer
 //!    running as a daemon (in this process, on its own runtime threads).
 //!
-//! `cargo run --release -p control-plane-observer --example bench [-- EVENTS LATENCY_EVENTS]`
+//! `cargo run --release -p control-plane-observer --example observer-bench [-- EVENTS LATENCY_EVENTS]`
 //! Events for the latency run are spaced 250 ms apart, so each one meets an observer with its
 //! write budget (WORLD_WRITES_PER_SECOND, default 5) unspent, as an agent's event does; bursts
 //! are batched by design.

@@ -1,7 +1,7 @@
 //! Claim latency: from an operator's approval (the rename of pending/<id>.json into approved/)
 //! to the executor's claim (the rename into running/), measured with inotify on running/.
 //!
-//! `cargo run --release -p control-plane-executor --example bench [-- SAMPLES]`
+//! `cargo run --release -p control-plane-executor --example executor-bench [-- SAMPLES]`
 //!
 //! The executor runs in-process in dry-run mode (container restarts, which pass no gate), so
 //! no Docker engine is needed and only the claim path is measured.

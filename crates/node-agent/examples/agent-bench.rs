@@ -1,6 +1,6 @@
 //! Benchmark: container killed → `containers_not_running` event file on disk.
 //!
-//! `cargo run --release -p node-agent --example bench [-- ROUNDS]` runs the agent in this
+//! `cargo run --release -p node-agent --example agent-bench [-- ROUNDS]` runs the agent in this
 //! process against the local Docker engine (image `TEST_IMAGE`, default
 //! `homelab-test/busybox:latest`), kills a busybox container ROUNDS times (default 30), and
 //! prints p50/p90/p99/max of the time from the kill call to the event file appearing in the

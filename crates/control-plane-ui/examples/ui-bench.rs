@@ -1,4 +1,4 @@
-//! `cargo run --release -p control-plane-ui --example bench`: `/summary` latency with 10k
+//! `cargo run --release -p control-plane-ui --example ui-bench`: `/summary` latency with 10k
 //! services (100 nodes × 100) and 50 concurrent clients, full answers and 304 revalidations,
 //! plus the process RSS. The server and the clients share this process, so the RSS printed is
 //! an upper bound for the UI alone; the snapshot rebuild age is the default 1 s, so rebuilds
