@@ -279,7 +279,14 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
             };
             if status != 0 {
                 let last = tail.text().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
-                return Err(format!("`{}` in {dir} on node {node} failed with exit status {status}: {last}", argv.join(" ")));
+                let failed = format!("`{}` in {dir} on node {node} failed with exit status {status}", argv.join(" "));
+                // Compose's own words for a missing engine can be a long traceback: say it plainly first.
+                if host.ssh.is_none() {
+                    if let Err(e) = crate::docker::connect(&ctx.docker_socket, Duration::from_secs(5)).await {
+                        return Err(format!("the Docker engine of node {node} is not reachable ({e}); {failed}: {last}"));
+                    }
+                }
+                return Err(format!("{failed}: {last}"));
             }
             Ok(Outcome { exit_status: Some(0), bytes_reclaimed: None })
         }
