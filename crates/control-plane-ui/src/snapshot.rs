@@ -53,6 +53,7 @@ pub struct ServiceSummary {
     pub detail: Option<String>,
     pub since: String,
     pub last_event_at: String,
+    pub last_event_id: String,
     pub consecutive_failures: u32,
     /// Whether hosts/ wants it (monitored) on this node.
     pub desired: bool,
@@ -217,6 +218,7 @@ impl Snapshot {
                         detail: s.detail,
                         since: rfc3339(s.since),
                         last_event_at: rfc3339(s.last_event_at),
+                        last_event_id: s.last_event_id.to_string(),
                         consecutive_failures: s.consecutive_failures,
                         desired,
                     },

@@ -59,8 +59,8 @@ pub fn summary_url(from: &str) -> String {
 /// (or under `world`), in the shapes of `world/nodes.json` and `world/services.json`.
 ///
 /// The UI's summary is a view, not a copy of the files, so three things are bridged here:
-/// its time is `world_generated_at` (or `generated_at`); a service carries no `last_event_id`
-/// (the nil UUID stands in); and nodes that hosts/ names but that never reported
+/// its time is `world_generated_at` (or `generated_at`); a summary from an older UI may carry
+/// no `last_event_id` (the nil UUID stands in then); and nodes that hosts/ names but that never reported
 /// (`last_seen: null`) are left out, as the observer's own `world/nodes.json` would.
 pub fn world_from_summary(doc: &serde_json::Value, now: Timestamp) -> anyhow::Result<(ServicesFile, NodesFile)> {
     let part = |key: &str| doc.get(key).or_else(|| doc.get("world").and_then(|w| w.get(key))).cloned();
