@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use testkit::{TempRoot, wait_for};
+use testkit::{TempRoot, wait_for, wait_until};
 
 fn events(root: &std::path::Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
@@ -40,9 +40,11 @@ async fn firing_and_resolved_alerts_become_events() {
             { "status": "firing", "labels": { "alertname": "NoLabels" }, "annotations": {}, "fingerprint": "c" }
         ]
     });
+    // The receiver is a separate process: wait until it accepts connections.
+    wait_until("the receiver listening", Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     let result = async {
-        // Up when it answers; without the token it refuses.
-        let resp = wait_for_async(|| client.post(&url).json(&body).send()).await;
+        // Without the token it refuses.
+        let resp = client.post(&url).json(&body).send().await.unwrap();
         assert_eq!(resp.status(), 401);
         let resp = client.post(&url).bearer_auth("am-token").json(&body).send().await.unwrap();
         assert_eq!(resp.status(), 200);
@@ -65,20 +67,4 @@ async fn firing_and_resolved_alerts_become_events() {
         kinds,
         [("edge-1".into(), "mosquitto".into(), "service_unhealthy".into()), ("nas-1".into(), "jellyfin".into(), "service_healthy".into())]
     );
-}
-
-/// Retries a request until the server accepts connections (it is starting), for up to 20 s.
-async fn wait_for_async<F, Fut>(mut f: F) -> reqwest::Response
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match f().await {
-            Ok(r) => return r,
-            Err(e) if e.is_connect() && tokio::time::Instant::now() < deadline => tokio::task::yield_now().await,
-            Err(e) => panic!("the receiver did not start: {e}"),
-        }
-    }
 }
