@@ -38,6 +38,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/actions/{id}/approve", post(approve))
         .route("/api/v1/actions/{id}/reject", post(reject))
         .route("/api/v1/events", post(ingest))
+        .route("/api/v1/alertmanager", post(alertmanager))
 }
 
 /// The connecting address (the proxy's, behind a reverse proxy); `None` when unknown.
@@ -305,4 +306,35 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
     .map_err(ApiError::internal)?;
     tracing::debug!(%node, written, duplicates, "events ingested");
     Ok(Json(json!({ "written": written, "duplicates": duplicates })))
+}
+
+/// Alertmanager's webhook (payload version 4): firing alerts become negative service events,
+/// resolved ones positive events (see `homelab_core::alertmanager`). Authenticated by the bearer
+/// `ALERTMANAGER_TOKEN`, or like any other mutation.
+async fn alertmanager(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+    use homelab_core::alertmanager::{Mapped, Webhook, map_alert};
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    let by_token = matches!((&state.alertmanager_token, bearer), (Some(t), Some(b)) if crate::auth::ct_eq(b, t));
+    if !by_token {
+        state.auth.for_mutation(&headers, peer.0, None)?;
+    }
+    let hook: Webhook =
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook body: {e}")))?;
+    let now = chrono::Utc::now();
+    let (mut events, mut skipped) = (Vec::new(), Vec::new());
+    for alert in &hook.alerts {
+        match map_alert(alert, now) {
+            Mapped::Event(e) => events.push(e),
+            Mapped::Skipped(why) => {
+                tracing::warn!(%why, "alert skipped");
+                skipped.push(why);
+            }
+        }
+    }
+    let root = state.root.clone();
+    let written = tokio::task::spawn_blocking(move || events.iter().try_for_each(|e| root.write_event(e).map(|_| ())).map(|()| events.len()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "written": written, "skipped": skipped })))
 }

@@ -66,6 +66,9 @@ pub struct Config {
     /// state/secrets/agent_tokens.json.
     #[arg(long, env = "AGENT_TOKENS", hide_env_values = true)]
     pub agent_tokens: Option<String>,
+    /// Bearer token Alertmanager sends to `POST /api/v1/alertmanager` (the UI token works too).
+    #[arg(long, env = "ALERTMANAGER_TOKEN", hide_env_values = true)]
+    pub alertmanager_token: Option<String>,
     /// A node with no event for this long is shown as stale.
     #[arg(long, env = "NODE_STALE_AFTER", default_value = "90s", value_parser = parse_duration)]
     pub node_stale_after: Duration,
@@ -87,6 +90,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("trusted_user_header", &self.trusted_user_header)
             .field("agent_tokens", &hidden(&self.agent_tokens))
+            .field("alertmanager_token", &hidden(&self.alertmanager_token))
             .field("node_stale_after", &self.node_stale_after)
             .field("refresh", &self.refresh)
             .finish()
@@ -106,6 +110,7 @@ impl Config {
             trusted_proxies: String::new(),
             trusted_user_header: "X-authentik-username".into(),
             agent_tokens: None,
+            alertmanager_token: None,
             node_stale_after: Duration::from_secs(90),
             refresh: Duration::from_secs(1),
         }
@@ -121,6 +126,7 @@ pub struct AppState {
     pub base: String,
     pub auth: auth::Auth,
     pub env_agent_tokens: BTreeMap<String, String>,
+    pub alertmanager_token: Option<String>,
     pub node_stale_after: Duration,
     pub refresh: Duration,
     cache: RwLock<Option<Arc<Snapshot>>>,
@@ -164,6 +170,7 @@ impl AppState {
             base,
             auth: auth::Auth::new(ui_token, summary_token, trusted, header),
             env_agent_tokens,
+            alertmanager_token: config.alertmanager_token.clone().filter(|t| !t.trim().is_empty()),
             node_stale_after: config.node_stale_after,
             refresh: config.refresh,
             cache: RwLock::new(None),

@@ -508,3 +508,36 @@ async fn events_timeline_pages_newest_first() {
     let all = fx.send(get("/events?service=web")).await.body;
     assert!(all.contains("edge-2") && !all.contains("check number"));
 }
+
+#[tokio::test]
+async fn alertmanager_webhook_becomes_events_only_with_a_token() {
+    let fx = Fx::with(|c| c.alertmanager_token = Some("am-secret".into()));
+    let body = r#"{"version":"4","status":"firing","alerts":[
+        {"status":"firing","labels":{"alertname":"Down","node":"edge-1","service":"mqtt"},"annotations":{"summary":"broker gone"}},
+        {"status":"resolved","labels":{"instance":"nas-1:9100","job":"jellyfin"},"annotations":{}},
+        {"status":"firing","labels":{"alertname":"NoLabels"},"annotations":{}}]}"#;
+    let before = fx.disk();
+    for token in [None, Some("wrong")] {
+        let mut r = req("POST", "/api/v1/alertmanager", "127.0.0.1").header("content-type", "application/json");
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = fx.send(r.body(Body::from(body)).unwrap()).await;
+        assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "{token:?}: {}", resp.body);
+        assert_eq!(fx.disk(), before, "a refused webhook writes nothing");
+    }
+    let bad = fx.send(bearer_post("/api/v1/alertmanager", "am-secret", "{")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let ok = fx.send(bearer_post("/api/v1/alertmanager", "am-secret", body)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let v = ok.json();
+    assert_eq!(v["written"], 2, "{v}");
+    assert!(v["skipped"][0].as_str().unwrap().contains("no node"), "{v}");
+    // The operator's own token works too.
+    let by_ui = fx.send(bearer_post("/api/v1/alertmanager", UI_TOKEN, body)).await;
+    assert_eq!(by_ui.status, StatusCode::OK);
+    let events: Vec<_> = fx.disk().into_iter().filter(|(p, _)| p.contains("/events/")).collect();
+    assert_eq!(events.len(), 4, "{:?}", events.iter().map(|e| &e.0).collect::<Vec<_>>());
+    assert!(events.iter().any(|(p, b)| p.contains("-edge-1-") && String::from_utf8_lossy(b).contains("service_unhealthy")));
+    assert!(events.iter().any(|(p, b)| p.contains("-nas-1-") && String::from_utf8_lossy(b).contains("service_healthy")));
+}
