@@ -87,7 +87,9 @@ impl DataRoot {
     /// Finds an action by id: its active file if it has one, else the newest terminal one.
     pub fn find_action(&self, id: &str) -> io::Result<Option<StoredAction>> {
         validate_action_id(id).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        for state in [ActionState::Running, ActionState::Approved, ActionState::Pending] {
+        // Lifecycle order: a file only ever moves forward, so one that moves while we look is
+        // found in a folder checked later, never missed.
+        for state in [ActionState::Pending, ActionState::Approved, ActionState::Running] {
             if let Some(action) = self.read_active(state, id)? {
                 return Ok(Some(StoredAction { state, file_name: format!("{id}.json"), action }));
             }
@@ -233,4 +235,63 @@ impl DataRoot {
 
 fn io_err(id: &str, source: io::Error) -> TransitionError {
     TransitionError::Io { id: id.to_owned(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use homelab_core::{ActionType, Risk};
+
+    fn action(id: &str, now: Timestamp) -> Action {
+        Action {
+            id: id.into(),
+            kind: ActionType::Redeploy,
+            risk: Risk::Guarded,
+            node: "n1".into(),
+            service: Some("web".into()),
+            drift: "unhealthy_service".into(),
+            trigger: "http_check_failed".into(),
+            root_cause: None,
+            state: ActionState::Pending,
+            created_at: now,
+            updated_at: now,
+            history: Vec::new(),
+            result: None,
+        }
+    }
+
+    /// A reader looking for an action while it moves through its states always finds it.
+    #[test]
+    fn find_action_never_misses_a_moving_action() {
+        let dir = std::env::temp_dir().join(format!("store-actions-{}", std::process::id()));
+        let root = DataRoot::open(&dir).unwrap();
+        let now = chrono::Utc::now();
+        let ids: Vec<String> = (0..100).map(|i| format!("redeploy-n1-web{i}")).collect();
+        for id in &ids {
+            root.create_action(&action(id, now)).unwrap();
+        }
+        // The reader watches the very action being moved, to hit the moments between folders.
+        let current = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mover = {
+            let (root, ids, current) = (root.clone(), ids.clone(), current.clone());
+            std::thread::spawn(move || {
+                use ActionState::*;
+                for (i, id) in ids.iter().enumerate() {
+                    current.store(i, std::sync::atomic::Ordering::SeqCst);
+                    for (from, to) in [(Pending, Approved), (Approved, Running), (Running, Completed)] {
+                        root.transition(id, from, to, chrono::Utc::now(), "test", None, |_| {}).unwrap();
+                    }
+                }
+            })
+        };
+        let mut looks = 0u32;
+        while !mover.is_finished() {
+            let id = &ids[current.load(std::sync::atomic::Ordering::SeqCst)];
+            assert!(root.find_action(id).unwrap().is_some(), "{id} not found while moving");
+            looks += 1;
+        }
+        mover.join().unwrap();
+        assert!(looks > 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -29,6 +29,12 @@ pub struct Watcher {
     rx: mpsc::UnboundedReceiver<Hint>,
     rescan_every: Duration,
     next_rescan: Instant,
+    /// Hints gathered so far. Kept here, not in the future of [`Watcher::next_batch`], so that a
+    /// caller whose `select!` drops that future mid-debounce loses nothing.
+    pending: Batch,
+    /// While gathering: when the current debounce window closes.
+    window_closes: Option<Instant>,
+    closed: bool,
 }
 
 impl Watcher {
@@ -51,35 +57,66 @@ impl Watcher {
             let mode = if *recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
             watcher.watch(path, mode)?;
         }
-        Ok(Watcher { _watcher: watcher, rx, rescan_every, next_rescan: Instant::now() + rescan_every })
+        Ok(Watcher {
+            _watcher: watcher,
+            rx,
+            rescan_every,
+            next_rescan: Instant::now() + rescan_every,
+            pending: Batch::default(),
+            window_closes: None,
+            closed: false,
+        })
     }
 
     /// Waits for the next hint (or the rescan timer), then gathers whatever else arrives within
-    /// `debounce` into one batch. Returns `None` when the watcher is gone.
+    /// `debounce` into one batch. Returns `None` when the watcher is gone. Cancel-safe: hints
+    /// already taken from the channel stay in the watcher until a batch is handed out.
     pub async fn next_batch(&mut self, debounce: Duration) -> Option<Batch> {
-        let mut batch = Batch::default();
-        tokio::select! {
-            hint = self.rx.recv() => add(&mut batch, hint?),
-            _ = tokio::time::sleep_until(self.next_rescan) => batch.rescan = true,
-        }
-        let until = Instant::now() + debounce;
         loop {
-            // Take what is already queued without waiting, then wait out the debounce window.
-            while let Ok(hint) = self.rx.try_recv() {
-                add(&mut batch, hint);
+            if self.closed && self.window_closes.is_none() {
+                return None;
             }
-            tokio::select! {
-                hint = self.rx.recv() => match hint {
-                    Some(h) => add(&mut batch, h),
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(until) => break,
+            match self.window_closes {
+                None => {
+                    tokio::select! {
+                        hint = self.rx.recv() => match hint {
+                            Some(h) => add(&mut self.pending, h),
+                            None => {
+                                self.closed = true;
+                                continue;
+                            }
+                        },
+                        _ = tokio::time::sleep_until(self.next_rescan) => self.pending.rescan = true,
+                    }
+                    self.window_closes = Some(Instant::now() + debounce);
+                }
+                Some(until) => {
+                    // Take what is already queued without waiting, then wait out the window.
+                    while let Ok(hint) = self.rx.try_recv() {
+                        add(&mut self.pending, hint);
+                    }
+                    if self.closed {
+                        return Some(self.hand_out());
+                    }
+                    tokio::select! {
+                        hint = self.rx.recv() => match hint {
+                            Some(h) => add(&mut self.pending, h),
+                            None => self.closed = true,
+                        },
+                        _ = tokio::time::sleep_until(until) => return Some(self.hand_out()),
+                    }
+                }
             }
         }
+    }
+
+    fn hand_out(&mut self) -> Batch {
+        self.window_closes = None;
+        let batch = std::mem::take(&mut self.pending);
         if batch.rescan {
             self.next_rescan = Instant::now() + self.rescan_every;
         }
-        Some(batch)
+        batch
     }
 }
 
@@ -87,5 +124,27 @@ fn add(batch: &mut Batch, hint: Hint) {
     match hint {
         Hint::Paths(p) => batch.paths.extend(p),
         Hint::Rescan => batch.rescan = true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller that drops `next_batch` in the middle of a debounce window (another branch of
+    /// its `select!` won) still gets the hints in its next batch.
+    #[tokio::test]
+    async fn hints_survive_a_dropped_next_batch() {
+        let dir = std::env::temp_dir().join(format!("store-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = Watcher::new(&[(dir.as_path(), false)], Duration::from_secs(3600)).unwrap();
+        std::fs::write(dir.join("a.json"), "1").unwrap();
+        // A debounce longer than the caller's patience: the future is dropped while gathering.
+        let debounce = Duration::from_millis(800);
+        let dropped = tokio::time::timeout(Duration::from_millis(200), w.next_batch(debounce)).await;
+        assert!(dropped.is_err(), "still gathering when dropped");
+        let batch = tokio::time::timeout(Duration::from_secs(10), w.next_batch(debounce)).await.unwrap().unwrap();
+        assert!(batch.paths.iter().any(|p| p.ends_with("a.json")), "{batch:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
