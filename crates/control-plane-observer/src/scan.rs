@@ -37,7 +37,15 @@ pub struct Observer {
     recent_writes: VecDeque<Instant>,
     last_fold_at: Option<Timestamp>,
     started_at: Timestamp,
+    /// What the world files last said (without `generated_at`), to tell whether time alone
+    /// (staleness, ghost TTL) changed anything.
+    last_view: Option<View>,
 }
+
+type View = (
+    BTreeMap<String, BTreeMap<String, homelab_core::ServiceState>>,
+    BTreeMap<String, homelab_core::world::NodeState>,
+);
 
 impl Observer {
     /// Loads the checkpoint (a corrupt one is moved aside and everything is replayed) and
@@ -69,6 +77,7 @@ impl Observer {
             recent_writes: VecDeque::new(),
             last_fold_at: None,
             started_at: chrono::Utc::now(),
+            last_view: None,
         };
         obs.reload_hosts();
         Ok(obs)
@@ -85,9 +94,13 @@ impl Observer {
                 for e in &load.errors {
                     tracing::warn!(error = %e, "invalid hosts file; its last good version stays in force");
                 }
-                self.desired = Some(load.desired.monitored_names());
+                let desired = Some(load.desired.monitored_names());
+                // Only a change of desired names can change what ghost pruning keeps.
+                if desired != self.desired {
+                    self.desired = desired;
+                    self.dirty = true;
+                }
                 self.hosts_last_good = load.in_force;
-                self.dirty = true;
             }
             Err(e) => tracing::warn!(error = %e, "cannot read hosts folder; ghost pruning paused"),
         }
@@ -253,14 +266,10 @@ impl Observer {
             return Ok(());
         }
         let now = chrono::Utc::now();
-        let world = match &self.desired {
-            Some(desired) => self.checkpoint.world.without_ghosts(desired, now, self.config.ghost_ttl),
-            None => self.checkpoint.world.clone(),
-        };
-        self.root
-            .write_world(&world.services_file(now), &world.nodes_file(now, self.config.node_stale_after))
-            .context("cannot write world/")?;
+        let (services, nodes) = self.world_files(now);
+        self.root.write_world(&services, &nodes).context("cannot write world/")?;
         self.root.write_json(CHECKPOINT_FILE, &self.checkpoint).context("cannot write the checkpoint")?;
+        self.last_view = Some((services.services, nodes.nodes));
         self.dirty = false;
         let first = self.recent_writes.is_empty();
         self.recent_writes.push_back(Instant::now());
@@ -273,9 +282,25 @@ impl Observer {
         Ok(())
     }
 
+    /// The world files as of `now`: ghosts pruned (with hosts/), node status from `last_seen`.
+    fn world_files(&self, now: Timestamp) -> (homelab_core::world::ServicesFile, homelab_core::world::NodesFile) {
+        let pruned;
+        let world = match &self.desired {
+            Some(desired) => {
+                pruned = self.checkpoint.world.without_ghosts(desired, now, self.config.ghost_ttl);
+                &pruned
+            }
+            None => &self.checkpoint.world,
+        };
+        (world.services_file(now), world.nodes_file(now, self.config.node_stale_after))
+    }
+
     pub fn write_heartbeat(&mut self) -> anyhow::Result<()> {
-        // Node staleness changes with time alone: refresh world with every heartbeat.
-        self.dirty = true;
+        // Time alone changes node staleness and ghost pruning: rewrite world when it did.
+        let (services, nodes) = self.world_files(chrono::Utc::now());
+        if self.last_view.as_ref() != Some(&(services.services, nodes.nodes)) {
+            self.dirty = true;
+        }
         self.flush(false)?;
         let now = chrono::Utc::now();
         let c = self.checkpoint.counters;
