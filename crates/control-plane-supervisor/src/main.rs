@@ -14,13 +14,5 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    homelab_store::daemon::init_tracing();
-    let shutdown = homelab_store::daemon::shutdown_token();
-    match control_plane_supervisor::run(cli.config, shutdown).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("control-plane-supervisor: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    homelab_store::daemon::main("control-plane-supervisor", |shutdown| control_plane_supervisor::run(cli.config, shutdown)).await
 }

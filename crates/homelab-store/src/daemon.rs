@@ -23,3 +23,21 @@ pub fn shutdown_token() -> CancellationToken {
     });
     token
 }
+
+/// The body of every daemon's `main`: logging, the shutdown token, the run, and the exit code
+/// (with the error chain on stderr, prefixed by the program name).
+pub async fn main<F, Fut, E>(name: &str, run: F) -> std::process::ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    init_tracing();
+    match run(shutdown_token()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

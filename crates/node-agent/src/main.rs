@@ -14,13 +14,5 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    homelab_store::daemon::init_tracing();
-    let shutdown = homelab_store::daemon::shutdown_token();
-    match node_agent::run(cli.config, shutdown).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("node-agent: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    homelab_store::daemon::main("node-agent", |shutdown| node_agent::run(cli.config, shutdown)).await
 }
