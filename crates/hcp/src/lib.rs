@@ -8,6 +8,7 @@ pub mod check;
 pub mod health;
 pub mod init;
 pub mod mirror;
+pub mod schema;
 pub mod table;
 pub mod up;
 
@@ -50,6 +51,8 @@ pub enum Command {
     Up(up::UpArgs),
     /// Receive Alertmanager webhooks and write them into the data root as events.
     Alertmanager(alertmanager::AlertmanagerArgs),
+    /// Print the JSON Schemas of the data root's files (or write them with --out DIR).
+    Schema(schema::SchemaArgs),
 }
 
 /// Runs a parsed command line. Errors are for people: the caller prints them and exits 1.
@@ -62,5 +65,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Health(a) => health::run(&a).await,
         Command::Up(a) => up::run(a, homelab_store::daemon::shutdown_token()).await,
         Command::Alertmanager(a) => alertmanager::run(a, homelab_store::daemon::shutdown_token()).await,
+        Command::Schema(a) => schema::run(&a),
     }
 }

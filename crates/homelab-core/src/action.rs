@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionState {
     Pending,
@@ -75,7 +75,7 @@ impl fmt::Display for ActionState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionType {
     ContainerRestart,
@@ -116,7 +116,7 @@ impl fmt::Display for ActionType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
     Low,
@@ -124,10 +124,11 @@ pub enum Risk {
 }
 
 /// One transition in an action's life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistoryEntry {
     pub state: ActionState,
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub at: Timestamp,
     /// `supervisor`, `policy`, `executor`, or an operator with channel: `ui:alice`, `telegram:123`, `api:token`, `cli:bob`.
     pub by: String,
@@ -136,7 +137,7 @@ pub struct HistoryEntry {
 }
 
 /// What the executor recorded.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionResult {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,8 +148,10 @@ pub struct ActionResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, with = "crate::ts_format::option", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::Timestamp>")]
     pub started_at: Option<Timestamp>,
     #[serde(default, with = "crate::ts_format::option", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::Timestamp>")]
     pub finished_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_reclaimed: Option<u64>,
@@ -160,7 +163,7 @@ pub struct ActionResult {
 }
 
 /// An action file (`actions/<state>/<id>.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Action {
     pub id: String,
     #[serde(rename = "type")]
@@ -173,10 +176,13 @@ pub struct Action {
     /// What in world state set it off: the unhealthy reason, `missing`, or the disk level.
     pub trigger: String,
     pub root_cause: Option<String>,
+    /// The folder is the truth; this mirrors it.
     pub state: ActionState,
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub created_at: Timestamp,
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub updated_at: Timestamp,
     pub history: Vec<HistoryEntry>,
     pub result: Option<ActionResult>,

@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 use crate::name::validate_name;
 
 /// One validation problem, pointing at the place in the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConfigError {
     pub file: String,
     pub line: u64,

@@ -6,18 +6,25 @@ use uuid::Uuid;
 use crate::{Timestamp, compact_ts, name::validate_name, parse_compact_ts};
 
 /// One event as written by an agent (`events/YYYY-MM-DD/<file name>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     pub id: Uuid,
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub ts: Timestamp,
+    /// The node the agent runs on: `^[a-z0-9][a-z0-9._-]{0,62}$`.
     pub node: String,
+    /// `service_healthy`, `service_recovered`, `service_unhealthy`, `containers_not_running`,
+    /// `mqtt_unreachable`, `http_check_failed`, `port_unreachable`, `exec_check_failed`,
+    /// `check_error`, `node_heartbeat`, `disk_pressure`; unknown types are counted and ignored.
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `node_heartbeat`: `agent_version`, `uptime_secs`, `disks`; `disk_pressure`: `level`
+    /// (`ok`, `medium` or `high`) and `disks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
 }

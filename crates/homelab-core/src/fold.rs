@@ -13,15 +13,16 @@ use crate::world::{NodeFacts, ServiceState, ServiceStatus, World};
 use crate::Timestamp;
 
 /// Where a node's fold stands: the (ts, id) of the last event applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Cursor {
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub ts: Timestamp,
     pub id: Uuid,
 }
 
 /// Counters kept with the checkpoint, so they survive restarts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FoldCounters {
     pub applied: u64,
     pub skipped: u64,
@@ -29,7 +30,7 @@ pub struct FoldCounters {
 }
 
 /// `state/observer_checkpoint.json`: the fold's state. Deleting it forces a full replay.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Checkpoint {
     pub version: u32,
     /// Per canonical node, the last event applied.

@@ -7,15 +7,18 @@ use serde::{Deserialize, Serialize};
 use crate::desired::ConfigError;
 use crate::Timestamp;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Heartbeat {
+    /// `observer`, `supervisor`, `executor`, `telegram`, `hcp-mirror`, …
     pub daemon: String,
     pub pid: u32,
     pub version: String,
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub started_at: Timestamp,
     /// When the daemon last finished a loop (a fold, a reconcile, a scan).
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub last_loop_at: Timestamp,
     /// The daemon writes a heartbeat at least this often while alive; a reader may call it
     /// stopped after a few of these without a new one.

@@ -13,6 +13,7 @@ pub mod fold;
 pub mod heartbeat;
 pub mod name;
 pub mod plan;
+pub mod schema;
 pub mod window;
 pub mod world;
 

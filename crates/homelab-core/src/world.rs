@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
     Healthy,
@@ -15,7 +15,7 @@ pub enum ServiceStatus {
 }
 
 /// One service on one node, as `world/services.json` carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServiceState {
     pub status: ServiceStatus,
     /// The negative event type that made it unhealthy; `null` when healthy.
@@ -23,14 +23,16 @@ pub struct ServiceState {
     pub detail: Option<String>,
     /// When the service entered its current status.
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub since: Timestamp,
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub last_event_at: Timestamp,
     pub last_event_id: Uuid,
     pub consecutive_failures: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DiskLevel {
     Ok,
@@ -38,7 +40,7 @@ pub enum DiskLevel {
     High,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     Up,
@@ -47,9 +49,10 @@ pub enum NodeStatus {
 
 /// What the fold knows about a node. Status (`up`/`stale`) is not stored: it depends on the
 /// clock and is computed when the world is written (see [`World::node_status`]).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodeFacts {
     #[serde(with = "crate::ts_format::option", default)]
+    #[schemars(with = "Option<crate::Timestamp>")]
     pub last_seen: Option<Timestamp>,
     pub disk_pressure: Option<DiskLevel>,
     pub disks: Option<serde_json::Value>,
@@ -58,12 +61,15 @@ pub struct NodeFacts {
 }
 
 /// One node as `world/nodes.json` carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodeState {
     #[serde(with = "crate::ts_format::option", default)]
+    #[schemars(with = "Option<crate::Timestamp>")]
     pub last_seen: Option<Timestamp>,
     pub status: NodeStatus,
     pub disk_pressure: Option<DiskLevel>,
+    /// Per mount, as the agent reported it: `mount`, `used_pct`, `level`, `total_bytes`,
+    /// `used_bytes`, `available_bytes`.
     pub disks: Option<serde_json::Value>,
     pub agent_version: Option<String>,
     #[serde(default)]
@@ -71,24 +77,26 @@ pub struct NodeState {
 }
 
 /// The folded world: per node facts and per node, per service state.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct World {
     pub nodes: BTreeMap<String, NodeFacts>,
     pub services: BTreeMap<String, BTreeMap<String, ServiceState>>,
 }
 
 /// `world/services.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServicesFile {
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub generated_at: Timestamp,
     pub services: BTreeMap<String, BTreeMap<String, ServiceState>>,
 }
 
 /// `world/nodes.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodesFile {
     #[serde(with = "crate::ts_format")]
+    #[schemars(with = "crate::Timestamp")]
     pub generated_at: Timestamp,
     pub nodes: BTreeMap<String, NodeState>,
 }

@@ -6,6 +6,7 @@ mod check;
 mod compose;
 mod health;
 mod mirror;
+mod schema;
 mod up;
 
 use std::path::Path;
