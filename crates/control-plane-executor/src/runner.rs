@@ -303,6 +303,22 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
     }
 }
 
+/// Copies a child's stdout and stderr into the tail at the same time, until both close.
+async fn pump_output(out: Option<impl AsyncRead + Unpin>, err: Option<impl AsyncRead + Unpin>, tail: &Tail) {
+    tokio::join!(
+        async {
+            if let Some(o) = out {
+                pump(o, tail).await
+            }
+        },
+        async {
+            if let Some(e) = err {
+                pump(e, tail).await
+            }
+        }
+    );
+}
+
 /// Runs the compose argv in `dir` on this host; returns its exit status.
 async fn compose_local(argv: &[String], dir: &str, node: &str, tail: &Tail) -> Result<i64, String> {
     if !Path::new(dir).is_dir() {
@@ -312,15 +328,7 @@ async fn compose_local(argv: &[String], dir: &str, node: &str, tail: &Tail) -> R
     cmd.args(&argv[1..]).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("cannot run `{}` in {dir} on node {node}: {e}", argv.join(" ")))?;
     let (out, err) = (child.stdout.take(), child.stderr.take());
-    let (status, _, _) = tokio::join!(child.wait(), async {
-        if let Some(o) = out {
-            pump(o, tail).await
-        }
-    }, async {
-        if let Some(e) = err {
-            pump(e, tail).await
-        }
-    });
+    let (status, ()) = tokio::join!(child.wait(), pump_output(out, err, tail));
     let status = status.map_err(|e| format!("waiting for `{}` on node {node}: {e}", argv.join(" ")))?;
     Ok(status.code().map(i64::from).unwrap_or(-1))
 }
@@ -339,15 +347,7 @@ async fn compose_remote(remote: &remote::Remote, argv: &[String], dir: &str, nod
         .stderr(openssh::Stdio::piped());
     let mut child = cmd.spawn().await.map_err(|e| format!("cannot run compose on node {node} over SSH ({}): {}", remote.shown, remote::error_chain(&e)))?;
     let (out, err) = (child.stdout().take(), child.stderr().take());
-    let (status, _, _) = tokio::join!(child.wait(), async {
-        if let Some(o) = out {
-            pump(o, tail).await
-        }
-    }, async {
-        if let Some(e) = err {
-            pump(e, tail).await
-        }
-    });
+    let (status, ()) = tokio::join!(child.wait(), pump_output(out, err, tail));
     let status = status.map_err(|e| format!("compose on node {node} over SSH ({}): {}", remote.shown, remote::error_chain(&e)))?;
     let code = status.code().map(i64::from).unwrap_or(-1);
     if code == 125 {
