@@ -126,13 +126,15 @@ impl Tail {
     }
 }
 
-async fn pump(mut r: impl AsyncRead + Unpin, tail: &Tail) {
+async fn pump(mut r: impl AsyncRead + Unpin, tails: &[&Tail]) {
     let mut chunk = [0u8; 8192];
     while let Ok(n) = r.read(&mut chunk).await {
         if n == 0 {
             break;
         }
-        tail.push(&chunk[..n]);
+        for tail in tails {
+            tail.push(&chunk[..n]);
+        }
     }
 }
 
@@ -270,7 +272,7 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
             let (name, spec) = service_spec()?;
             let dir = spec.compose_dir.as_deref().ok_or_else(|| format!("service {name} on node {node} has no compose_dir: nothing to redeploy"))?;
             let argv = compose_argv(host);
-            let status = match &host.ssh {
+            let (status, errors) = match &host.ssh {
                 None => compose_local(&argv, dir, node, tail).await?,
                 Some(t) => {
                     let remote = ctx.pool.get(node, t, &ctx.ssh, ctx.action_timeout).await?;
@@ -278,7 +280,9 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
                 }
             };
             if status != 0 {
-                let last = tail.text().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
+                // The last line on stderr says why; stdout only when stderr was silent.
+                let last_line = |text: &str| text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned());
+                let last = last_line(&errors).or_else(|| last_line(&tail.text())).unwrap_or_default();
                 let failed = format!("`{}` in {dir} on node {node} failed with exit status {status}", argv.join(" "));
                 // Compose's own words for a missing engine can be a long traceback: say it plainly first.
                 if host.ssh.is_none() {
@@ -304,23 +308,27 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
 }
 
 /// Copies a child's stdout and stderr into the tail at the same time, until both close.
-async fn pump_output(out: Option<impl AsyncRead + Unpin>, err: Option<impl AsyncRead + Unpin>, tail: &Tail) {
+/// Returns what came on stderr (its tail), where a failing command says why.
+async fn pump_output(out: Option<impl AsyncRead + Unpin>, err: Option<impl AsyncRead + Unpin>, tail: &Tail) -> String {
+    let errors = Tail::default();
     tokio::join!(
         async {
             if let Some(o) = out {
-                pump(o, tail).await
+                pump(o, &[tail]).await
             }
         },
         async {
             if let Some(e) = err {
-                pump(e, tail).await
+                pump(e, &[tail, &errors]).await
             }
         }
     );
+    errors.text()
 }
 
 /// Runs the compose argv in `dir` on this host; returns its exit status.
-async fn compose_local(argv: &[String], dir: &str, node: &str, tail: &Tail) -> Result<i64, String> {
+/// Returns the exit status and what the command wrote to stderr.
+async fn compose_local(argv: &[String], dir: &str, node: &str, tail: &Tail) -> Result<(i64, String), String> {
     if !Path::new(dir).is_dir() {
         return Err(format!("compose_dir {dir} of node {node} does not exist"));
     }
@@ -328,14 +336,14 @@ async fn compose_local(argv: &[String], dir: &str, node: &str, tail: &Tail) -> R
     cmd.args(&argv[1..]).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("cannot run `{}` in {dir} on node {node}: {e}", argv.join(" ")))?;
     let (out, err) = (child.stdout.take(), child.stderr.take());
-    let (status, ()) = tokio::join!(child.wait(), pump_output(out, err, tail));
+    let (status, errors) = tokio::join!(child.wait(), pump_output(out, err, tail));
     let status = status.map_err(|e| format!("waiting for `{}` on node {node}: {e}", argv.join(" ")))?;
-    Ok(status.code().map(i64::from).unwrap_or(-1))
+    Ok((status.code().map(i64::from).unwrap_or(-1), errors))
 }
 
 /// Runs the compose argv in `dir` on a remote node. The remote shell only ever sees a fixed
 /// script; the folder and every argument travel as separate, quoted positional parameters.
-async fn compose_remote(remote: &remote::Remote, argv: &[String], dir: &str, node: &str, tail: &Tail) -> Result<i64, String> {
+async fn compose_remote(remote: &remote::Remote, argv: &[String], dir: &str, node: &str, tail: &Tail) -> Result<(i64, String), String> {
     let mut cmd = remote.session.command("sh");
     cmd.arg("-c")
         .arg(r#"cd -- "$1" || exit 125; shift; exec "$@""#)
@@ -347,13 +355,13 @@ async fn compose_remote(remote: &remote::Remote, argv: &[String], dir: &str, nod
         .stderr(openssh::Stdio::piped());
     let mut child = cmd.spawn().await.map_err(|e| format!("cannot run compose on node {node} over SSH ({}): {}", remote.shown, remote::error_chain(&e)))?;
     let (out, err) = (child.stdout().take(), child.stderr().take());
-    let (status, ()) = tokio::join!(child.wait(), pump_output(out, err, tail));
+    let (status, errors) = tokio::join!(child.wait(), pump_output(out, err, tail));
     let status = status.map_err(|e| format!("compose on node {node} over SSH ({}): {}", remote.shown, remote::error_chain(&e)))?;
     let code = status.code().map(i64::from).unwrap_or(-1);
     if code == 125 {
         return Err(format!("compose_dir {dir} does not exist on node {node}"));
     }
-    Ok(code)
+    Ok((code, errors))
 }
 
 /// Watches world state until the target reports healthy after `ended`, or the verify timeout.

@@ -1,10 +1,12 @@
 //! `actions/<state>/`: the folder is the state, a rename is a transition.
 //!
-//! A transition takes a per-action advisory lock (`actions/.locks/<id>`), renames the file into
-//! the new folder with `RENAME_NOREPLACE` (the rename decides who owns the transition), then
-//! rewrites the content in place atomically. The lock only makes sure the next mover reads the
-//! content after the previous mover's history entry is in; it decides nothing. A plain `mv` by
-//! an operator is also a valid transition: readers take the state from the folder, not the content.
+//! A transition takes a per-action advisory lock (`actions/.locks/<id>`), swaps the new content
+//! into the file where it is (`RENAME_EXCHANGE`, which fails rather than recreate a file someone
+//! moved away), then renames it into the new folder with `RENAME_NOREPLACE`: that rename decides
+//! who owns the transition. So a file never sits in its new folder with its old content. The
+//! lock only makes sure the next mover reads the content after the previous mover's entry is
+//! in; it decides nothing. A plain `mv` by an operator is also a valid transition: readers take
+//! the state from the folder, not from the content.
 
 use std::fs::File;
 use std::io;
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 use homelab_core::{Action, ActionState, Timestamp, compact_ts, validate_action_id};
 use thiserror::Error;
 
-use crate::atomic::{rename_noreplace, sync_dir, write_atomic, write_new};
+use crate::atomic::{rename_noreplace, swap_content, sync_dir, write_new};
 use crate::{DataRoot, list_names, read_json_file};
 
 #[derive(Debug, Error)]
@@ -164,16 +166,28 @@ impl DataRoot {
         action.record(to, at, by, note);
         update(&mut action);
         let dst = self.action_dir(to).join(Self::action_file_name(id, to, at));
+        // The new content first, swapped in place (never recreating a file someone moved), so
+        // a reader never finds the file in its new folder with its old content; then the
+        // rename into the new folder, which is what decides the transition.
+        let bytes = serde_json::to_vec_pretty(&action).map_err(|e| io_err(id, io::Error::other(e)))?;
+        let old = match swap_content(&src, &bytes) {
+            Ok(old) => old,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_there()),
+            Err(e) => return Err(io_err(id, e)),
+        };
         if let Err(e) = rename_noreplace(&src, &dst) {
+            // Lost the rename (a lock-less mover such as `mv`, or an action already there):
+            // put the old content back if the file is still ours to touch.
+            let _ = rustix::fs::renameat_with(rustix::fs::CWD, &old, rustix::fs::CWD, &src, rustix::fs::RenameFlags::EXCHANGE);
+            let _ = std::fs::remove_file(&old);
             return Err(match e.kind() {
                 io::ErrorKind::NotFound => not_there(),
                 io::ErrorKind::AlreadyExists => TransitionError::AlreadyExists { id: id.to_owned(), state: to },
                 _ => io_err(id, e),
             });
         }
-        // We own the transition now; the content follows.
-        let bytes = serde_json::to_vec_pretty(&action).map_err(|e| io_err(id, io::Error::other(e)))?;
-        write_atomic(&dst, &bytes).map_err(|e| io_err(id, e))?;
+        let _ = std::fs::remove_file(&old);
+        sync_dir(&self.action_dir(to)).map_err(|e| io_err(id, e))?;
         sync_dir(&self.action_dir(from)).map_err(|e| io_err(id, e))?;
         Ok(action)
     }
@@ -192,7 +206,16 @@ impl DataRoot {
         action.state = state;
         update(&mut action);
         let bytes = serde_json::to_vec_pretty(&action).map_err(|e| io_err(id, io::Error::other(e)))?;
-        write_atomic(&path, &bytes).map_err(|e| io_err(id, e))?;
+        match swap_content(&path, &bytes) {
+            Ok(old) => {
+                let _ = std::fs::remove_file(&old);
+                sync_dir(&self.action_dir(state)).map_err(|e| io_err(id, e))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(TransitionError::NotInState { id: id.to_owned(), expected: state, current: None });
+            }
+            Err(e) => return Err(io_err(id, e)),
+        }
         Ok(action)
     }
 
@@ -260,7 +283,8 @@ mod tests {
         }
     }
 
-    /// A reader looking for an action while it moves through its states always finds it.
+    /// A reader looking for an action while it moves through its states always finds it, and
+    /// never finds it in a new folder with old content.
     #[test]
     fn find_action_never_misses_a_moving_action() {
         let dir = std::env::temp_dir().join(format!("store-actions-{}", std::process::id()));
@@ -279,7 +303,12 @@ mod tests {
                 for (i, id) in ids.iter().enumerate() {
                     current.store(i, std::sync::atomic::Ordering::SeqCst);
                     for (from, to) in [(Pending, Approved), (Approved, Running), (Running, Completed)] {
-                        root.transition(id, from, to, chrono::Utc::now(), "test", None, |_| {}).unwrap();
+                        root.transition(id, from, to, chrono::Utc::now(), "test", None, |a| {
+                            if to == Completed {
+                                a.result = Some(homelab_core::action::ActionResult { ok: true, ..Default::default() });
+                            }
+                        })
+                        .unwrap();
                     }
                 }
             })
@@ -287,7 +316,12 @@ mod tests {
         let mut looks = 0u32;
         while !mover.is_finished() {
             let id = &ids[current.load(std::sync::atomic::Ordering::SeqCst)];
-            assert!(root.find_action(id).unwrap().is_some(), "{id} not found while moving");
+            let found = root.find_action(id).unwrap().unwrap_or_else(|| panic!("{id} not found while moving"));
+            // A file in its new folder already carries what the transition wrote.
+            if found.state == ActionState::Completed {
+                assert!(found.action.result.is_some(), "{id} completed without its result");
+                assert_eq!(found.action.history.last().map(|h| h.state), Some(ActionState::Completed));
+            }
             looks += 1;
         }
         mover.join().unwrap();

@@ -40,6 +40,20 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_parent(path)
 }
 
+/// Replaces the content of an existing file atomically, and only if it still exists: the new
+/// content goes into a temp file that is swapped with `path` by `renameat2(RENAME_EXCHANGE)`.
+/// Unlike a plain rename it never recreates a file that someone moved away (`NotFound`).
+/// Returns the temp path, which now holds the old content: the caller removes it (or swaps it
+/// back to undo).
+pub fn swap_content(path: &Path, bytes: &[u8]) -> io::Result<std::path::PathBuf> {
+    let tmp = write_temp(path, bytes)?;
+    if let Err(e) = renameat_with(CWD, &tmp, CWD, path, RenameFlags::EXCHANGE) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io::Error::from(e));
+    }
+    Ok(tmp)
+}
+
 /// Writes and fsyncs a temp file beside `path`; returns its path.
 pub fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<std::path::PathBuf> {
     let tmp = temp_path(path)?;
@@ -102,6 +116,22 @@ mod tests {
         write_new(&dir.join("n"), b"x").unwrap();
         assert_eq!(write_new(&dir.join("n"), b"y").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(dir.join("n")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn swap_content_replaces_but_never_recreates() {
+        let dir = tempfile_dir();
+        let p = dir.join("a.json");
+        std::fs::write(&p, "old").unwrap();
+        let old = swap_content(&p, b"new").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(std::fs::read(&old).unwrap(), b"old");
+        std::fs::remove_file(&old).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(swap_content(&p, b"again").unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(!p.exists(), "a moved-away file is not recreated");
+        assert_eq!(crate::list_names(&dir).unwrap().len(), 0);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no temp file left behind");
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
