@@ -93,8 +93,3 @@ fn wait_world(t: &TempRoot, what: &str, cond: impl Fn(&ServicesFile) -> bool) {
         DataRoot::open(t.root()).unwrap().read_world().ok().and_then(|w| w.0).is_some_and(|s| cond(&s))
     });
 }
-
-#[allow(dead_code)]
-fn wait_some<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
-    wait_for(what, Duration::from_secs(10), f)
-}
