@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs on a fresh Debian machine: a Docker engine with
-# docker-compose v1, sshd, nats-server, Chromium with its WebDriver, busybox for test images.
+# docker-compose v1, sshd, nats-server, Chromium with its WebDriver, busybox for test images,
+# Prometheus' Alertmanager (with amtool) and promtool.
 # Safe to run again: it only installs what is missing and only starts what is not running.
 set -euo pipefail
 
@@ -17,6 +18,10 @@ have nats-server || need+=(nats-server)
 have chromium || need+=(chromium)
 have chromedriver || need+=(chromium-driver)
 pkg_installed busybox-static || need+=(busybox-static)
+# A real Alertmanager sends webhooks to the UI in the Alertmanager tests (the test starts it).
+{ [ -x /usr/bin/prometheus-alertmanager ] && have amtool; } || need+=(prometheus-alertmanager)
+# promtool (from the prometheus package) checks rule files in tests.
+have promtool || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
