@@ -13,6 +13,7 @@ pub mod atomic;
 pub mod daemon;
 pub mod events;
 pub mod hosts;
+pub mod quarantine;
 pub mod secrets;
 pub mod watch;
 
@@ -28,6 +29,7 @@ pub use atomic::{rename_noreplace, write_atomic};
 pub const FOLDERS: &[&str] = &[
     "events",
     "quarantine/events",
+    "quarantine/actions",
     "state/heartbeat",
     "state/secrets",
     "world",
