@@ -21,9 +21,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Formats a duration for people, to its largest unit: `3d 4h`, `5m 2s`, `750ms`.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (big, small) = match secs {
+        0 => return format!("{}ms", d.subsec_millis()),
+        s if s >= 86400 => ((s / 86400, "d"), (s % 86400 / 3600, "h")),
+        s if s >= 3600 => ((s / 3600, "h"), (s % 3600 / 60, "m")),
+        s if s >= 60 => ((s / 60, "m"), (s % 60, "s")),
+        s => return format!("{s}s"),
+    };
+    if small.0 == 0 { format!("{}{}", big.0, big.1) } else { format!("{}{} {}{}", big.0, big.1, small.0, small.1) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_table() {
+        let cases = [(0, "0ms"), (5, "5s"), (60, "1m"), (302, "5m 2s"), (3600, "1h"), (90061, "1d 1h"), (5 * 365 * 86400, "1825d")];
+        for (secs, want) in cases {
+            assert_eq!(format_duration(Duration::from_secs(secs)), want);
+        }
+        assert_eq!(format_duration(Duration::from_millis(750)), "750ms");
+    }
 
     #[test]
     fn durations_table() {

@@ -152,6 +152,56 @@ impl Event {
     }
 }
 
+/// Why an event's time cannot be used. `code` is stable (metrics label, quarantine reason
+/// prefix); `message` is for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockError {
+    /// `clock_skew` (dated ahead of the control plane's clock) or `too_old` (older than the
+    /// event retention).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for ClockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// The default `MAX_CLOCK_SKEW`: how far ahead of the control plane's clock an event may be.
+pub const DEFAULT_MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Clock sanity of an event time against the control plane's clock `now`: more than `max_skew`
+/// ahead is refused (it would move its node into the future), and so is an event whose whole
+/// UTC day lies more than `max_age` (the event retention) in the past: retention deletes that
+/// day folder, so the event could never count in a replay.
+pub fn clock_check(ts: Timestamp, now: Timestamp, max_skew: std::time::Duration, max_age: std::time::Duration) -> Result<(), ClockError> {
+    let ahead = ts.signed_duration_since(now);
+    if ahead.to_std().is_ok_and(|a| a > max_skew) {
+        return Err(ClockError {
+            code: "clock_skew",
+            message: format!(
+                "dated {} ahead of the control plane's clock (more than MAX_CLOCK_SKEW {}): check the sending node's clock (NTP)",
+                crate::duration::format_duration(ahead.to_std().unwrap_or_default()),
+                crate::duration::format_duration(max_skew),
+            ),
+        });
+    }
+    let age = now.signed_duration_since(ts);
+    let day_end = (ts.date_naive() + chrono::Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    if now.signed_duration_since(day_end).to_std().is_ok_and(|a| a >= max_age) {
+        return Err(ClockError {
+            code: "too_old",
+            message: format!(
+                "dated {} ago, older than the event retention ({}): it would be deleted before it could count",
+                crate::duration::format_duration(age.to_std().unwrap_or_default()),
+                crate::duration::format_duration(max_age),
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What an event file name tells without reading the file: enough to skip old files cheaply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFileName {
@@ -182,6 +232,28 @@ impl EventFileName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_check_table() {
+        let now: Timestamp = "2026-05-27T12:00:00Z".parse().unwrap();
+        let skew = std::time::Duration::from_secs(300);
+        let keep = std::time::Duration::from_secs(14 * 86400);
+        let cases: &[(&str, Option<&str>)] = &[
+            ("2026-05-27T12:00:00Z", None),
+            ("2026-05-27T12:05:00Z", None),
+            ("2026-05-27T12:05:00.001Z", Some("clock_skew")),
+            ("2031-05-27T12:00:00Z", Some("clock_skew")),
+            ("2026-05-13T00:00:00Z", None),
+            ("2026-05-12T23:59:59.999Z", Some("too_old")),
+            ("2020-01-01T00:00:00Z", Some("too_old")),
+        ];
+        for (ts, want) in cases {
+            let got = clock_check(ts.parse().unwrap(), now, skew, keep).err().map(|e| e.code);
+            assert_eq!(got, *want, "{ts}");
+        }
+        let err = clock_check("2031-05-27T12:00:00Z".parse().unwrap(), now, skew, keep).unwrap_err();
+        assert!(err.message.contains("1826d") && err.message.contains("NTP"), "{err}");
+    }
 
     fn ev(json: &str) -> Event {
         serde_json::from_str(json).unwrap()

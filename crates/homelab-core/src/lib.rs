@@ -5,6 +5,7 @@
 //! parameter, so every rule can be tested as a table.
 
 pub mod action;
+pub mod applied;
 pub mod alertmanager;
 pub mod desired;
 pub mod duration;

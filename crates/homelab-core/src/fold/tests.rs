@@ -3,6 +3,7 @@
 use super::*;
 use crate::world::DiskLevel;
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 fn at(secs: i64) -> Timestamp {
     chrono::DateTime::from_timestamp(1_780_000_000 + secs, 0).unwrap()
@@ -41,7 +42,7 @@ fn check(events: &[Event], expect: &[&str], expect_outcomes: &[FoldOutcome]) {
     assert_eq!(outcomes, expect_outcomes, "outcomes");
 }
 
-use FoldOutcome::{Applied as A, Skipped as S, UnknownType as U};
+use FoldOutcome::{Applied as A, Duplicate as D, Late as L, UnknownType as U};
 
 #[test]
 fn healthy_service_appears() {
@@ -69,22 +70,62 @@ fn failures_count_up_and_reset_on_recovery() {
     );
 }
 
+/// Late events never override newer state, but still count for what they can change.
 #[test]
-fn late_older_event_of_a_node_is_skipped() {
+fn late_events_table() {
+    // A late failure older than the newest success changes nothing but the counter.
+    check(
+        &[ev(20, 2, "n1", "service_healthy", Some("web")), ev(10, 1, "n1", "http_check_failed", Some("web"))],
+        &["n1/web Healthy - failures=0 since=20"],
+        &[A, L],
+    );
+    // A late failure inside an unhealthy streak adds to it and moves `since` back.
     check(
         &[
-            ev(20, 2, "n1", "service_healthy", Some("web")),
-            ev(10, 1, "n1", "http_check_failed", Some("web")),
+            ev(0, 1, "n1", "service_healthy", Some("web")),
+            ev(20, 3, "n1", "port_unreachable", Some("web")),
+            ev(10, 2, "n1", "http_check_failed", Some("web")),
         ],
-        &["n1/web Healthy - failures=0 since=20"],
-        &[A, S],
+        &["n1/web Unhealthy port_unreachable failures=2 since=10"],
+        &[A, A, L],
+    );
+    // A late success inside an unhealthy streak cuts it: only failures after it count.
+    check(
+        &[
+            ev(10, 1, "n1", "http_check_failed", Some("web")),
+            ev(30, 3, "n1", "http_check_failed", Some("web")),
+            ev(20, 2, "n1", "service_healthy", Some("web")),
+        ],
+        &["n1/web Unhealthy http_check_failed failures=1 since=30"],
+        &[A, A, L],
+    );
+    // A late event of a service never seen before creates it.
+    check(
+        &[ev(100, 1, "n1", "service_healthy", Some("web")), ev(40, 2, "n1", "port_unreachable", Some("db"))],
+        &["n1/db Unhealthy port_unreachable failures=1 since=40", "n1/web Healthy - failures=0 since=100"],
+        &[A, A],
     );
 }
 
 #[test]
-fn same_event_twice_is_skipped() {
+fn same_event_twice_is_a_duplicate() {
     let e = ev(5, 1, "n1", "port_unreachable", Some("db"));
-    check(&[e.clone(), e], &["n1/db Unhealthy port_unreachable failures=1 since=5"], &[A, S]);
+    check(&[e.clone(), e], &["n1/db Unhealthy port_unreachable failures=1 since=5"], &[A, D]);
+    let older = ev(1, 1, "n1", "port_unreachable", Some("db"));
+    let newer = ev(5, 2, "n1", "port_unreachable", Some("db"));
+    check(&[older.clone(), newer, older], &["n1/db Unhealthy port_unreachable failures=2 since=1"], &[A, A, D]);
+}
+
+/// Same-instant events (one Alertmanager webhook, two writers of one node) all count.
+#[test]
+fn same_instant_events_are_all_folded() {
+    let mut events = vec![ev(5, u128::MAX, "n1", "service_healthy", Some("s0"))];
+    events.extend((1..8).map(|i| ev(5, i, "n1", "http_check_failed", Some(&format!("s{i}")))));
+    let mut cp = Checkpoint::new();
+    for e in &events {
+        assert_eq!(cp.apply("n1", e), A);
+    }
+    assert_eq!(cp.world.services["n1"].len(), 8);
 }
 
 #[test]
@@ -96,7 +137,7 @@ fn same_ts_orders_by_id() {
             ev(5, 1, "n1", "port_unreachable", Some("db")),
         ],
         &["n1/db Healthy - failures=0 since=5"],
-        &[A, A, S],
+        &[A, A, D],
     );
 }
 
@@ -110,6 +151,25 @@ fn nodes_do_not_hold_each_other_back() {
         &["n1/web Healthy - failures=0 since=100", "n2/web Unhealthy service_unhealthy failures=1 since=5"],
         &[A, A],
     );
+}
+
+/// `consecutive_failures` stops at NEGATIVE_KEEP, in any order.
+#[test]
+fn failures_saturate() {
+    let n = NEGATIVE_KEEP as i64 + 10;
+    let mut events: Vec<_> = (0..n).map(|i| ev(i, i as u128 + 1, "n1", "http_check_failed", Some("web"))).collect();
+    let mut cp = Checkpoint::new();
+    for e in &events {
+        cp.apply("n1", e);
+    }
+    assert_eq!(cp.world.services["n1"]["web"].consecutive_failures, NEGATIVE_KEEP as u32);
+    assert_eq!(cp.world.services["n1"]["web"].since, at(0));
+    events.reverse();
+    let mut rev = Checkpoint::new();
+    for e in &events {
+        rev.apply("n1", e);
+    }
+    assert_eq!(rev.world, cp.world);
 }
 
 #[test]
@@ -159,46 +219,112 @@ fn ghosts_pruned_only_when_undesired_and_quiet() {
     assert_eq!(cp.world.services["n1"].len(), 3, "the fold keeps them: replay stays equal");
 }
 
-const TYPES: &[&str] = &["service_healthy", "http_check_failed", "containers_not_running", "node_heartbeat", "something_new"];
+const TYPES: &[&str] = &["service_healthy", "http_check_failed", "containers_not_running", "node_heartbeat", "disk_pressure", "something_new"];
 
-fn arb_events() -> impl Strategy<Value = Vec<Event>> {
-    prop::collection::vec((0i64..50, 0usize..3, 0usize..TYPES.len(), 0usize..3), 1..120).prop_map(|rows| {
+/// Random events over 3 nodes and 3 services with many ties: times from a small range, and
+/// ids that repeat across times.
+fn arb_events(max: usize) -> impl Strategy<Value = Vec<Event>> {
+    prop::collection::vec((0i64..40, 0u128..6, 0usize..3, 0usize..TYPES.len(), 0usize..3, 0usize..3), 1..max).prop_map(|rows| {
+        let mut seen = std::collections::BTreeSet::new();
         rows.into_iter()
-            .enumerate()
-            .map(|(i, (t, node, kind, svc))| {
-                let service = (TYPES[kind] != "node_heartbeat").then(|| ["a", "b", "c"][svc]);
-                ev(t, i as u128 + 1, ["n0", "n1", "n2"][node], TYPES[kind], service)
+            .filter_map(|(t, id, node, kind, svc, level)| {
+                let service = (!matches!(TYPES[kind], "node_heartbeat" | "disk_pressure")).then(|| ["a", "b", "c"][svc]);
+                let mut e = ev(t, id, ["n0", "n1", "n2"][node], TYPES[kind], service);
+                let level = ["ok", "medium", "high"][level];
+                match TYPES[kind] {
+                    "node_heartbeat" => e.data = Some(serde_json::json!({"agent_version": format!("v{id}"), "uptime_secs": t, "disk_pressure": level})),
+                    "disk_pressure" => e.data = Some(serde_json::json!({"level": level})),
+                    _ => {}
+                }
+                // One event per key (ts, id, node): the key is an event's identity.
+                seen.insert((t, id, node)).then_some(e)
             })
             .collect()
     })
 }
 
-proptest! {
-    /// Folding in batches with a checkpoint round-trip (a restart) between batches gives the
-    /// same checkpoint as one replay of everything, as long as each node's events arrive in
-    /// order across batches (the agent writes them in order).
-    #[test]
-    fn incremental_with_restarts_equals_replay(events in arb_events(), cuts in prop::collection::vec(0usize..120, 0..6)) {
-        let mut all: Vec<(String, Event)> = events.iter().map(|e| (e.node.clone(), e.clone())).collect();
-        sort_events(&mut all);
+/// At most `keep` events per (node, service): within the fold's memory, everything is exact.
+fn within_memory(events: Vec<Event>, keep: usize) -> Vec<Event> {
+    let mut per = BTreeMap::<(String, Option<String>), usize>::new();
+    events
+        .into_iter()
+        .filter(|e| {
+            let n = per.entry((e.node.clone(), e.service.clone())).or_default();
+            *n += 1;
+            e.service.is_none() || *n <= keep
+        })
+        .collect()
+}
 
-        let mut replay = Checkpoint::new();
-        for (node, e) in &all { replay.apply(node, e); }
+fn replay(events: &[Event]) -> Checkpoint {
+    let mut all: Vec<(String, Event)> = events.iter().map(|e| (e.node.clone(), e.clone())).collect();
+    sort_events(&mut all);
+    let mut cp = Checkpoint::new();
+    for (node, e) in &all {
+        cp.apply(node, e);
+    }
+    cp
+}
 
-        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(all.len())).collect();
-        cuts.sort();
-        let mut cp = Checkpoint::new();
-        let mut start = 0;
-        for cut in cuts.into_iter().chain([all.len()]) {
-            let mut batch: Vec<_> = all[start..cut].to_vec();
-            batch.reverse(); // arrival order within a batch does not matter: batches are sorted
-            sort_events(&mut batch);
-            for (node, e) in &batch { cp.apply(node, e); }
-            let bytes = serde_json::to_vec(&cp).unwrap();
-            cp = serde_json::from_slice(&bytes).unwrap();
-            start = cut;
+/// Folds `events` in the order given by `order` (indexes, repeats allowed: re-deliveries),
+/// with a checkpoint round-trip (a restart) at each of `cuts`.
+fn incremental(events: &[Event], order: &[usize], cuts: &[usize]) -> Checkpoint {
+    let mut cp = Checkpoint::new();
+    for (i, &at) in order.iter().enumerate() {
+        if cuts.contains(&i) {
+            cp = serde_json::from_slice(&serde_json::to_vec(&cp).unwrap()).unwrap();
         }
-        prop_assert_eq!(&cp.world, &replay.world);
-        prop_assert_eq!(&cp.cursors, &replay.cursors);
+        let e = &events[at % events.len()];
+        cp.apply(&e.node, e);
+    }
+    cp
+}
+
+/// A random arrival order: a permutation with some events delivered again.
+fn arb_order() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, Vec<usize>)> {
+    (
+        Just((0..400).collect::<Vec<usize>>()).prop_shuffle(),
+        prop::collection::vec(0usize..400, 0..20),
+        prop::collection::vec(0usize..400, 0..6),
+    )
+}
+
+proptest! {
+    /// Any arrival order, with re-deliveries and restarts in between, gives exactly the world
+    /// (and fold memory) of one sorted replay.
+    #[test]
+    fn any_order_with_duplicates_and_restarts_equals_replay(events in arb_events(150), (perm, dups, cuts) in arb_order()) {
+        let events = within_memory(events, POSITIVE_KEEP);
+        let mut order: Vec<usize> = perm.into_iter().filter(|&i| i < events.len()).collect();
+        for d in dups {
+            order.insert(d % (order.len() + 1), d % events.len());
+        }
+        let want = replay(&events);
+        let got = incremental(&events, &order, &cuts);
+        prop_assert_eq!(&got.world, &want.world);
+        prop_assert_eq!(&got.services, &want.services);
+        prop_assert_eq!(&got.nodes, &want.nodes);
+        let c = got.counters;
+        prop_assert_eq!(c.applied + c.late + c.duplicate + c.unknown_type, order.len() as u64);
+    }
+
+    /// Beyond the fold's memory (long streaks cut by very late events), everything but `since`
+    /// stays exact, and `since` never claims a streak began earlier than it did.
+    #[test]
+    fn long_streaks_stay_exact_but_since(events in arb_events(400), (perm, _dups, cuts) in arb_order()) {
+        let order: Vec<usize> = perm.into_iter().filter(|&i| i < events.len()).collect();
+        let want = replay(&events);
+        let got = incremental(&events, &order, &cuts);
+        prop_assert_eq!(&got.world.nodes, &want.world.nodes);
+        for (node, services) in &want.world.services {
+            for (name, w) in services {
+                let g = &got.world.services[node][name];
+                prop_assert_eq!(g.status, w.status);
+                prop_assert_eq!(&g.reason, &w.reason);
+                prop_assert_eq!(g.last_event_id, w.last_event_id);
+                prop_assert_eq!(g.consecutive_failures, w.consecutive_failures);
+                prop_assert!(g.since >= w.since && g.since <= g.last_event_at, "{node}/{name}: since {} vs {}", g.since, w.since);
+            }
+        }
     }
 }
