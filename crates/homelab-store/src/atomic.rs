@@ -88,6 +88,62 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// How old a temp file must be before [`remove_stale_temps`] takes it for a crash leftover:
+/// other daemons sharing the root may be writing one right now, and a write takes milliseconds.
+pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// True for the names [`temp_path`] makes: `.<name>.<pid>.<n>.tmp`.
+pub fn is_temp_name(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { return false };
+    let mut parts = inner.rsplitn(3, '.');
+    let (Some(n), Some(pid), Some(base)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(n) && digits(pid) && !base.is_empty()
+}
+
+/// Removes the temp files a crashed writer left in `dir` (not in its subfolders): regular files
+/// named `.<name>.<pid>.<n>.tmp` not modified for `older_than` (use [`STALE_TEMP_AGE`]).
+/// Nothing else is touched: not lock files, not other dot-files, not symlinks. A missing folder
+/// holds nothing. Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path, older_than: std::time::Duration) -> io::Result<usize> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("cannot list {}: {e}", dir.display()))),
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in rd {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        if !is_temp_name(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // renamed or removed meanwhile
+            Err(e) => return Err(e),
+        };
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+        if age < older_than {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io::Error::new(e.kind(), format!("cannot remove {}: {e}", path.display()))),
+        }
+    }
+    if removed > 0 {
+        tracing::info!(dir = %dir.display(), removed, "removed temp files left by an interrupted write");
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +188,63 @@ mod tests {
         assert!(!p.exists(), "a moved-away file is not recreated");
         assert_eq!(crate::list_names(&dir).unwrap().len(), 0);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no temp file left behind");
+    }
+
+    #[test]
+    fn temp_names() {
+        let p = temp_path(Path::new("/r/world/services.json")).unwrap();
+        assert!(is_temp_name(p.file_name().unwrap().to_str().unwrap()));
+        assert!(is_temp_name(".x--20260527T140311.123Z.json.12.0.tmp"));
+        for other in ["services.json", ".locks", ".x.json.tmp", ".x.json.12.tmp", ".x.json.a.1.tmp", "..1.2.tmp", "x.json.1.2.tmp"] {
+            assert!(!is_temp_name(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_temps_are_removed_fresh_ones_and_others_kept() {
+        let dir = tempfile_dir();
+        let old = dir.join(".a.json.999999.1.tmp");
+        let fresh = dir.join(".b.json.999999.2.tmp");
+        std::fs::write(&old, "partial").unwrap();
+        std::fs::write(&fresh, "partial").unwrap();
+        std::fs::write(dir.join("a.json"), "whole").unwrap();
+        std::fs::write(dir.join(".hidden"), "keep").unwrap();
+        std::fs::create_dir(dir.join(".c.json.1.3.tmp")).unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options().write(true).open(&old).unwrap().set_modified(hour_ago).unwrap();
+        assert_eq!(remove_stale_temps(&dir, STALE_TEMP_AGE).unwrap(), 1);
+        assert!(!old.exists());
+        assert!(fresh.exists(), "a temp file younger than the age may be mid-write");
+        assert!(dir.join("a.json").exists() && dir.join(".hidden").exists() && dir.join(".c.json.1.3.tmp").is_dir());
+        assert_eq!(remove_stale_temps(&dir.join("missing"), STALE_TEMP_AGE).unwrap(), 0);
+        assert_eq!(remove_stale_temps(&dir, std::time::Duration::ZERO).unwrap(), 1);
+        assert!(!fresh.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn data_root_cleans_every_folder_it_writes() {
+        let dir = tempfile_dir();
+        let root = crate::DataRoot::open(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("events/2026-05-27")).unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let plant = |rel: &str| {
+            let p = dir.join(rel);
+            std::fs::write(&p, "partial").unwrap();
+            File::options().write(true).open(&p).unwrap().set_modified(hour_ago).unwrap();
+            p
+        };
+        let planted = [
+            plant("events/2026-05-27/.20260527T140311.123Z-n1-abcdef01.json.7.0.tmp"),
+            plant("world/.services.json.7.1.tmp"),
+            plant("state/.supervisor.json.7.2.tmp"),
+            plant("state/heartbeat/.executor.json.7.3.tmp"),
+            plant("actions/completed/.x--20260527T140311.123Z.json.7.4.tmp"),
+        ];
+        assert_eq!(root.remove_stale_temps(STALE_TEMP_AGE), planted.len());
+        assert!(planted.iter().all(|p| !p.exists()));
+        assert!(dir.join("actions/.locks").is_dir());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod events;
 pub mod hosts;
 pub mod quarantine;
+pub mod retry;
 pub mod secrets;
 pub mod watch;
 
@@ -23,7 +24,8 @@ use std::path::{Path, PathBuf};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use actions::TransitionError;
-pub use atomic::{rename_noreplace, write_atomic};
+pub use atomic::{STALE_TEMP_AGE, remove_stale_temps, rename_noreplace, write_atomic};
+pub use retry::{Backoff, WriteErrors, WriteFailure};
 
 /// The folders every daemon may need; created at start.
 pub const FOLDERS: &[&str] = &[
@@ -120,6 +122,32 @@ impl DataRoot {
     pub fn write_heartbeat<T: Serialize>(&self, daemon: &str, value: &T) -> io::Result<()> {
         homelab_core::validate_name(daemon).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         self.write_json(&format!("state/heartbeat/{daemon}.json"), value)
+    }
+
+    /// Removes the temp files a crashed writer left anywhere a daemon writes: the root, every
+    /// folder of [`FOLDERS`] (not `actions/.locks`), `state/` and each day folder of `events/`.
+    /// Only files named like [`atomic::temp_path`] makes them and older than `older_than` (use
+    /// [`STALE_TEMP_AGE`]: another daemon sharing the root may be mid-write). A folder that
+    /// cannot be cleaned is logged and skipped. Returns how many files were removed.
+    pub fn remove_stale_temps(&self, older_than: std::time::Duration) -> usize {
+        let mut dirs = vec![self.root.clone(), self.state_dir(), self.actions_dir()];
+        dirs.extend(FOLDERS.iter().filter(|f| **f != "actions/.locks").map(|f| self.root.join(f)));
+        let events = self.events_dir();
+        match std::fs::read_dir(&events) {
+            Ok(rd) => dirs.extend(rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(dir = %events.display(), error = %e, "cannot look for leftover temp files"),
+        }
+        dirs.sort();
+        dirs.dedup();
+        let mut removed = 0;
+        for dir in dirs {
+            match atomic::remove_stale_temps(&dir, older_than) {
+                Ok(n) => removed += n,
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot remove leftover temp files"),
+            }
+        }
+        removed
     }
 
     /// Every daemon's heartbeat, by daemon name.
