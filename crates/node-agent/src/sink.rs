@@ -7,6 +7,12 @@
 //! 2xx answer. While the control plane is unreachable the files wait; the agent's restart keeps
 //! them. A crash between the answer and the delete re-sends one event, which the ingest endpoint
 //! recognises by its id: none lost, none duplicated.
+//!
+//! An event the control plane will never take (a 4xx other than 401/403/408/429, e.g. 422 for a
+//! time outside `MAX_CLOCK_SKEW` or the retention, or 400 for an invalid event) is moved to
+//! `<spool>/rejected/` with a `<name>.reason` file holding the status and the control plane's
+//! message, logged once at warn, and delivery goes on with the next event: one bad event never
+//! blocks the spool and is never dropped silently.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,17 +102,36 @@ impl Spool {
         homelab_store::atomic::sync_dir(&self.dir)
     }
 
+    /// Where refused events are kept: `<spool>/rejected/`.
+    pub fn rejected_dir(&self) -> PathBuf {
+        self.dir.join("rejected")
+    }
+
     /// Moves an event the control plane will never accept out of the queue, so it cannot block
-    /// the events behind it. It stays on disk for the operator.
+    /// the events behind it. It stays on disk for the operator, with `<name>.reason` beside it
+    /// (written first, so a moved event never lacks its reason).
     fn reject(&self, name: &str, why: &str) -> std::io::Result<PathBuf> {
-        let dir = self.dir.join("rejected");
+        let dir = self.rejected_dir();
         std::fs::create_dir_all(&dir)?;
-        homelab_store::write_atomic(&dir.join(format!("{name}.reason")), why.as_bytes())?;
+        homelab_store::write_atomic(&dir.join(format!("{name}.reason")), format!("{}\n", why.trim_end()).as_bytes())?;
         let to = dir.join(name);
         std::fs::rename(self.dir.join(name), &to)?;
         homelab_store::atomic::sync_dir(&self.dir)?;
         Ok(to)
     }
+}
+
+/// The `error` of a JSON error answer (else the start of the body), on one line, at most 500
+/// characters.
+async fn error_message(resp: reqwest::Response) -> String {
+    let body = resp.text().await.unwrap_or_default();
+    let text = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or(body);
+    let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect();
+    let line = line.trim();
+    if line.is_empty() { "(no message)".into() } else { line.to_owned() }
 }
 
 /// Why a delivery round stopped before the spool was empty.
@@ -161,10 +186,11 @@ impl Deliverer {
                     .body(body)
                     .send()
                     .await;
-                let status = match resp {
-                    Ok(r) => r.status(),
+                let resp = match resp {
+                    Ok(r) => r,
                     Err(e) => return Err(DeliveryError::Unreachable { url: self.url.clone(), reason: e.without_url().to_string() }),
                 };
+                let status = resp.status();
                 let spool = self.spool.clone();
                 if status.is_success() {
                     tokio::task::spawn_blocking(move || spool.remove(&name)).await.map_err(anyhow::Error::from)?.map_err(anyhow::Error::from)?;
@@ -172,9 +198,14 @@ impl Deliverer {
                 } else if status.as_u16() == 401 || status.as_u16() == 403 {
                     return Err(DeliveryError::Unauthorized { status: status.as_u16() });
                 } else if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-                    let why = format!("the control plane answered {status} for this event");
-                    let moved = tokio::task::spawn_blocking(move || spool.reject(&name, &why)).await.map_err(anyhow::Error::from)?;
-                    tracing::error!(status = %status, file = ?moved, "the control plane rejected a spooled event; moved it aside so later events are not blocked");
+                    let message = error_message(resp).await;
+                    let why = format!("the control plane answered {status} for this event: {message}");
+                    let reason = why.clone();
+                    let moved = tokio::task::spawn_blocking(move || spool.reject(&name, &reason))
+                        .await
+                        .map_err(anyhow::Error::from)?
+                        .with_context(|| format!("cannot move a refused event out of the spool {}", self.spool.dir().display()))?;
+                    tracing::warn!(status = %status, file = %moved.display(), reason = %why, "the control plane refused a spooled event; kept it in rejected/ with the reason and went on with the next one");
                 } else {
                     return Err(DeliveryError::Unreachable { url: self.url.clone(), reason: format!("answered {status}") });
                 }

@@ -125,3 +125,61 @@ async fn once_without_a_control_plane_keeps_the_events_and_says_so() {
     assert!(err.contains("unreachable") && err.contains("spool"), "{err}");
     assert!(!spooled(&spool_dir).is_empty(), "the heartbeat waits in the spool");
 }
+
+/// An ingest that answers like the control plane's clock check: 422 with a JSON error for an
+/// event dated more than 5 minutes ahead, 200 for the rest.
+async fn clock_checking_ingest(received: Received) -> (String, CancellationToken) {
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/events",
+            axum::routing::post(|State(rx): State<Received>, body: String| async move {
+                let event: Event = serde_json::from_str(&body).unwrap();
+                if event.ts > chrono::Utc::now() + chrono::Duration::minutes(5) {
+                    let error = serde_json::json!({"error": "event 0: clock_skew: dated 5y ahead of the control plane's clock", "code": "clock_skew"});
+                    return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(error));
+                }
+                rx.lock().unwrap().push(event);
+                (StatusCode::OK, axum::Json(serde_json::json!({"written": 1, "duplicates": 0})))
+            }),
+        )
+        .with_state(received);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(async move { s.cancelled().await }).await.unwrap() });
+    (url, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_is_set_aside_with_its_reason_and_the_next_one_delivered() {
+    use node_agent::sink::{Deliverer, Spool};
+    let tr = TempRoot::new();
+    let received: Received = Arc::default();
+    let (url, stop) = clock_checking_ingest(received.clone()).await;
+    let spool = Arc::new(Spool::open(&tr.path().join("spool")).unwrap());
+    let now = chrono::Utc::now();
+    let future = Event::new(now + chrono::Duration::days(5 * 365), "edge-1", "node_heartbeat", None);
+    let good = Event::new(now, "edge-1", "service_healthy", Some("web"));
+    let future_file = spool.push(&future).unwrap().file_name().unwrap().to_str().unwrap().to_owned();
+    spool.push(&good).unwrap();
+
+    let deliverer = Deliverer::new(spool.clone(), &url, "node-token".into()).unwrap();
+    let delivered = tokio::time::timeout(Duration::from_secs(20), deliverer.deliver_all()).await.expect("delivery round finishes").unwrap();
+    assert_eq!(delivered, 1, "the good event behind the refused one is delivered");
+    assert_eq!(received.lock().unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), vec![good.id]);
+    assert!(spool.pending().unwrap().is_empty(), "nothing blocks the spool");
+
+    // The refused event is kept, with why, in rejected/.
+    let rejected = spool.rejected_dir();
+    let kept: Event = serde_json::from_slice(&std::fs::read(rejected.join(&future_file)).unwrap()).unwrap();
+    assert_eq!(kept, future);
+    let reason = std::fs::read_to_string(rejected.join(format!("{future_file}.reason"))).unwrap();
+    assert!(reason.contains("422") && reason.contains("clock_skew: dated 5y ahead"), "{reason}");
+
+    // It is not sent again.
+    let again = tokio::time::timeout(Duration::from_secs(20), deliverer.deliver_all()).await.unwrap().unwrap();
+    assert_eq!(again, 0);
+    assert_eq!(received.lock().unwrap().len(), 1);
+    stop.cancel();
+}
