@@ -73,3 +73,196 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     assert!(path.exists(), "{} not built: run `cargo build --workspace --bins` first", path.display());
     path
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the caller to use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+}
+
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)).is_some_and(|euid| euid == "0")
+}
+
+/// One HTTP/1.1 request to `127.0.0.1:<port>` with `Connection: close`, for tests that talk to a
+/// local server without an async client. Returns the status and the raw body (chunked framing,
+/// if the server used it, is left as is). Bounded by a 10 s read/write timeout.
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A child process killed (SIGKILL) and reaped on drop, so a failing test leaves nothing behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    /// Sends SIGTERM and waits up to `deadline` for the exit status.
+    pub fn terminate(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        wait_for("the process to exit after SIGTERM", deadline, || self.0.try_wait().unwrap())
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real Prometheus Alertmanager (Debian's `prometheus-alertmanager`) on 127.0.0.1, clustering
+/// off, its storage and log in a temp folder; killed on drop.
+pub struct Alertmanager {
+    child: KillOnDrop,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Alertmanager {
+    pub const BIN: &'static str = "/usr/bin/prometheus-alertmanager";
+
+    /// Starts it with `config` (alertmanager.yml) and waits until `/-/ready` answers 200.
+    pub fn start(config: &str) -> Alertmanager {
+        assert!(Path::new(Self::BIN).exists(), "{} is missing: run scripts/test-deps.sh as root (apt-get install prometheus-alertmanager)", Self::BIN);
+        let dir = tempfile::Builder::new().prefix("alertmanager-test-").tempdir().expect("temp dir");
+        let config_path = dir.path().join("alertmanager.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
+        let port = free_port();
+        let child = std::process::Command::new(Self::BIN)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=debug")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus-alertmanager");
+        let mut am = Alertmanager { child: KillOnDrop(child), dir, port };
+        wait_until("Alertmanager to be ready", Duration::from_secs(30), || {
+            if let Some(status) = am.child.0.try_wait().unwrap() {
+                panic!("prometheus-alertmanager exited ({status}) at start:\n{}", am.log());
+            }
+            matches!(http(port, "GET", "/-/ready", &[], ""), Ok((200, _)))
+        });
+        am
+    }
+
+    /// `POST /api/v2/alerts` with a JSON array of alerts; panics unless Alertmanager takes them.
+    pub fn post_alerts(&self, json: &str) {
+        let (status, body) = http(self.port, "POST", "/api/v2/alerts", &[("Content-Type", "application/json")], json).expect("POST /api/v2/alerts");
+        assert_eq!(status, 200, "Alertmanager refused the alerts: {body}\n{}", self.log());
+    }
+
+    /// What it logged so far (debug level: each notification attempt is there).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
+    }
+}
+
+/// A value under `/proc/sys` set for a test (root only), put back by [`ProcSys::restore`] or on
+/// drop, so a failing test never leaves the machine changed.
+pub struct ProcSys {
+    path: PathBuf,
+    old: Option<String>,
+}
+
+impl ProcSys {
+    /// `key` like `fs/inotify/max_queued_events`.
+    pub fn set(key: &str, value: &str) -> std::io::Result<ProcSys> {
+        let path = Path::new("/proc/sys").join(key);
+        let old = std::fs::read_to_string(&path)?.trim().to_owned();
+        std::fs::write(&path, value)?;
+        Ok(ProcSys { path, old: Some(old) })
+    }
+
+    /// Writes the old value back (once; later calls and the drop do nothing).
+    pub fn restore(&mut self) {
+        if let Some(old) = self.old.take()
+            && let Err(e) = std::fs::write(&self.path, &old)
+        {
+            eprintln!("cannot restore {} to {old}: {e}", self.path.display());
+        }
+    }
+}
+
+impl Drop for ProcSys {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
+
+/// Copies a folder tree, skipping names that start with `.` (writers' temp files) and anything
+/// that vanishes while it is copied (a daemon may be renaming files in it).
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    let entries = match std::fs::read_dir(from) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let result = match entry.file_type()? {
+            t if t.is_dir() => copy_tree(&src, &dst),
+            t if t.is_file() => std::fs::copy(&src, &dst).map(|_| ()),
+            _ => Ok(()),
+        };
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// What a replay of the events on disk gives: copies the data root `root` into a fresh folder,
+/// deletes the observer's checkpoint there and runs `observer --once` (the binary at `observer`,
+/// e.g. [`workspace_bin`]`("control-plane-observer")`) on the copy, with `--hosts` when given.
+/// Returns the temp folder; the replayed data root is its `root/`.
+pub fn replay(observer: &Path, root: &Path, hosts: Option<&Path>) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("homelab-replay-").tempdir().expect("temp dir");
+    let copy = dir.path().join("root");
+    copy_tree(root, &copy).expect("copy the data root");
+    match std::fs::remove_file(copy.join("state/observer_checkpoint.json")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("cannot delete the copied checkpoint: {e}"),
+        _ => {}
+    }
+    let mut cmd = std::process::Command::new(observer);
+    cmd.arg("--root").arg(&copy).arg("--once");
+    if let Some(h) = hosts {
+        cmd.arg("--hosts").arg(h);
+    }
+    for var in ["HOMELAB_ROOT", "HOSTS_DIR", "NODE_ALIAS_MAP", "GHOST_TTL", "NODE_STALE_AFTER", "EVENT_RETENTION_DAYS"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.env("RUST_LOG", "warn").output().expect("run the observer for a replay");
+    assert!(out.status.success(), "replay (observer --once) failed: {}", String::from_utf8_lossy(&out.stderr));
+    dir
+}

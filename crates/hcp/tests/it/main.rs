@@ -2,6 +2,7 @@
 
 mod actions;
 mod alertmanager;
+mod alertmanager_burst;
 mod check;
 mod compose;
 mod health;
