@@ -68,6 +68,43 @@ impl ApiError {
         tracing::error!(error = %e, "request failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the control-plane-ui log")
     }
+
+    /// A failed write: 503 with `Retry-After` when the data root cannot take writes now (disk
+    /// full, read-only, I/O error), else 500.
+    pub fn write_failed(e: &std::io::Error) -> ApiError {
+        match storage_unavailable(e) {
+            Some(why) => {
+                tracing::warn!(error = %e, "write refused: {why}");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("cannot write to the data root now: {why}; retry later"))
+            }
+            None => ApiError::internal(e),
+        }
+    }
+}
+
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_SECS: u64 = 30;
+
+/// When an IO error means the data root cannot take writes for now (ENOSPC, EDQUOT, EROFS, EIO),
+/// a short description of it; `None` for anything else.
+pub fn storage_unavailable(e: &std::io::Error) -> Option<&'static str> {
+    use std::io::ErrorKind as K;
+    match (e.kind(), e.raw_os_error()) {
+        (K::StorageFull, _) | (_, Some(28)) => Some("the disk holding it is full (ENOSPC)"),
+        (K::QuotaExceeded, _) | (_, Some(122)) => Some("the disk quota is exceeded (EDQUOT)"),
+        (K::ReadOnlyFilesystem, _) | (_, Some(30)) => Some("its file system is read-only (EROFS)"),
+        (_, Some(5)) => Some("the disk reports an I/O error (EIO)"),
+        _ if e.to_string().contains("Input/output error") => Some("the disk reports an I/O error (EIO)"),
+        _ => None,
+    }
+}
+
+/// The storage error inside a failed decision, if that is why it failed.
+pub fn decide_storage_error(e: &DecideError) -> Option<&std::io::Error> {
+    match e {
+        DecideError::Store(homelab_store::TransitionError::Io { source, .. }) if storage_unavailable(source).is_some() => Some(source),
+        _ => None,
+    }
 }
 
 impl From<Refusal> for ApiError {
@@ -84,7 +121,10 @@ impl From<DecideError> for ApiError {
             DecideError::NotPending { state, .. } => {
                 ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "state": state }) }
             }
-            DecideError::Store(_) => ApiError::internal(&e),
+            DecideError::Store(_) => match decide_storage_error(&e) {
+                Some(io) => ApiError::write_failed(io),
+                None => ApiError::internal(&e),
+            },
         }
     }
 }
@@ -94,6 +134,9 @@ impl IntoResponse for ApiError {
         let mut r = (self.status, Json(self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         r
     }
@@ -264,6 +307,23 @@ fn node_for_token(state: &AppState, token: &str) -> std::io::Result<Option<Strin
     Ok(found)
 }
 
+/// Clock sanity of one event of a request: 422 naming the event when its time is more than
+/// `MAX_CLOCK_SKEW` ahead of this host's clock or older than the event retention.
+fn clock_sane(state: &AppState, index: usize, event: &Event, now: chrono::DateTime<chrono::Utc>) -> ApiResult<()> {
+    homelab_core::event::clock_check(event.ts, now, state.max_clock_skew, state.max_event_age).map_err(|e| {
+        tracing::warn!(node = %event.node, id = %event.id, ts = %homelab_core::rfc3339(event.ts), code = e.code, "event refused: {}", e.message);
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({
+                "error": format!("event {index}: {}: {}", e.code, e.message),
+                "code": e.code,
+                "index": index,
+                "id": event.id,
+            }),
+        }
+    })
+}
+
 async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -281,6 +341,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("at most {MAX_EVENTS_PER_REQUEST} events per request")));
     }
     // Validate everything first: a request is written whole or not at all.
+    let now = chrono::Utc::now();
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let event: Event = serde_json::from_value(item).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("event {i}: not a valid event: {e}")))?;
@@ -288,6 +349,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
         if event.node != node {
             return Err(ApiError::new(StatusCode::FORBIDDEN, format!("event {i}: node {:?} does not match this token's node", event.node)));
         }
+        clock_sane(&state, i, &event, now)?;
         events.push(event);
     }
     let root = state.root.clone();
@@ -303,7 +365,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    .map_err(|e| ApiError::write_failed(&e))?;
     tracing::debug!(%node, written, duplicates, "events ingested");
     Ok(Json(json!({ "written": written, "duplicates": duplicates })))
 }
@@ -331,10 +393,13 @@ async fn alertmanager(State(state): State<Arc<AppState>>, peer: Peer, headers: H
             }
         }
     }
+    for (i, e) in events.iter().enumerate() {
+        clock_sane(&state, i, e, now)?;
+    }
     let root = state.root.clone();
     let written = tokio::task::spawn_blocking(move || events.iter().try_for_each(|e| root.write_event(e).map(|_| ())).map(|()| events.len()))
         .await
         .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(|e| ApiError::write_failed(&e))?;
     Ok(Json(json!({ "written": written, "skipped": skipped })))
 }

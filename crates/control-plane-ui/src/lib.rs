@@ -75,6 +75,13 @@ pub struct Config {
     /// How old the cached view may get before a request rebuilds it (file changes rebuild at once).
     #[arg(long, env = "UI_REFRESH", default_value = "1s", value_parser = parse_duration)]
     pub refresh: Duration,
+    /// Ingest refuses (422) an event dated more than this ahead of this host's clock.
+    #[arg(long, env = "MAX_CLOCK_SKEW", default_value = "5m", value_parser = parse_duration)]
+    pub max_clock_skew: Duration,
+    /// Ingest refuses (422) an event older than this many days (the observer's retention: it
+    /// would be deleted before it could count).
+    #[arg(long, env = "EVENT_RETENTION_DAYS", default_value_t = 14)]
+    pub event_retention_days: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -93,6 +100,8 @@ impl std::fmt::Debug for Config {
             .field("alertmanager_token", &hidden(&self.alertmanager_token))
             .field("node_stale_after", &self.node_stale_after)
             .field("refresh", &self.refresh)
+            .field("max_clock_skew", &self.max_clock_skew)
+            .field("event_retention_days", &self.event_retention_days)
             .finish()
     }
 }
@@ -113,6 +122,8 @@ impl Config {
             alertmanager_token: None,
             node_stale_after: Duration::from_secs(90),
             refresh: Duration::from_secs(1),
+            max_clock_skew: homelab_core::event::DEFAULT_MAX_CLOCK_SKEW,
+            event_retention_days: 14,
         }
     }
 }
@@ -129,6 +140,9 @@ pub struct AppState {
     pub alertmanager_token: Option<String>,
     pub node_stale_after: Duration,
     pub refresh: Duration,
+    /// Clock sanity at ingest: how far ahead an event may be, and how old.
+    pub max_clock_skew: Duration,
+    pub max_event_age: Duration,
     cache: RwLock<Option<Arc<Snapshot>>>,
     dirty: AtomicBool,
     build_lock: tokio::sync::Mutex<()>,
@@ -173,6 +187,8 @@ impl AppState {
             alertmanager_token: config.alertmanager_token.clone().filter(|t| !t.trim().is_empty()),
             node_stale_after: config.node_stale_after,
             refresh: config.refresh,
+            max_clock_skew: config.max_clock_skew,
+            max_event_age: Duration::from_secs(u64::from(config.event_retention_days) * 86_400),
             cache: RwLock::new(None),
             dirty: AtomicBool::new(true),
             build_lock: tokio::sync::Mutex::new(()),
@@ -357,14 +373,16 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
     Ok(())
 }
 
-/// Marks the cached view dirty whenever world/, actions/, state/heartbeat/ or hosts/ change,
+/// Marks the cached view dirty whenever world/, actions/, state/heartbeat/, quarantine/ or hosts/ change,
 /// so pages see a change at once instead of after the refresh age.
 async fn watch_changes(state: Arc<AppState>, shutdown: CancellationToken) {
     let root = state.root.path().to_path_buf();
     let world = root.join("world");
     let actions = root.join("actions");
     let heartbeat = root.join("state/heartbeat");
-    let mut paths: Vec<(&std::path::Path, bool)> = vec![(&world, false), (&actions, true), (&heartbeat, false)];
+    // Not recursive: a quarantined folder's content is never looked at.
+    let (q_events, q_actions) = (root.join("quarantine/events"), root.join("quarantine/actions"));
+    let mut paths: Vec<(&std::path::Path, bool)> = vec![(&world, false), (&actions, true), (&heartbeat, false), (&q_events, false), (&q_actions, false)];
     if let Some(h) = state.hosts.as_deref().filter(|h| h.is_dir()) {
         paths.push((h, true));
     }

@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicU64;
 
 use homelab_core::{ActionState, ServiceStatus, Timestamp};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -19,6 +20,19 @@ fn family(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Gau
     registry.register(name, help, f.clone());
     f
 }
+
+/// A counter family: the `_total` suffix is added by the encoder.
+fn counters(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let f = Family::<Labels, Counter>::default();
+    registry.register(name, help, f.clone());
+    f
+}
+
+/// The observer's event outcomes as counted in its heartbeat (`counters.<key>`).
+pub const OBSERVER_OUTCOMES: [&str; 4] = ["applied", "duplicate", "late", "unknown_type"];
+
+/// At most this many `reason` series are taken from the observer's heartbeat.
+const MAX_REASONS: usize = 64;
 
 fn l(k: &str, v: &str) -> Labels {
     vec![(k.to_owned(), v.to_owned())]
@@ -73,6 +87,40 @@ pub fn render(snap: &Snapshot, now: Timestamp) -> Result<String, std::fmt::Error
                 stopped.get_or_create(&l("daemon", name)).set(1);
             }
         }
+    }
+
+    // Counters the daemons keep in their heartbeat files. They restart from zero when a daemon
+    // restarts (unless it persists them), which Prometheus' rate() treats as a counter reset.
+    let observer = snap.heartbeats.get("observer").and_then(Option::as_ref);
+    let outcomes = counters(&mut registry, "observer_events", "Event files the observer handled, by outcome (from its heartbeat)");
+    let overflows = counters(&mut registry, "observer_watch_overflows", "inotify queue overflows the observer saw (each triggers a rescan)");
+    let quarantined = counters(&mut registry, "observer_events_quarantined", "Event files the observer moved to quarantine/events/, by reason code");
+    if let Some(hb) = observer {
+        for outcome in OBSERVER_OUTCOMES {
+            if let Some(n) = hb.counters.get(outcome) {
+                outcomes.get_or_create(&l("outcome", outcome)).inc_by(*n);
+            }
+        }
+        if let Some(n) = hb.counters.get("overflows") {
+            overflows.get_or_create(&Vec::new()).inc_by(*n);
+        }
+        if let Some(by_reason) = hb.extra.get("quarantined_by_reason").and_then(|v| v.as_object()) {
+            for (reason, n) in by_reason.iter().take(MAX_REASONS) {
+                if let Some(n) = n.as_u64() {
+                    quarantined.get_or_create(&l("reason", reason)).inc_by(n);
+                }
+            }
+        }
+    }
+    let write_errors = counters(&mut registry, "write_errors", "Writes into the data root that failed (ENOSPC, EIO, EROFS, ...), by daemon (from each heartbeat)");
+    for (name, hb) in &snap.heartbeats {
+        if let Some(n) = hb.as_ref().and_then(|hb| hb.counters.get("write_errors")) {
+            write_errors.get_or_create(&l("daemon", name)).inc_by(*n);
+        }
+    }
+    let qfiles = family(&mut registry, "quarantine_files", "Entries in quarantine/<kind>/ (reason files not counted)");
+    for kind in homelab_store::quarantine::QUARANTINE_KINDS {
+        qfiles.get_or_create(&l("kind", kind)).set(snap.quarantine_by_kind.get(kind).copied().unwrap_or(0) as i64);
     }
 
     let errors = family(&mut registry, "config_errors", "Configuration errors in force (hosts/ files that do not validate)");

@@ -170,6 +170,46 @@ fn service_rows(s: &Summary, only_node: Option<&str>) -> Vec<ServiceRow> {
     rows
 }
 
+/// How many quarantined entries the dashboard card lists.
+const DASHBOARD_QUARANTINE: usize = 5;
+
+struct QuarantineRow {
+    /// `events/<name>` (below quarantine/).
+    name: String,
+    reason: String,
+    at: String,
+    ago: String,
+}
+
+fn quarantine_rows(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Vec<QuarantineRow> {
+    s.quarantine
+        .recent
+        .iter()
+        .take(DASHBOARD_QUARANTINE)
+        .map(|q| {
+            let ago = chrono::DateTime::parse_from_rfc3339(&q.at).map(|t| ago(now.signed_duration_since(t.with_timezone(&chrono::Utc)))).unwrap_or_default();
+            QuarantineRow {
+                name: q.file.strip_prefix("quarantine/").unwrap_or(&q.file).to_owned(),
+                reason: q.reason.clone(),
+                at: q.at.clone(),
+                ago,
+            }
+        })
+        .collect()
+}
+
+/// "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago" (a time in the future reads "just now").
+pub fn ago(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    match s {
+        ..=4 => "just now".into(),
+        5..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardT<'a> {
@@ -178,6 +218,9 @@ struct DashboardT<'a> {
     daemons: Vec<DaemonRow>,
     drift: &'a [Drift],
     services: Vec<ServiceRow>,
+    quarantine: Vec<QuarantineRow>,
+    /// Quarantined entries not listed on the card.
+    quarantine_more: usize,
 }
 
 async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
@@ -199,7 +242,9 @@ async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
                 None => DaemonRow { name: name.clone(), stopped: true, last_loop_at: "unreadable heartbeat".into(), age: String::new(), interval: String::new() },
             })
             .collect();
-        let t = DashboardT { base: &state.base, s: &snap.summary, daemons, drift: &snap.summary.drift, services: service_rows(&snap.summary, None) };
+        let quarantine = quarantine_rows(&snap.summary, now);
+        let quarantine_more = snap.summary.quarantine.count.saturating_sub(quarantine.len());
+        let t = DashboardT { base: &state.base, s: &snap.summary, daemons, drift: &snap.summary.drift, services: service_rows(&snap.summary, None), quarantine, quarantine_more };
         respond(&state, &headers, &q, "Dashboard", v, t.render())
     }
     .await;
@@ -452,6 +497,13 @@ async fn form_decide(state: Arc<AppState>, peer: Peer, headers: HeaderMap, id: S
     }
     match apply_decision(&state, &op, id.clone(), decision).await {
         Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),
+        Err(e) if crate::api::decide_storage_error(&e).is_some() => {
+            let api = crate::api::ApiError::from(e);
+            let msg = api.body["error"].as_str().unwrap_or("cannot write to the data root now; retry later").to_owned();
+            let mut r = message_page(&state, api.status, "Nothing changed", &msg, &back);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECS));
+            r
+        }
         Err(e) => {
             let status = match &e {
                 DecideError::BadId(_) => StatusCode::BAD_REQUEST,

@@ -20,6 +20,9 @@ use serde::Serialize;
 /// How many terminal actions `/summary` and the pages show (newest first).
 pub const RECENT_TERMINAL: usize = 50;
 
+/// How many quarantined entries `/summary` lists (newest first).
+pub const RECENT_QUARANTINE: usize = 20;
+
 /// `GET /summary`: the document a mirror polls. Field names are a protocol: add, never rename.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -33,6 +36,28 @@ pub struct Summary {
     pub counts: Counts,
     pub daemons: BTreeMap<String, DaemonSummary>,
     pub config_errors: Vec<ConfigError>,
+    /// What sits in `quarantine/events/` and `quarantine/actions/`.
+    pub quarantine: QuarantineSummary,
+}
+
+/// `quarantine` in `/summary`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QuarantineSummary {
+    /// Quarantined entries (files, symlinks, folders) of both folders; `.reason` files and
+    /// dot-files are not counted.
+    pub count: usize,
+    /// The newest, newest first, at most [`RECENT_QUARANTINE`].
+    pub recent: Vec<QuarantinedFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantinedFile {
+    /// Relative to the data root: `quarantine/events/<name>`.
+    pub file: String,
+    /// The text of its `.reason` file, trimmed (or a placeholder in parentheses).
+    pub reason: String,
+    /// The `.reason` file's modification time.
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +170,8 @@ pub struct Snapshot {
     /// Approvals recorded in action histories on disk, by channel (`ui`, `api`, `telegram`, `policy`, …).
     pub approvals_by_channel: BTreeMap<String, u64>,
     pub desired: Option<DesiredState>,
+    /// Quarantined entries by folder (`events`, `actions`).
+    pub quarantine_by_kind: BTreeMap<&'static str, usize>,
 }
 
 /// What a build needs besides the data root.
@@ -169,8 +196,10 @@ impl Snapshot {
             actions.insert(state, root.list_actions(state)?.into_iter().map(|s| s.action).collect());
         }
         let mut heartbeats = BTreeMap::new();
-        for (name, value) in root.read_heartbeats()? {
-            let hb: Option<Heartbeat> = serde_json::from_value(value).ok();
+        // Each file on its own: a corrupt heartbeat is that daemon shown as stopped, not a
+        // failed page.
+        for (name, value) in root.read_heartbeats_each()? {
+            let hb: Option<Heartbeat> = value.ok().and_then(|v| serde_json::from_value(v).ok());
             if let Some(hb) = &hb {
                 for e in &hb.config_errors {
                     if !config_errors.contains(e) {
@@ -180,11 +209,12 @@ impl Snapshot {
             }
             heartbeats.insert(name, hb);
         }
-        Ok(Snapshot::from_parts(Parts { services_file, nodes_file, desired, config_errors, actions, heartbeats }, opts.node_stale_after, now))
+        let quarantine = root.quarantine_listing(RECENT_QUARANTINE)?;
+        Ok(Snapshot::from_parts(Parts { services_file, nodes_file, desired, config_errors, actions, heartbeats, quarantine }, opts.node_stale_after, now))
     }
 
     pub fn from_parts(parts: Parts, stale_after: Duration, now: Timestamp) -> Snapshot {
-        let Parts { services_file, nodes_file, desired, config_errors, actions, heartbeats } = parts;
+        let Parts { services_file, nodes_file, desired, config_errors, actions, heartbeats, quarantine } = parts;
         let wanted = desired.as_ref().map(|d| d.monitored_names()).unwrap_or_default();
         let mut nodes = BTreeMap::new();
         let node_files = nodes_file.map(|n| n.nodes).unwrap_or_default();
@@ -303,12 +333,17 @@ impl Snapshot {
             counts,
             daemons,
             config_errors,
+            quarantine: QuarantineSummary {
+                count: quarantine.count(),
+                recent: quarantine.recent.iter().map(|e| QuarantinedFile { file: e.file.clone(), reason: e.reason.clone(), at: rfc3339(e.at) }).collect(),
+            },
         };
         let summary_json = axum::body::Bytes::from(serde_json::to_vec(&summary).expect("summary serializes"));
         let etag = etag_of(&summary_json);
         let summary_gzip = gzip(&summary_json);
         let markdown = markdown(&summary);
-        Snapshot { built_at: now, summary, summary_json, summary_gzip, etag, markdown, heartbeats, approvals_by_channel, desired }
+        let quarantine_by_kind = quarantine.by_kind;
+        Snapshot { built_at: now, summary, summary_json, summary_gzip, etag, markdown, heartbeats, approvals_by_channel, desired, quarantine_by_kind }
     }
 }
 
@@ -321,6 +356,7 @@ pub struct Parts {
     pub config_errors: Vec<ConfigError>,
     pub actions: BTreeMap<ActionState, Vec<Action>>,
     pub heartbeats: BTreeMap<String, Option<Heartbeat>>,
+    pub quarantine: homelab_store::quarantine::QuarantineListing,
 }
 
 fn gzip(bytes: &[u8]) -> axum::body::Bytes {
@@ -505,6 +541,14 @@ pub fn markdown(s: &Summary) -> String {
         let state = if d.stopped { "STOPPED" } else { "running" };
         let _ = writeln!(m, "- {name}: {state}, last loop {}", d.last_loop_at.as_deref().unwrap_or("unknown"));
     }
+    if s.quarantine.count > 0 {
+        let q = &s.quarantine;
+        let _ = writeln!(m, "\n## Quarantine\n");
+        let _ = writeln!(m, "{} quarantined (files that were not valid and were moved aside; see each `.reason` file). Newest:", q.count);
+        for e in q.recent.iter().take(10) {
+            let _ = writeln!(m, "- {} at {}: {}", e.file, e.at, one_line(&e.reason));
+        }
+    }
     if !s.config_errors.is_empty() {
         let _ = writeln!(m, "\n## Configuration errors\n");
         for e in &s.config_errors {
@@ -512,6 +556,11 @@ pub fn markdown(s: &Summary) -> String {
         }
     }
     m
+}
+
+/// A multi-line text on one line (reason files carry the origin on a second line).
+pub fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 pub fn risk_word(r: impl std::borrow::Borrow<homelab_core::Risk>) -> &'static str {
