@@ -41,9 +41,14 @@ pub struct Config {
     /// A service not in desired state with no event for this long is pruned from world/.
     #[arg(long, env = "GHOST_TTL", default_value = "1h", value_parser = parse_duration)]
     pub ghost_ttl: Duration,
-    /// Day folders older than this many days are deleted once every node's cursor is past them.
+    /// Day folders older than this many days are deleted (after a last scan); an event dated
+    /// in such a day is quarantined as `too_old`.
     #[arg(long, env = "EVENT_RETENTION_DAYS", default_value_t = 14)]
     pub event_retention_days: u32,
+    /// An event dated more than this ahead of the observer's clock is quarantined (`clock_skew`):
+    /// it would move its node into the future.
+    #[arg(long, env = "MAX_CLOCK_SKEW", default_value = "5m", value_parser = parse_duration)]
+    pub max_clock_skew: Duration,
     /// Full rescan of events/ as the safety net behind inotify.
     #[arg(long, env = "OBSERVER_RESCAN_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub rescan_interval: Duration,
@@ -86,10 +91,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if config.once {
         let stats = tokio::task::spawn_blocking(move || {
             let stats = observer.full_scan();
-            observer.flush(true).map(|()| stats)
+            observer.flush(true);
+            match observer.write_error() {
+                Some(e) => Err(anyhow::anyhow!("{e}")),
+                None => Ok(stats),
+            }
         })
         .await??;
-        tracing::info!(applied = stats.applied, skipped = stats.skipped, quarantined = stats.quarantined, "one pass done");
+        tracing::info!(applied = stats.applied, late = stats.late, quarantined = stats.quarantined, "one pass done");
         return Ok(());
     }
 
@@ -103,8 +112,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // Everything already on disk first; then hints.
     observer = blocking(observer, |o| {
         let stats = o.full_scan();
-        tracing::info!(applied = stats.applied, skipped = stats.skipped, quarantined = stats.quarantined, "initial scan done");
-        o.flush(true)
+        tracing::info!(applied = stats.applied, late = stats.late, quarantined = stats.quarantined, "initial scan done");
+        o.flush(true);
     })
     .await?;
     tracing::info!(root = %config.root.display(), "observer running");
@@ -118,8 +127,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             batch = watcher.next_batch(Duration::from_millis(1)) => {
                 let Some(batch) = batch else { break };
                 observer = blocking(observer, move |o| {
-                    o.handle_batch(&batch.paths, batch.rescan);
-                    o.flush(false)
+                    o.handle_batch(&batch.paths, batch.rescan, batch.overflow);
+                    o.flush(false);
                 }).await?;
             }
             _ = sleep_until_opt(deadline) => {
@@ -144,11 +153,12 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Runs blocking file work off the async threads, handing the observer back.
-async fn blocking(
-    mut observer: Observer,
-    f: impl FnOnce(&mut Observer) -> anyhow::Result<()> + Send + 'static,
-) -> anyhow::Result<Observer> {
-    tokio::task::spawn_blocking(move || f(&mut observer).map(|()| observer)).await?
+async fn blocking(mut observer: Observer, f: impl FnOnce(&mut Observer) + Send + 'static) -> anyhow::Result<Observer> {
+    Ok(tokio::task::spawn_blocking(move || {
+        f(&mut observer);
+        observer
+    })
+    .await?)
 }
 
 /// Per node, the monitored service names in desired state (for ghost pruning).

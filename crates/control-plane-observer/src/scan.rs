@@ -1,27 +1,55 @@
-//! Which event files to read, in what order, and what to do with bad ones.
+//! Which event files to read, what to do with bad ones, and how the fold's state is saved.
+//!
+//! The observer knows which files it has folded (the core's `Applied` record, saved as
+//! segments next to the checkpoint), so a rescan finds every file it has not folded yet,
+//! whatever its time: nothing is skipped for being late.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use homelab_core::event::EventFileName;
+use homelab_core::applied::{Applied, decode_segment, encode_segment};
+use homelab_core::event::{EventFileName, clock_check};
 use homelab_core::fold::{Checkpoint, FoldOutcome, sort_events};
 use homelab_core::{Event, Heartbeat, Timestamp};
 use homelab_store::DataRoot;
+use homelab_store::events::{EntryKind, ReadError};
 
 use crate::{Config, DesiredNames};
 
 pub(crate) const HEARTBEAT_SECS: u64 = 10;
 const CHECKPOINT_FILE: &str = "state/observer_checkpoint.json";
+/// An event file larger than this is not an event (agents write a few hundred bytes).
+const MAX_EVENT_BYTES: u64 = 256 * 1024;
+/// A day with more segments than this has them merged into one at the next checkpoint.
+const MAX_SEGMENTS_PER_DAY: usize = 16;
+/// Write retries back off from 1 s to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Counts of one scan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScanStats {
     pub applied: u64,
-    pub skipped: u64,
+    pub late: u64,
+    pub duplicate: u64,
     pub quarantined: u64,
     pub unknown_type: u64,
+}
+
+impl ScanStats {
+    fn folded(&self) -> u64 {
+        self.applied + self.late + self.duplicate + self.unknown_type
+    }
+}
+
+/// A write that failed, kept until a write succeeds again.
+#[derive(Debug, Clone)]
+struct WriteFailure {
+    at: Timestamp,
+    error: String,
+    retry_at: Instant,
+    backoff: Duration,
 }
 
 /// The observer's state between batches.
@@ -29,9 +57,11 @@ pub struct Observer {
     root: DataRoot,
     config: Config,
     checkpoint: Checkpoint,
+    applied: Applied,
+    /// Per day, the segments on disk that the checkpoint covers.
+    segments: BTreeMap<String, Vec<u64>>,
     desired: Option<DesiredNames>,
     hosts_last_good: BTreeMap<String, homelab_core::HostFile>,
-    quarantined: u64,
     dirty: bool,
     /// When the last `world_writes_per_second` world writes happened (oldest first).
     recent_writes: VecDeque<Instant>,
@@ -40,6 +70,10 @@ pub struct Observer {
     /// What the world files last said (without `generated_at`), to tell whether time alone
     /// (staleness, ghost TTL) changed anything.
     last_view: Option<View>,
+    /// Since start: inotify overflows seen, writes that failed.
+    overflows: u64,
+    write_errors: u64,
+    failure: Option<WriteFailure>,
 }
 
 type View = (
@@ -47,9 +81,12 @@ type View = (
     BTreeMap<String, homelab_core::world::NodeState>,
 );
 
+/// One file to look at: its day and its name.
+type Candidate = (String, String);
+
 impl Observer {
-    /// Loads the checkpoint (a corrupt one is moved aside and everything is replayed) and
-    /// desired state (when `--hosts` is set).
+    /// Loads the checkpoint (a corrupt one is moved aside and everything is replayed), the
+    /// applied-files record it covers, and desired state (when `--hosts` is set).
     pub fn open(root: DataRoot, config: Config) -> anyhow::Result<Observer> {
         let checkpoint = match root.read_json::<Checkpoint>(CHECKPOINT_FILE) {
             Ok(Some(cp)) if cp.version == homelab_core::fold::CHECKPOINT_VERSION => cp,
@@ -70,17 +107,54 @@ impl Observer {
             root,
             config,
             checkpoint,
+            applied: Applied::default(),
+            segments: BTreeMap::new(),
             desired: None,
             hosts_last_good: BTreeMap::new(),
-            quarantined: 0,
             dirty: true,
             recent_writes: VecDeque::new(),
             last_fold_at: None,
             started_at: chrono::Utc::now(),
             last_view: None,
+            overflows: 0,
+            write_errors: 0,
+            failure: None,
         };
+        obs.load_applied()?;
         obs.reload_hosts();
         Ok(obs)
+    }
+
+    /// Reads the segments the checkpoint covers; removes newer ones (written by a run that
+    /// crashed before its checkpoint). A damaged segment makes the whole record unusable: the
+    /// checkpoint is dropped and everything is replayed (the fold does not care).
+    fn load_applied(&mut self) -> anyhow::Result<()> {
+        let upto = self.checkpoint.applied_seq;
+        let segments = self.root.applied_segments().context("cannot list the applied-files record")?;
+        for (day, seq) in segments {
+            if seq > upto {
+                self.root.remove_applied_segment(&day, seq).context("cannot remove an unfinished applied-files segment")?;
+                continue;
+            }
+            let decoded = self.root.read_applied_segment(&day, seq).map_err(|e| e.to_string()).and_then(|b| decode_segment(&b));
+            match decoded {
+                Ok(seg) => {
+                    self.applied.load(&day, seg);
+                    self.segments.entry(day).or_default().push(seq);
+                }
+                Err(e) => {
+                    tracing::error!(day, seq, error = %e, "applied-files record is damaged: replaying all events");
+                    for (day, _) in std::mem::take(&mut self.segments) {
+                        self.root.remove_applied_day(&day).context("cannot clear the applied-files record")?;
+                    }
+                    self.root.remove_applied_day(&day).context("cannot clear the applied-files record")?;
+                    self.applied = Applied::default();
+                    self.checkpoint = Checkpoint::new();
+                    return self.load_applied();
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn checkpoint(&self) -> &Checkpoint {
@@ -106,33 +180,51 @@ impl Observer {
         }
     }
 
-    /// Reads every day folder. Files whose name puts them before their node's cursor are
-    /// skipped without being opened, which keeps a rescan of a large events/ cheap.
+    /// Reads every day folder and folds every file not folded yet. Names alone tell which
+    /// files were folded, so a rescan of a large events/ opens only new files.
     pub fn full_scan(&mut self) -> ScanStats {
+        let mut stats = ScanStats::default();
         let mut candidates = Vec::new();
-        match self.root.event_days() {
-            Ok(days) => {
-                for day in days {
-                    self.collect_day(&day, false, &mut candidates);
+        match self.root.events_entries() {
+            Ok(entries) => {
+                for (name, kind) in entries {
+                    match (kind, is_day(&name)) {
+                        (EntryKind::Dir, true) => self.collect_day(&name, &mut candidates, &mut stats),
+                        (EntryKind::Dir, false) => {
+                            self.quarantine(&name, "bad_day_folder", "not a day folder: events/ holds only YYYY-MM-DD folders", &mut stats)
+                        }
+                        (kind, _) => self.quarantine(
+                            &name,
+                            "bad_day_folder",
+                            &format!("{} in events/, which holds only YYYY-MM-DD folders; nothing outside the data root is read", kind.describe()),
+                            &mut stats,
+                        ),
+                    }
                 }
             }
-            Err(e) => tracing::error!(error = %e, "cannot list events/"),
+            Err(e) => tracing::error!(error = %e, "cannot list events/; will retry at the next rescan"),
         }
-        let stats = self.fold_candidates(candidates);
+        self.fold_candidates(candidates, &mut stats);
         self.apply_retention();
         stats
     }
 
     /// Handles one batch of watcher hints: files and folders under events/, or hosts/ changes.
-    pub fn handle_batch(&mut self, paths: &BTreeSet<PathBuf>, rescan: bool) -> ScanStats {
+    pub fn handle_batch(&mut self, paths: &BTreeSet<PathBuf>, rescan: bool, overflow: bool) -> ScanStats {
+        if overflow {
+            self.overflows += 1;
+            tracing::warn!(total = self.overflows, "inotify queue overflowed: notifications were lost, rescanning everything");
+        }
         if rescan {
             self.reload_hosts();
             return self.full_scan();
         }
+        let mut stats = ScanStats::default();
         let events_dir = self.root.events_dir();
         let mut candidates = Vec::new();
         let mut hosts_changed = false;
         let mut days_to_scan = BTreeSet::new();
+        let mut files = Vec::new();
         for path in paths {
             if let Some(hosts) = &self.config.hosts {
                 if path.starts_with(hosts) {
@@ -143,108 +235,147 @@ impl Observer {
             let Ok(rel) = path.strip_prefix(&events_dir) else { continue };
             let parts: Vec<_> = rel.iter().filter_map(|p| p.to_str()).collect();
             match parts.as_slice() {
-                // A new day folder: files may have landed before its watch existed.
-                [day] => {
-                    days_to_scan.insert(day.to_string());
+                // A new day folder (files may have landed before its watch existed), or an
+                // odd entry of events/: a rescan of events/ sorts it out.
+                [top] if !top.starts_with('.') => {
+                    days_to_scan.insert(top.to_string());
                 }
-                [day, file] if !file.starts_with('.') => {
-                    if !days_to_scan.contains(*day) && path.is_file() {
-                        candidates.push((day.to_string(), file.to_string(), true));
-                    }
-                }
+                [day, file] if !file.starts_with('.') && is_day(day) => files.push((day.to_string(), file.to_string())),
                 _ => {}
             }
         }
-        for day in days_to_scan {
-            if chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").is_ok() && events_dir.join(&day).is_dir() {
-                self.collect_day(&day, true, &mut candidates);
+        if !days_to_scan.is_empty() {
+            // One listing of events/ handles new days and odd entries alike.
+            if hosts_changed {
+                self.reload_hosts();
+            }
+            return self.full_scan();
+        }
+        for (day, file) in files {
+            match self.root.event_entry_kind(&day, &file) {
+                Ok(Some(EntryKind::File)) => candidates.push((day, file)),
+                Ok(Some(kind)) => self.quarantine_odd(&day, &file, kind, &mut stats),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(day, file, error = %e, "cannot look at a new event file; the next rescan retries"),
             }
         }
         if hosts_changed {
             self.reload_hosts();
         }
-        self.fold_candidates(candidates)
+        self.fold_candidates(candidates, &mut stats);
+        stats
     }
 
-    fn collect_day(&self, day: &str, fresh: bool, out: &mut Vec<(String, String, bool)>) {
-        match self.root.event_files(day) {
-            Ok(files) => out.extend(files.into_iter().map(|f| (day.to_owned(), f, fresh))),
-            Err(e) => tracing::error!(day, error = %e, "cannot list day folder"),
-        }
-    }
-
-    /// Reads the candidates that may be new, quarantines bad ones, and folds the rest in
-    /// (ts, id) order. `fresh` marks files a notification named: a late one of those counts
-    /// as skipped; old files met again by a rescan are not counted.
-    fn fold_candidates(&mut self, candidates: Vec<(String, String, bool)>) -> ScanStats {
-        let mut stats = ScanStats::default();
-        let mut events: Vec<(String, Event)> = Vec::new();
-        let aliases = self.config.node_alias_map.clone().unwrap_or_default();
-        for (day, file, fresh) in candidates {
-            if let Some(name) = EventFileName::parse(&file) {
-                let node = aliases.canonical(&name.node);
-                if let Some(cursor) = self.checkpoint.cursors.get(node) {
-                    if name.ts < cursor.ts {
-                        if fresh {
-                            stats.skipped += 1;
-                            self.checkpoint.counters.skipped += 1;
-                        }
-                        continue;
+    fn collect_day(&mut self, day: &str, out: &mut Vec<Candidate>, stats: &mut ScanStats) {
+        match self.root.day_entries(day) {
+            Ok(entries) => {
+                for (file, kind) in entries {
+                    match kind {
+                        EntryKind::File => out.push((day.to_owned(), file)),
+                        kind => self.quarantine_odd(day, &file, kind, stats),
                     }
                 }
             }
-            let path = self.root.event_path(&day, &file);
-            let bytes = match std::fs::read(&path) {
+            Err(e) => tracing::error!(day, error = %e, "cannot list day folder; will retry at the next rescan"),
+        }
+    }
+
+    fn quarantine_odd(&mut self, day: &str, file: &str, kind: EntryKind, stats: &mut ScanStats) {
+        let reason = format!("{} where an event file belongs: only regular files inside the data root are read", kind.describe());
+        self.quarantine(&format!("{day}/{file}"), "not_regular_file", &reason, stats);
+    }
+
+    /// Reads the candidates not folded yet, quarantines bad ones, and folds the rest.
+    fn fold_candidates(&mut self, candidates: Vec<Candidate>, stats: &mut ScanStats) {
+        let now = chrono::Utc::now();
+        let max_age = Duration::from_secs(u64::from(self.config.event_retention_days) * 86400);
+        let mut events: Vec<(String, Event)> = Vec::new();
+        let mut names = Vec::new();
+        let aliases = self.config.node_alias_map.clone().unwrap_or_default();
+        for (day, file) in candidates {
+            let name = EventFileName::parse(&file);
+            if let Some(name) = &name {
+                if self.applied.contains(&day, name) {
+                    continue;
+                }
+            }
+            let bytes = match self.root.read_event_file(&day, &file, MAX_EVENT_BYTES) {
                 Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    tracing::error!(file = %path.display(), error = %e, "cannot read event file; will retry on the next scan");
+                Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(ReadError::Io(e)) => {
+                    tracing::error!(day, file, error = %e, "cannot read event file; will retry at the next rescan");
+                    continue;
+                }
+                Err(ReadError::NotARegularFile) => {
+                    self.quarantine_odd(&day, &file, EntryKind::Other, stats);
+                    continue;
+                }
+                Err(ReadError::TooLarge(n)) => {
+                    self.quarantine(&format!("{day}/{file}"), "invalid", &format!("{n} bytes: not an event (at most {MAX_EVENT_BYTES})"), stats);
                     continue;
                 }
             };
-            match Event::parse_file(&day, &file, &bytes) {
-                Ok(event) => {
-                    let node = aliases.canonical(&event.node).to_owned();
-                    events.push((node, event));
+            let event = match Event::parse_file(&day, &file, &bytes) {
+                Ok(e) => e,
+                Err(reason) => {
+                    self.quarantine(&format!("{day}/{file}"), "invalid", &reason, stats);
+                    continue;
                 }
-                Err(reason) => self.quarantine(&day, &file, &reason, &mut stats),
+            };
+            if let Err(e) = clock_check(event.ts, now, self.config.max_clock_skew, max_age) {
+                self.quarantine(&format!("{day}/{file}"), e.code, &e.message, stats);
+                continue;
             }
+            let node = aliases.canonical(&event.node).to_owned();
+            names.push((day, name.expect("parse_file checked the name")));
+            events.push((node, event));
         }
         sort_events(&mut events);
         for (node, event) in &events {
             match self.checkpoint.apply(node, event) {
                 FoldOutcome::Applied => stats.applied += 1,
-                FoldOutcome::Skipped => stats.skipped += 1,
+                FoldOutcome::Late => stats.late += 1,
+                FoldOutcome::Duplicate => stats.duplicate += 1,
                 FoldOutcome::UnknownType => {
                     stats.unknown_type += 1;
                     tracing::debug!(kind = %event.kind, node, "unknown event type ignored");
                 }
             }
         }
-        if stats.applied + stats.unknown_type > 0 {
-            self.dirty = true;
-            self.last_fold_at = Some(chrono::Utc::now());
+        for (day, name) in &names {
+            self.applied.insert(day, name);
         }
-        stats
+        if stats.folded() > 0 {
+            self.dirty = true;
+            self.last_fold_at = Some(now);
+        }
     }
 
-    fn quarantine(&mut self, day: &str, file: &str, reason: &str, stats: &mut ScanStats) {
-        match self.root.quarantine_event(day, file, reason) {
+    /// Moves `events/<rel>` to quarantine with a reason; counted by reason code.
+    fn quarantine(&mut self, rel: &str, code: &str, reason: &str, stats: &mut ScanStats) {
+        match self.root.quarantine_events_entry(rel, &format!("{code}: {reason}")) {
             Ok(to) => {
                 stats.quarantined += 1;
-                self.quarantined += 1;
-                tracing::warn!(file = %format!("events/{day}/{file}"), moved_to = %to.display(), reason, "invalid event file quarantined");
+                *self.checkpoint.quarantined.entry(code.to_owned()).or_default() += 1;
+                self.dirty = true;
+                tracing::warn!(file = %format!("events/{rel}"), moved_to = %to.display(), reason = %format!("{code}: {reason}"), "event file quarantined");
             }
-            Err(e) => tracing::error!(file, error = %e, "cannot quarantine invalid event file"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::error!(file = %format!("events/{rel}"), error = %e, "cannot quarantine; will retry at the next rescan"),
         }
     }
 
-    /// When a write is owed, the instant the write budget allows it.
+    /// When a write is owed, the instant it may happen (the write budget, or the back-off
+    /// after a failed write).
     pub fn pending_write_deadline(&self) -> Option<Instant> {
-        if !self.dirty {
+        if !self.dirty && self.applied.unsaved().is_empty() {
             return None;
         }
-        Some(self.next_write_allowed())
+        let budget = self.next_write_allowed();
+        Some(match &self.failure {
+            Some(f) => budget.max(f.retry_at),
+            None => budget,
+        })
     }
 
     fn next_write_allowed(&self) -> Instant {
@@ -255,29 +386,85 @@ impl Observer {
         }
     }
 
-    /// Writes world files, then the checkpoint, if anything changed and the write budget
-    /// allows (or `force`). World first: a crash in between only means the same events
-    /// are folded again from the older checkpoint, giving the same world.
-    pub fn flush(&mut self, force: bool) -> anyhow::Result<()> {
-        if !self.dirty {
-            return Ok(());
+    /// Writes what is owed, when the write budget and the back-off allow (or `force`). A write
+    /// that fails (disk full, IO error, read-only) is reported and retried later; nothing is
+    /// lost, since the fold's state stays in memory and the files on disk stay consistent.
+    pub fn flush(&mut self, force: bool) {
+        if self.pending_write_deadline().is_none_or(|d| !force && d > Instant::now()) {
+            return;
         }
-        if !force && self.next_write_allowed() > Instant::now() {
-            return Ok(());
+        match self.write_state() {
+            Ok(()) => {
+                if let Some(f) = self.failure.take() {
+                    tracing::info!(since = %homelab_core::rfc3339(f.at), "writes work again: world state and checkpoint caught up");
+                    self.write_heartbeat_file();
+                }
+            }
+            Err(e) => self.write_failed(&e),
         }
+    }
+
+    fn write_failed(&mut self, e: &anyhow::Error) {
+        self.write_errors += 1;
+        let error = format!("{e:#}");
+        let backoff = self.failure.as_ref().map_or(Duration::from_secs(1), |f| (f.backoff * 2).min(MAX_BACKOFF));
+        if self.failure.as_ref().is_none_or(|f| f.error != error) {
+            tracing::error!(error, retry_in = ?backoff, "cannot write world state or checkpoint; retrying with back-off, nothing is lost");
+        }
+        let at = self.failure.as_ref().map_or_else(chrono::Utc::now, |f| f.at);
+        self.failure = Some(WriteFailure { at, error, retry_at: Instant::now() + backoff, backoff });
+    }
+
+    /// World files first, then new applied-files segments, then the checkpoint that covers
+    /// them. A crash in between leaves an older checkpoint: its events are folded again from
+    /// it, giving the same world; segments newer than it are removed at start.
+    fn write_state(&mut self) -> anyhow::Result<()> {
         let now = chrono::Utc::now();
-        let (services, nodes) = self.world_files(now);
-        self.root.write_world(&services, &nodes).context("cannot write world/")?;
-        self.root.write_json(CHECKPOINT_FILE, &self.checkpoint).context("cannot write the checkpoint")?;
-        self.last_view = Some((services.services, nodes.nodes));
+        if self.dirty {
+            let (services, nodes) = self.world_files(now);
+            self.root.write_world(&services, &nodes).context("cannot write world/")?;
+            self.last_view = Some((services.services, nodes.nodes));
+        }
+        let seq = self.checkpoint.applied_seq + 1;
+        let mut written: Vec<(String, Vec<u64>)> = Vec::new();
+        for (day, unsaved) in self.applied.unsaved() {
+            let on_disk = self.segments.get(day).map_or(0, Vec::len);
+            let (segment, replaces) = if on_disk >= MAX_SEGMENTS_PER_DAY {
+                (self.applied.day_segment(day), self.segments[day].clone())
+            } else {
+                (unsaved.clone(), Vec::new())
+            };
+            self.root.write_applied_segment(day, seq, &encode_segment(&segment)).with_context(|| format!("cannot write the applied-files record of {day}"))?;
+            written.push((day.clone(), replaces));
+        }
+        let mut checkpoint_seq = self.checkpoint.applied_seq;
+        if !written.is_empty() {
+            checkpoint_seq = seq;
+        }
+        let old_seq = std::mem::replace(&mut self.checkpoint.applied_seq, checkpoint_seq);
+        if let Err(e) = self.root.write_json(CHECKPOINT_FILE, &self.checkpoint) {
+            self.checkpoint.applied_seq = old_seq;
+            return Err(e).context("cannot write the checkpoint");
+        }
+        self.applied.mark_saved();
+        for (day, replaced) in written {
+            let on_disk = self.segments.entry(day.clone()).or_default();
+            on_disk.retain(|s| !replaced.contains(s));
+            on_disk.push(seq);
+            for old in replaced {
+                if let Err(e) = self.root.remove_applied_segment(&day, old) {
+                    tracing::warn!(day, old, error = %e, "cannot remove a merged applied-files segment (harmless: it is a subset)");
+                }
+            }
+        }
         self.dirty = false;
         let first = self.recent_writes.is_empty();
         self.recent_writes.push_back(Instant::now());
         while self.recent_writes.len() > self.config.world_writes_per_second as usize {
             self.recent_writes.pop_front();
         }
-        if first || force {
-            self.write_heartbeat()?;
+        if first {
+            self.write_heartbeat_file();
         }
         Ok(())
     }
@@ -295,15 +482,21 @@ impl Observer {
         (world.services_file(now), world.nodes_file(now, self.config.node_stale_after))
     }
 
-    pub fn write_heartbeat(&mut self) -> anyhow::Result<()> {
-        // Time alone changes node staleness and ghost pruning: rewrite world when it did.
+    /// The periodic heartbeat: rewrites world when time alone changed it (staleness, ghost
+    /// TTL), writes what is owed, and the heartbeat file.
+    pub fn write_heartbeat(&mut self) {
         let (services, nodes) = self.world_files(chrono::Utc::now());
         if self.last_view.as_ref() != Some(&(services.services, nodes.nodes)) {
             self.dirty = true;
         }
-        self.flush(false)?;
+        self.flush(false);
+        self.write_heartbeat_file();
+    }
+
+    fn write_heartbeat_file(&mut self) {
         let now = chrono::Utc::now();
         let c = self.checkpoint.counters;
+        let quarantined: u64 = self.checkpoint.quarantined.values().sum();
         let hb = Heartbeat {
             daemon: "observer".into(),
             pid: std::process::id(),
@@ -312,41 +505,73 @@ impl Observer {
             last_loop_at: now,
             interval_secs: HEARTBEAT_SECS,
             counters: [
-                ("applied".to_string(), c.applied),
-                ("skipped".to_string(), c.skipped),
-                ("unknown_type".to_string(), c.unknown_type),
-                ("quarantined".to_string(), self.quarantined),
-                ("nodes".to_string(), self.checkpoint.world.nodes.len() as u64),
+                ("applied", c.applied),
+                ("late", c.late),
+                ("duplicate", c.duplicate),
+                ("unknown_type", c.unknown_type),
+                ("quarantined", quarantined),
+                ("overflows", self.overflows),
+                ("write_errors", self.write_errors),
+                ("nodes", self.checkpoint.world.nodes.len() as u64),
+                ("applied_files", self.applied.len() as u64),
             ]
             .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
             .collect(),
             config_errors: Vec::new(),
             extra: serde_json::json!({
                 "last_fold_at": self.last_fold_at.map(homelab_core::rfc3339),
+                "quarantined_by_reason": self.checkpoint.quarantined,
+                "last_write_error": self.failure.as_ref().map(|f| serde_json::json!({"at": homelab_core::rfc3339(f.at), "error": f.error})),
             }),
         };
-        self.root.write_heartbeat("observer", &hb).context("cannot write heartbeat")
+        if let Err(e) = self.root.write_heartbeat("observer", &hb) {
+            // Reported through the log only while the disk is full: the heartbeat is the
+            // report itself, and world writes carry the error state.
+            if self.failure.is_none() {
+                tracing::warn!(error = %e, "cannot write the heartbeat");
+            }
+        }
     }
 
-    /// Deletes day folders older than the retention once every node's cursor is past them.
+    /// The last write error, if writes are failing now.
+    pub fn write_error(&self) -> Option<&str> {
+        self.failure.as_ref().map(|f| f.error.as_str())
+    }
+
+    /// Deletes day folders older than the retention (everything in them was just folded or
+    /// quarantined by the scan before), and their applied-files record.
     fn apply_retention(&mut self) {
-        let days = match self.root.event_days() {
-            Ok(d) => d,
-            Err(_) => return,
-        };
-        let Some(oldest_cursor) = self.checkpoint.cursors.values().map(|c| c.ts).min() else { return };
         let now = chrono::Utc::now();
         let keep_from = now - chrono::Duration::days(i64::from(self.config.event_retention_days));
+        let Ok(on_disk) = self.root.event_days() else { return };
+        let mut days: BTreeSet<String> = on_disk.iter().cloned().collect();
+        days.extend(self.applied.days().map(str::to_owned));
+        days.extend(self.segments.keys().cloned());
         for day in days {
             let Ok(date) = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d") else { continue };
-            let day_end = (date + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-            if day_end <= keep_from && day_end <= oldest_cursor {
+            let day_end = (date + chrono::Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+            if day_end > keep_from {
+                continue;
+            }
+            if on_disk.contains(&day) {
                 match self.root.remove_event_day(&day) {
                     Ok(()) => tracing::info!(day, "event day folder deleted by retention"),
-                    Err(e) => tracing::warn!(day, error = %e, "cannot delete old day folder"),
+                    Err(e) => {
+                        tracing::warn!(day, error = %e, "cannot delete old day folder");
+                        continue;
+                    }
                 }
+            }
+            self.applied.forget_day(&day);
+            self.segments.remove(&day);
+            if let Err(e) = self.root.remove_applied_day(&day) {
+                tracing::warn!(day, error = %e, "cannot delete the applied-files record of an old day");
             }
         }
     }
 }
 
+fn is_day(name: &str) -> bool {
+    name.len() == 10 && chrono::NaiveDate::parse_from_str(name, "%Y-%m-%d").is_ok()
+}

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::event::{Event, EventKind};
-use crate::world::{NodeFacts, ServiceState, ServiceStatus, World};
+use crate::world::{ServiceState, ServiceStatus, World};
 use crate::Timestamp;
 
 /// How many keys of a healthy streak the fold keeps (each healthy check pass is an event).
@@ -123,6 +123,10 @@ pub struct Checkpoint {
     pub nodes: BTreeMap<String, NodeFold>,
     #[serde(default)]
     pub counters: FoldCounters,
+    /// Event files quarantined, by reason code (`invalid`, `clock_skew`, `too_old`,
+    /// `not_regular_file`, `bad_day_folder`).
+    #[serde(default)]
+    pub quarantined: BTreeMap<String, u64>,
     /// The observer's record of applied event files: segments up to this number are part of
     /// this checkpoint (see the observer).
     #[serde(default)]

@@ -8,6 +8,79 @@ use homelab_core::Event;
 use crate::atomic::{rename_noreplace, sync_dir, write_new};
 use crate::{DataRoot, list_names};
 
+/// What a folder entry is, as its folder says (symlinks are not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    /// A device, FIFO or socket.
+    Other,
+}
+
+impl EntryKind {
+    pub fn of(t: std::fs::FileType) -> EntryKind {
+        if t.is_symlink() {
+            EntryKind::Symlink
+        } else if t.is_dir() {
+            EntryKind::Dir
+        } else if t.is_file() {
+            EntryKind::File
+        } else {
+            EntryKind::Other
+        }
+    }
+
+    /// For a quarantine reason: "a symbolic link", "a folder", ...
+    pub fn describe(self) -> &'static str {
+        match self {
+            EntryKind::File => "a regular file",
+            EntryKind::Dir => "a folder",
+            EntryKind::Symlink => "a symbolic link",
+            EntryKind::Other => "a device, FIFO or socket",
+        }
+    }
+}
+
+/// Why an event file could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// A symlink, a folder, a device, or a file in a symlinked day folder.
+    NotARegularFile,
+    TooLarge(u64),
+    Io(io::Error),
+}
+
+fn list_entries(dir: &std::path::Path) -> io::Result<Vec<(String, EntryKind)>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            Ok(t) => EntryKind::of(t),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        out.push((name, kind));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn check_day(day: &str) -> io::Result<()> {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map(|_| ())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{day:?} is not a day folder")))
+}
+
 /// What happened when an event was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
@@ -27,6 +100,62 @@ impl DataRoot {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Written::AlreadyThere),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every entry of `events/` (days and anything odd), without dot-files, with its type as the
+    /// folder says it (symlinks are not followed).
+    pub fn events_entries(&self) -> io::Result<Vec<(String, EntryKind)>> {
+        list_entries(&self.events_dir())
+    }
+
+    /// Every entry of a day folder, without dot-files, with its type (symlinks not followed).
+    pub fn day_entries(&self, day: &str) -> io::Result<Vec<(String, EntryKind)>> {
+        list_entries(&self.events_dir().join(day))
+    }
+
+    /// What `events/<day>/<file>` is, without following a symlink; `None` when it is gone.
+    pub fn event_entry_kind(&self, day: &str, file: &str) -> io::Result<Option<EntryKind>> {
+        match std::fs::symlink_metadata(self.event_path(day, file)) {
+            Ok(m) => Ok(Some(EntryKind::of(m.file_type()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads an event file, refusing anything but a regular file inside the root: the last
+    /// path component is opened with `O_NOFOLLOW` (a symlink gives `NotARegularFile`), and the
+    /// day folder must not be a symlink either. At most `max_len` bytes are accepted.
+    pub fn read_event_file(&self, day: &str, file: &str, max_len: u64) -> Result<Vec<u8>, ReadError> {
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let day_dir = self.events_dir().join(day);
+        match std::fs::symlink_metadata(&day_dir) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => return Err(ReadError::NotARegularFile),
+            Err(e) => return Err(ReadError::Io(e)),
+        }
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(day_dir.join(file));
+        let f = match f {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => return Err(ReadError::NotARegularFile),
+            Err(e) => return Err(ReadError::Io(e)),
+        };
+        let meta = f.metadata().map_err(ReadError::Io)?;
+        if !meta.file_type().is_file() {
+            return Err(ReadError::NotARegularFile);
+        }
+        if meta.len() > max_len {
+            return Err(ReadError::TooLarge(meta.len()));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        f.take(max_len + 1).read_to_end(&mut bytes).map_err(ReadError::Io)?;
+        if bytes.len() as u64 > max_len {
+            return Err(ReadError::TooLarge(bytes.len() as u64));
+        }
+        Ok(bytes)
     }
 
     /// Day folders under `events/`, oldest first. Anything that is not a day is ignored.
@@ -50,7 +179,18 @@ impl DataRoot {
     /// overwrites an earlier quarantined file of the same name: a numbered suffix is added.
     /// Returns the quarantined path.
     pub fn quarantine_event(&self, day: &str, file: &str, reason: &str) -> io::Result<PathBuf> {
-        let from = self.event_path(day, file);
+        self.quarantine_events_entry(&format!("{day}/{file}"), reason)
+    }
+
+    /// Moves any entry below `events/` (`<day>/<file>`, or `<name>` for an odd entry of
+    /// `events/` itself: a symlink, a file, a folder that is not a day) to `quarantine/events/`
+    /// with a `.reason` beside it. The entry itself is renamed, never followed or read.
+    pub fn quarantine_events_entry(&self, rel: &str, reason: &str) -> io::Result<PathBuf> {
+        if rel.split('/').any(|p| p.is_empty() || p == "." || p == ".." ) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad entry {rel:?}")));
+        }
+        let from = self.events_dir().join(rel);
+        let file = rel.rsplit('/').next().unwrap_or(rel);
         let q = self.quarantine_dir();
         let mut n = 0u32;
         loop {
@@ -58,7 +198,7 @@ impl DataRoot {
             let to = q.join(&name);
             // The reason goes first: a quarantined file never lacks its reason.
             let reason_path = q.join(format!("{name}.reason"));
-            match write_new(&reason_path, format!("{reason}\n(from events/{day}/{file})\n").as_bytes()) {
+            match write_new(&reason_path, format!("{reason}\n(from events/{rel})\n").as_bytes()) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     n += 1;
@@ -84,6 +224,54 @@ impl DataRoot {
                 }
             };
         }
+    }
+
+    /// Writes one segment of the observer's applied-files record:
+    /// `state/observer/applied/<day>/<seq>.seg` (immutable once its checkpoint is written).
+    pub fn write_applied_segment(&self, day: &str, seq: u64, bytes: &[u8]) -> io::Result<()> {
+        check_day(day)?;
+        let dir = self.applied_dir().join(day);
+        std::fs::create_dir_all(&dir)?;
+        crate::atomic::write_atomic(&dir.join(format!("{seq:012}.seg")), bytes)
+    }
+
+    /// Every applied-files segment on disk: `(day, seq)`, oldest first.
+    pub fn applied_segments(&self) -> io::Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for day in list_names(&self.applied_dir())? {
+            for name in list_names(&self.applied_dir().join(&day))? {
+                if let Some(seq) = name.strip_suffix(".seg").and_then(|s| s.parse().ok()) {
+                    out.push((day.clone(), seq));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn read_applied_segment(&self, day: &str, seq: u64) -> io::Result<Vec<u8>> {
+        check_day(day)?;
+        std::fs::read(self.applied_dir().join(day).join(format!("{seq:012}.seg")))
+    }
+
+    pub fn remove_applied_segment(&self, day: &str, seq: u64) -> io::Result<()> {
+        check_day(day)?;
+        match std::fs::remove_file(self.applied_dir().join(day).join(format!("{seq:012}.seg"))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a day's whole applied-files record (after retention deleted the day).
+    pub fn remove_applied_day(&self, day: &str) -> io::Result<()> {
+        check_day(day)?;
+        match std::fs::remove_dir_all(self.applied_dir().join(day)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn applied_dir(&self) -> PathBuf {
+        self.state_dir().join("observer/applied")
     }
 
     /// Deletes a whole day folder (retention).

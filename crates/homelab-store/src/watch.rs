@@ -16,11 +16,14 @@ pub struct Batch {
     pub paths: BTreeSet<PathBuf>,
     /// A full rescan is needed: the timer fired, the kernel queue overflowed, or the watcher failed.
     pub rescan: bool,
+    /// The kernel's notification queue overflowed (notifications were lost): `rescan` is set too.
+    pub overflow: bool,
 }
 
 enum Hint {
     Paths(Vec<PathBuf>),
     Rescan,
+    Overflow,
 }
 
 /// Watches folders and hands out debounced batches of hints.
@@ -43,7 +46,7 @@ impl Watcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let hint = match res {
-                Ok(ev) if ev.need_rescan() => Hint::Rescan,
+                Ok(ev) if ev.need_rescan() => Hint::Overflow,
                 Ok(ev) if ev.kind.is_access() => return,
                 Ok(ev) => Hint::Paths(ev.paths),
                 Err(e) => {
@@ -124,6 +127,10 @@ fn add(batch: &mut Batch, hint: Hint) {
     match hint {
         Hint::Paths(p) => batch.paths.extend(p),
         Hint::Rescan => batch.rescan = true,
+        Hint::Overflow => {
+            batch.rescan = true;
+            batch.overflow = true;
+        }
     }
 }
 

@@ -11,9 +11,10 @@ fn new_event_files_show_up_in_world_promptly() {
     e.ts = chrono::Utc::now();
     write(&t.root(), &e);
     wait_world(&t, "the event folded", |s| s.services.get("n1").and_then(|m| m.get("z2m")).is_some());
-    // A new day folder created after start is watched too (a different day than today).
+    // A new day folder created after start is watched too (a different day than today: a
+    // delivery that comes a day late).
     let mut other_day = ev(0, 2, "n2", "service_healthy", Some("web"));
-    other_day.ts = chrono::Utc::now() + chrono::Duration::days(1);
+    other_day.ts = chrono::Utc::now() - chrono::Duration::days(1);
     write(&t.root(), &other_day);
     wait_world(&t, "event in a new day folder folded", |s| s.services.contains_key("n2"));
 }

@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 mod daemon;
 mod once;
+mod order;
+mod overflow;
 
 const BIN: &str = env!("CARGO_BIN_EXE_control-plane-observer");
 

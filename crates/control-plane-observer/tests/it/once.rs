@@ -16,11 +16,12 @@ fn folds_in_ts_order_whatever_the_file_order() {
 }
 
 #[test]
-fn late_older_event_is_skipped_and_other_nodes_are_not_held_back() {
+fn late_older_event_never_overrides_newer_state_and_other_nodes_are_not_held_back() {
     let t = TempRoot::new();
     write(&t.root(), &ev(50, 2, "n1", "service_healthy", Some("web")));
     once(&t, &[], &[]);
-    // Arrives later but is older than n1's cursor: skipped. n2's old event is not held back.
+    // Arrives later but is older than n1's newest: folded, but it does not override. n2's old
+    // event is not held back.
     write(&t.root(), &ev(40, 1, "n1", "http_check_failed", Some("web")));
     write(&t.root(), &ev(5, 3, "n2", "port_unreachable", Some("db")));
     once(&t, &[], &[]);
@@ -124,23 +125,21 @@ fn ghosts_are_pruned_only_with_hosts() {
 }
 
 #[test]
-fn retention_deletes_old_days_once_every_cursor_is_past_them() {
+fn retention_deletes_old_days_and_events_that_old_are_quarantined_not_dropped() {
     let t = TempRoot::new();
-    let old = chrono::Utc::now() - chrono::Duration::days(20);
-    let mut e1 = ev(0, 1, "n1", "service_healthy", Some("web"));
-    e1.ts = old;
-    let mut e2 = ev(0, 2, "n2", "service_healthy", Some("web"));
-    e2.ts = old;
-    write(&t.root(), &e1);
-    write(&t.root(), &e2);
+    let mut old = ev(0, 1, "n1", "service_unhealthy", Some("web"));
+    old.ts = chrono::Utc::now() - chrono::Duration::days(20);
+    write(&t.root(), &old);
     write(&t.root(), &ev(10, 3, "n1", "service_healthy", Some("web")));
     once(&t, &[], &[]);
-    assert!(t.root().join("events").join(e1.day()).exists(), "n2's cursor is still in that day");
-    write(&t.root(), &ev(11, 4, "n2", "service_healthy", Some("web")));
-    once(&t, &[], &[]);
-    once(&t, &[], &[]);
-    assert!(!t.root().join("events").join(e1.day()).exists(), "every cursor is past it now");
-    assert_eq!(summary(&services(&t)), ["n1/web Healthy - 0", "n2/web Healthy - 0"]);
+    assert!(!t.root().join("events").join(old.day()).exists(), "a day past retention is deleted");
+    let reason = std::fs::read_to_string(t.root().join("quarantine/events").join(format!("{}.reason", old.file_name()))).unwrap();
+    assert!(reason.starts_with("too_old: "), "{reason}");
+    assert_eq!(summary(&services(&t)), ["n1/web Healthy - 0"]);
+    // The applied-files record of a deleted day goes with it.
+    once(&t, &["--hosts", t.hosts().to_str().unwrap()], &[]);
+    let record: Vec<_> = std::fs::read_dir(t.root().join("state/observer/applied")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(record, [std::ffi::OsString::from(at(10).format("%Y-%m-%d").to_string())]);
 }
 
 #[test]

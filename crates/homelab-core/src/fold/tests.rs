@@ -1,7 +1,7 @@
 //! Table tests of the fold: each row is a sequence of events and the world it should leave.
 
 use super::*;
-use crate::world::DiskLevel;
+use crate::world::{DiskLevel, NodeFacts};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
