@@ -6,6 +6,13 @@
 //! debounced) and on the tick. What must survive a restart lives under `state/`:
 //! `state/supervisor.json` (escalation, rejections, auto-approvals) and
 //! `state/hosts_last_good.json` (the last valid version of each host file).
+//!
+//! A write that fails (full disk, EIO, read-only file system) never stops the supervisor: what
+//! it could not write stays in memory (its memory, the last good host files) and is written
+//! again; an action it could not create is planned again by the next reconcile (nothing on disk
+//! said it existed). While writes fail, reconciles run on a backoff (1 s doubling to 30 s)
+//! rather than on every notification, and the heartbeat carries `write_errors` and
+//! `last_write_error` ([`homelab_store::WriteErrors`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,7 +23,7 @@ use homelab_core::desired::{ConfigError, HostFile};
 use homelab_core::duration::parse_duration;
 use homelab_core::plan::{Outcome, Plan, PlanInput, Policy, SupervisorMemory, plan};
 use homelab_core::{ActionState, Heartbeat, Timestamp};
-use homelab_store::{DataRoot, TransitionError, list_names};
+use homelab_store::{DataRoot, TransitionError, WriteErrors, list_names};
 use tokio_util::sync::CancellationToken;
 
 /// The daemon's name in heartbeats and logs.
@@ -116,6 +123,8 @@ pub struct Report {
     pub created: usize,
     pub cancelled: usize,
     pub elapsed: Duration,
+    /// Writes that failed in this reconcile (each is retried; see [`Supervisor::write_errors`]).
+    pub write_failures: usize,
 }
 
 /// The supervisor's state between reconciles.
@@ -129,6 +138,10 @@ pub struct Supervisor {
     hosts_cache: homelab_store::hosts::HostsCache,
     started_at: Timestamp,
     counters: BTreeMap<String, u64>,
+    write_errors: WriteErrors,
+    /// `memory` / `last_good` differ from what is on disk (a write failed): write them again.
+    memory_unsaved: bool,
+    last_good_unsaved: bool,
 }
 
 impl Supervisor {
@@ -152,6 +165,15 @@ impl Supervisor {
                 BTreeMap::new()
             }
         };
+        if !config.dry_run {
+            // Temp files of writes a crash interrupted, in the folders this daemon writes.
+            let dirs = [root.state_dir(), root.state_dir().join("heartbeat"), root.action_dir(ActionState::Pending), root.action_dir(ActionState::Approved), root.action_dir(ActionState::Cancelled)];
+            for dir in dirs {
+                if let Err(e) = homelab_store::remove_stale_temps(&dir, homelab_store::STALE_TEMP_AGE) {
+                    tracing::warn!(error = %e, "cannot remove leftover temp files");
+                }
+            }
+        }
         let policy = config.policy();
         Ok(Supervisor {
             config,
@@ -163,11 +185,19 @@ impl Supervisor {
             hosts_cache: Default::default(),
             started_at: chrono::Utc::now(),
             counters: BTreeMap::new(),
+            write_errors: WriteErrors::new(DAEMON),
+            memory_unsaved: false,
+            last_good_unsaved: false,
         })
     }
 
     pub fn root(&self) -> &DataRoot {
         &self.root
+    }
+
+    /// Failed writes since start and the problem in force, if any.
+    pub fn write_errors(&self) -> &WriteErrors {
+        &self.write_errors
     }
 
     /// One reconcile: read → plan → apply (unless dry run).
@@ -217,7 +247,8 @@ impl Supervisor {
             now,
         });
 
-        let (mut created, mut cancelled) = (0, 0);
+        let (mut created, mut cancelled, mut write_failures) = (0, 0, 0);
+        let mut memory = plan.memory.clone();
         if !self.config.dry_run {
             for c in &plan.cancel {
                 match self.root.transition(&c.id, ActionState::Pending, ActionState::Cancelled, now, "supervisor", Some(c.reason.clone()), |_| {}) {
@@ -229,6 +260,11 @@ impl Supervisor {
                     Err(TransitionError::NotInState { current, .. }) => {
                         tracing::info!(action = %c.id, now = ?current, "not cancelling: no longer pending")
                     }
+                    // Still pending: the next reconcile plans the cancel again.
+                    Err(e @ TransitionError::Io { .. }) => {
+                        write_failures += 1;
+                        self.write_errors.failed(&format!("cancelling action {}", c.id), &e);
+                    }
                     Err(e) => tracing::error!(action = %c.id, error = %e, "cannot cancel"),
                 }
             }
@@ -239,24 +275,57 @@ impl Supervisor {
                         tracing::info!(action = %a.id, state = %a.state, drift = %a.drift, trigger = %a.trigger, "proposed action");
                     }
                     Err(TransitionError::AlreadyExists { .. }) => tracing::debug!(action = %a.id, "already active"),
+                    // Nothing is on disk (a new action is one file, written whole or not at
+                    // all): the next reconcile plans it again. Its auto-approval did not happen.
+                    Err(e @ TransitionError::Io { .. }) => {
+                        write_failures += 1;
+                        self.write_errors.failed(&format!("creating action {}", a.id), &e);
+                        forget_auto_approval(&mut memory, a, now);
+                    }
                     Err(e) => tracing::error!(action = %a.id, error = %e, "cannot write action"),
                 }
             }
-            if plan.memory != self.memory {
-                self.root.write_json(MEMORY_FILE, &plan.memory).with_context(|| format!("cannot write {MEMORY_FILE}"))?;
+            // Memory and the last good host files are kept in memory whatever happens, and
+            // written again until a write succeeds.
+            if memory != self.memory || self.memory_unsaved {
+                self.memory_unsaved = match self.root.write_json(MEMORY_FILE, &memory) {
+                    Ok(()) => false,
+                    Err(e) => {
+                        write_failures += 1;
+                        self.write_errors.failed(MEMORY_FILE, &e);
+                        true
+                    }
+                };
             }
-            if load.in_force != self.last_good {
-                self.root.write_json(LAST_GOOD_FILE, &load.in_force).with_context(|| format!("cannot write {LAST_GOOD_FILE}"))?;
+            if load.in_force != self.last_good || self.last_good_unsaved {
+                self.last_good_unsaved = match self.root.write_json(LAST_GOOD_FILE, &load.in_force) {
+                    Ok(()) => false,
+                    Err(e) => {
+                        write_failures += 1;
+                        self.write_errors.failed(LAST_GOOD_FILE, &e);
+                        true
+                    }
+                };
             }
         }
-        self.memory = plan.memory.clone();
+        self.memory = memory;
         self.last_good = load.in_force;
         self.bump("actions_created", created as u64);
         self.bump("actions_cancelled", cancelled as u64);
         let elapsed = started.elapsed();
-        let report = Report { plan, config_errors: load.errors, created, cancelled, elapsed };
+        let mut report = Report { plan, config_errors: load.errors, created, cancelled, elapsed, write_failures };
         if !self.config.dry_run {
-            self.write_heartbeat(now, &report)?;
+            // Every other write worked: if the heartbeat does too, the problem is over (and the
+            // heartbeat already says so).
+            let clean = write_failures == 0;
+            match self.write_heartbeat(now, &report, clean) {
+                Ok(()) if clean => self.write_errors.succeeded(),
+                Ok(()) => {}
+                Err(e) => {
+                    report.write_failures += 1;
+                    self.write_errors.failed("the heartbeat", &e);
+                }
+            }
         }
         tracing::debug!(drifts = report.plan.drifts.len(), created, cancelled, elapsed_ms = elapsed.as_secs_f64() * 1e3, "reconciled");
         Ok(report)
@@ -268,8 +337,8 @@ impl Supervisor {
         *c
     }
 
-    fn write_heartbeat(&self, now: Timestamp, report: &Report) -> anyhow::Result<()> {
-        let hb = Heartbeat {
+    fn write_heartbeat(&self, now: Timestamp, report: &Report, clean: bool) -> std::io::Result<()> {
+        let mut hb = Heartbeat {
             daemon: DAEMON.to_owned(),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -283,7 +352,31 @@ impl Supervisor {
                 "last_reconcile_ms": report.elapsed.as_secs_f64() * 1e3,
             }),
         };
-        self.root.write_heartbeat(DAEMON, &hb).context("cannot write the heartbeat")
+        self.write_errors.add_to_heartbeat(&mut hb);
+        if clean {
+            hb.extra[homelab_store::retry::LAST_WRITE_ERROR_FIELD] = serde_json::Value::Null;
+        }
+        self.root.write_heartbeat(DAEMON, &hb)
+    }
+}
+
+/// Takes back the auto-approval `plan` recorded for an action that could not be created, so a
+/// failed write does not use up the hourly cap. The key is `plan`'s: `node/service`, or the node.
+fn forget_auto_approval(memory: &mut SupervisorMemory, action: &homelab_core::Action, now: Timestamp) {
+    if action.state != ActionState::Approved {
+        return;
+    }
+    let key = match &action.service {
+        Some(s) => format!("{}/{s}", action.node),
+        None => action.node.clone(),
+    };
+    if let Some(v) = memory.auto_approved.get_mut(&key) {
+        if let Some(i) = v.iter().rposition(|at| *at == now) {
+            v.remove(i);
+        }
+        if v.is_empty() {
+            memory.auto_approved.remove(&key);
+        }
     }
 }
 
@@ -317,8 +410,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut sup = Supervisor::open(config)?;
 
     if once {
-        let report = tokio::task::spawn_blocking(move || sup.reconcile(chrono::Utc::now())).await??;
+        let (sup, report) = tokio::task::spawn_blocking(move || {
+            let r = sup.reconcile(chrono::Utc::now());
+            (sup, r)
+        })
+        .await?;
+        let report = report?;
         print_report(&report, dry_run);
+        if let Some(problem) = sup.write_errors().current() {
+            bail!("{} write(s) failed; the last: {} (nothing partial is left; run again once the data root takes writes)", report.write_failures, problem.error);
+        }
         if !report.config_errors.is_empty() {
             bail!(
                 "hosts/ has {} error(s) (listed above); the last good version of each broken file (if there was one) stayed in force. Fix the file(s) and run again",
@@ -334,15 +435,28 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .context("cannot watch world/, actions/ and hosts/")?;
     tracing::info!(root = %root.path().display(), hosts = %hosts.display(), tick_secs = tick.as_secs(), dry_run, "supervisor started");
     let mut first = true;
+    let write_errors = sup.write_errors().clone();
+    let mut last_reconcile = tokio::time::Instant::now();
     loop {
         if !first {
-            let batch = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                b = watcher.next_batch(debounce) => b,
-            };
-            let Some(batch) = batch else { bail!("the file watcher stopped") };
-            if !batch.rescan && only_plumbing(&batch.paths) {
-                continue;
+            match write_errors.retry_at() {
+                // Writes are failing: reconcile again when the backoff says so, not on every
+                // notification (the watcher keeps them; the retry reads everything anyway).
+                // At least a second apart, even when a reconcile failed before writing.
+                Some(at) => tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at).max(last_reconcile + homelab_store::Backoff::DEFAULT_MIN)) => {}
+                },
+                None => {
+                    let batch = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        b = watcher.next_batch(debounce) => b,
+                    };
+                    let Some(batch) = batch else { bail!("the file watcher stopped") };
+                    if !batch.rescan && only_plumbing(&batch.paths) {
+                        continue;
+                    }
+                }
             }
         }
         first = false;
@@ -352,6 +466,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         })
         .await?;
         sup = back;
+        last_reconcile = tokio::time::Instant::now();
         match result {
             Ok(report) if dry_run => print_report(&report, true),
             Ok(_) => {}

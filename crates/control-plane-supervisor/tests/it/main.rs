@@ -1,6 +1,7 @@
 //! Integration tests of the supervisor through its binary, each on a fresh temp data root.
 //! World files are written directly (no observer needed); actions are read back from disk.
 
+mod diskfull;
 mod hosts;
 mod once;
 mod watch;

@@ -1,0 +1,163 @@
+//! A full disk never stops the supervisor: nothing partial is left, nothing is lost, and it
+//! catches up by itself once the disk takes writes again. The data root is a small tmpfs the
+//! test mounts (root only; CI runs as root).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use control_plane_supervisor::{Config, Supervisor};
+use homelab_core::ActionState;
+use homelab_store::DataRoot;
+use testkit::{TempRoot, wait_for, wait_until};
+
+use crate::{BIN, EDGE, WorldBuilder, files_below, ids, wait_output};
+
+/// A tmpfs of `size` mounted on `dir`, unmounted on drop (also when the test panics).
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").to_owned();
+        assert_eq!(uid, "0", "this test mounts a tmpfs to fill a disk for real and must run as root (CI does); it runs as uid {uid}");
+        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().unwrap();
+        assert!(out.status.success(), "mount tmpfs on {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        Tmpfs(dir.to_owned())
+    }
+
+    /// Writes `path` until the file system is full; returns its size.
+    pub fn fill(&self, path: &Path) -> u64 {
+        let mut f = std::fs::File::create(path).unwrap();
+        let chunk = vec![0x55u8; 16 * 1024];
+        let mut written = 0u64;
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(n) => written += n as u64,
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        // Nothing else fits: not even one page for a small file.
+        let probe = self.0.join("probe");
+        let full = std::fs::write(&probe, b"x").is_err();
+        let _ = std::fs::remove_file(&probe);
+        assert!(full, "the disk is not full after {written} bytes");
+        written
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Names starting with `.` below `dir` (temp files), except the lock folder's content.
+fn dot_files(dir: &Path) -> Vec<String> {
+    files_below(dir).into_iter().filter(|f| Path::new(f).file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))).collect()
+}
+
+fn unhealthy_world() -> WorldBuilder {
+    WorldBuilder::new().node("edge-1", 5).healthy("edge-1", &["mosquitto", "zigbee2mqtt"]).service("edge-1", "web", Some("containers_not_running"))
+}
+
+#[test]
+fn a_reconcile_on_a_full_disk_loses_nothing_and_leaves_nothing_partial() {
+    let t = TempRoot::new();
+    let fs = Tmpfs::mount(&t.root(), "1m");
+    t.write_host("edge-1", EDGE);
+    unhealthy_world().write(&t);
+    let mut sup = Supervisor::open(Config::new(t.root(), t.hosts())).unwrap();
+    let filler = t.root().join("filler");
+    fs.fill(&filler);
+
+    let id = "container-restart-edge-1-web";
+    for round in 1..=2 {
+        let report = sup.reconcile(chrono::Utc::now()).expect("a full disk is not a reconcile error");
+        assert_eq!(report.created, 0);
+        assert!(report.write_failures >= 2, "round {round}: the action and the heartbeat failed: {report:?}");
+        let problem = sup.write_errors().current().expect("the problem is in force");
+        assert!(problem.error.contains("No space left on device"), "{}", problem.error);
+        // No action anywhere, not even half of one; no temp file left behind.
+        for state in ActionState::ALL {
+            assert_eq!(ids(&t, state), Vec::<String>::new(), "round {round}: {state}");
+        }
+        assert_eq!(dot_files(&t.root()), Vec::<String>::new());
+    }
+    let failed = sup.write_errors().total();
+    assert!(failed >= 4);
+
+    std::fs::remove_file(&filler).unwrap();
+    let report = sup.reconcile(chrono::Utc::now()).unwrap();
+    assert_eq!((report.created, report.write_failures), (1, 0), "{report:?}");
+    assert!(!sup.write_errors().is_failing());
+    // Exactly one file for the id, in exactly one folder.
+    let everywhere: Vec<(ActionState, String)> = ActionState::ALL.into_iter().flat_map(|s| ids(&t, s).into_iter().map(move |i| (s, i))).collect();
+    assert_eq!(everywhere, [(ActionState::Pending, id.to_owned())]);
+    let root = DataRoot::open(t.root()).unwrap();
+    let hb: serde_json::Value = root.read_json("state/heartbeat/supervisor.json").unwrap().unwrap();
+    assert_eq!(hb["counters"]["write_errors"], failed, "{hb}");
+    assert!(hb["extra"]["last_write_error"].is_null(), "{hb}");
+    assert_eq!(dot_files(&t.root()), Vec::<String>::new());
+    drop(fs);
+}
+
+#[test]
+fn the_daemon_keeps_running_on_a_full_disk_and_catches_up_by_itself() {
+    let t = TempRoot::new();
+    let fs = Tmpfs::mount(&t.root(), "1m");
+    t.write_host("edge-1", EDGE);
+    unhealthy_world().write(&t);
+    let filler = t.root().join("filler");
+    fs.fill(&filler);
+    let log = t.path().join("supervisor.log");
+    let child = Command::new(BIN)
+        .arg("--root")
+        .arg(t.root())
+        .arg("--hosts")
+        .arg(t.hosts())
+        .args(["--tick", "1h"])
+        .env("RUST_LOG", "info,homelab_store::retry=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    struct Guard(Option<std::process::Child>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut guard = Guard(Some(child));
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until("the write failure in the log", Duration::from_secs(20), || read_log().contains("write failed"));
+    // It retries on its own backoff: wait for a few retries, and it is still there.
+    wait_until("two more failed tries", Duration::from_secs(20), || read_log().matches("write still failing").count() >= 2);
+    assert!(guard.0.as_mut().unwrap().try_wait().unwrap().is_none(), "the supervisor exited on a full disk:\n{}", read_log());
+    assert_eq!(read_log().matches("write failed").count(), 1, "one log line for the problem, not one per retry:\n{}", read_log());
+    assert_eq!(ids(&t, ActionState::Pending), Vec::<String>::new());
+
+    // Room again: no notification is needed, the retry finds it.
+    std::fs::remove_file(&filler).unwrap();
+    wait_until("the action created after the disk has room", Duration::from_secs(60), || ids(&t, ActionState::Pending) == ["container-restart-edge-1-web"]);
+    let root = DataRoot::open(t.root()).unwrap();
+    let hb = wait_for("a heartbeat saying writes work again", Duration::from_secs(30), || {
+        let hb: serde_json::Value = root.read_json("state/heartbeat/supervisor.json").ok()??;
+        hb["extra"]["last_write_error"].is_null().then_some(hb)
+    });
+    assert!(hb["counters"]["write_errors"].as_u64().unwrap() >= 2, "{hb}");
+    assert!(read_log().contains("writes work again"), "{}", read_log());
+    assert_eq!(dot_files(&t.root()), Vec::<String>::new());
+
+    let pid = guard.0.as_ref().unwrap().id();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let out = wait_output(guard.0.take().unwrap(), Duration::from_secs(10));
+    assert!(out.status.success(), "clean exit on SIGTERM:\n{}", read_log());
+    drop(fs);
+}
