@@ -204,6 +204,10 @@ async fn metrics(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
     read_access(&state, &headers, peer)?;
     let snap = state.snapshot().await.map_err(ApiError::internal)?;
     let text = crate::metrics::render(&snap, chrono::Utc::now()).map_err(ApiError::internal)?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if crate::metrics::wants_text(accept) {
+        return Ok(([(header::CONTENT_TYPE, crate::metrics::TEXT_CONTENT_TYPE)], crate::metrics::to_prometheus_text(&text)).into_response());
+    }
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 

@@ -12,6 +12,36 @@ use prometheus_client::registry::Registry;
 use crate::snapshot::Snapshot;
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format, for clients that ask for `text/plain` only (and
+/// `promtool check metrics`).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// True when the client wants the classic text format: it names `text/plain` and not OpenMetrics
+/// (Prometheus itself asks for OpenMetrics first; `*/*` gets OpenMetrics).
+pub fn wants_text(accept: &str) -> bool {
+    accept.contains("text/plain") && !accept.contains("application/openmetrics-text")
+}
+
+/// OpenMetrics text → Prometheus text format 0.0.4: a counter family `x` (samples `x_total`)
+/// gets its `# HELP`/`# TYPE` as `x_total`; `# UNIT` and `# EOF` are dropped. Samples are the same.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters.contains(name).then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
 
 type Labels = Vec<(String, String)>;
 

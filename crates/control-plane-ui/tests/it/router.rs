@@ -541,3 +541,235 @@ async fn alertmanager_webhook_becomes_events_only_with_a_token() {
     assert!(events.iter().any(|(p, b)| p.contains("-edge-1-") && String::from_utf8_lossy(b).contains("service_unhealthy")));
     assert!(events.iter().any(|(p, b)| p.contains("-nas-1-") && String::from_utf8_lossy(b).contains("service_healthy")));
 }
+
+/// Sets a file's modification time to `secs_ago` seconds before now (without following symlinks
+/// is not needed: only regular reason files are touched).
+fn age_file(path: &std::path::Path, secs_ago: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+}
+
+/// Quarantine with a file, a symlink pointing outside the root and a directory in events/, and
+/// one entry in actions/: listed newest first, with the reason files' text and time, never
+/// following or reading the entries themselves.
+#[tokio::test]
+async fn summary_dashboard_and_digest_show_quarantine() {
+    let fx = Fx::new();
+    // Nothing quarantined: an empty object, no card.
+    let s = fx.send(get("/summary")).await.json();
+    assert_eq!(s["quarantine"], json!({"count": 0, "recent": []}));
+    assert!(!fx.send(get("/")).await.body.contains("id=\"quarantine\""));
+
+    let root = fx.tmp.root();
+    let q = root.join("quarantine/events");
+    std::fs::write(q.join("20260527T140311.123Z-edge-1-0badf00d.json"), "{not json").unwrap();
+    std::fs::write(q.join("20260527T140311.123Z-edge-1-0badf00d.json.reason"), "invalid: expected ident at line 1 column 2\n(from events/2026-05-27/20260527T140311.123Z-edge-1-0badf00d.json)\n").unwrap();
+    age_file(&q.join("20260527T140311.123Z-edge-1-0badf00d.json.reason"), 3 * 3600);
+    let outside = fx.tmp.path().join("outside-secret.json");
+    std::fs::write(&outside, "OUTSIDE-CONTENT-NEVER-READ").unwrap();
+    std::os::unix::fs::symlink(&outside, q.join("link.json")).unwrap();
+    std::fs::write(q.join("link.json.reason"), "not_regular_file: a symbolic link").unwrap();
+    age_file(&q.join("link.json.reason"), 120);
+    std::fs::create_dir(q.join("folder.json")).unwrap();
+    std::fs::write(q.join("folder.json/inner"), "OUTSIDE-CONTENT-NEVER-READ").unwrap();
+    std::fs::write(q.join("folder.json.reason"), "not_regular_file: a folder").unwrap();
+    age_file(&q.join("folder.json.reason"), 60);
+    std::fs::write(q.join(".partial.tmp"), "").unwrap();
+    let qa = root.join("quarantine/actions");
+    std::fs::write(qa.join("broken-action.json"), "[]").unwrap();
+    std::fs::write(qa.join("broken-action.json.reason"), "  invalid action file  \n").unwrap();
+    age_file(&qa.join("broken-action.json.reason"), 10);
+
+    let r = fx.send(get("/summary")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let s = r.json();
+    let qs = &s["quarantine"];
+    assert_eq!(qs["count"], 4, "{qs}");
+    let files: Vec<&str> = qs["recent"].as_array().unwrap().iter().map(|e| e["file"].as_str().unwrap()).collect();
+    assert_eq!(
+        files,
+        [
+            "quarantine/actions/broken-action.json",
+            "quarantine/events/folder.json",
+            "quarantine/events/link.json",
+            "quarantine/events/20260527T140311.123Z-edge-1-0badf00d.json"
+        ],
+        "newest first"
+    );
+    assert_eq!(qs["recent"][0]["reason"], "invalid action file");
+    assert_eq!(qs["recent"][2]["reason"], "not_regular_file: a symbolic link");
+    assert_eq!(qs["recent"][3]["reason"], "invalid: expected ident at line 1 column 2\n(from events/2026-05-27/20260527T140311.123Z-edge-1-0badf00d.json)");
+    let at = chrono::DateTime::parse_from_rfc3339(qs["recent"][3]["at"].as_str().unwrap()).unwrap();
+    let age = chrono::Utc::now().signed_duration_since(at).num_seconds();
+    assert!((3 * 3600 - 60..3 * 3600 + 60).contains(&age), "at is the reason file's mtime: {at}");
+    assert!(!r.body.contains("OUTSIDE-CONTENT"), "an entry is never read");
+
+    let page = fx.send(get("/")).await.body;
+    for want in ["id=\"quarantine\"", "id=\"quarantine-count\">4<", "actions/broken-action.json", "events/link.json", "not_regular_file: a folder", "min ago", "3 h ago"] {
+        assert!(page.contains(want), "dashboard lacks {want:?}");
+    }
+    assert!(!page.contains("OUTSIDE-CONTENT"));
+    let md = fx.send(get("/summary.md")).await.body;
+    assert!(md.contains("## Quarantine") && md.contains("4 quarantined") && md.contains("quarantine/events/link.json"), "{md}");
+
+    // An unreadable reason (here: a folder where the reason file should be) does not fail the
+    // listing, and quarantine/actions/ may not exist at all.
+    std::fs::remove_file(q.join("link.json.reason")).unwrap();
+    std::fs::create_dir(q.join("link.json.reason")).unwrap();
+    std::fs::remove_dir_all(&qa).unwrap();
+    let s = fx.send(get("/summary")).await.json();
+    assert_eq!(s["quarantine"]["count"], 3, "{}", s["quarantine"]);
+    let link = s["quarantine"]["recent"].as_array().unwrap().iter().find(|e| e["file"] == "quarantine/events/link.json").unwrap().clone();
+    assert!(link["reason"].as_str().unwrap().starts_with('('), "placeholder reason: {link}");
+}
+
+fn observer_heartbeat(counters: &[(&str, u64)], extra: serde_json::Value) -> homelab_core::Heartbeat {
+    homelab_core::Heartbeat {
+        daemon: "observer".into(),
+        pid: 1,
+        version: "test".into(),
+        started_at: chrono::Utc::now(),
+        last_loop_at: chrono::Utc::now(),
+        interval_secs: 10,
+        counters: counters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        config_errors: vec![],
+        extra,
+    }
+}
+
+/// Asks for the classic text format (what `promtool check metrics` reads) and runs promtool on
+/// it when installed (scripts/test-deps.sh installs it); its lint warnings fail the test too.
+async fn promtool_check(fx: &Fx) {
+    let r = fx.send(req("GET", "/metrics", "127.0.0.1").header("accept", "text/plain").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("content-type").starts_with("text/plain; version=0.0.4"), "{}", r.header("content-type"));
+    assert!(r.body.contains("# TYPE homelab_observer_events_total counter") && !r.body.contains("# EOF"), "{}", r.body);
+    let text = r.body.as_str();
+    use std::io::Write as _;
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("promtool not installed: metrics syntax not checked by promtool");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}\n{text}");
+}
+
+#[tokio::test]
+async fn metrics_carry_heartbeat_counters_and_quarantine_gauges() {
+    let fx = Fx::new();
+    let hb = observer_heartbeat(
+        &[("applied", 1200), ("duplicate", 7), ("late", 3), ("unknown_type", 2), ("overflows", 4), ("write_errors", 5), ("nodes", 9)],
+        json!({"quarantined_by_reason": {"invalid": 3, "clock_skew": 1, "too_old": 0, "not_regular_file": 2, "bad_day_folder": 0}, "last_fold_at": null}),
+    );
+    fx.state.root.write_heartbeat("observer", &hb).unwrap();
+    let mut ex = observer_heartbeat(&[("write_errors", 11)], serde_json::Value::Null);
+    ex.daemon = "executor".into();
+    fx.state.root.write_heartbeat("executor", &ex).unwrap();
+    let mut sup = observer_heartbeat(&[], serde_json::Value::Null);
+    sup.daemon = "supervisor".into();
+    fx.state.root.write_heartbeat("supervisor", &sup).unwrap();
+    let q = fx.tmp.root().join("quarantine");
+    for name in ["a.json", "b.json"] {
+        std::fs::write(q.join("events").join(name), "x").unwrap();
+        std::fs::write(q.join("events").join(format!("{name}.reason")), "invalid").unwrap();
+    }
+    std::fs::write(q.join("actions/c.json"), "x").unwrap();
+
+    let r = fx.send(get("/metrics")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let lines: Vec<&str> = r.body.lines().collect();
+    for want in [
+        "# TYPE homelab_observer_events counter",
+        "homelab_observer_events_total{outcome=\"applied\"} 1200",
+        "homelab_observer_events_total{outcome=\"duplicate\"} 7",
+        "homelab_observer_events_total{outcome=\"late\"} 3",
+        "homelab_observer_events_total{outcome=\"unknown_type\"} 2",
+        "homelab_observer_watch_overflows_total 4",
+        "homelab_observer_events_quarantined_total{reason=\"invalid\"} 3",
+        "homelab_observer_events_quarantined_total{reason=\"clock_skew\"} 1",
+        "homelab_observer_events_quarantined_total{reason=\"too_old\"} 0",
+        "homelab_observer_events_quarantined_total{reason=\"not_regular_file\"} 2",
+        "homelab_observer_events_quarantined_total{reason=\"bad_day_folder\"} 0",
+        "homelab_write_errors_total{daemon=\"observer\"} 5",
+        "homelab_write_errors_total{daemon=\"executor\"} 11",
+        "homelab_quarantine_files{kind=\"events\"} 2",
+        "homelab_quarantine_files{kind=\"actions\"} 1",
+    ] {
+        assert!(lines.contains(&want), "metrics lack {want:?}:\n{}", r.body);
+    }
+    assert!(!r.body.contains("daemon=\"supervisor\"} 0\nhomelab_write") && !r.body.contains("homelab_write_errors_total{daemon=\"supervisor\"}"), "no write_errors key, no series");
+    assert!(!r.body.contains("outcome=\"nodes\""));
+    promtool_check(&fx).await;
+}
+
+#[tokio::test]
+async fn a_corrupt_heartbeat_does_not_break_metrics_or_pages() {
+    let fx = Fx::new();
+    fx.state.root.write_heartbeat("observer", &observer_heartbeat(&[("applied", 5)], serde_json::Value::Null)).unwrap();
+    let hb_dir = fx.tmp.root().join("state/heartbeat");
+    std::fs::write(hb_dir.join("supervisor.json"), "{\"daemon\": \"supervisor\", trunc").unwrap();
+    std::fs::write(hb_dir.join("executor.json"), "[1, 2, 3]").unwrap();
+    // Valid JSON of the wrong shape in the observer's extra is ignored too.
+    let r = fx.send(get("/metrics")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for want in ["homelab_observer_events_total{outcome=\"applied\"} 5", "homelab_daemon_stopped{daemon=\"supervisor\"} 1", "homelab_daemon_stopped{daemon=\"executor\"} 1"] {
+        assert!(r.body.lines().any(|l| l == want), "metrics lack {want:?}:\n{}", r.body);
+    }
+    promtool_check(&fx).await;
+    for path in ["/", "/summary", "/summary.md"] {
+        let r = fx.send(get(path)).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    }
+    assert_eq!(fx.send(get("/summary")).await.json()["daemons"]["supervisor"]["stopped"], true);
+    fx.state.root.write_heartbeat("observer", &observer_heartbeat(&[], json!({"quarantined_by_reason": [1, 2]}))).unwrap();
+    assert_eq!(fx.send(get("/metrics")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ingest_refuses_events_with_insane_clocks_with_422() {
+    let fx = Fx::new();
+    fx.state.root.write_json("state/secrets/agent_tokens.json", &json!({"edge-1": "node-token-1"})).unwrap();
+    let now = chrono::Utc::now();
+    let at = |d: chrono::Duration| Event::new(now + d, "edge-1", "service_healthy", Some("mqtt"));
+    let before = fx.disk();
+    let cases = [
+        ("5 years ahead", vec![at(chrono::Duration::days(5 * 365))], "clock_skew", 0),
+        ("older than the 14-day retention", vec![at(-chrono::Duration::days(15))], "too_old", 0),
+        ("one bad event spoils the batch", vec![at(chrono::Duration::zero()), at(chrono::Duration::minutes(6))], "clock_skew", 1),
+    ];
+    for (what, events, code, index) in cases {
+        let body = if events.len() == 1 { serde_json::to_string(&events[0]) } else { serde_json::to_string(&events) }.unwrap();
+        let r = fx.send(bearer_post("/api/v1/events", "node-token-1", &body)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {}", r.body);
+        let v = r.json();
+        assert_eq!((v["code"].as_str(), v["index"].as_u64()), (Some(code), Some(index)), "{what}: {v}");
+        assert_eq!(v["id"], events[index as usize].id.to_string());
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.starts_with(&format!("event {index}: {code}: ")), "{what}: {msg}");
+        assert_eq!(fx.disk(), before, "{what}: nothing of a refused request is written");
+    }
+    // Within the limits: 4 minutes ahead, 13 days old (retention counts whole UTC days, as the
+    // observer deletes day folders).
+    let ok = serde_json::to_string(&vec![at(chrono::Duration::minutes(4)), at(-chrono::Duration::days(13))]).unwrap();
+    let r = fx.send(bearer_post("/api/v1/events", "node-token-1", &ok)).await;
+    assert_eq!((r.status, r.json()["written"].as_u64()), (StatusCode::OK, Some(2)), "{}", r.body);
+
+    // The limits are configuration.
+    let tight = Fx::with(|c| {
+        c.max_clock_skew = std::time::Duration::from_secs(30);
+        c.event_retention_days = 1;
+    });
+    tight.state.root.write_json("state/secrets/agent_tokens.json", &json!({"edge-1": "node-token-1"})).unwrap();
+    for (d, code) in [(chrono::Duration::minutes(1), "clock_skew"), (-chrono::Duration::hours(49), "too_old")] {
+        let r = tight.send(bearer_post("/api/v1/events", "node-token-1", &serde_json::to_string(&at(d)).unwrap())).await;
+        assert_eq!((r.status, r.json()["code"].as_str().map(str::to_owned)), (StatusCode::UNPROCESSABLE_ENTITY, Some(code.to_owned())));
+    }
+}
