@@ -2,5 +2,6 @@
 //! refusal with a check that nothing changed on disk, and the real browser test.
 
 mod browser;
+mod disk;
 mod fixture;
 mod router;
