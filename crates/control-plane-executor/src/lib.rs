@@ -6,6 +6,13 @@
 //! actions only), take the action's run lock, claim it by renaming it into running/ (exactly one
 //! executor wins), and run it in its own task. One action per node at a time, a bounded number
 //! of nodes in parallel.
+//!
+//! A write that fails (full disk, EIO, read-only file system) never stops the executor. An
+//! approved action it cannot claim stays in approved/; an action that ended but whose end
+//! cannot be written stays in running/ under its run lock (not lost, not run again) while the
+//! move is retried with backoff. While writes fail, claims wait for the backoff (1 s doubling
+//! to 30 s) instead of following every notification, and the heartbeat carries `write_errors`
+//! and `last_write_error`.
 
 pub mod docker;
 pub mod gate;
@@ -106,8 +113,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.prune_label.clone(),
         remote::SshDefaults { key: config.ssh_key.clone(), known_hosts: config.ssh_known_hosts.clone(), connect_timeout: config.ssh_connect_timeout },
     ));
+    // Temp files of writes a crash interrupted, in the folders this daemon writes.
+    for dir in [
+        root.action_dir(ActionState::Approved),
+        root.action_dir(ActionState::Running),
+        root.action_dir(ActionState::Completed),
+        root.action_dir(ActionState::Failed),
+        root.state_dir().join("heartbeat"),
+    ] {
+        if let Err(e) = homelab_store::remove_stale_temps(&dir, homelab_store::STALE_TEMP_AGE) {
+            tracing::warn!(error = %e, "cannot remove leftover temp files");
+        }
+    }
     let swept = runner::sweep_interrupted(&ctx).context("cannot read actions/running")?;
-    tracing::info!(dry_run = config.dry_run, interrupted = swept, "executor started");
+    // Interrupted actions whose move to failed/ could not be written: swept again later.
+    let mut resweep = swept.unwritten > 0;
+    tracing::info!(dry_run = config.dry_run, interrupted = swept.failed, "executor started");
 
     // Notifications name paths under the folder as it was watched: watch the canonical path and
     // compare against it.
@@ -133,14 +154,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         if std::mem::take(&mut hosts_changed) {
             reload_hosts(&config, &mut hosts, &mut last_good);
         }
-        let dispatched = pass(&ctx, &hosts, &mut busy, &slots, &done_tx, &tasks, &work_stop);
-        if tokio::time::Instant::now() >= next_heartbeat {
-            heartbeat(&ctx, &config, started_at, &hosts, &busy);
+        // While writes fail, claims and notes wait for the backoff: each try would fail again
+        // (and its temp file would notify us again).
+        let writable = ctx.write_errors.retry_due();
+        if resweep && writable {
+            match runner::sweep_interrupted(&ctx) {
+                Ok(s) => resweep = s.unwritten > 0,
+                Err(e) => tracing::warn!(error = %e, "cannot read actions/running"),
+            }
+        }
+        let dispatched = if ctx.write_errors.retry_due() { pass(&ctx, &hosts, &mut busy, &slots, &done_tx, &tasks, &work_stop) } else { 0 };
+        // While writes fail, the heartbeat is also the probe that notices they work again.
+        if tokio::time::Instant::now() >= next_heartbeat || (ctx.write_errors.is_failing() && ctx.write_errors.retry_due()) {
+            heartbeat(&ctx, &config, started_at, &hosts, &busy, resweep);
             next_heartbeat = tokio::time::Instant::now() + config.heartbeat_interval;
         }
         if config.once && busy.is_empty() && dispatched == 0 {
             break;
         }
+        // Wake for the next retry while writes fail.
+        let retry_at = ctx.write_errors.retry_at().map(|at| tokio::time::Instant::from_std(at).max(tokio::time::Instant::now() + Duration::from_millis(100)));
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(node) = done_rx.recv() => {
@@ -156,6 +189,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 Some(b) => hosts_changed = b.rescan || b.paths.iter().any(|p| p.starts_with(&hosts_dir)),
             },
             _ = tokio::time::sleep_until(next_heartbeat) => {}
+            _ = async { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => {}
         }
     }
 
@@ -164,7 +198,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tasks.close();
     tasks.wait().await;
     ctx.pool.close_all().await;
-    heartbeat(&ctx, &config, started_at, &hosts, &HashSet::new());
+    heartbeat(&ctx, &config, started_at, &hosts, &HashSet::new(), resweep);
     tracing::info!("executor stopped");
     Ok(())
 }
@@ -230,11 +264,22 @@ fn pass(
                 ctx.counters.claims_lost.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            // The rename into running/ is done before its folder's fsync: if only the fsync
+            // failed, the action is ours (we hold its run lock, so no other executor took it).
+            Err(e @ homelab_store::TransitionError::Io { .. }) => {
+                ctx.write_errors.failed(&format!("claiming action {}", action.id), &e);
+                match ctx.root.read_active(ActionState::Running, &action.id) {
+                    Ok(Some(a)) if a.history.last().is_some_and(|h| h.by == ACTOR && h.state == ActionState::Running) => a,
+                    // Still in approved/: claimed on a later try.
+                    _ => continue,
+                }
+            }
             Err(e) => {
                 tracing::warn!(action = %action.id, error = %e, "cannot claim action");
                 continue;
             }
         };
+        ctx.write_errors.succeeded();
         ctx.counters.claimed.fetch_add(1, Ordering::Relaxed);
         started += 1;
         busy.insert(claimed.node.clone());
@@ -282,15 +327,19 @@ fn note_wait(ctx: &Ctx, action: &Action, reason: &str) {
             a.history.push(HistoryEntry { state: ActionState::Approved, at: chrono::Utc::now(), by: ACTOR.to_owned(), note: Some(reason.to_owned()) });
         }
     });
-    if let Err(e) = r {
-        tracing::debug!(action = %action.id, error = %e, "cannot note why the action waits");
+    match r {
+        Ok(_) => {}
+        Err(e @ homelab_store::TransitionError::Io { .. }) => {
+            ctx.write_errors.failed(&format!("noting why action {} waits", action.id), &e);
+        }
+        Err(e) => tracing::debug!(action = %action.id, error = %e, "cannot note why the action waits"),
     }
 }
 
-fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, hosts: &HostsLoad, busy: &HashSet<String>) {
+fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, hosts: &HostsLoad, busy: &HashSet<String>, resweep: bool) {
     let mut running: Vec<&String> = busy.iter().collect();
     running.sort();
-    let hb = homelab_core::Heartbeat {
+    let mut hb = homelab_core::Heartbeat {
         daemon: "executor".into(),
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -299,9 +348,24 @@ fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, ho
         interval_secs: config.heartbeat_interval.as_secs().max(1),
         counters: ctx.counters.snapshot(),
         config_errors: hosts.errors.clone(),
-        extra: serde_json::json!({ "dry_run": config.dry_run, "busy_nodes": running }),
+        extra: serde_json::json!({
+            "dry_run": config.dry_run,
+            "busy_nodes": running,
+            "unrecorded_ends": ctx.unrecorded.load(Ordering::Relaxed),
+        }),
     };
-    if let Err(e) = ctx.root.write_heartbeat("executor", &hb) {
-        tracing::warn!(error = %e, "cannot write heartbeat");
+    ctx.write_errors.add_to_heartbeat(&mut hb);
+    // If this write works, writes work again (and the heartbeat says so), unless an action's
+    // end or an interrupted action still waits for its own retry.
+    let clears = ctx.unrecorded.load(Ordering::Relaxed) == 0 && !resweep;
+    if clears {
+        hb.extra[homelab_store::retry::LAST_WRITE_ERROR_FIELD] = serde_json::Value::Null;
+    }
+    match ctx.root.write_heartbeat("executor", &hb) {
+        Ok(()) if clears => ctx.write_errors.succeeded(),
+        Ok(()) => {}
+        Err(e) => {
+            ctx.write_errors.failed("the heartbeat", &e);
+        }
     }
 }

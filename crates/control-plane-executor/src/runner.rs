@@ -10,7 +10,7 @@ use std::time::Duration;
 use bollard::Docker;
 use homelab_core::action::{ActionResult, output_tail};
 use homelab_core::{Action, ActionState, ActionType, DiskLevel, HostSpec, ServiceStatus, Timestamp};
-use homelab_store::DataRoot;
+use homelab_store::{DataRoot, TransitionError, WriteErrors};
 use homelab_store::actions::RunLock;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,10 @@ pub struct Ctx {
     pub pool: remote::Pool,
     local_docker: tokio::sync::Mutex<Option<Docker>>,
     pub counters: Counters,
+    /// Failed writes (full disk, EIO, read-only): counted, reported in the heartbeat, retried.
+    pub write_errors: WriteErrors,
+    /// Actions that have ended but whose end could not be written yet (they wait in running/).
+    pub unrecorded: AtomicU64,
 }
 
 #[derive(Default)]
@@ -84,6 +88,8 @@ impl Ctx {
             pool: remote::Pool::default(),
             local_docker: tokio::sync::Mutex::new(None),
             counters: Counters::default(),
+            write_errors: WriteErrors::new(ACTOR),
+            unrecorded: AtomicU64::new(0),
         }
     }
 
@@ -196,8 +202,12 @@ pub async fn execute(ctx: Arc<Ctx>, action: Action, host: Option<HostSpec>, run_
     if result.ok && !ctx.dry_run && !ctx.verify_timeout.is_zero() {
         // Keep what we know on disk while we wait, so a reader sees the run has ended.
         let r = result.clone();
-        if let Err(e) = ctx.root.update_active(&action.id, ActionState::Running, |a| a.result = Some(r)) {
-            tracing::warn!(error = %e, "cannot record the result before verification");
+        match ctx.root.update_active(&action.id, ActionState::Running, |a| a.result = Some(r)) {
+            Ok(_) => {}
+            Err(e @ TransitionError::Io { .. }) => {
+                ctx.write_errors.failed(&format!("recording the result of action {} before verification", action.id), &e);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot record the result before verification"),
         }
         result.verified = Some(verify(&ctx, &action, finished, &shutdown).await);
     }
@@ -209,15 +219,65 @@ pub async fn execute(ctx: Arc<Ctx>, action: Action, host: Option<HostSpec>, run_
     } else {
         (ActionState::Failed, result.error.clone())
     };
-    let counter = if result.ok { &ctx.counters.completed } else { &ctx.counters.failed };
-    match ctx.root.transition(&action.id, ActionState::Running, to, chrono::Utc::now(), ACTOR, note, move |a| a.result = Some(result)) {
-        Ok(_) => {
-            counter.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(state = %to, "action finished");
-        }
-        Err(e) => tracing::error!(error = %e, "cannot record the end of the action"),
-    }
+    record_end(&ctx, &action.id, to, note, result, &shutdown).await;
     drop(run_lock);
+}
+
+/// Moves an ended action from running/ to `to` with its result. When that cannot be written
+/// (full disk, EIO, read-only file system) the action stays in running/, still under this
+/// executor's run lock, so it is neither lost nor run again, and the move is retried with
+/// backoff until it succeeds. If the executor is stopped first, the action is left in running/
+/// and the next start moves it to failed/ as `executor_interrupted` (never run twice); the
+/// result is in the log.
+async fn record_end(ctx: &Ctx, id: &str, to: ActionState, note: Option<String>, result: ActionResult, shutdown: &CancellationToken) {
+    let counter = if result.ok { &ctx.counters.completed } else { &ctx.counters.failed };
+    // The end is when the action ended, not when the disk took it: it names the file.
+    let at = chrono::Utc::now();
+    let mut waiting = false;
+    let mut last_try = false;
+    loop {
+        let r = result.clone();
+        let err = match ctx.root.transition(id, ActionState::Running, to, at, ACTOR, note.clone(), move |a| a.result = Some(r)) {
+            Ok(_) => None,
+            // Our rename happened but a later fsync failed, and the retry finds it moved: done.
+            Err(TransitionError::NotInState { current: Some(now), .. }) if waiting && now == to => None,
+            Err(e @ TransitionError::Io { .. }) => Some(e),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the end of the action");
+                break;
+            }
+        };
+        match err {
+            None => {
+                counter.fetch_add(1, Ordering::Relaxed);
+                if waiting {
+                    ctx.unrecorded.fetch_sub(1, Ordering::Relaxed);
+                    ctx.write_errors.succeeded();
+                }
+                tracing::info!(state = %to, "action finished");
+                break;
+            }
+            Some(e) => {
+                let delay = ctx.write_errors.failed(&format!("recording the end of action {id}"), &e);
+                if !waiting {
+                    waiting = true;
+                    ctx.unrecorded.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(state = %to, retry_in_secs = delay.as_secs_f64(), "the action has ended but its end cannot be written; it stays in running/ (not run again) until it can be");
+                }
+                if last_try {
+                    ctx.unrecorded.fetch_sub(1, Ordering::Relaxed);
+                    let result = serde_json::to_string(&result).unwrap_or_default();
+                    tracing::error!(state = %to, %result, "stopping before the end of the action could be written: it stays in running/ and the next start moves it to failed/ as {INTERRUPTED}");
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    // One last try right away, then give up.
+                    _ = shutdown.cancelled() => last_try = true,
+                }
+            }
+        }
+    }
 }
 
 /// The status in a compose failure message, so `result.exit_status` carries it too.
@@ -396,10 +456,21 @@ fn verified_now(root: &DataRoot, action: &Action, ended: Timestamp) -> bool {
     }
 }
 
+/// What [`sweep_interrupted`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Moved to failed/.
+    pub failed: usize,
+    /// Left in running/ because the move could not be written: sweep again later.
+    pub unwritten: usize,
+}
+
 /// At start: every action left in running/ whose runner is gone goes to failed/ with
-/// `executor_interrupted`. One that another live executor holds the run lock of is left alone.
-pub fn sweep_interrupted(ctx: &Ctx) -> std::io::Result<usize> {
+/// `executor_interrupted`. One that another live executor (or this one) holds the run lock of
+/// is left alone, so sweeping again while running is safe.
+pub fn sweep_interrupted(ctx: &Ctx) -> std::io::Result<Swept> {
     let mut n = 0;
+    let mut unwritten = 0;
     for stored in ctx.root.list_actions(ActionState::Running)? {
         let id = stored.action.id.clone();
         let Some(_lock) = ctx.root.try_lock_run(&id)? else {
@@ -422,10 +493,14 @@ pub fn sweep_interrupted(ctx: &Ctx) -> std::io::Result<usize> {
                 ctx.counters.interrupted.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(action = %id, "action was interrupted by an executor stop; moved to failed/");
             }
+            Err(e @ TransitionError::Io { .. }) => {
+                unwritten += 1;
+                ctx.write_errors.failed(&format!("failing interrupted action {id}"), &e);
+            }
             Err(e) => tracing::warn!(action = %id, error = %e, "cannot fail an interrupted action"),
         }
     }
-    Ok(n)
+    Ok(Swept { failed: n, unwritten })
 }
 
 #[cfg(test)]

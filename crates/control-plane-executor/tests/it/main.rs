@@ -3,6 +3,7 @@
 
 mod compose;
 mod crash;
+mod diskfull;
 mod docker;
 mod gate;
 mod race;
