@@ -176,7 +176,9 @@ const DASHBOARD_QUARANTINE: usize = 5;
 struct QuarantineRow {
     /// `events/<name>` (below quarantine/).
     name: String,
+    /// The reason's first line, and the rest (the observer adds `(from events/...)`).
     reason: String,
+    more: String,
     at: String,
     ago: String,
 }
@@ -188,9 +190,11 @@ fn quarantine_rows(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Vec<Quara
         .take(DASHBOARD_QUARANTINE)
         .map(|q| {
             let ago = chrono::DateTime::parse_from_rfc3339(&q.at).map(|t| ago(now.signed_duration_since(t.with_timezone(&chrono::Utc)))).unwrap_or_default();
+            let (reason, more) = q.reason.split_once('\n').unwrap_or((&q.reason, ""));
             QuarantineRow {
                 name: q.file.strip_prefix("quarantine/").unwrap_or(&q.file).to_owned(),
-                reason: q.reason.clone(),
+                reason: reason.trim().to_owned(),
+                more: crate::snapshot::one_line(more),
                 at: q.at.clone(),
                 ago,
             }

@@ -135,3 +135,108 @@ fn tempfile_dir() -> std::path::PathBuf {
 fn uuid_like() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
 }
+
+fn chromium_caps(profile: &std::path::Path) -> serde_json::Map<String, serde_json::Value> {
+    let caps = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--hide-scrollbars",
+                     format!("--user-data-dir={}", profile.display())]
+        }
+    });
+    match caps {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+/// Where screenshots go: `$UI_SHOTS_DIR`, else /tmp/shots.
+fn shots_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("UI_SHOTS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "/tmp/shots".into());
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Quarantined entries as the observer leaves them: the entry, and its reason written first.
+fn seed_quarantine(root: &std::path::Path) {
+    let q = root.join("quarantine/events");
+    let entries: [(&str, &str, u64); 6] = [
+        ("20260527T140311.123Z-edge-1-0badf00d.json", "invalid: expected value at line 1 column 1\n(from events/2026-05-27/20260527T140311.123Z-edge-1-0badf00d.json)", 7200),
+        ("20310527T140311.123Z-edge-2-deadbeef.json", "clock_skew: dated 1826d ahead of the control plane's clock (more than MAX_CLOCK_SKEW 5m): check the sending node's clock (NTP)\n(from events/2031-05-27/20310527T140311.123Z-edge-2-deadbeef.json)", 40),
+        ("link-to-outside.json", "not_regular_file: a symbolic link\n(from events/2026-05-27/link-to-outside.json)", 600),
+        ("2026-13-45", "bad_day_folder: not a YYYY-MM-DD day folder\n(from events/2026-13-45)", 90_000),
+        ("20260101T000000.000Z-nas-1-00000001.json", "too_old: dated 146d ago, older than the event retention (14d)", 300_000),
+        ("notes.txt", "invalid: not an event file name", 3),
+    ];
+    for (name, reason, age) in entries {
+        if name.starts_with("link") {
+            std::os::unix::fs::symlink("/etc/hostname", q.join(name)).unwrap();
+        } else if name.starts_with("2026-13") {
+            std::fs::create_dir(q.join(name)).unwrap();
+        } else {
+            std::fs::write(q.join(name), "{").unwrap();
+        }
+        let reason_path = q.join(format!("{name}.reason"));
+        std::fs::write(&reason_path, format!("{reason}\n")).unwrap();
+        let t = std::time::SystemTime::now() - Duration::from_secs(age);
+        std::fs::File::options().write(true).open(&reason_path).unwrap().set_modified(t).unwrap();
+    }
+}
+
+/// The dashboard with quarantined files, on a phone (390 px) and a desktop (1280 px): the card is
+/// there, fits the width, and screenshots of both are written for a person to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantine_card_on_phone_and_desktop() {
+    let fx = Fx::new();
+    fx.tmp.write_host("edge-1", "services:\n  mosquitto: {}\n  zigbee2mqtt:\n    depends_on: [mosquitto]\n");
+    fx.pending("edge-1", "zigbee2mqtt");
+    seed_quarantine(&fx.tmp.root());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
+
+    let driver = Driver::start().await;
+    let profile = tempfile_dir();
+    let client = tokio::time::timeout(DEADLINE, ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(chromium_caps(&profile)).connect(&driver.url))
+        .await
+        .expect("WebDriver session timed out")
+        .expect("WebDriver session");
+    let shots = shots_dir();
+    let result = tokio::time::timeout(Duration::from_secs(90), async {
+        let mut sizes = Vec::new();
+        for (width, height) in [(390u32, 844u32), (1280, 900)] {
+            client.set_window_size(width, height).await?;
+            client.goto(&format!("{base}/")).await?;
+            let card = client.wait().at_most(DEADLINE).for_element(Locator::Id("quarantine")).await?;
+            let count = client.find(Locator::Id("quarantine-count")).await?.text().await?;
+            let text = card.text().await?;
+            let layout: serde_json::Value = client
+                .execute(
+                    "const r = document.getElementById('quarantine').getBoundingClientRect();
+                     return { inner: window.innerWidth, scroll: document.documentElement.scrollWidth, left: r.left, right: r.right, top: r.top };",
+                    vec![],
+                )
+                .await?;
+            let png = client.screenshot().await?;
+            std::fs::write(shots.join(format!("dashboard-quarantine-{width}.png")), png).unwrap();
+            sizes.push((width, count, text, layout));
+        }
+        Ok::<_, fantoccini::error::CmdError>(sizes)
+    })
+    .await;
+    let _ = client.close().await;
+    let sizes = result.expect("browser steps timed out").expect("browser step failed");
+    for (width, count, text, layout) in sizes {
+        assert_eq!(count, "6", "{width}px");
+        assert!(text.contains("events/notes.txt") && text.contains("clock_skew") && text.contains("10 min ago"), "{width}px: {text}");
+        assert!(text.contains("1 more"), "five listed, the sixth counted: {text}");
+        let f = |k: &str| layout[k].as_f64().unwrap();
+        assert!(f("scroll") <= f("inner"), "{width}px: the page scrolls sideways: {layout}");
+        assert!(f("left") >= 0.0 && f("right") <= f("inner"), "{width}px: the card does not fit: {layout}");
+        assert!(f("top") < 400.0, "{width}px: the card is near the top: {layout}");
+    }
+    shutdown.cancel();
+    tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
+}
