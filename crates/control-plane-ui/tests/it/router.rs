@@ -611,6 +611,9 @@ async fn summary_dashboard_and_digest_show_quarantine() {
     assert!(!page.contains("OUTSIDE-CONTENT"));
     let md = fx.send(get("/summary.md")).await.body;
     assert!(md.contains("## Quarantine") && md.contains("4 quarantined") && md.contains("quarantine/events/link.json"), "{md}");
+    let doc = fx.send(get("/api/v1/openapi.json")).await.json();
+    assert!(doc["components"]["schemas"]["Summary"]["properties"]["quarantine"].is_object(), "OpenAPI documents quarantine");
+    assert!(doc["paths"]["/api/v1/events"]["post"]["responses"]["422"].is_object());
 
     // An unreadable reason (here: a folder where the reason file should be) does not fail the
     // listing, and quarantine/actions/ may not exist at all.
