@@ -69,12 +69,7 @@ fn fill(root: &Path) -> PathBuf {
         }
     }
     // Small writes may still find a partial page: use them up too.
-    loop {
-        match f.write_all(&[0u8; 512]).and_then(|()| f.sync_all()) {
-            Ok(()) => {}
-            Err(_) => break,
-        }
-    }
+    while f.write_all(&[0u8; 512]).and_then(|()| f.sync_all()).is_ok() {}
     path
 }
 
