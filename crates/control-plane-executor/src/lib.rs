@@ -164,10 +164,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             }
         }
         let dispatched = if ctx.write_errors.retry_due() { pass(&ctx, &hosts, &mut busy, &slots, &done_tx, &tasks, &work_stop) } else { 0 };
-        // While writes fail, the heartbeat is also the probe that notices they work again.
-        if tokio::time::Instant::now() >= next_heartbeat || (ctx.write_errors.is_failing() && ctx.write_errors.retry_due()) {
-            heartbeat(&ctx, &config, started_at, &hosts, &busy, resweep);
+        // While writes fail, the heartbeat is written on the backoff (it is also the probe that
+        // notices they work again); when it does, claim at once.
+        let failing = ctx.write_errors.is_failing();
+        if (!failing && tokio::time::Instant::now() >= next_heartbeat) || (failing && ctx.write_errors.retry_due()) {
+            let recovered = heartbeat(&ctx, &config, started_at, &hosts, &busy, resweep) && failing;
             next_heartbeat = tokio::time::Instant::now() + config.heartbeat_interval;
+            if recovered {
+                continue;
+            }
         }
         if config.once && busy.is_empty() && dispatched == 0 {
             break;
@@ -200,6 +205,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ctx.pool.close_all().await;
     heartbeat(&ctx, &config, started_at, &hosts, &HashSet::new(), resweep);
     tracing::info!("executor stopped");
+    if config.once {
+        if let Some(problem) = ctx.write_errors.current() {
+            anyhow::bail!("writes to the data root fail ({}); what could not be claimed stays in approved/, run again once it takes writes", problem.error);
+        }
+    }
     Ok(())
 }
 
@@ -336,7 +346,8 @@ fn note_wait(ctx: &Ctx, action: &Action, reason: &str) {
     }
 }
 
-fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, hosts: &HostsLoad, busy: &HashSet<String>, resweep: bool) {
+/// Writes the heartbeat; true when writes work (again).
+fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, hosts: &HostsLoad, busy: &HashSet<String>, resweep: bool) -> bool {
     let mut running: Vec<&String> = busy.iter().collect();
     running.sort();
     let mut hb = homelab_core::Heartbeat {
@@ -362,10 +373,14 @@ fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, ho
         hb.extra[homelab_store::retry::LAST_WRITE_ERROR_FIELD] = serde_json::Value::Null;
     }
     match ctx.root.write_heartbeat("executor", &hb) {
-        Ok(()) if clears => ctx.write_errors.succeeded(),
-        Ok(()) => {}
+        Ok(()) if clears => {
+            ctx.write_errors.succeeded();
+            true
+        }
+        Ok(()) => false,
         Err(e) => {
             ctx.write_errors.failed("the heartbeat", &e);
+            false
         }
     }
 }

@@ -3,6 +3,11 @@
 //! look. Each daemon reads the same environment variables as its own binary (`LISTEN`,
 //! `NODE_NAME`, `LISTEN_PORT`, `EXECUTOR_DRY_RUN`, …): its configuration is parsed by its own
 //! `Config` from the flags given here plus the environment.
+//!
+//! A daemon that stops stops the others, so none may stop for a failing write: on a full or
+//! read-only data root each one keeps running, retries with backoff and reports `write_errors`
+//! and `last_write_error` in its heartbeat (`homelab_store::WriteErrors`); only a startup or
+//! configuration error (a port in use, a missing hosts folder) ends `hcp up`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -5,6 +5,7 @@ mod alertmanager;
 mod alertmanager_burst;
 mod check;
 mod compose;
+mod diskfull;
 mod health;
 mod mirror;
 mod schema;
