@@ -161,3 +161,45 @@ fn the_daemon_keeps_running_on_a_full_disk_and_catches_up_by_itself() {
     assert!(out.status.success(), "clean exit on SIGTERM:\n{}", read_log());
     drop(fs);
 }
+
+#[test]
+fn a_read_only_data_root_is_reported_and_caught_up_after_remount() {
+    let t = TempRoot::new();
+    let fs = Tmpfs::mount(&t.root(), "1m");
+    t.write_host("edge-1", EDGE);
+    unhealthy_world().write(&t);
+    let mut sup = Supervisor::open(Config::new(t.root(), t.hosts())).unwrap();
+    let remount = |mode: &str| {
+        let out = Command::new("mount").args(["-o", &format!("remount,{mode}")]).arg(t.root()).output().unwrap();
+        assert!(out.status.success(), "remount {mode}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    remount("ro");
+    let report = sup.reconcile(chrono::Utc::now()).expect("a read-only root is not a reconcile error");
+    assert!(report.write_failures >= 2, "{report:?}");
+    assert!(sup.write_errors().current().unwrap().error.contains("Read-only file system"), "{:?}", sup.write_errors().current());
+    remount("rw");
+    let report = sup.reconcile(chrono::Utc::now()).unwrap();
+    assert_eq!((report.created, report.write_failures), (1, 0), "{report:?}");
+    assert_eq!(ids(&t, ActionState::Pending), ["container-restart-edge-1-web"]);
+    assert!(sup.write_errors().current().is_none());
+    drop(fs);
+}
+
+#[test]
+fn temp_files_left_by_a_crash_are_removed_at_start_fresh_ones_are_not() {
+    let t = TempRoot::new();
+    t.write_host("edge-1", EDGE);
+    let root = DataRoot::open(t.root()).unwrap();
+    let old = [root.state_dir().join(".supervisor.json.4242.0.tmp"), root.action_dir(ActionState::Pending).join(".redeploy-edge-1-web.json.4242.1.tmp")];
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for p in &old {
+        std::fs::write(p, "{\"partial").unwrap();
+        std::fs::File::options().write(true).open(p).unwrap().set_modified(hour_ago).unwrap();
+    }
+    // Another daemon sharing the root may be writing this one right now.
+    let fresh = root.state_dir().join(".hosts_last_good.json.4243.0.tmp");
+    std::fs::write(&fresh, "{").unwrap();
+    Supervisor::open(Config::new(t.root(), t.hosts())).unwrap();
+    assert!(old.iter().all(|p| !p.exists()), "stale temp files removed");
+    assert!(fresh.exists(), "a fresh temp file is left alone");
+}
