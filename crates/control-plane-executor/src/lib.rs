@@ -205,10 +205,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ctx.pool.close_all().await;
     heartbeat(&ctx, &config, started_at, &hosts, &HashSet::new(), resweep);
     tracing::info!("executor stopped");
-    if config.once {
-        if let Some(problem) = ctx.write_errors.current() {
-            anyhow::bail!("writes to the data root fail ({}); what could not be claimed stays in approved/, run again once it takes writes", problem.error);
-        }
+    if config.once
+        && let Some(problem) = ctx.write_errors.current()
+    {
+        anyhow::bail!("writes to the data root fail ({}); what could not be claimed stays in approved/, run again once it takes writes", problem.error);
     }
     Ok(())
 }
