@@ -1,9 +1,10 @@
 //! Observer benchmark: prints
-//! 1. full-replay throughput (events/s) over 100k events on disk, and
+//! 1. full-replay throughput (events/s) over 100k events on disk (and 1M with a third
+//!    argument), with the checkpoint's size and the applied-files record's size after it, and
 //! 2. event-file-landed → world-updated latency p50/p99 over 1,000 events with the observer
 //!    running as a daemon (in this process, on its own runtime threads).
 //!
-//! `cargo run --release -p control-plane-observer --example observer-bench [-- EVENTS LATENCY_EVENTS]`
+//! `cargo run --release -p control-plane-observer --example observer-bench [-- EVENTS LATENCY_EVENTS [BIG_EVENTS]]`
 //! Events for the latency run are spaced 250 ms apart, so each one meets an observer with its
 //! write budget (WORLD_WRITES_PER_SECOND, default 5) unspent, as an agent's event does; bursts
 //! are batched by design.
@@ -29,6 +30,9 @@ fn main() {
     let replay_events = args.first().copied().unwrap_or(100_000);
     let latency_events = args.get(1).copied().unwrap_or(1_000);
     replay(replay_events);
+    if let Some(big) = args.get(2) {
+        replay(*big);
+    }
     latency(latency_events);
 }
 
@@ -51,7 +55,25 @@ fn replay(count: usize) {
     assert!(observer.write_error().is_none());
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(stats.applied as usize, count);
-    println!("replay: {count} events in {secs:.2} s = {:.0} events/s (target >= 100000)", count as f64 / secs);
+    let checkpoint = std::fs::metadata(dir.path().join("state/observer_checkpoint.json")).unwrap().len();
+    let record = du(&dir.path().join("state/observer/applied"));
+    println!(
+        "replay: {count} events in {secs:.2} s = {:.0} events/s (target >= 150000; 1M in <= 8 s); checkpoint {} bytes, applied-files record {} bytes",
+        count as f64 / secs,
+        checkpoint,
+        record
+    );
+}
+
+/// Bytes of the files below `dir`.
+fn du(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| if e.file_type().unwrap().is_dir() { du(&e.path()) } else { e.metadata().unwrap().len() })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn latency(count: usize) {
@@ -96,3 +118,4 @@ fn latency(count: usize) {
         hist.max() as f64 / 1000.0
     );
 }
+

@@ -14,7 +14,7 @@ use homelab_core::event::{EventFileName, clock_check};
 use homelab_core::fold::{Checkpoint, FoldOutcome, sort_events};
 use homelab_core::{Event, Heartbeat, Timestamp};
 use homelab_store::DataRoot;
-use homelab_store::events::{EntryKind, ReadError};
+use homelab_store::events::{DayDir, EntryKind, ReadError};
 
 use crate::{Config, DesiredNames};
 
@@ -24,8 +24,6 @@ const CHECKPOINT_FILE: &str = "state/observer_checkpoint.json";
 const MAX_EVENT_BYTES: u64 = 256 * 1024;
 /// A day with more segments than this has them merged into one at the next checkpoint.
 const MAX_SEGMENTS_PER_DAY: usize = 16;
-/// Write retries back off from 1 s to this.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Counts of one scan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,15 +39,6 @@ impl ScanStats {
     fn folded(&self) -> u64 {
         self.applied + self.late + self.duplicate + self.unknown_type
     }
-}
-
-/// A write that failed, kept until a write succeeds again.
-#[derive(Debug, Clone)]
-struct WriteFailure {
-    at: Timestamp,
-    error: String,
-    retry_at: Instant,
-    backoff: Duration,
 }
 
 /// The observer's state between batches.
@@ -70,10 +59,10 @@ pub struct Observer {
     /// What the world files last said (without `generated_at`), to tell whether time alone
     /// (staleness, ghost TTL) changed anything.
     last_view: Option<View>,
-    /// Since start: inotify overflows seen, writes that failed.
+    /// Since start: inotify overflows seen.
     overflows: u64,
-    write_errors: u64,
-    failure: Option<WriteFailure>,
+    /// Failed writes: counted, logged once per problem, retried with back-off.
+    write_errors: homelab_store::WriteErrors,
 }
 
 type View = (
@@ -117,9 +106,12 @@ impl Observer {
             started_at: chrono::Utc::now(),
             last_view: None,
             overflows: 0,
-            write_errors: 0,
-            failure: None,
+            write_errors: homelab_store::WriteErrors::new("observer"),
         };
+        let removed = obs.root.remove_stale_temps(homelab_store::STALE_TEMP_AGE);
+        if removed > 0 {
+            tracing::info!(removed, "removed temp files left by a crash");
+        }
         obs.load_applied()?;
         obs.reload_hosts();
         Ok(obs)
@@ -285,50 +277,66 @@ impl Observer {
         self.quarantine(&format!("{day}/{file}"), "not_regular_file", &reason, stats);
     }
 
-    /// Reads the candidates not folded yet, quarantines bad ones, and folds the rest.
+    /// Reads the candidates not folded yet (in parallel: reading and parsing is most of a
+    /// replay's time), quarantines bad ones, and folds the rest.
     fn fold_candidates(&mut self, candidates: Vec<Candidate>, stats: &mut ScanStats) {
         let now = chrono::Utc::now();
-        let max_age = Duration::from_secs(u64::from(self.config.event_retention_days) * 86400);
+        let mut by_day: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (day, file) in candidates {
+            let known = EventFileName::parse(&file).is_some_and(|name| self.applied.contains(&day, &name));
+            if !known {
+                by_day.entry(day).or_default().push(file);
+            }
+        }
+        let mut work: Vec<(usize, String)> = Vec::new();
+        let mut days: Vec<(String, DayDir)> = Vec::new();
+        for (day, files) in by_day {
+            match self.root.open_day(&day) {
+                Ok(dir) => {
+                    work.extend(files.into_iter().map(|f| (days.len(), f)));
+                    days.push((day, dir));
+                }
+                // A symlinked day: the next listing of events/ quarantines it.
+                Err(ReadError::NotARegularFile) => {}
+                Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::error!(day, error = ?e, "cannot open day folder; will retry at the next rescan"),
+            }
+        }
+        let check = ReadCheck {
+            now,
+            max_skew: self.config.max_clock_skew,
+            max_age: Duration::from_secs(u64::from(self.config.event_retention_days) * 86400),
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let reads: Vec<Read> = if work.len() < 256 || threads < 2 {
+            work.iter().map(|(d, f)| check.read(&days[*d].0, &days[*d].1, f)).collect()
+        } else {
+            let chunk = work.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = work
+                    .chunks(chunk)
+                    .map(|part| {
+                        let (days, check) = (&days, &check);
+                        scope.spawn(move || part.iter().map(|(d, f)| check.read(&days[*d].0, &days[*d].1, f)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                handles.into_iter().flat_map(|h| h.join().expect("reader thread")).collect()
+            })
+        };
+        let aliases = self.config.node_alias_map.clone().unwrap_or_default();
         let mut events: Vec<(String, Event)> = Vec::new();
         let mut names = Vec::new();
-        let aliases = self.config.node_alias_map.clone().unwrap_or_default();
-        for (day, file) in candidates {
-            let name = EventFileName::parse(&file);
-            if let Some(name) = &name {
-                if self.applied.contains(&day, name) {
-                    continue;
+        for ((d, file), read) in work.iter().zip(reads) {
+            let day = &days[*d].0;
+            match read {
+                Read::Event(name, event) => {
+                    names.push((day.clone(), name));
+                    events.push((aliases.canonical(&event.node).to_owned(), event));
                 }
+                Read::Gone => {}
+                Read::Retry(e) => tracing::error!(day, file, error = %e, "cannot read event file; will retry at the next rescan"),
+                Read::Quarantine(code, reason) => self.quarantine(&format!("{day}/{file}"), code, &reason, stats),
             }
-            let bytes = match self.root.read_event_file(&day, &file, MAX_EVENT_BYTES) {
-                Ok(b) => b,
-                Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(ReadError::Io(e)) => {
-                    tracing::error!(day, file, error = %e, "cannot read event file; will retry at the next rescan");
-                    continue;
-                }
-                Err(ReadError::NotARegularFile) => {
-                    self.quarantine_odd(&day, &file, EntryKind::Other, stats);
-                    continue;
-                }
-                Err(ReadError::TooLarge(n)) => {
-                    self.quarantine(&format!("{day}/{file}"), "invalid", &format!("{n} bytes: not an event (at most {MAX_EVENT_BYTES})"), stats);
-                    continue;
-                }
-            };
-            let event = match Event::parse_file(&day, &file, &bytes) {
-                Ok(e) => e,
-                Err(reason) => {
-                    self.quarantine(&format!("{day}/{file}"), "invalid", &reason, stats);
-                    continue;
-                }
-            };
-            if let Err(e) = clock_check(event.ts, now, self.config.max_clock_skew, max_age) {
-                self.quarantine(&format!("{day}/{file}"), e.code, &e.message, stats);
-                continue;
-            }
-            let node = aliases.canonical(&event.node).to_owned();
-            names.push((day, name.expect("parse_file checked the name")));
-            events.push((node, event));
         }
         sort_events(&mut events);
         for (node, event) in &events {
@@ -372,8 +380,8 @@ impl Observer {
             return None;
         }
         let budget = self.next_write_allowed();
-        Some(match &self.failure {
-            Some(f) => budget.max(f.retry_at),
+        Some(match self.write_errors.retry_at() {
+            Some(retry_at) => budget.max(retry_at),
             None => budget,
         })
     }
@@ -395,24 +403,15 @@ impl Observer {
         }
         match self.write_state() {
             Ok(()) => {
-                if let Some(f) = self.failure.take() {
-                    tracing::info!(since = %homelab_core::rfc3339(f.at), "writes work again: world state and checkpoint caught up");
+                if self.write_errors.is_failing() {
+                    self.write_errors.succeeded();
                     self.write_heartbeat_file();
                 }
             }
-            Err(e) => self.write_failed(&e),
+            Err(e) => {
+                self.write_errors.failed("world state or checkpoint (nothing is lost: the fold stays in memory)", e.as_ref());
+            }
         }
-    }
-
-    fn write_failed(&mut self, e: &anyhow::Error) {
-        self.write_errors += 1;
-        let error = format!("{e:#}");
-        let backoff = self.failure.as_ref().map_or(Duration::from_secs(1), |f| (f.backoff * 2).min(MAX_BACKOFF));
-        if self.failure.as_ref().is_none_or(|f| f.error != error) {
-            tracing::error!(error, retry_in = ?backoff, "cannot write world state or checkpoint; retrying with back-off, nothing is lost");
-        }
-        let at = self.failure.as_ref().map_or_else(chrono::Utc::now, |f| f.at);
-        self.failure = Some(WriteFailure { at, error, retry_at: Instant::now() + backoff, backoff });
     }
 
     /// World files first, then new applied-files segments, then the checkpoint that covers
@@ -497,7 +496,7 @@ impl Observer {
         let now = chrono::Utc::now();
         let c = self.checkpoint.counters;
         let quarantined: u64 = self.checkpoint.quarantined.values().sum();
-        let hb = Heartbeat {
+        let mut hb = Heartbeat {
             daemon: "observer".into(),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -511,7 +510,6 @@ impl Observer {
                 ("unknown_type", c.unknown_type),
                 ("quarantined", quarantined),
                 ("overflows", self.overflows),
-                ("write_errors", self.write_errors),
                 ("nodes", self.checkpoint.world.nodes.len() as u64),
                 ("applied_files", self.applied.len() as u64),
             ]
@@ -522,21 +520,21 @@ impl Observer {
             extra: serde_json::json!({
                 "last_fold_at": self.last_fold_at.map(homelab_core::rfc3339),
                 "quarantined_by_reason": self.checkpoint.quarantined,
-                "last_write_error": self.failure.as_ref().map(|f| serde_json::json!({"at": homelab_core::rfc3339(f.at), "error": f.error})),
             }),
         };
+        self.write_errors.add_to_heartbeat(&mut hb);
         if let Err(e) = self.root.write_heartbeat("observer", &hb) {
             // Reported through the log only while the disk is full: the heartbeat is the
             // report itself, and world writes carry the error state.
-            if self.failure.is_none() {
+            if !self.write_errors.is_failing() {
                 tracing::warn!(error = %e, "cannot write the heartbeat");
             }
         }
     }
 
     /// The last write error, if writes are failing now.
-    pub fn write_error(&self) -> Option<&str> {
-        self.failure.as_ref().map(|f| f.error.as_str())
+    pub fn write_error(&self) -> Option<String> {
+        self.write_errors.current().map(|f| f.error)
     }
 
     /// Deletes day folders older than the retention (everything in them was just folded or
@@ -568,6 +566,49 @@ impl Observer {
             if let Err(e) = self.root.remove_applied_day(&day) {
                 tracing::warn!(day, error = %e, "cannot delete the applied-files record of an old day");
             }
+        }
+    }
+}
+
+/// What reading one candidate gave.
+enum Read {
+    Event(EventFileName, Event),
+    /// Removed since it was listed.
+    Gone,
+    /// An IO error: the next rescan tries again.
+    Retry(std::io::Error),
+    /// Unusable: reason code and reason.
+    Quarantine(&'static str, String),
+}
+
+/// How a candidate is read and checked; shared by the reader threads.
+struct ReadCheck {
+    now: Timestamp,
+    max_skew: Duration,
+    max_age: Duration,
+}
+
+impl ReadCheck {
+    fn read(&self, day: &str, dir: &DayDir, file: &str) -> Read {
+        let Some(name) = EventFileName::parse(file) else {
+            return Read::Quarantine("invalid", format!("bad file name {file:?}: expected <YYYYMMDDTHHMMSS.fffZ>-<node>-<8 hex>.json"));
+        };
+        let bytes = match dir.read_event(file, MAX_EVENT_BYTES) {
+            Ok(b) => b,
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Read::Gone,
+            Err(ReadError::Io(e)) => return Read::Retry(e),
+            Err(ReadError::NotARegularFile) => {
+                return Read::Quarantine("not_regular_file", "not a regular file where an event file belongs: only regular files inside the data root are read".into());
+            }
+            Err(ReadError::TooLarge(n)) => return Read::Quarantine("invalid", format!("{n} bytes: not an event (at most {MAX_EVENT_BYTES})")),
+        };
+        let event = match Event::parse_file(day, file, &bytes) {
+            Ok(e) => e,
+            Err(reason) => return Read::Quarantine("invalid", reason),
+        };
+        match clock_check(event.ts, self.now, self.max_skew, self.max_age) {
+            Ok(()) => Read::Event(name, event),
+            Err(e) => Read::Quarantine(e.code, e.message),
         }
     }
 }

@@ -42,6 +42,60 @@ impl EntryKind {
     }
 }
 
+/// An open day folder: its files are opened relative to it, so nothing can redirect a read
+/// out of the data root between listing and reading.
+#[derive(Debug)]
+pub struct DayDir {
+    fd: rustix::fd::OwnedFd,
+}
+
+impl DayDir {
+    /// Reads an event file, refusing anything but a regular file: it is opened with
+    /// `O_NOFOLLOW | O_NONBLOCK` (a symlink, a FIFO or a device is `NotARegularFile`). At most
+    /// `max_len` bytes are accepted.
+    pub fn read_event(&self, file: &str, max_len: u64) -> Result<Vec<u8>, ReadError> {
+        use rustix::fs::{FileType, Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let fd = match rustix::fs::openat(&self.fd, file, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) if e == rustix::io::Errno::LOOP => return Err(ReadError::NotARegularFile),
+            Err(e) => return Err(ReadError::Io(e.into())),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(|e| ReadError::Io(e.into()))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(ReadError::NotARegularFile);
+        }
+        let len = stat.st_size as u64;
+        if len > max_len {
+            return Err(ReadError::TooLarge(len));
+        }
+        let mut bytes = vec![0u8; len as usize + 1];
+        let mut filled = 0;
+        loop {
+            match rustix::io::read(&fd, &mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    if filled == bytes.len() {
+                        // Grew while we read: read the rest up to the limit.
+                        if filled as u64 > max_len {
+                            return Err(ReadError::TooLarge(filled as u64));
+                        }
+                        bytes.resize(bytes.len() * 2, 0);
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(ReadError::Io(e.into())),
+            }
+        }
+        bytes.truncate(filled);
+        if filled as u64 > max_len {
+            return Err(ReadError::TooLarge(filled as u64));
+        }
+        Ok(bytes)
+    }
+}
+
 /// Why an event file could not be read.
 #[derive(Debug)]
 pub enum ReadError {
@@ -122,40 +176,20 @@ impl DataRoot {
         }
     }
 
-    /// Reads an event file, refusing anything but a regular file inside the root: the last
-    /// path component is opened with `O_NOFOLLOW` (a symlink gives `NotARegularFile`), and the
-    /// day folder must not be a symlink either. At most `max_len` bytes are accepted.
+    /// Opens a day folder for reading its event files; refuses a symlinked day folder.
+    pub fn open_day(&self, day: &str) -> Result<DayDir, ReadError> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::open(self.events_dir().join(day), flags, Mode::empty()) {
+            Ok(fd) => Ok(DayDir { fd }),
+            Err(e) if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR => Err(ReadError::NotARegularFile),
+            Err(e) => Err(ReadError::Io(e.into())),
+        }
+    }
+
+    /// Reads one event file (see [`DayDir::read_event`]).
     pub fn read_event_file(&self, day: &str, file: &str, max_len: u64) -> Result<Vec<u8>, ReadError> {
-        use std::io::Read as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let day_dir = self.events_dir().join(day);
-        match std::fs::symlink_metadata(&day_dir) {
-            Ok(m) if m.file_type().is_dir() => {}
-            Ok(_) => return Err(ReadError::NotARegularFile),
-            Err(e) => return Err(ReadError::Io(e)),
-        }
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(day_dir.join(file));
-        let f = match f {
-            Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => return Err(ReadError::NotARegularFile),
-            Err(e) => return Err(ReadError::Io(e)),
-        };
-        let meta = f.metadata().map_err(ReadError::Io)?;
-        if !meta.file_type().is_file() {
-            return Err(ReadError::NotARegularFile);
-        }
-        if meta.len() > max_len {
-            return Err(ReadError::TooLarge(meta.len()));
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        f.take(max_len + 1).read_to_end(&mut bytes).map_err(ReadError::Io)?;
-        if bytes.len() as u64 > max_len {
-            return Err(ReadError::TooLarge(bytes.len() as u64));
-        }
-        Ok(bytes)
+        self.open_day(day)?.read_event(file, max_len)
     }
 
     /// Day folders under `events/`, oldest first. Anything that is not a day is ignored.
