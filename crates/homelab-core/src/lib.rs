@@ -8,6 +8,7 @@ pub mod action;
 pub mod applied;
 pub mod alertmanager;
 pub mod desired;
+pub mod drift;
 pub mod duration;
 pub mod event;
 pub mod fold;
