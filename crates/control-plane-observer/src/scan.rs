@@ -59,6 +59,9 @@ pub struct Observer {
     /// What the world files last said (without `generated_at`), to tell whether time alone
     /// (staleness, ghost TTL) changed anything.
     last_view: Option<View>,
+    /// Day folders known to hold nothing unfolded, with their mtime then: a rescan skips a day
+    /// whose mtime has not changed (any entry added, removed or renamed changes it).
+    settled_days: BTreeMap<String, std::time::SystemTime>,
     /// Since start: inotify overflows seen.
     overflows: u64,
     /// Failed writes: counted, logged once per problem, retried with back-off.
@@ -105,6 +108,7 @@ impl Observer {
             last_fold_at: None,
             started_at: chrono::Utc::now(),
             last_view: None,
+            settled_days: BTreeMap::new(),
             overflows: 0,
             write_errors: homelab_store::WriteErrors::new("observer"),
         };
@@ -177,26 +181,43 @@ impl Observer {
     pub fn full_scan(&mut self) -> ScanStats {
         let mut stats = ScanStats::default();
         let mut candidates = Vec::new();
+        let mut pending_settle = Vec::new();
         match self.root.events_entries() {
             Ok(entries) => {
                 for (name, kind) in entries {
                     match (kind, is_day(&name)) {
-                        (EntryKind::Dir, true) => self.collect_day(&name, &mut candidates, &mut stats),
-                        (EntryKind::Dir, false) => {
-                            self.quarantine(&name, "bad_day_folder", "not a day folder: events/ holds only YYYY-MM-DD folders", &mut stats)
+                        (EntryKind::Dir, true) => {
+                            let modified = self.root.day_modified(&name).ok();
+                            if modified.is_some() && self.settled_days.get(&name) == modified.as_ref() {
+                                continue;
+                            }
+                            self.settled_days.remove(&name);
+                            let listed = self.collect_day(&name, &mut candidates, &mut stats);
+                            // Settled once this scan folds them, unless the folder changed within the
+                            // last second (an mtime can be coarser than the writes it covers).
+                            let old_enough = |m: &std::time::SystemTime| m.elapsed().is_ok_and(|e| e >= Duration::from_secs(1));
+                            if let Some(m) = modified.filter(old_enough).filter(|_| listed) {
+                                pending_settle.push((name.clone(), m));
+                            }
                         }
-                        (kind, _) => self.quarantine(
-                            &name,
-                            "bad_day_folder",
-                            &format!("{} in events/, which holds only YYYY-MM-DD folders; nothing outside the data root is read", kind.describe()),
-                            &mut stats,
-                        ),
+                        (EntryKind::Dir, false) => {
+                            self.quarantine(&name, "bad_day_folder", "not a day folder: events/ holds only YYYY-MM-DD folders", &mut stats);
+                        }
+                        (kind, _) => {
+                            let reason = format!("{} in events/, which holds only YYYY-MM-DD folders; nothing outside the data root is read", kind.describe());
+                            self.quarantine(&name, "bad_day_folder", &reason, &mut stats);
+                        }
                     }
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot list events/; will retry at the next rescan"),
         }
-        self.fold_candidates(candidates, &mut stats);
+        let unsettled = self.fold_candidates(candidates, &mut stats);
+        for (day, modified) in pending_settle {
+            if !unsettled.contains(&day) {
+                self.settled_days.insert(day, modified);
+            }
+        }
         self.apply_retention();
         stats
     }
@@ -246,7 +267,9 @@ impl Observer {
         for (day, file) in files {
             match self.root.event_entry_kind(&day, &file) {
                 Ok(Some(EntryKind::File)) => candidates.push((day, file)),
-                Ok(Some(kind)) => self.quarantine_odd(&day, &file, kind, &mut stats),
+                Ok(Some(kind)) => {
+                    self.quarantine_odd(&day, &file, kind, &mut stats);
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(day, file, error = %e, "cannot look at a new event file; the next rescan retries"),
             }
@@ -258,28 +281,37 @@ impl Observer {
         stats
     }
 
-    fn collect_day(&mut self, day: &str, out: &mut Vec<Candidate>, stats: &mut ScanStats) {
+    /// Lists a day's files into `out`, quarantining odd entries; false when something could
+    /// not be done (retried at the next rescan).
+    fn collect_day(&mut self, day: &str, out: &mut Vec<Candidate>, stats: &mut ScanStats) -> bool {
         match self.root.day_entries(day) {
             Ok(entries) => {
+                let mut all_done = true;
                 for (file, kind) in entries {
                     match kind {
                         EntryKind::File => out.push((day.to_owned(), file)),
-                        kind => self.quarantine_odd(day, &file, kind, stats),
+                        kind => all_done &= self.quarantine_odd(day, &file, kind, stats),
                     }
                 }
+                all_done
             }
-            Err(e) => tracing::error!(day, error = %e, "cannot list day folder; will retry at the next rescan"),
+            Err(e) => {
+                tracing::error!(day, error = %e, "cannot list day folder; will retry at the next rescan");
+                false
+            }
         }
     }
 
-    fn quarantine_odd(&mut self, day: &str, file: &str, kind: EntryKind, stats: &mut ScanStats) {
+    fn quarantine_odd(&mut self, day: &str, file: &str, kind: EntryKind, stats: &mut ScanStats) -> bool {
         let reason = format!("{} where an event file belongs: only regular files inside the data root are read", kind.describe());
-        self.quarantine(&format!("{day}/{file}"), "not_regular_file", &reason, stats);
+        self.quarantine(&format!("{day}/{file}"), "not_regular_file", &reason, stats)
     }
 
     /// Reads the candidates not folded yet (in parallel: reading and parsing is most of a
     /// replay's time), quarantines bad ones, and folds the rest.
-    fn fold_candidates(&mut self, candidates: Vec<Candidate>, stats: &mut ScanStats) {
+    /// Returns the days where something could not be read (retried at the next rescan).
+    fn fold_candidates(&mut self, candidates: Vec<Candidate>, stats: &mut ScanStats) -> BTreeSet<String> {
+        let mut unsettled = BTreeSet::new();
         let now = chrono::Utc::now();
         let mut by_day: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (day, file) in candidates {
@@ -299,7 +331,10 @@ impl Observer {
                 // A symlinked day: the next listing of events/ quarantines it.
                 Err(ReadError::NotARegularFile) => {}
                 Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::error!(day, error = ?e, "cannot open day folder; will retry at the next rescan"),
+                Err(e) => {
+                    tracing::error!(day, error = ?e, "cannot open day folder; will retry at the next rescan");
+                    unsettled.insert(day);
+                }
             }
         }
         let check = ReadCheck {
@@ -334,8 +369,15 @@ impl Observer {
                     events.push((aliases.canonical(&event.node).to_owned(), event));
                 }
                 Read::Gone => {}
-                Read::Retry(e) => tracing::error!(day, file, error = %e, "cannot read event file; will retry at the next rescan"),
-                Read::Quarantine(code, reason) => self.quarantine(&format!("{day}/{file}"), code, &reason, stats),
+                Read::Retry(e) => {
+                    tracing::error!(day, file, error = %e, "cannot read event file; will retry at the next rescan");
+                    unsettled.insert(day.clone());
+                }
+                Read::Quarantine(code, reason) => {
+                    if !self.quarantine(&format!("{day}/{file}"), code, &reason, stats) {
+                        unsettled.insert(day.clone());
+                    }
+                }
             }
         }
         sort_events(&mut events);
@@ -357,19 +399,25 @@ impl Observer {
             self.dirty = true;
             self.last_fold_at = Some(now);
         }
+        unsettled
     }
 
-    /// Moves `events/<rel>` to quarantine with a reason; counted by reason code.
-    fn quarantine(&mut self, rel: &str, code: &str, reason: &str, stats: &mut ScanStats) {
+    /// Moves `events/<rel>` to quarantine with a reason; counted by reason code. False when
+    /// it could not (retried at the next rescan).
+    fn quarantine(&mut self, rel: &str, code: &str, reason: &str, stats: &mut ScanStats) -> bool {
         match self.root.quarantine_events_entry(rel, &format!("{code}: {reason}")) {
             Ok(to) => {
                 stats.quarantined += 1;
                 *self.checkpoint.quarantined.entry(code.to_owned()).or_default() += 1;
                 self.dirty = true;
                 tracing::warn!(file = %format!("events/{rel}"), moved_to = %to.display(), reason = %format!("{code}: {reason}"), "event file quarantined");
+                true
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::error!(file = %format!("events/{rel}"), error = %e, "cannot quarantine; will retry at the next rescan"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => {
+                tracing::error!(file = %format!("events/{rel}"), error = %e, "cannot quarantine; will retry at the next rescan");
+                false
+            }
         }
     }
 

@@ -167,6 +167,12 @@ impl DataRoot {
         list_entries(&self.events_dir().join(day))
     }
 
+    /// When a day folder's list of entries last changed (its mtime): any file added, removed
+    /// or renamed in it changes this.
+    pub fn day_modified(&self, day: &str) -> io::Result<std::time::SystemTime> {
+        std::fs::symlink_metadata(self.events_dir().join(day))?.modified()
+    }
+
     /// What `events/<day>/<file>` is, without following a symlink; `None` when it is gone.
     pub fn event_entry_kind(&self, day: &str, file: &str) -> io::Result<Option<EntryKind>> {
         match std::fs::symlink_metadata(self.event_path(day, file)) {
