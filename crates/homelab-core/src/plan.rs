@@ -491,6 +491,90 @@ fn decide(
     Decision::Create { id, action: kind, state, why }
 }
 
+/// Why an operator's "propose again" (retry) is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryRefused {
+    /// An action with this id is already pending, approved or running (HTTP 409).
+    Active(ActionState),
+    /// No drift in `world/drift.json` holds for this id's target (HTTP 409): nothing to fix.
+    NoDrift,
+}
+
+impl fmt::Display for RetryRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryRefused::Active(state) => write!(f, "an action with this id is already {state}"),
+            RetryRefused::NoDrift => f.write_str("no drift holds for this action's target: there is nothing to fix"),
+        }
+    }
+}
+
+impl std::error::Error for RetryRefused {}
+
+/// The history `by` of the supervisor's own proposals; any other first `by` (`ui:alice`,
+/// `cli:bob`, …) marks an action an operator proposed (again).
+pub const SUPERVISOR_BY: &str = "supervisor";
+
+/// True when an operator, not the supervisor, proposed this action (a retry).
+pub fn operator_proposed(a: &Action) -> bool {
+    a.history.first().is_some_and(|h| h.by != SUPERVISOR_BY && h.by != "policy")
+}
+
+/// An operator asks to propose action `id` again ("retry"): after `remediation_exhausted`, a
+/// rejection snooze, or any other drift the supervisor is not acting on right now.
+///
+/// ```text
+/// pub fn retry_action(drift: &DriftFile, id: &str, active: Option<ActionState>, by: &str, now: Timestamp)
+///     -> Result<Action, RetryRefused>
+/// ```
+///
+/// - `drift`: the current `world/drift.json` (the supervisor's view; never recompute it).
+/// - `id`: the action id asked for, e.g. `redeploy-edge-1-web` (usually a drift row's
+///   `action_id`, but any id of the row's target works: `container-restart-<node>-<service>`,
+///   `redeploy-<node>-<service>`, `disk-cleanup-<node>`).
+/// - `active`: the state of the active action with this id, if any
+///   (`DataRoot::active_state(id)`); `Some` refuses with [`RetryRefused::Active`].
+/// - `by`: who asks, with channel: `ui:alice`, `cli:bob`, `api:token`, `telegram:123`.
+/// - `now`: the time of the request.
+///
+/// Refuses with [`RetryRefused::NoDrift`] when no drift row (other than `node_unreachable`)
+/// names this id's target. Otherwise returns a FRESH pending action, to be written with
+/// `DataRoot::create_action` (which refuses again, `AlreadyExists`, if one appeared meanwhile):
+/// type, risk, node and service from the id, `drift`/`trigger`/`root_cause` from the drift row,
+/// one history entry `{state: pending, by, note: "proposed again by <by>: …"}`. The supervisor
+/// does not cancel it as exhausted or snoozed while its drift holds, and its existence resets
+/// that target's escalation and snooze memory (escalation starts over after it ran).
+pub fn retry_action(drift: &crate::drift::DriftFile, id: &str, active: Option<ActionState>, by: &str, now: Timestamp) -> Result<Action, RetryRefused> {
+    if let Some(state) = active {
+        return Err(RetryRefused::Active(state));
+    }
+    let found = drift.drifts.iter().filter(|d| d.kind != DriftKind::NodeUnreachable).find_map(|d| {
+        let kinds: &[ActionType] = match (d.kind, &d.service) {
+            (DriftKind::DiskPressure, _) => &[ActionType::DiskCleanup],
+            (DriftKind::MissingService | DriftKind::UnhealthyService, Some(_)) => &[ActionType::ContainerRestart, ActionType::Redeploy],
+            _ => &[],
+        };
+        kinds.iter().find(|k| k.id(&d.node, d.service.as_deref()) == id).map(|k| (d, *k))
+    });
+    let Some((d, kind)) = found else { return Err(RetryRefused::NoDrift) };
+    let note = format!("proposed again by {by}: {} ({}) holds; it was {}: {}", d.kind, d.trigger, d.decision.as_str(), d.reason);
+    Ok(Action {
+        id: id.to_owned(),
+        kind,
+        risk: kind.risk(),
+        node: d.node.clone(),
+        service: d.service.clone(),
+        drift: d.kind.as_str().to_owned(),
+        trigger: d.trigger.clone(),
+        root_cause: d.root_cause.clone(),
+        state: ActionState::Pending,
+        created_at: now,
+        updated_at: now,
+        history: vec![HistoryEntry { state: ActionState::Pending, at: now, by: by.to_owned(), note: Some(note) }],
+        result: None,
+    })
+}
+
 /// Folds the terminal outcomes into memory and forgets what no rule needs any more.
 fn learn(memory: &SupervisorMemory, outcomes: &[Outcome], policy: &Policy, now: Timestamp) -> SupervisorMemory {
     let mut m = memory.clone();

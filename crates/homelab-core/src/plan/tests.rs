@@ -613,3 +613,42 @@ fn plan_prints_for_people() {
     assert_eq!(json["decision"], "create");
     assert_eq!(json["drift"], "unhealthy_service");
 }
+
+#[test]
+fn retry_is_allowed_only_when_a_drift_holds_and_nothing_is_active() {
+    use crate::drift::{DriftEntry, DriftFile, NextStep};
+    let row = |service: Option<&str>, kind: DriftKind, trigger: &str, decision: NextStep, action_id: Option<&str>| DriftEntry {
+        node: "edge-1".into(),
+        service: service.map(str::to_owned),
+        kind,
+        trigger: trigger.into(),
+        root_cause: None,
+        since: Some(ago(20 * MIN)),
+        decision,
+        reason: "Restart and redeploy both ran in the last 15 min and it is still unhealthy.".into(),
+        action_id: action_id.map(str::to_owned),
+        until: Some(now() + chrono::Duration::minutes(5)),
+    };
+    let drift = DriftFile {
+        generated_at: now(),
+        drifts: vec![
+            row(Some("web"), DriftKind::UnhealthyService, "containers_not_running", NextStep::RemediationExhausted, Some("redeploy-edge-1-web")),
+            row(None, DriftKind::DiskPressure, "high", NextStep::RejectedSnoozed, Some("disk-cleanup-edge-1")),
+        ],
+    };
+    let a = retry_action(&drift, "redeploy-edge-1-web", None, "ui:alice", now()).unwrap();
+    assert_eq!((a.kind, a.risk, a.state, a.node.as_str(), a.service.as_deref()), (Redeploy, Risk::Guarded, ActionState::Pending, "edge-1", Some("web")));
+    assert_eq!((a.drift.as_str(), a.trigger.as_str()), ("unhealthy_service", "containers_not_running"));
+    assert_eq!(a.history.len(), 1);
+    assert_eq!((a.history[0].by.as_str(), a.history[0].state), ("ui:alice", ActionState::Pending));
+    assert!(a.history[0].note.as_deref().unwrap().starts_with("proposed again by ui:alice"));
+    assert!(operator_proposed(&a));
+    // Any rung of the same target may be asked for.
+    assert_eq!(retry_action(&drift, "container-restart-edge-1-web", None, "cli:bob", now()).unwrap().kind, Restart);
+    assert_eq!(retry_action(&drift, "disk-cleanup-edge-1", None, "cli:bob", now()).unwrap().kind, DiskCleanup);
+    assert_eq!(retry_action(&drift, "redeploy-edge-1-web", Some(ActionState::Running), "ui:alice", now()), Err(RetryRefused::Active(ActionState::Running)));
+    assert_eq!(retry_action(&drift, "redeploy-edge-1-db", None, "ui:alice", now()), Err(RetryRefused::NoDrift));
+    assert_eq!(retry_action(&drift, "nonsense", None, "ui:alice", now()), Err(RetryRefused::NoDrift));
+    let unreachable = DriftFile { generated_at: now(), drifts: vec![row(None, DriftKind::NodeUnreachable, "stale", NextStep::NodeUnreachable, None)] };
+    assert_eq!(retry_action(&unreachable, "disk-cleanup-edge-1", None, "ui:alice", now()), Err(RetryRefused::NoDrift));
+}
