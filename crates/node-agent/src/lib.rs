@@ -201,7 +201,7 @@ type Delivery = (Deliverer, Arc<Notify>);
 fn open_sink(config: &Config) -> anyhow::Result<(Sink, Option<Delivery>)> {
     if let Some(root) = &config.root {
         let root = homelab_store::DataRoot::open(root).with_context(|| format!("cannot open the data root {} (--root / HOMELAB_ROOT)", root.display()))?;
-        return Ok((Sink::Root(root), None));
+        return Ok((Sink::root(root), None));
     }
     let url = config.control_plane.as_deref().context("either --root or --control-plane is needed")?;
     let token = match (&config.token, &config.token_file) {

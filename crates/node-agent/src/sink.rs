@@ -31,11 +31,25 @@ const POST_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(15);
 
+/// At most this many events wait in memory while the data root cannot be written (a full disk):
+/// over an hour of a busy node's events. Past it the oldest are dropped, and the log says how many.
+const BACKLOG_MAX: usize = 10_000;
+
+/// Events that could not be written into the data root yet, oldest first.
+#[derive(Default)]
+pub struct Backlog {
+    events: std::collections::VecDeque<Event>,
+    dropped: u64,
+}
+
 /// Where the agent's events go.
 #[derive(Clone)]
 pub enum Sink {
-    /// `--root`: event files written straight into the data root.
-    Root(DataRoot),
+    /// `--root`: event files written straight into the data root. An event that cannot be
+    /// written (disk full, read-only) waits in a bounded in-memory backlog and is written, in
+    /// order, before the next event: a state change seen during the outage still arrives (late,
+    /// which the observer folds like any other).
+    Root(DataRoot, Arc<std::sync::Mutex<Backlog>>, homelab_store::WriteErrors),
     /// `--control-plane`: spooled, then delivered by [`Deliverer`].
     Remote { spool: Arc<Spool>, wake: Arc<Notify> },
 }
@@ -44,12 +58,9 @@ impl Sink {
     /// Hands one event over durably: on disk in the data root or in the spool.
     pub async fn emit(&self, event: Event) -> anyhow::Result<()> {
         match self {
-            Sink::Root(root) => {
-                let root = root.clone();
-                let name = event.file_name();
-                tokio::task::spawn_blocking(move || root.write_event(&event))
-                    .await?
-                    .with_context(|| format!("cannot write event {name} into the data root"))?;
+            Sink::Root(root, backlog, errors) => {
+                let (root, backlog, errors) = (root.clone(), backlog.clone(), errors.clone());
+                tokio::task::spawn_blocking(move || write_with_backlog(&root, &backlog, &errors, event)).await?;
             }
             Sink::Remote { spool, wake } => {
                 let spool = spool.clone();
@@ -58,6 +69,39 @@ impl Sink {
             }
         }
         Ok(())
+    }
+}
+
+impl Sink {
+    /// Events straight into a data root.
+    pub fn root(root: DataRoot) -> Sink {
+        Sink::Root(root, Default::default(), homelab_store::WriteErrors::new("node-agent"))
+    }
+}
+
+/// Writes the backlog, then `event`, in order; whatever cannot be written stays in the backlog.
+fn write_with_backlog(root: &DataRoot, backlog: &std::sync::Mutex<Backlog>, errors: &homelab_store::WriteErrors, event: Event) {
+    let mut b = backlog.lock().unwrap_or_else(|e| e.into_inner());
+    b.events.push_back(event);
+    while let Some(next) = b.events.front() {
+        match root.write_event(next) {
+            Ok(_) => {
+                b.events.pop_front();
+            }
+            Err(e) => {
+                errors.failed_io(&format!("an event into events/ ({} waiting in memory)", b.events.len()), &e);
+                if b.events.len() > BACKLOG_MAX {
+                    let over = b.events.len() - BACKLOG_MAX;
+                    b.events.drain(..over);
+                    b.dropped += over as u64;
+                    tracing::error!(dropped_total = b.dropped, "event backlog full while the data root cannot be written: oldest events dropped");
+                }
+                return;
+            }
+        }
+    }
+    if errors.is_failing() {
+        errors.succeeded();
     }
 }
 

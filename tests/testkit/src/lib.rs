@@ -266,3 +266,40 @@ pub fn replay(observer: &Path, root: &Path, hosts: Option<&Path>) -> tempfile::T
     assert!(out.status.success(), "replay (observer --once) failed: {}", String::from_utf8_lossy(&out.stderr));
     dir
 }
+
+/// A tmpfs of a given size mounted on a folder, unmounted on drop (also when the test panics):
+/// a real disk that fills up. Needs root (CI runs as root); fails the test clearly otherwise.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        assert!(is_root(), "this test mounts a tmpfs to fill a disk for real and must run as root (CI does)");
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().unwrap();
+        assert!(out.status.success(), "mount tmpfs on {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        Tmpfs(dir.to_owned())
+    }
+
+    /// Writes `name` in the tmpfs until it is full; returns its path (remove it to free space).
+    pub fn fill(&self, name: &str) -> PathBuf {
+        use std::io::Write as _;
+        let path = self.0.join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0x55u8; 16 * 1024];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -183,3 +183,34 @@ async fn a_refused_event_is_set_aside_with_its_reason_and_the_next_one_delivered
     assert_eq!(received.lock().unwrap().len(), 1);
     stop.cancel();
 }
+
+/// Writing straight into a data root that is full: the events wait in memory, and arrive, in
+/// order, once there is room again; the agent keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_data_root_delays_events_but_loses_none() {
+    let tr = TempRoot::new();
+    let disk = testkit::Tmpfs::mount(&tr.root(), "2m");
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tr.write_host("edge-1", &format!("services:\n  web:\n    checks:\n      - tcp: {{ port: {} }}\n", open.local_addr().unwrap().port()));
+    let mut cfg = config(&tr, "edge-1");
+    cfg.check_interval = Duration::from_millis(200);
+    let agent = Agent::start(cfg).await;
+    wait_for("first events", Duration::from_secs(10), || (!crate::events(&tr.root()).is_empty()).then_some(())).await;
+    let filler = disk.fill("filler");
+    let full_from = chrono::Utc::now();
+    // A state change while the disk is full: the service goes down. The agent's passes are
+    // driven by its clock (every 200 ms): the stimulus here is time passing.
+    drop(open);
+    wait_for("2 s of passes on a full disk", Duration::from_secs(10), || (chrono::Utc::now() - full_from > chrono::Duration::seconds(2)).then_some(())).await;
+    let full_until = chrono::Utc::now();
+    assert!(crate::events(&tr.root()).iter().all(|e| e.ts < full_from), "nothing could be written while full");
+    std::fs::remove_file(filler).unwrap();
+    wait_for("the failure seen while full written once there is room", Duration::from_secs(10), || {
+        crate::service_events(&tr.root(), "web").into_iter().find(|e| e.kind == "port_unreachable" && e.ts < full_until)
+    })
+    .await;
+    assert!(!agent.handle.is_finished(), "the agent kept running");
+    agent.stop().await;
+    let during: Vec<_> = crate::events(&tr.root()).into_iter().filter(|e| e.ts >= full_from && e.ts < full_until).collect();
+    assert!(during.iter().filter(|e| e.kind == "node_heartbeat").count() >= 2, "the backlog was written: {during:?}");
+}
