@@ -124,6 +124,12 @@ impl Event {
         Ok(())
     }
 
+    /// True unless the event came from an Alertmanager alert (`data.source: "alertmanager"`):
+    /// an alert is not a sign of life of its node's agent.
+    pub fn is_sign_of_life(&self) -> bool {
+        self.data.as_ref().and_then(|d| d.get("source")).and_then(|s| s.as_str()) != Some("alertmanager")
+    }
+
     /// `data.level` of a `disk_pressure` event.
     pub fn disk_level(&self) -> Option<crate::DiskLevel> {
         let level = self.data.as_ref()?.get("level")?.as_str()?;

@@ -11,7 +11,9 @@
 //!   newest event of the other status. `since` is the time of its oldest event;
 //!   `consecutive_failures` is its size while unhealthy (0 while healthy), counted up to
 //!   [`NEGATIVE_KEEP`].
-//! - A node's `last_seen` is its newest event of any type; agent facts come from its newest
+//! - A node's `last_seen` is its newest event of any type, except events an Alertmanager alert
+//!   became (`data.source: "alertmanager"`): an alert says something about a service, not that
+//!   the node's agent is alive. Agent facts come from its newest
 //!   `node_heartbeat`; `disk_pressure` from its newest event that carries a level.
 //!
 //! To stay bounded the fold keeps only the newest keys of the current streak ([`NEGATIVE_KEEP`]
@@ -159,13 +161,16 @@ impl Checkpoint {
     /// nothing but the `duplicate` counter.
     pub fn apply(&mut self, node: &str, event: &Event) -> FoldOutcome {
         let key = Key::of(event);
-        let facts = self.world.nodes.entry(node.to_owned()).or_default();
-        if facts.last_seen.is_none_or(|seen| seen < event.ts) {
-            facts.last_seen = Some(event.ts);
+        if event.is_sign_of_life() {
+            let facts = self.world.nodes.entry(node.to_owned()).or_default();
+            if facts.last_seen.is_none_or(|seen| seen < event.ts) {
+                facts.last_seen = Some(event.ts);
+            }
         }
         let outcome = match event.event_kind() {
             EventKind::Unknown => FoldOutcome::UnknownType,
             EventKind::NodeHeartbeat => {
+                let facts = self.world.nodes.entry(node.to_owned()).or_default();
                 let memory = self.nodes.entry(node.to_owned()).or_default();
                 let data = event.data.as_ref();
                 let level = data.and_then(|d| d.get("disk_pressure")).and_then(|v| serde_json::from_value(v.clone()).ok());
@@ -183,6 +188,7 @@ impl Checkpoint {
                 outcome
             }
             EventKind::DiskPressure => {
+                let facts = self.world.nodes.entry(node.to_owned()).or_default();
                 let memory = self.nodes.entry(node.to_owned()).or_default();
                 let outcome = register(&mut memory.pressure, key);
                 if outcome == FoldOutcome::Applied {

@@ -181,6 +181,25 @@ fn unknown_type_is_counted_and_is_a_sign_of_life() {
     assert_eq!(cp.counters.unknown_type, 1);
 }
 
+/// An alert says something about a service, not that the node's agent is alive.
+#[test]
+fn alerts_are_not_a_sign_of_life() {
+    let mut cp = Checkpoint::new();
+    let mut alert = ev(5, 1, "ghost", "service_unhealthy", Some("web"));
+    alert.data = Some(serde_json::json!({"source": "alertmanager", "labels": {"alertname": "Down"}}));
+    assert_eq!(cp.apply("ghost", &alert), A);
+    assert!(!cp.world.nodes.contains_key("ghost"), "no node from alerts alone");
+    assert_eq!(cp.world.services["ghost"]["web"].status, crate::ServiceStatus::Unhealthy);
+    cp.apply("ghost", &ev(3, 2, "ghost", "node_heartbeat", None));
+    cp.apply("ghost", &{
+        let mut resolved = ev(9, 3, "ghost", "service_healthy", Some("web"));
+        resolved.data = alert.data.clone();
+        resolved
+    });
+    assert_eq!(cp.world.nodes["ghost"].last_seen, Some(at(3)), "only the agent's event counts");
+    assert_eq!(cp.world.services["ghost"]["web"].status, crate::ServiceStatus::Healthy);
+}
+
 #[test]
 fn node_events_set_facts() {
     let mut cp = Checkpoint::new();
