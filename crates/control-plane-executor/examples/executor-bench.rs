@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         ssh_connect_timeout: Duration::from_secs(10),
         docker_socket: "/var/run/docker.sock".into(),
         max_parallel_nodes: 4,
+        max_parallel_restarts: 8,
         rescan_interval: Duration::from_secs(60),
         heartbeat_interval: Duration::from_secs(60),
         prune_label: None,

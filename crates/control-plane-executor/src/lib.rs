@@ -4,8 +4,11 @@
 //! The loop: watch `actions/approved/`, world/ and hosts/ (notifications are hints, plus a
 //! periodic rescan); for each approved action whose node is idle, pass the health gate (guarded
 //! actions only), take the action's run lock, claim it by renaming it into running/ (exactly one
-//! executor wins), and run it in its own task. One action per node at a time, a bounded number
-//! of nodes in parallel.
+//! executor wins), and run it in its own task. Which action may start beside what already runs
+//! is the pure [`schedule::may_start`]: container restarts of different services on one node run
+//! side by side (bounded), redeploys and disk cleanups one at a time per node, never beside a
+//! restart of the same service; a bounded number of nodes in parallel. Verification happens
+//! after the node is free, in one [`verify`] task that writes `result.verified` later.
 //!
 //! A write that fails (full disk, EIO, read-only file system) never stops the executor. An
 //! approved action it cannot claim stays in approved/; an action that ended but whose end
@@ -18,8 +21,10 @@ pub mod docker;
 pub mod gate;
 pub mod remote;
 pub mod runner;
+pub mod schedule;
+pub mod verify;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,12 +35,14 @@ use homelab_core::{Action, ActionState, HistoryEntry, HostFile, Risk};
 use homelab_store::DataRoot;
 use homelab_store::hosts::{HostsLoad, load_hosts};
 use homelab_store::watch::Watcher;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::runner::{ACTOR, Ctx};
+use crate::schedule::{Job, Limits};
+use crate::verify::VerifyQueue;
 
 fn duration(s: &str) -> Result<Duration, String> {
     homelab_core::duration::parse_duration(s)
@@ -74,9 +81,12 @@ pub struct Config {
     /// The local Docker engine's socket.
     #[arg(long, env = "DOCKER_SOCKET", default_value = "/var/run/docker.sock")]
     pub docker_socket: PathBuf,
-    /// How many nodes may run an action at the same time.
+    /// How many nodes may run actions at the same time.
     #[arg(long, env = "EXECUTOR_MAX_PARALLEL_NODES", default_value_t = 4)]
     pub max_parallel_nodes: usize,
+    /// How many container restarts (of different services) may run at once on one node.
+    #[arg(long, env = "EXECUTOR_MAX_PARALLEL_RESTARTS", default_value_t = 8)]
+    pub max_parallel_restarts: usize,
     /// Full rescan of approved/ even without notifications.
     #[arg(long, env = "EXECUTOR_RESCAN_INTERVAL", default_value = "10s", value_parser = duration)]
     pub rescan_interval: Duration,
@@ -142,9 +152,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let started_at = chrono::Utc::now();
     let tasks = TaskTracker::new();
     let work_stop = shutdown.child_token();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
-    let slots = Arc::new(Semaphore::new(config.max_parallel_nodes.max(1)));
-    let mut busy: HashSet<String> = HashSet::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, String)>();
+    // Verification: one task for every ended action, holding no node; resumes what a stop cut short.
+    let (verify_queue, verify_rx) = verify::queue();
+    match verify::unfinished(&root, config.verify_timeout) {
+        Ok(left) => {
+            if !left.is_empty() {
+                tracing::info!(actions = left.len(), "resuming verifications a stop cut short");
+            }
+            left.into_iter().for_each(|p| verify_queue.push(p));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot look for unfinished verifications in actions/completed"),
+    }
+    tasks.spawn(verify::run(ctx.clone(), verify_rx, work_stop.clone()));
+    let limits = Limits { max_parallel_nodes: config.max_parallel_nodes.max(1), max_restarts_per_node: config.max_parallel_restarts.max(1) };
+    // What runs, per node: action id and its job.
+    let mut running: Running = HashMap::new();
     let mut hosts = first;
     let mut next_heartbeat = tokio::time::Instant::now();
     // hosts/ is parsed again only when it changed (or on a rescan), not on every pass.
@@ -163,28 +186,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 Err(e) => tracing::warn!(error = %e, "cannot read actions/running"),
             }
         }
-        let dispatched = if ctx.write_errors.retry_due() { pass(&ctx, &hosts, &mut busy, &slots, &done_tx, &tasks, &work_stop) } else { 0 };
+        let work = Work { ctx: &ctx, limits, done_tx: &done_tx, tasks: &tasks, stop: &work_stop, verify: &verify_queue };
+        let dispatched = if ctx.write_errors.retry_due() { pass(&work, &hosts, &mut running) } else { 0 };
         // While writes fail, the heartbeat is written on the backoff (it is also the probe that
         // notices they work again); when it does, claim at once.
         let failing = ctx.write_errors.is_failing();
         if (!failing && tokio::time::Instant::now() >= next_heartbeat) || (failing && ctx.write_errors.retry_due()) {
-            let recovered = heartbeat(&ctx, &config, started_at, &hosts, &busy, resweep) && failing;
+            let recovered = heartbeat(&ctx, &config, started_at, &hosts, &running, resweep) && failing;
             next_heartbeat = tokio::time::Instant::now() + config.heartbeat_interval;
             if recovered {
                 continue;
             }
         }
-        if config.once && busy.is_empty() && dispatched == 0 {
+        if config.once && running.is_empty() && dispatched == 0 {
             break;
         }
         // Wake for the next retry while writes fail.
         let retry_at = ctx.write_errors.retry_at().map(|at| tokio::time::Instant::from_std(at).max(tokio::time::Instant::now() + Duration::from_millis(100)));
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(node) = done_rx.recv() => {
-                busy.remove(&node);
-                while let Ok(node) = done_rx.try_recv() {
-                    busy.remove(&node);
+            Some(done) = done_rx.recv() => {
+                free(&mut running, done);
+                while let Ok(done) = done_rx.try_recv() {
+                    free(&mut running, done);
                 }
                 // An action ended: say so at once rather than at the next tick.
                 next_heartbeat = tokio::time::Instant::now();
@@ -198,12 +222,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     }
 
-    // Running actions see the cancellation, record themselves as interrupted and end.
-    work_stop.cancel();
+    // `--once`: what has run is recorded and verified before exiting (verification ends by
+    // VERIFY_TIMEOUT at the latest); a shutdown cuts that short.
+    drop(verify_queue);
     tasks.close();
+    if config.once {
+        tokio::select! {
+            _ = tasks.wait() => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+    // Running actions see the cancellation, record themselves as interrupted and end; open
+    // verifications stay `null` on disk and are resumed at the next start.
+    work_stop.cancel();
     tasks.wait().await;
     ctx.pool.close_all().await;
-    heartbeat(&ctx, &config, started_at, &hosts, &HashSet::new(), resweep);
+    heartbeat(&ctx, &config, started_at, &hosts, &HashMap::new(), resweep);
     tracing::info!("executor stopped");
     if config.once
         && let Some(problem) = ctx.write_errors.current()
@@ -213,17 +247,32 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     Ok(())
 }
 
+/// What runs now, per node: (action id, job).
+type Running = HashMap<String, Vec<(String, Job)>>;
+
+/// An action's work on its node is over: (node, action id).
+fn free(running: &mut Running, (node, id): (String, String)) {
+    if let Some(jobs) = running.get_mut(&node) {
+        jobs.retain(|(i, _)| *i != id);
+        if jobs.is_empty() {
+            running.remove(&node);
+        }
+    }
+}
+
+/// What a pass needs to start actions.
+struct Work<'a> {
+    ctx: &'a Arc<Ctx>,
+    limits: Limits,
+    done_tx: &'a mpsc::UnboundedSender<(String, String)>,
+    tasks: &'a TaskTracker,
+    stop: &'a CancellationToken,
+    verify: &'a VerifyQueue,
+}
+
 /// One scan of approved/: dispatches every action that may start now. Returns how many started.
-#[allow(clippy::too_many_arguments)]
-fn pass(
-    ctx: &Arc<Ctx>,
-    hosts: &HostsLoad,
-    busy: &mut HashSet<String>,
-    slots: &Arc<Semaphore>,
-    done_tx: &mpsc::UnboundedSender<String>,
-    tasks: &TaskTracker,
-    stop: &CancellationToken,
-) -> usize {
+fn pass(work: &Work<'_>, hosts: &HostsLoad, running: &mut Running) -> usize {
+    let ctx = work.ctx;
     let approved = match ctx.root.list_actions(ActionState::Approved) {
         Ok(a) => a,
         Err(e) => {
@@ -234,28 +283,40 @@ fn pass(
     if approved.is_empty() {
         return 0;
     }
-    let (services, nodes) = ctx.root.read_world().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read world state; guarded actions wait");
-        (None, None)
-    });
+    let mut world: Option<(Option<homelab_core::world::ServicesFile>, Option<homelab_core::world::NodesFile>)> = None;
     let mut actions: Vec<Action> = approved.into_iter().map(|s| s.action).collect();
     actions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
 
     let now = chrono::Utc::now();
     let mut started = 0;
+    // Per node, older actions that wait for their turn: younger ones that conflict wait too.
+    let mut waiting: HashMap<String, Vec<Job>> = HashMap::new();
     for action in actions {
-        if busy.contains(&action.node) {
+        let job = Job::new(action.kind, action.service.as_deref());
+        let on_node: Vec<Job> = running.get(&action.node).map(|v| v.iter().map(|(_, j)| j.clone()).collect()).unwrap_or_default();
+        let other_busy = running.len() - usize::from(running.contains_key(&action.node));
+        let older = waiting.get(&action.node).map(Vec::as_slice).unwrap_or_default();
+        if let Err(why) = schedule::may_start(&job, &on_node, older, other_busy, work.limits) {
+            tracing::trace!(action = %action.id, ?why, "waits for its turn");
+            waiting.entry(action.node.clone()).or_default().push(job);
             continue;
         }
         let host = hosts.desired.hosts.get(&action.node).cloned();
         if let Some(host) = &host
             && action.risk == Risk::Guarded
-            && let Err(reason) = gate::check(&action, host, services.as_ref(), nodes.as_ref(), now)
         {
-            note_wait(ctx, &action, &reason);
-            continue;
+            // World state is read once per pass, and only when a guarded action needs it.
+            let (services, nodes) = world.get_or_insert_with(|| {
+                ctx.root.read_world().unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read world state; guarded actions wait");
+                    (None, None)
+                })
+            });
+            if let Err(reason) = gate::check(&action, host, services.as_ref(), nodes.as_ref(), now) {
+                note_wait(ctx, &action, &reason);
+                continue;
+            }
         }
-        let Ok(slot) = slots.clone().try_acquire_owned() else { break };
         // The run lock first, then the claim: a starting executor's sweep never fails an action
         // we are about to run, and a held lock means another executor is on it.
         let run_lock = match ctx.root.try_lock_run(&action.id) {
@@ -292,16 +353,17 @@ fn pass(
         ctx.write_errors.succeeded();
         ctx.counters.claimed.fetch_add(1, Ordering::Relaxed);
         started += 1;
-        busy.insert(claimed.node.clone());
+        running.entry(claimed.node.clone()).or_default().push((claimed.id.clone(), job));
         let span = tracing::info_span!("action", id = %claimed.id, node = %claimed.node, kind = %claimed.kind);
-        let (ctx, done_tx, stop) = (ctx.clone(), done_tx.clone(), stop.clone());
-        tasks.spawn(
+        let (ctx, done_tx, stop, verify) = (ctx.clone(), work.done_tx.clone(), work.stop.clone(), work.verify.clone());
+        work.tasks.spawn(
             async move {
                 tracing::info!("claimed");
-                let node = claimed.node.clone();
-                runner::execute(ctx, claimed, host, run_lock, stop).await;
-                drop(slot);
-                let _ = done_tx.send(node);
+                let done = (claimed.node.clone(), claimed.id.clone());
+                let release = move || {
+                    let _ = done_tx.send(done);
+                };
+                runner::execute(ctx, claimed, host, run_lock, stop, release, &verify).await;
             }
             .instrument(span),
         );
@@ -347,9 +409,10 @@ fn note_wait(ctx: &Ctx, action: &Action, reason: &str) {
 }
 
 /// Writes the heartbeat; true when writes work (again).
-fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, hosts: &HostsLoad, busy: &HashSet<String>, resweep: bool) -> bool {
-    let mut running: Vec<&String> = busy.iter().collect();
-    running.sort();
+fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, hosts: &HostsLoad, running: &Running, resweep: bool) -> bool {
+    let mut busy: Vec<&String> = running.keys().collect();
+    busy.sort();
+    let actions_running: usize = running.values().map(Vec::len).sum();
     let mut hb = homelab_core::Heartbeat {
         daemon: "executor".into(),
         pid: std::process::id(),
@@ -361,7 +424,9 @@ fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, ho
         config_errors: hosts.errors.clone(),
         extra: serde_json::json!({
             "dry_run": config.dry_run,
-            "busy_nodes": running,
+            "busy_nodes": busy,
+            "actions_running": actions_running,
+            "verifying": ctx.verifying.load(Ordering::Relaxed),
             "unrecorded_ends": ctx.unrecorded.load(Ordering::Relaxed),
         }),
     };

@@ -1,5 +1,5 @@
 //! Running one claimed action to its end: the work itself (Docker API, compose), its timeout and
-//! output, the verification against world state, and the final move to completed/ or failed/.
+//! output, and the final move to completed/ or failed/ (verification follows in [`crate::verify`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use bollard::Docker;
 use homelab_core::action::{ActionResult, output_tail};
-use homelab_core::{Action, ActionState, ActionType, DiskLevel, HostSpec, ServiceStatus, Timestamp};
+use homelab_core::{Action, ActionState, ActionType, HostSpec, Timestamp};
 use homelab_store::{DataRoot, TransitionError, WriteErrors};
 use homelab_store::actions::RunLock;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::remote::{self, SshDefaults};
+use crate::verify::{Pending, VerifyQueue};
 
 /// Who the executor is in history entries.
 pub const ACTOR: &str = "executor";
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub write_errors: WriteErrors,
     /// Actions that have ended but whose end could not be written yet (they wait in running/).
     pub unrecorded: AtomicU64,
+    /// Ended actions whose verification is still open.
+    pub verifying: AtomicU64,
 }
 
 #[derive(Default)]
@@ -90,6 +93,7 @@ impl Ctx {
             counters: Counters::default(),
             write_errors: WriteErrors::new(ACTOR),
             unrecorded: AtomicU64::new(0),
+            verifying: AtomicU64::new(0),
         }
     }
 
@@ -153,7 +157,20 @@ struct Outcome {
 
 /// Runs a claimed action (it is in running/) to its end and moves it to completed/ or failed/.
 /// `host` is `None` when the node is not in desired state (the action fails, naming that).
-pub async fn execute(ctx: Arc<Ctx>, action: Action, host: Option<HostSpec>, run_lock: RunLock, shutdown: CancellationToken) {
+///
+/// `release` is called as soon as the work on the node is done, before the end is written and
+/// long before verification: the node is free for the next action at once. A successful run is
+/// then handed to the [`Verifier`], which records `result.verified` in the terminal file later,
+/// holding nothing.
+pub async fn execute(
+    ctx: Arc<Ctx>,
+    action: Action,
+    host: Option<HostSpec>,
+    run_lock: RunLock,
+    shutdown: CancellationToken,
+    release: impl FnOnce(),
+    verifier: &VerifyQueue,
+) {
     let started = chrono::Utc::now();
     let tail = Tail::default();
     let mut interrupted = false;
@@ -177,6 +194,8 @@ pub async fn execute(ctx: Arc<Ctx>, action: Action, host: Option<HostSpec>, run_
         }
     };
     let finished = chrono::Utc::now();
+    // The work on the node is over: the node takes its next action now.
+    release();
     let mut result = ActionResult {
         ok: outcome.is_ok(),
         output: tail.text(),
@@ -198,19 +217,7 @@ pub async fn execute(ctx: Arc<Ctx>, action: Action, host: Option<HostSpec>, run_
             }
         }
     }
-
-    if result.ok && !ctx.dry_run && !ctx.verify_timeout.is_zero() {
-        // Keep what we know on disk while we wait, so a reader sees the run has ended.
-        let r = result.clone();
-        match ctx.root.update_active(&action.id, ActionState::Running, |a| a.result = Some(r)) {
-            Ok(_) => {}
-            Err(e @ TransitionError::Io { .. }) => {
-                ctx.write_errors.failed(&format!("recording the result of action {} before verification", action.id), &e);
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot record the result before verification"),
-        }
-        result.verified = Some(verify(&ctx, &action, finished, &shutdown).await);
-    }
+    let to_verify = result.ok && !ctx.dry_run && !ctx.verify_timeout.is_zero();
 
     let (to, note) = if result.ok {
         (ActionState::Completed, None)
@@ -219,8 +226,11 @@ pub async fn execute(ctx: Arc<Ctx>, action: Action, host: Option<HostSpec>, run_
     } else {
         (ActionState::Failed, result.error.clone())
     };
-    record_end(&ctx, &action.id, to, note, result, &shutdown).await;
+    let recorded = record_end(&ctx, &action.id, to, note, result, finished, &shutdown).await;
     drop(run_lock);
+    if to_verify && let Some(file_name) = recorded {
+        verifier.push(Pending::new(&action, to, file_name, finished, ctx.verify_timeout));
+    }
 }
 
 /// Moves an ended action from running/ to `to` with its result. When that cannot be written
@@ -228,11 +238,11 @@ pub async fn execute(ctx: Arc<Ctx>, action: Action, host: Option<HostSpec>, run_
 /// executor's run lock, so it is neither lost nor run again, and the move is retried with
 /// backoff until it succeeds. If the executor is stopped first, the action is left in running/
 /// and the next start moves it to failed/ as `executor_interrupted` (never run twice); the
-/// result is in the log.
-async fn record_end(ctx: &Ctx, id: &str, to: ActionState, note: Option<String>, result: ActionResult, shutdown: &CancellationToken) {
+/// result is in the log. Returns the terminal file's name once written.
+async fn record_end(ctx: &Ctx, id: &str, to: ActionState, note: Option<String>, result: ActionResult, at: Timestamp, shutdown: &CancellationToken) -> Option<String> {
     let counter = if result.ok { &ctx.counters.completed } else { &ctx.counters.failed };
-    // The end is when the action ended, not when the disk took it: it names the file.
-    let at = chrono::Utc::now();
+    // The end (`at`) is when the work ended, before the node was released, not when the disk
+    // took it: it is the history entry's time and names the file.
     let mut waiting = false;
     let mut last_try = false;
     loop {
@@ -244,7 +254,7 @@ async fn record_end(ctx: &Ctx, id: &str, to: ActionState, note: Option<String>, 
             Err(e @ TransitionError::Io { .. }) => Some(e),
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the end of the action");
-                break;
+                return None;
             }
         };
         match err {
@@ -255,7 +265,7 @@ async fn record_end(ctx: &Ctx, id: &str, to: ActionState, note: Option<String>, 
                     ctx.write_errors.succeeded();
                 }
                 tracing::info!(state = %to, "action finished");
-                break;
+                return Some(DataRoot::action_file_name(id, to, at));
             }
             Some(e) => {
                 let delay = ctx.write_errors.failed(&format!("recording the end of action {id}"), &e);
@@ -268,7 +278,7 @@ async fn record_end(ctx: &Ctx, id: &str, to: ActionState, note: Option<String>, 
                     ctx.unrecorded.fetch_sub(1, Ordering::Relaxed);
                     let result = serde_json::to_string(&result).unwrap_or_default();
                     tracing::error!(state = %to, %result, "stopping before the end of the action could be written: it stays in running/ and the next start moves it to failed/ as {INTERRUPTED}");
-                    break;
+                    return None;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -345,10 +355,10 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
                 let last = last_line(&errors).or_else(|| last_line(&tail.text())).unwrap_or_default();
                 let failed = format!("`{}` in {dir} on node {node} failed with exit status {status}", argv.join(" "));
                 // Compose's own words for a missing engine can be a long traceback: say it plainly first.
-                if host.ssh.is_none() {
-                    if let Err(e) = crate::docker::connect(&ctx.docker_socket, Duration::from_secs(5)).await {
-                        return Err(format!("the Docker engine of node {node} is not reachable ({e}); {failed}: {last}"));
-                    }
+                if host.ssh.is_none()
+                    && let Err(e) = crate::docker::connect(&ctx.docker_socket, Duration::from_secs(5)).await
+                {
+                    return Err(format!("the Docker engine of node {node} is not reachable ({e}); {failed}: {last}"));
                 }
                 return Err(format!("{failed}: {last}"));
             }
@@ -422,38 +432,6 @@ async fn compose_remote(remote: &remote::Remote, argv: &[String], dir: &str, nod
         return Err(format!("compose_dir {dir} does not exist on node {node}"));
     }
     Ok((code, errors))
-}
-
-/// Watches world state until the target reports healthy after `ended`, or the verify timeout.
-async fn verify(ctx: &Ctx, action: &Action, ended: Timestamp, shutdown: &CancellationToken) -> bool {
-    let deadline = tokio::time::Instant::now() + ctx.verify_timeout;
-    loop {
-        if verified_now(&ctx.root, action, ended) {
-            return true;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return verified_now(&ctx.root, action, ended),
-            _ = shutdown.cancelled() => return false,
-            // World state is written by the observer at most every few hundred ms; polling it
-            // twice a second is plenty and costs one small read.
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
-}
-
-fn verified_now(root: &DataRoot, action: &Action, ended: Timestamp) -> bool {
-    // World state carries milliseconds: compare at that precision, so a report in the same
-    // millisecond as the end still counts.
-    let ended = chrono::DurationRound::duration_trunc(ended, chrono::TimeDelta::milliseconds(1)).unwrap_or(ended);
-    let Ok((services, nodes)) = root.read_world() else { return false };
-    match &action.service {
-        Some(svc) => services
-            .and_then(|s| s.services.get(&action.node).and_then(|m| m.get(svc)).cloned())
-            .is_some_and(|s| s.status == ServiceStatus::Healthy && s.last_event_at >= ended),
-        None => nodes
-            .and_then(|n| n.nodes.get(&action.node).cloned())
-            .is_some_and(|n| n.disk_pressure != Some(DiskLevel::High) && n.last_seen.is_some_and(|t| t >= ended)),
-    }
 }
 
 /// What [`sweep_interrupted`] did.

@@ -6,8 +6,10 @@ mod crash;
 mod diskfull;
 mod docker;
 mod gate;
+mod parallel;
 mod race;
 mod ssh;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -144,6 +146,7 @@ pub fn config(root: PathBuf, hosts: PathBuf) -> Config {
         ssh_connect_timeout: Duration::from_secs(10),
         docker_socket: "/var/run/docker.sock".into(),
         max_parallel_nodes: 4,
+        max_parallel_restarts: 8,
         rescan_interval: Duration::from_secs(5),
         heartbeat_interval: Duration::from_secs(5),
         prune_label: None,
