@@ -22,6 +22,9 @@ pub(crate) const HEARTBEAT_SECS: u64 = 10;
 const CHECKPOINT_FILE: &str = "state/observer_checkpoint.json";
 /// An event file larger than this is not an event (agents write a few hundred bytes).
 const MAX_EVENT_BYTES: u64 = 256 * 1024;
+/// The checkpoint (and the applied-files record) is written at most this often; world files
+/// at once.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// A day with more segments than this has them merged into one at the next checkpoint.
 const MAX_SEGMENTS_PER_DAY: usize = 16;
 
@@ -51,7 +54,11 @@ pub struct Observer {
     segments: BTreeMap<String, Vec<u64>>,
     desired: Option<DesiredNames>,
     hosts_last_good: BTreeMap<String, homelab_core::HostFile>,
+    /// World files are owed.
     dirty: bool,
+    /// The checkpoint is owed (besides new applied files), and when it was last written.
+    checkpoint_dirty: bool,
+    last_checkpoint: Option<Instant>,
     /// When the last `world_writes_per_second` world writes happened (oldest first).
     recent_writes: VecDeque<Instant>,
     last_fold_at: Option<Timestamp>,
@@ -104,6 +111,8 @@ impl Observer {
             desired: None,
             hosts_last_good: BTreeMap::new(),
             dirty: true,
+            checkpoint_dirty: true,
+            last_checkpoint: None,
             recent_writes: VecDeque::new(),
             last_fold_at: None,
             started_at: chrono::Utc::now(),
@@ -397,6 +406,7 @@ impl Observer {
         }
         if stats.folded() > 0 {
             self.dirty = true;
+            self.checkpoint_dirty = true;
             self.last_fold_at = Some(now);
         }
         unsettled
@@ -409,7 +419,7 @@ impl Observer {
             Ok(to) => {
                 stats.quarantined += 1;
                 *self.checkpoint.quarantined.entry(code.to_owned()).or_default() += 1;
-                self.dirty = true;
+                self.checkpoint_dirty = true;
                 tracing::warn!(file = %format!("events/{rel}"), moved_to = %to.display(), reason = %format!("{code}: {reason}"), "event file quarantined");
                 true
             }
@@ -421,17 +431,20 @@ impl Observer {
         }
     }
 
-    /// When a write is owed, the instant it may happen (the write budget, or the back-off
-    /// after a failed write).
+    /// When a write is owed, the instant it may happen (the world write budget, the
+    /// checkpoint interval, or the back-off after a failed write).
     pub fn pending_write_deadline(&self) -> Option<Instant> {
-        if !self.dirty && self.applied.unsaved().is_empty() {
-            return None;
-        }
-        let budget = self.next_write_allowed();
+        let world = self.dirty.then(|| self.next_write_allowed());
+        let checkpoint = self.checkpoint_owed().then(|| self.last_checkpoint.map_or_else(Instant::now, |t| t + CHECKPOINT_EVERY));
+        let due = [world, checkpoint].into_iter().flatten().min()?;
         Some(match self.write_errors.retry_at() {
-            Some(retry_at) => budget.max(retry_at),
-            None => budget,
+            Some(retry_at) => due.max(retry_at),
+            None => due,
         })
+    }
+
+    fn checkpoint_owed(&self) -> bool {
+        self.checkpoint_dirty || !self.applied.unsaved().is_empty()
     }
 
     fn next_write_allowed(&self) -> Instant {
@@ -442,14 +455,25 @@ impl Observer {
         }
     }
 
-    /// Writes what is owed, when the write budget and the back-off allow (or `force`). A write
-    /// that fails (disk full, IO error, read-only) is reported and retried later; nothing is
-    /// lost, since the fold's state stays in memory and the files on disk stay consistent.
+    /// Writes what is owed, when the write budget, the checkpoint interval and the back-off
+    /// allow (or everything owed with `force`). A write that fails (disk full, IO error,
+    /// read-only) is reported and retried later; nothing is lost, since the fold's state stays
+    /// in memory and the files on disk stay consistent.
     pub fn flush(&mut self, force: bool) {
-        if self.pending_write_deadline().is_none_or(|d| !force && d > Instant::now()) {
+        let now = Instant::now();
+        if !force && self.write_errors.retry_at().is_some_and(|t| t > now) {
             return;
         }
-        match self.write_state() {
+        let result = (|| {
+            if self.dirty && (force || self.next_write_allowed() <= Instant::now()) {
+                self.write_world()?;
+            }
+            if self.checkpoint_owed() && (force || self.last_checkpoint.is_none_or(|t| t + CHECKPOINT_EVERY <= now)) {
+                self.write_checkpoint()?;
+            }
+            anyhow::Ok(())
+        })();
+        match result {
             Ok(()) => {
                 if self.write_errors.is_failing() {
                     self.write_errors.succeeded();
@@ -462,16 +486,29 @@ impl Observer {
         }
     }
 
-    /// World files first, then new applied-files segments, then the checkpoint that covers
-    /// them. A crash in between leaves an older checkpoint: its events are folded again from
-    /// it, giving the same world; segments newer than it are removed at start.
-    fn write_state(&mut self) -> anyhow::Result<()> {
-        let now = chrono::Utc::now();
-        if self.dirty {
-            let (services, nodes) = self.world_files(now);
-            self.root.write_world(&services, &nodes).context("cannot write world/")?;
-            self.last_view = Some((services.services, nodes.nodes));
+    /// The world files, at once (within the write budget): readers see a fold within
+    /// milliseconds.
+    fn write_world(&mut self) -> anyhow::Result<()> {
+        let (services, nodes) = self.world_files(chrono::Utc::now());
+        self.root.write_world(&services, &nodes).context("cannot write world/")?;
+        self.last_view = Some((services.services, nodes.nodes));
+        self.dirty = false;
+        let first = self.recent_writes.is_empty();
+        self.recent_writes.push_back(Instant::now());
+        while self.recent_writes.len() > self.config.world_writes_per_second as usize {
+            self.recent_writes.pop_front();
         }
+        if first {
+            self.write_heartbeat_file();
+        }
+        Ok(())
+    }
+
+    /// New applied-files segments, then the checkpoint that covers them, at most every
+    /// [`CHECKPOINT_EVERY`]. World files may be newer than the checkpoint: after a crash the
+    /// events since are folded again from it (the fold is idempotent), giving the same world;
+    /// segments newer than it are removed at start.
+    fn write_checkpoint(&mut self) -> anyhow::Result<()> {
         let seq = self.checkpoint.applied_seq + 1;
         let mut written: Vec<(String, Vec<u64>)> = Vec::new();
         for (day, unsaved) in self.applied.unsaved() {
@@ -484,16 +521,15 @@ impl Observer {
             self.root.write_applied_segment(day, seq, &encode_segment(&segment)).with_context(|| format!("cannot write the applied-files record of {day}"))?;
             written.push((day.clone(), replaces));
         }
-        let mut checkpoint_seq = self.checkpoint.applied_seq;
-        if !written.is_empty() {
-            checkpoint_seq = seq;
-        }
+        let checkpoint_seq = if written.is_empty() { self.checkpoint.applied_seq } else { seq };
         let old_seq = std::mem::replace(&mut self.checkpoint.applied_seq, checkpoint_seq);
         if let Err(e) = self.root.write_json(CHECKPOINT_FILE, &self.checkpoint) {
             self.checkpoint.applied_seq = old_seq;
             return Err(e).context("cannot write the checkpoint");
         }
         self.applied.mark_saved();
+        self.checkpoint_dirty = false;
+        self.last_checkpoint = Some(Instant::now());
         for (day, replaced) in written {
             let on_disk = self.segments.entry(day.clone()).or_default();
             on_disk.retain(|s| !replaced.contains(s));
@@ -503,15 +539,6 @@ impl Observer {
                     tracing::warn!(day, old, error = %e, "cannot remove a merged applied-files segment (harmless: it is a subset)");
                 }
             }
-        }
-        self.dirty = false;
-        let first = self.recent_writes.is_empty();
-        self.recent_writes.push_back(Instant::now());
-        while self.recent_writes.len() > self.config.world_writes_per_second as usize {
-            self.recent_writes.pop_front();
-        }
-        if first {
-            self.write_heartbeat_file();
         }
         Ok(())
     }
