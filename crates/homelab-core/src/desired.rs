@@ -180,6 +180,48 @@ fn default_mqtt_port() -> u16 {
     1883
 }
 
+/// Health from Prometheus Alertmanager: the service is unhealthy while an alert named
+/// `alertname` whose labels include every pair of `labels` fires, and healthy again when it
+/// resolves. The agent does not run it; the Alertmanager receiver (the UI's
+/// `POST /api/v1/alertmanager` or `hcp alertmanager`) turns matching alerts into this service's
+/// events, whatever their `node`/`service` labels say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertCheck {
+    pub alertname: String,
+    /// Labels the alert must carry with exactly these values (e.g. `instance`, `job`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl AlertCheck {
+    /// Whether an alert with these labels is one this check listens to.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels.get("alertname") == Some(&self.alertname) && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.alertname.trim().is_empty() {
+            return Err("alert: alertname must not be empty".into());
+        }
+        for k in self.labels.keys() {
+            if k == "alertname" {
+                return Err("alert: put the alert name in `alertname`, not in `labels`".into());
+            }
+            if !is_label_name(k) {
+                return Err(format!("alert: {k:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
 /// One health check, written in YAML as a one-key map: `- tcp: { port: 1883 }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -190,6 +232,8 @@ pub enum Check {
     Exec(ExecCheck),
     Systemd(SystemdCheck),
     Mqtt(MqttCheck),
+    /// Not run by the agent: health from Alertmanager alerts.
+    Alert(AlertCheck),
 }
 
 pub const DEFAULT_CHECK_TIMEOUT_SECS: u64 = 10;
@@ -203,7 +247,13 @@ impl Check {
             Check::Exec(_) => "exec",
             Check::Systemd(_) => "systemd",
             Check::Mqtt(_) => "mqtt",
+            Check::Alert(_) => "alert",
         }
+    }
+
+    /// True for checks the node agent runs itself (every kind but `alert`).
+    pub fn is_local(&self) -> bool {
+        !matches!(self, Check::Alert(_))
     }
 
     pub fn timeout(&self) -> std::time::Duration {
@@ -214,6 +264,7 @@ impl Check {
             Check::Exec(c) => c.timeout_secs,
             Check::Systemd(c) => c.timeout_secs,
             Check::Mqtt(c) => c.timeout_secs,
+            Check::Alert(_) => None,
         };
         std::time::Duration::from_secs(secs.unwrap_or(DEFAULT_CHECK_TIMEOUT_SECS))
     }
@@ -236,7 +287,7 @@ struct RawService {
     #[serde(default = "yes")]
     monitor: bool,
     #[serde(default)]
-    checks: Vec<Check>,
+    checks: Vec<Spanned<Check>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +341,28 @@ pub struct HostFile {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DesiredState {
     pub hosts: BTreeMap<String, HostSpec>,
+}
+
+impl ServiceSpec {
+    /// The `alert:` checks: health the Alertmanager receiver reports for this service.
+    pub fn alert_checks(&self) -> impl Iterator<Item = &AlertCheck> {
+        self.checks.iter().filter_map(|c| match c {
+            Check::Alert(a) => Some(a),
+            _ => None,
+        })
+    }
+
+    /// True when some of this service's health comes from alerts (an `alert:` check). Such a
+    /// service is silent while all is well: the agent sends no periodic `service_healthy` for
+    /// it (that would clear a firing alert), so its absence from world state is not news.
+    pub fn has_alert_checks(&self) -> bool {
+        self.alert_checks().next().is_some()
+    }
+
+    /// True when every check is an `alert:` check: the agent runs nothing for this service.
+    pub fn alert_only(&self) -> bool {
+        self.has_alert_checks() && self.checks.iter().all(|c| !c.is_local())
+    }
 }
 
 impl HostSpec {
@@ -396,7 +469,12 @@ pub fn parse_host_file(file: &str, folder_node: &str, text: &str) -> Result<Host
             }
         }
         for check in &svc.value.checks {
-            if let Check::Http(h) = check {
+            if let Check::Alert(a) = &check.value {
+                if let Err(e) = a.validate() {
+                    errors.push(err(check.referenced.line(), check.referenced.column(), format!("service {name:?}: {e}"), Some("see docs/alertmanager.md")));
+                }
+            }
+            if let Check::Http(h) = &check.value {
                 if let Some(auth) = &h.basic_auth {
                     if auth.password_env.is_none() == auth.password_file.is_none() {
                         errors.push(err(
@@ -434,7 +512,7 @@ pub fn parse_host_file(file: &str, folder_node: &str, text: &str) -> Result<Host
                 containers: s.containers,
                 depends_on: s.depends_on.into_iter().map(|d| d.value).collect(),
                 monitor: s.monitor,
-                checks: s.checks,
+                checks: s.checks.into_iter().map(|c| c.value).collect(),
             };
             (name, spec)
         })

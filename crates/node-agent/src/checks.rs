@@ -59,17 +59,20 @@ pub fn failure_type(check: &Check) -> &'static str {
         // The contract has no systemd-specific type: the generic one says it.
         Check::Systemd(_) => "service_unhealthy",
         Check::Mqtt(_) => "mqtt_unreachable",
+        // Never run by the agent (the Alertmanager receiver reports it).
+        Check::Alert(_) => "service_unhealthy",
     }
 }
 
-/// The checks that run for a service: its own, or, when it lists none but names containers or a
-/// compose folder, an implicit container check (a service with containers is at least expected
-/// to have them running).
+/// The checks the agent runs for a service: its own local ones (`alert:` checks are the
+/// Alertmanager receiver's, never run here), or, when it lists no check at all but names
+/// containers or a compose folder, an implicit container check (a service with containers is at
+/// least expected to have them running). Empty for a service whose every check is `alert:`.
 pub fn effective_checks(spec: &ServiceSpec) -> Vec<Check> {
     if spec.checks.is_empty() && (!spec.containers.is_empty() || spec.compose_dir.is_some()) {
         vec![Check::Container(ContainerCheck::default())]
     } else {
-        spec.checks.clone()
+        spec.checks.iter().filter(|c| c.is_local()).cloned().collect()
     }
 }
 
@@ -167,6 +170,7 @@ impl Checker {
             Check::Exec(c) => self.exec(c).await,
             Check::Systemd(c) => systemd(c).await,
             Check::Mqtt(c) => mqtt(c).await,
+            Check::Alert(_) => Err("alert checks are not run by the agent".into()),
         }
     }
 
@@ -447,5 +451,12 @@ mod tests {
         assert_eq!(effective_checks(&spec).len(), 1);
         spec.containers.clear();
         assert!(effective_checks(&spec).is_empty());
+        // Only alert checks: nothing runs here, not even the implicit container check.
+        let alert = Check::Alert(homelab_core::desired::AlertCheck { alertname: "Down".into(), labels: Default::default() });
+        spec.containers = vec!["db".into()];
+        spec.checks = vec![alert.clone()];
+        assert!(effective_checks(&spec).is_empty());
+        spec.checks = vec![alert, Check::Tcp(TcpCheck { port: 1, host: "127.0.0.1".into(), timeout_secs: None })];
+        assert_eq!(effective_checks(&spec).iter().map(Check::kind).collect::<Vec<_>>(), ["tcp"]);
     }
 }

@@ -43,13 +43,14 @@ pub fn classify(action: &str, attributes: &HashMap<String, String>) -> Option<Si
 
 /// The monitored service a container belongs to: listed by name in `containers`, or (for a
 /// service that lists none) carrying the compose label with the service's name.
+/// Services whose every check is `alert:` are left out: the agent reports nothing for them.
 pub fn service_of(spec: &HostSpec, attributes: &HashMap<String, String>) -> Option<String> {
     let name = attributes.get("name")?;
-    if let Some((svc, _)) = spec.monitored().find(|(_, s)| s.containers.iter().any(|c| c == name)) {
+    if let Some((svc, _)) = spec.monitored().find(|(_, s)| !s.alert_only() && s.containers.iter().any(|c| c == name)) {
         return Some(svc.clone());
     }
     let label = attributes.get(COMPOSE_SERVICE_LABEL)?;
-    spec.monitored().find(|(svc, s)| s.containers.is_empty() && *svc == label).map(|(svc, _)| svc.clone())
+    spec.monitored().find(|(svc, s)| !s.alert_only() && s.containers.is_empty() && *svc == label).map(|(svc, _)| svc.clone())
 }
 
 /// Follows the events stream until shutdown, reconnecting with a pause when it breaks.
@@ -149,13 +150,14 @@ mod tests {
 
     #[test]
     fn service_of_table() {
-        let yaml = "services:\n  mosquitto:\n    containers: [mqtt-broker]\n  z2m:\n    compose_dir: /srv/z2m\n  ha:\n    monitor: false\n    containers: [ha]\n";
+        let yaml = "services:\n  mosquitto:\n    containers: [mqtt-broker]\n  z2m:\n    compose_dir: /srv/z2m\n  ha:\n    monitor: false\n    containers: [ha]\n  ghost:\n    containers: [ghost]\n    checks:\n      - alert: { alertname: GhostDown }\n";
         let spec = homelab_core::desired::parse_host_file("t", "edge-1", yaml).unwrap().spec;
         let cases = [
             ("listed by name", attrs(&[("name", "mqtt-broker")]), Some("mosquitto")),
             ("by compose label", attrs(&[("name", "z2m-z2m-1"), (COMPOSE_SERVICE_LABEL, "z2m")]), Some("z2m")),
             ("not monitored", attrs(&[("name", "ha")]), None),
             ("a stranger", attrs(&[("name", "random")]), None),
+            ("health from alerts only: the agent stays out", attrs(&[("name", "ghost")]), None),
             ("a label of a service that lists its containers", attrs(&[("name", "other"), (COMPOSE_SERVICE_LABEL, "mosquitto")]), None),
         ];
         for (situation, a, want) in cases {

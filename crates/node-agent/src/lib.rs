@@ -7,10 +7,16 @@
 //! - The Docker events stream reports a dead or unhealthy container of a known service at once.
 //! - Events go to a data root (`--root`) or through a durable spool to the control plane
 //!   (`--control-plane`); failing checks also go to NATS when `NATS_URL` is set.
-//! - `GET /health?check=…` on `LISTEN_PORT` answers readiness probes.
+//! - `GET /health?check=…` on `LISTEN_PORT` answers readiness probes; `GET /metrics` next to it
+//!   serves the agent's metrics (check results and durations, events).
+//! - `alert:` checks are not run here: their health comes from Alertmanager through the
+//!   receiver. A service with only `alert:` checks gets no event from the agent at all; a
+//!   service with some gets its local failures and recoveries, but no periodic
+//!   `service_healthy` (which would clear a firing alert within one interval).
 
 pub mod checks;
 pub mod docker_events;
+pub mod metrics;
 pub mod nats;
 pub mod node;
 pub mod readiness;
@@ -88,6 +94,7 @@ pub struct Config {
 /// What the readiness endpoint and the Docker watcher share with the main loop.
 pub struct Shared {
     pub checker: Checker,
+    pub metrics: metrics::Metrics,
     spec: RwLock<Option<Arc<HostSpec>>>,
 }
 
@@ -135,7 +142,7 @@ pub async fn run_with_listener(config: Config, shutdown: CancellationToken, list
         Some(url) => Some(Publisher::connect(url).await?),
         None => None,
     };
-    let shared = Arc::new(Shared { checker: Checker::new()?, spec: RwLock::new(None) });
+    let shared = Arc::new(Shared { checker: Checker::new()?, metrics: metrics::Metrics::default(), spec: RwLock::new(None) });
     let (tx, rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
         node: config.node.clone(),
@@ -176,7 +183,7 @@ pub async fn run_with_listener(config: Config, shutdown: CancellationToken, list
     }
     if let Some(listener) = listener {
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, "readiness endpoint: GET /health?check=…");
+        tracing::info!(%addr, "readiness endpoint: GET /health?check=…, metrics: GET /metrics");
         let app = readiness::router(shared.clone());
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -298,10 +305,13 @@ impl Agent {
         self.flush_issues(true);
         self.reported.clear();
         let spec = self.reload_hosts();
+        self.shared.metrics.pass_started();
         if let Some(spec) = &spec {
-            let names: BTreeSet<&String> = spec.monitored().map(|(n, _)| n).collect();
+            // Services whose health comes only from alerts: nothing to run, nothing to say.
+            let names: BTreeSet<&String> = spec.monitored().filter(|(_, s)| !s.alert_only()).map(|(n, _)| n).collect();
             self.tracker.retain(|s| names.iter().any(|n| n.as_str() == s));
-            for (name, svc) in spec.monitored() {
+            self.shared.metrics.retain_services(|s| spec.services.contains_key(s));
+            for (name, svc) in spec.monitored().filter(|(_, s)| !s.alert_only()) {
                 self.spawn_service(name.clone(), svc.clone(), Source::Pass);
             }
         }
@@ -335,6 +345,9 @@ impl Agent {
                 if source == Source::Pass && pass == self.pass {
                     self.outstanding = self.outstanding.saturating_sub(1);
                 }
+                for r in &results {
+                    self.shared.metrics.check(&service, r.kind, r.passed, r.duration);
+                }
                 let (verdict, detail) = service_verdict(&results);
                 let data = json!({ "checks": results.iter().map(|r| json!({
                     "kind": r.kind, "passed": r.passed, "reason": r.reason, "duration_ms": r.duration.as_millis() as u64,
@@ -342,11 +355,14 @@ impl Agent {
                 self.service_verdict(&service, verdict, detail, Some(data), source, pass).await;
             }
             Msg::ContainerDown { service, detail } => {
+                if self.shared.spec().and_then(|s| s.services.get(&service).map(|s| s.alert_only())).unwrap_or(false) {
+                    return;
+                }
                 let verdict = Verdict::Unhealthy { event_type: "containers_not_running" };
                 self.service_verdict(&service, verdict, detail, None, Source::DockerEvent, self.pass).await;
             }
             Msg::Recheck { service } => {
-                if let Some(spec) = self.shared.spec().and_then(|s| s.services.get(&service).cloned()) {
+                if let Some(spec) = self.shared.spec().and_then(|s| s.services.get(&service).cloned()).filter(|s| !s.alert_only()) {
                     self.spawn_service(service, spec, Source::DockerEvent);
                 }
             }
@@ -365,14 +381,22 @@ impl Agent {
     async fn service_verdict(&mut self, service: &str, verdict: Verdict, detail: String, data: Option<serde_json::Value>, source: Source, pass: u64) {
         let failing = matches!(verdict, Verdict::Unhealthy { .. });
         let Some(kind) = self.tracker.observe(service, verdict, source) else { return };
-        let mut event = self.event(kind, Some(service));
-        event.detail = Some(detail.clone());
-        event.data = data;
-        let ts = event.ts;
-        self.emit(event).await;
         if source == Source::Pass && pass == self.pass {
             self.reported.insert(service.to_owned());
         }
+        // Part of its health comes from alerts: a periodic positive would clear a firing alert.
+        // Failures and recoveries of the local checks are still news.
+        let quiet = kind == "service_healthy" && self.shared.spec().and_then(|s| s.services.get(service).map(|s| s.has_alert_checks())).unwrap_or(false);
+        let ts = if quiet {
+            chrono::Utc::now()
+        } else {
+            let mut event = self.event(kind, Some(service));
+            event.detail = Some(detail.clone());
+            event.data = data;
+            let ts = event.ts;
+            self.emit(event).await;
+            ts
+        };
         if failing && self.nats.is_some() {
             let issue_detail = format!("{kind}: {detail}");
             if source == Source::Pass && pass == self.pass {
@@ -424,7 +448,7 @@ impl Agent {
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting_issues).into_iter().partition(|(service, _, _)| {
             all || spec.as_ref().and_then(|s| s.services.get(service)).is_none_or(|svc| {
                 svc.depends_on.iter().all(|d| {
-                    self.reported.contains(d) || spec.as_ref().and_then(|s| s.services.get(d)).is_none_or(|dep| !dep.monitor)
+                    self.reported.contains(d) || spec.as_ref().and_then(|s| s.services.get(d)).is_none_or(|dep| !dep.monitor || dep.alert_only())
                 })
             })
         });
@@ -487,7 +511,9 @@ impl Agent {
     async fn emit(&mut self, event: Event) {
         let (kind, service) = (event.kind.clone(), event.service.clone());
         tracing::debug!(kind = %kind, service = ?service, detail = ?event.detail, "event");
-        if let Err(e) = self.sink.emit(event).await {
+        let result = self.sink.emit(event).await;
+        self.shared.metrics.event(&kind, result.is_ok());
+        if let Err(e) = result {
             self.emit_failures += 1;
             tracing::error!(error = format!("{e:#}"), kind = %kind, service = ?service, "cannot hand over an event");
         }

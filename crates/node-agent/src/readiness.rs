@@ -1,7 +1,15 @@
 //! The readiness endpoint: `GET /health?check=a,b` runs the named checks now and answers 200
-//! (all passed), 503 (one failed) or 500 (a name it does not know: the probe is misconfigured).
+//! (all passed) or 503 (one failed, or a name it does not know: that entry's reason is
+//! `Unknown check: <name>`, as load balancers configured for the seed endpoint expect).
 //! Names are service names (all checks of that service), `disk` and `readonly_fs`; without
 //! `check=` everything runs. A load balancer (HAProxy, OPNsense) can drain a node with it.
+//!
+//! A service whose every check is `alert:` is not checked here (its health comes from
+//! Alertmanager, which the agent cannot see): its entry passes with `checked_locally: false`,
+//! so a probe never drains a node for something the agent does not know. A service with local
+//! checks and `alert:` checks runs its local ones.
+//!
+//! `GET /metrics` on the same port serves [`crate::metrics`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +31,9 @@ pub struct CheckReport {
     pub passed: bool,
     pub reason: String,
     pub duration_ms: u64,
+    /// `false` for a service whose health comes only from alerts (nothing ran); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_locally: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -33,7 +44,11 @@ pub struct HealthBody {
 }
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
-    axum::Router::new().route("/health", axum::routing::get(health)).with_state(shared)
+    axum::Router::new().route("/health", axum::routing::get(health)).route("/metrics", axum::routing::get(metrics)).with_state(shared)
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], shared.metrics.render())
 }
 
 /// The names `check=` may use, given the host file in force.
@@ -56,21 +71,22 @@ async fn health(State(shared): State<Arc<Shared>>, Query(query): Query<HashMap<S
         let is_known = known.contains(name);
         async move {
             let t = Instant::now();
-            let (passed, reason) = if !is_known { (false, format!("Unknown check: {name}")) } else { run_named(&shared, name).await };
-            (is_known, CheckReport { name: name.clone(), passed, reason, duration_ms: ms(t.elapsed()) })
+            let (passed, reason, checked_locally) = if !is_known {
+                (false, format!("Unknown check: {name}"), None)
+            } else if shared.spec().and_then(|s| s.services.get(name).map(|s| s.alert_only())).unwrap_or(false) {
+                (true, "not checked locally: its health comes from Alertmanager alerts (alert: checks)".to_owned(), Some(false))
+            } else {
+                let (passed, reason) = run_named(&shared, name).await;
+                (passed, reason, None)
+            };
+            (is_known, CheckReport { name: name.clone(), passed, reason, duration_ms: ms(t.elapsed()), checked_locally })
         }
     });
     let results = futures_util::future::join_all(futures).await;
     let misconfigured = results.iter().any(|(known, _)| !known);
     let checks: Vec<CheckReport> = results.into_iter().map(|(_, r)| r).collect();
     let ready = !misconfigured && checks.iter().all(|c| c.passed);
-    let code = if misconfigured {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = HealthBody { status: if ready { "ready" } else { "not-ready" }, checks, total_duration_ms: ms(started.elapsed()) };
     (code, Json(body))
 }

@@ -26,6 +26,13 @@ services:
       - systemd: { unit: docker.service }
   homeassistant:
     monitor: false
+  ghost:
+    checks:
+      - alert: { alertname: ProbeFailed, labels: { instance: "https://ghost:443/x" } }
+  grafana:
+    checks:
+      - tcp: { port: 3000 }
+      - alert: { alertname: GrafanaDown }
 "#;
 
 #[test]
@@ -34,13 +41,23 @@ fn good_file_parses() {
     assert_eq!(h.spec.node, "edge-1");
     assert_eq!(h.spec.compose_command, ["docker-compose"]);
     assert_eq!(h.spec.ssh.as_ref().unwrap().port, Some(2222));
-    assert_eq!(h.spec.services.len(), 3);
+    assert_eq!(h.spec.services.len(), 5);
+    let ghost = &h.spec.services["ghost"];
+    assert!(ghost.alert_only() && ghost.has_alert_checks());
+    let probe = ghost.alert_checks().next().unwrap();
+    let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    assert!(probe.matches(&labels(&[("alertname", "ProbeFailed"), ("instance", "https://ghost:443/x"), ("job", "blackbox")])));
+    assert!(!probe.matches(&labels(&[("alertname", "ProbeFailed"), ("instance", "https://other:443/x")])));
+    assert!(!probe.matches(&labels(&[("alertname", "Other"), ("instance", "https://ghost:443/x")])));
+    let grafana = &h.spec.services["grafana"];
+    assert!(grafana.has_alert_checks() && !grafana.alert_only());
+    assert!(!h.spec.services["mosquitto"].has_alert_checks());
     assert_eq!(h.spec.services["zigbee2mqtt"].depends_on, ["mosquitto"]);
     assert_eq!(h.spec.services["zigbee2mqtt"].checks.len(), 4);
     assert_eq!(h.spec.services["mosquitto"].checks[1].timeout().as_secs(), 3);
     assert_eq!(h.spec.services["mosquitto"].checks[0].timeout().as_secs(), 10);
     assert!(!h.spec.services["homeassistant"].monitor);
-    assert_eq!(h.spec.monitored().count(), 2);
+    assert_eq!(h.spec.monitored().count(), 4);
     let default = parse_host_file("f", "n1", "services: {}").unwrap();
     assert_eq!(default.spec.node, "n1");
     assert_eq!(default.spec.compose_command, ["docker", "compose"]);
@@ -75,6 +92,11 @@ fn invalid_files_table() {
         "exactly one of password_env or password_file",
         3,
     );
+    check("services:\n  a:\n    checks:\n      - tcp: { port: 1 }\n      - alert: { alertname: \"\" }\n", "n1", "alertname must not be empty", 5);
+    check("services:\n  a:\n    checks:\n      - alert: { alertname: X, labels: { bad-label: y } }\n", "n1", "not a Prometheus label name", 4);
+    check("services:\n  a:\n    checks:\n      - alert: { alertname: X, labels: { alertname: Y } }\n", "n1", "not in `labels`", 4);
+    check("services:\n  a:\n    checks:\n      - alert: { labels: { job: y } }\n", "n1", "alertname", 4);
+    check("services:\n  a:\n    checks:\n      - alert: { alertname: X, timeout_secs: 3 }\n", "n1", "unknown field", 4);
     check("maintenance_windows:\n  - { start: \"2:00x\", end: \"05:00\" }\nservices: {}\n", "n1", "maintenance window", 2);
 }
 

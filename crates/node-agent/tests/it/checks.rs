@@ -212,3 +212,39 @@ async fn a_broken_host_file_keeps_the_last_good_one_in_force() {
     agent.stop().await;
     drop(open);
 }
+
+/// `alert:` checks are the Alertmanager receiver's: a service with only those gets no event from
+/// the agent (never "no checks configured" healthy), and one with local checks as well gets its
+/// local failures and recovery but no periodic `service_healthy` that would clear a firing alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_checks_are_left_to_alertmanager() {
+    let tr = TempRoot::new();
+    let port = closed_port();
+    tr.write_host(
+        "edge-1",
+        &format!(
+            "services:\n  ghost:\n    containers: [ghost]\n    checks:\n      - alert: {{ alertname: GhostDown, labels: {{ job: blackbox }} }}\n  mixed:\n    checks:\n      - tcp: {{ port: {port}, timeout_secs: 2 }}\n      - alert: {{ alertname: MixedDown }}\n  plain:\n    checks: []\n"
+        ),
+    );
+    let mut cfg = config(&tr, "edge-1");
+    cfg.check_interval = Duration::from_millis(300);
+    let agent = Agent::start(cfg).await;
+    let root = tr.root();
+    wait_for("the local failure of mixed", Duration::from_secs(10), || service_events(&root, "mixed").into_iter().find(|e| e.kind == "port_unreachable")).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    wait_for("its recovery", Duration::from_secs(10), || service_events(&root, "mixed").into_iter().find(|e| e.kind == "service_recovered")).await;
+    // Several more passes with mixed healthy: counted by heartbeats after the recovery.
+    let recovered_at = service_events(&root, "mixed").into_iter().find(|e| e.kind == "service_recovered").unwrap().ts;
+    wait_for("three more passes", Duration::from_secs(10), || {
+        (events(&root).into_iter().filter(|e| e.kind == "node_heartbeat" && e.ts > recovered_at).count() >= 3).then_some(())
+    })
+    .await;
+    let mixed: Vec<String> = service_events(&root, "mixed").into_iter().map(|e| e.kind).collect();
+    assert!(!mixed.contains(&"service_healthy".to_owned()), "no periodic positive for a service with alert checks: {mixed:?}");
+    assert_eq!(mixed.iter().filter(|k| *k == "service_recovered").count(), 1, "{mixed:?}");
+    assert!(service_events(&root, "ghost").is_empty(), "nothing for an alert-only service: {:?}", service_events(&root, "ghost"));
+    let plain = service_events(&root, "plain");
+    assert!(plain.iter().all(|e| e.kind == "service_healthy") && !plain.is_empty(), "a service without checks is still healthy every pass");
+    agent.stop().await;
+    drop(listener);
+}
