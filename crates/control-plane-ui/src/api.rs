@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{Operator, Refusal};
-use crate::{AppState, DecideError, Decision, decide};
+use crate::{AppState, DecideError, Decision, RetryError, decide};
 
 /// The OpenAPI 3 document, written by hand next to this file.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/actions/{id}", get(get_action))
         .route("/api/v1/actions/{id}/approve", post(approve))
         .route("/api/v1/actions/{id}/reject", post(reject))
+        .route("/api/v1/actions/{id}/retry", post(retry))
         .route("/api/v1/events", post(ingest))
         .route("/api/v1/alertmanager", post(alertmanager))
 }
@@ -129,6 +130,89 @@ impl From<DecideError> for ApiError {
     }
 }
 
+/// The storage error inside a failed retry, if that is why it failed.
+pub fn retry_storage_error(e: &RetryError) -> Option<&std::io::Error> {
+    match e {
+        RetryError::Store(homelab_store::TransitionError::Io { source, .. }) if storage_unavailable(source).is_some() => Some(source),
+        _ => None,
+    }
+}
+
+impl From<RetryError> for ApiError {
+    fn from(e: RetryError) -> ApiError {
+        let conflict = |code: &str, extra: serde_json::Value| {
+            let mut body = json!({ "error": e.to_string(), "code": code });
+            if let (Some(b), serde_json::Value::Object(x)) = (body.as_object_mut(), extra) {
+                b.extend(x);
+            }
+            ApiError { status: StatusCode::CONFLICT, body }
+        };
+        match &e {
+            RetryError::BadId(_) => ApiError::new(StatusCode::BAD_REQUEST, &e),
+            RetryError::Active { state, .. } => conflict("active", json!({ "state": state })),
+            RetryError::NoDrift { .. } => conflict("no_drift", json!({})),
+            RetryError::NotReported { .. } => conflict("drift_not_reported", json!({})),
+            RetryError::DriftUnreadable { .. } => conflict("drift_unreadable", json!({})),
+            RetryError::Store(_) => match retry_storage_error(&e) {
+                Some(io) => ApiError::write_failed(io),
+                None => ApiError::internal(&e),
+            },
+        }
+    }
+}
+
+/// Quarantined action files that belong to `id` (`quarantine/actions/<…id…>.json`): the id
+/// followed by `.` or `--`, at the start of the name or after `-`, `_` or `.`.
+pub fn quarantined_action_files(root: &homelab_store::DataRoot, id: &str) -> Vec<crate::snapshot::QuarantinedFile> {
+    let names = homelab_store::list_names(&root.quarantine_kind_dir("actions")).unwrap_or_default();
+    let belongs = |name: &str| {
+        name.match_indices(id).any(|(at, _)| {
+            let before_ok = at == 0 || matches!(name.as_bytes()[at - 1], b'-' | b'_' | b'.');
+            let rest = &name[at + id.len()..];
+            before_ok && (rest.starts_with('.') || rest.starts_with("--"))
+        })
+    };
+    let mine: Vec<String> = names.iter().filter(|n| !n.ends_with(".reason") && belongs(n)).map(|n| format!("quarantine/actions/{n}")).collect();
+    if mine.is_empty() {
+        return Vec::new();
+    }
+    // Only now read reasons (at most 4 KiB each, never following a symlink).
+    let listing = root.quarantine_listing(usize::MAX).unwrap_or_default();
+    listing
+        .recent
+        .into_iter()
+        .filter(|e| mine.contains(&e.file))
+        .map(|e| crate::snapshot::QuarantinedFile { file: e.file, reason: e.reason, at: homelab_core::rfc3339(e.at) })
+        .collect()
+}
+
+/// How looking up one action by id came out, for the API and the action page.
+pub enum Lookup {
+    Found(Box<homelab_store::actions::StoredAction>),
+    /// No readable file; these quarantined files are its (maybe empty).
+    Missing(Vec<crate::snapshot::QuarantinedFile>),
+    /// Its file does not parse: (file relative to the data root when known, reason).
+    Unreadable(String),
+}
+
+/// Finds an action by id without ever failing on a file's content.
+pub async fn lookup_action(state: &Arc<AppState>, id: &str) -> Result<Lookup, ApiError> {
+    let root = state.root.clone();
+    let id = id.to_owned();
+    tokio::task::spawn_blocking(move || match root.find_action(&id) {
+        Ok(Some(found)) => Ok(Lookup::Found(Box::new(found))),
+        Ok(None) => Ok(Lookup::Missing(quarantined_action_files(&root, &id))),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            let prefix = format!("{}/", root.path().display());
+            let text = e.to_string();
+            Ok(Lookup::Unreadable(text.strip_prefix(&prefix).unwrap_or(&text).to_owned()))
+        }
+        Err(e) => Err(ApiError::internal(e)),
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.status, Json(self.body)).into_response();
@@ -217,8 +301,10 @@ async fn openapi() -> Response {
 
 async fn world(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
     read_access(&state, &headers, peer)?;
-    let (services, nodes) = state.root.read_world().map_err(ApiError::internal)?;
-    Ok(Json(json!({ "services": services, "nodes": nodes })))
+    // From the view: each file on its own, the last good copy of one that does not parse.
+    let snap = state.snapshot().await.map_err(ApiError::internal)?;
+    let errors: Vec<_> = snap.summary.errors.iter().filter(|e| e.file.starts_with("world/")).collect();
+    Ok(Json(json!({ "services": snap.services_file, "nodes": snap.nodes_file, "errors": errors })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,9 +340,24 @@ async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: H
 async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
     read_access(&state, &headers, peer)?;
     homelab_core::validate_action_id(&id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-    match state.root.find_action(&id).map_err(ApiError::internal)? {
-        Some(found) => Ok(Json(found.action)),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}"))),
+    match lookup_action(&state, &id).await? {
+        Lookup::Found(found) => Ok(Json(found.action)),
+        Lookup::Missing(quarantined) if quarantined.is_empty() => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}"))),
+        Lookup::Missing(quarantined) => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            body: json!({
+                "error": format!("no readable action {id}: its file was quarantined ({}); see the reason", quarantined[0].file),
+                "quarantine": quarantined,
+            }),
+        }),
+        Lookup::Unreadable(reason) => Err(ApiError {
+            status: StatusCode::CONFLICT,
+            body: json!({
+                "error": format!("the file of action {id} does not parse: {reason}; it is listed under errors in /summary until it is fixed or quarantined"),
+                "code": "unreadable",
+                "reason": reason,
+            }),
+        }),
     }
 }
 
@@ -280,6 +381,29 @@ pub async fn apply_decision(state: &Arc<AppState>, op: &Operator, id: String, de
 async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     Ok(Json(apply_decision(&state, &op, id, Decision::Approve).await?))
+}
+
+/// Runs a retry for an authenticated operator and answers with the new pending action.
+pub async fn apply_retry(state: &Arc<AppState>, op: &Operator, id: String) -> Result<homelab_core::Action, RetryError> {
+    let root = state.root.clone();
+    let by = op.by.clone();
+    let result = tokio::task::spawn_blocking(move || crate::retry(&root, &id, &by, chrono::Utc::now()))
+        .await
+        .unwrap_or_else(|e| Err(RetryError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) })));
+    match &result {
+        Ok(a) => {
+            state.invalidate();
+            tracing::info!(action = %a.id, by = %op.by, "action proposed again by an operator");
+        }
+        Err(e) => tracing::info!(by = %op.by, error = %e, "retry not applied"),
+    }
+    result
+}
+
+async fn retry(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    let op = state.auth.for_mutation(&headers, peer.0, None)?;
+    let a = apply_retry(&state, &op, id).await?;
+    Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -144,6 +144,8 @@ pub struct AppState {
     pub max_clock_skew: Duration,
     pub max_event_age: Duration,
     cache: RwLock<Option<Arc<Snapshot>>>,
+    /// The last good copy of each file the view reads (see [`snapshot::LastGood`]).
+    last_good: Arc<std::sync::Mutex<snapshot::LastGood>>,
     dirty: AtomicBool,
     build_lock: tokio::sync::Mutex<()>,
 }
@@ -190,6 +192,7 @@ impl AppState {
             max_clock_skew: config.max_clock_skew,
             max_event_age: Duration::from_secs(u64::from(config.event_retention_days) * 86_400),
             cache: RwLock::new(None),
+            last_good: Arc::default(),
             dirty: AtomicBool::new(true),
             build_lock: tokio::sync::Mutex::new(()),
         })
@@ -223,9 +226,11 @@ impl AppState {
         let me = self.clone();
         let built = tokio::task::spawn_blocking(move || {
             let opts = BuildOptions { hosts: me.hosts.as_deref(), node_stale_after: me.node_stale_after };
-            Snapshot::build(&me.root, &opts, chrono::Utc::now())
+            // A panicking build (a bug) must not poison the memory of every later build.
+            let mut last = me.last_good.lock().unwrap_or_else(|p| p.into_inner());
+            Snapshot::build(&me.root, &opts, &mut last, chrono::Utc::now())
         })
-        .await?;
+        .await;
         match built {
             Ok(s) => {
                 let s = Arc::new(s);
@@ -234,7 +239,7 @@ impl AppState {
             }
             Err(e) => {
                 self.invalidate();
-                Err(anyhow::Error::new(e).context("cannot read the data root"))
+                Err(anyhow::Error::new(e).context("cannot build the view of the data root"))
             }
         }
     }
@@ -294,6 +299,54 @@ pub fn decide(root: &DataRoot, id: &str, decision: &Decision, by: &str, now: Tim
         TransitionError::BadId(e) => DecideError::BadId(e),
         other => DecideError::Store(other),
     })
+}
+
+/// Why a retry ("propose again") was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("{0}")]
+    BadId(homelab_core::NameError),
+    #[error("action {id} is already {state}: nothing to propose again")]
+    Active { id: String, state: ActionState },
+    #[error("no drift holds for {id} in {}: there is nothing to fix", snapshot::DRIFT_FILE)]
+    NoDrift { id: String },
+    #[error("the supervisor has not reported drift yet (no {}): cannot tell whether drift holds for {id}", snapshot::DRIFT_FILE)]
+    NotReported { id: String },
+    #[error("{} does not parse ({reason}): cannot tell whether drift holds for {id}", snapshot::DRIFT_FILE)]
+    DriftUnreadable { id: String, reason: String },
+    #[error("{0}")]
+    Store(TransitionError),
+}
+
+/// An operator asks to propose action `id` again (after `remediation_exhausted`, a rejection
+/// snooze, …): a fresh pending action with that id, history `by` (`ui:alice`, `api:token`,
+/// `cli:bob`) and the note `proposed again by …`. Every channel uses this.
+///
+/// The decision is the core's `homelab_core::plan::retry_action` on the supervisor's current
+/// `world/drift.json` (read here, never recomputed); the write is `DataRoot::create_action`,
+/// which never overwrites and refuses an id that is active anywhere (the answer to a race).
+pub fn retry(root: &DataRoot, id: &str, by: &str, now: Timestamp) -> Result<Action, RetryError> {
+    homelab_core::validate_action_id(id).map_err(RetryError::BadId)?;
+    let drift: homelab_core::drift::DriftFile = match root.read_json(snapshot::DRIFT_FILE) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Err(RetryError::NotReported { id: id.to_owned() }),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            let shown = format!("{}: ", root.path().join(snapshot::DRIFT_FILE).display());
+            let reason = e.to_string();
+            return Err(RetryError::DriftUnreadable { id: id.to_owned(), reason: reason.strip_prefix(&shown).unwrap_or(&reason).to_owned() });
+        }
+        Err(e) => return Err(RetryError::Store(TransitionError::Io { id: id.to_owned(), source: e })),
+    };
+    let action = homelab_core::plan::retry_action(&drift, id, root.active_state(id), by, now).map_err(|r| match r {
+        homelab_core::plan::RetryRefused::Active(state) => RetryError::Active { id: id.to_owned(), state },
+        homelab_core::plan::RetryRefused::NoDrift => RetryError::NoDrift { id: id.to_owned() },
+    })?;
+    root.create_action(&action).map_err(|e| match e {
+        TransitionError::AlreadyExists { state, .. } => RetryError::Active { id: id.to_owned(), state },
+        TransitionError::BadId(e) => RetryError::BadId(e),
+        other => RetryError::Store(other),
+    })?;
+    Ok(action)
 }
 
 /// A reject reason as stored: one line, printable, at most 500 characters.

@@ -70,6 +70,11 @@ fn l(k: &str, v: &str) -> Labels {
 
 /// Renders the metrics of a snapshot; heartbeat ages are taken at `now`.
 pub fn render(snap: &Snapshot, now: Timestamp) -> Result<String, std::fmt::Error> {
+    render_with(snap, &Extra::default(), now)
+}
+
+/// [`render`] with what only the running UI knows ([`Extra`]).
+pub fn render_with(snap: &Snapshot, extra: &Extra<'_>, now: Timestamp) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix("homelab");
     let s = &snap.summary;
 
@@ -88,6 +93,11 @@ pub fn render(snap: &Snapshot, now: Timestamp) -> Result<String, std::fmt::Error
     let drift = family(&mut registry, "drift", "Current drift, by kind");
     for kind in ["missing_service", "unhealthy_service", "disk_pressure", "node_unreachable"] {
         drift.get_or_create(&l("kind", kind)).set(s.drift.iter().filter(|d| d.kind == kind).count() as i64);
+    }
+
+    let decisions = family(&mut registry, "drift_decisions", "Current drift, by what happens next (world/drift.json's decision)");
+    for d in &s.drift {
+        decisions.get_or_create(&l("decision", &d.decision)).inc();
     }
 
     let actions = family(&mut registry, "actions", "Action files on disk, by state");
@@ -155,8 +165,149 @@ pub fn render(snap: &Snapshot, now: Timestamp) -> Result<String, std::fmt::Error
 
     let errors = family(&mut registry, "config_errors", "Configuration errors in force (hosts/ files that do not validate)");
     errors.get_or_create(&Vec::new()).set(s.config_errors.len() as i64);
+    let unreadable = family(&mut registry, "unreadable_files", "Files of the data root that do not parse or cannot be read now (errors in /summary)");
+    unreadable.get_or_create(&Vec::new()).set(s.errors.len() as i64);
+
+    extra_families(&mut registry, snap, extra, now);
 
     let mut out = String::new();
     encode(&mut out, &registry)?;
     Ok(out)
+}
+
+/// What the UI process counts itself (since it started): ingest and webhook requests and the
+/// events they wrote. Kept in [`crate::AppState`]; counters restart at zero with the process.
+#[derive(Debug, Default)]
+pub struct UiCounters {
+    /// (endpoint, HTTP status) → requests.
+    requests: std::sync::Mutex<std::collections::BTreeMap<(&'static str, u16), u64>>,
+    /// (source, outcome) → events.
+    events: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl UiCounters {
+    /// One answered request to `endpoint` (`events` or `alertmanager`).
+    pub fn request(&self, endpoint: &'static str, status: u16) {
+        *self.requests.lock().unwrap_or_else(|e| e.into_inner()).entry((endpoint, status)).or_default() += 1;
+    }
+
+    /// `n` events from `source` (`agent` or `alertmanager`) with `outcome` (`written`,
+    /// `duplicate`, `skipped`).
+    pub fn events(&self, source: &'static str, outcome: &'static str, n: u64) {
+        if n > 0 {
+            *self.events.lock().unwrap_or_else(|e| e.into_inner()).entry((source, outcome)).or_default() += n;
+        }
+    }
+
+    /// Records an ingest or webhook answer: its status, and the counts its JSON body reports
+    /// (`written`, `duplicates`, `skipped`).
+    pub fn answered(&self, endpoint: &'static str, source: &'static str, status: u16, body: Option<&serde_json::Value>) {
+        self.request(endpoint, status);
+        if let Some(b) = body {
+            self.events(source, "written", b["written"].as_u64().unwrap_or(0));
+            self.events(source, "duplicate", b["duplicates"].as_u64().unwrap_or(0));
+            self.events(source, "skipped", b["skipped"].as_array().map_or(0, |a| a.len() as u64));
+        }
+    }
+}
+
+/// Action files on disk by (state, type), read from the file names of the action folders (the
+/// type is the id's prefix). A gauge: archiving or deleting old files lowers it.
+pub fn action_files(root: &homelab_store::DataRoot) -> std::collections::BTreeMap<(&'static str, &'static str), u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for state in ActionState::ALL {
+        let Ok(names) = homelab_store::list_names(&root.action_dir(state)) else { continue };
+        for name in names.iter().filter(|n| n.ends_with(".json")) {
+            let kind = action_type_of(name);
+            *out.entry((state.as_str(), kind)).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// The action type an id (or file name) starts with.
+pub fn action_type_of(id: &str) -> &'static str {
+    use homelab_core::ActionType;
+    [ActionType::ContainerRestart, ActionType::Redeploy, ActionType::DiskCleanup]
+        .into_iter()
+        .find(|t| id.starts_with(&format!("{}-", t.as_str().replace('_', "-"))))
+        .map_or("unknown", |t| t.as_str())
+}
+
+/// What the handler adds to a snapshot's metrics.
+#[derive(Debug, Default)]
+pub struct Extra<'a> {
+    pub counters: Option<&'a UiCounters>,
+    pub action_files: std::collections::BTreeMap<(&'static str, &'static str), u64>,
+}
+
+/// `GET /metrics` for the UI: the snapshot's metrics, the process's own counters and the action
+/// files by type (listed off the async runtime).
+pub async fn render_for(state: &std::sync::Arc<crate::AppState>, snap: &Snapshot, now: Timestamp) -> anyhow::Result<String> {
+    let root = state.root.clone();
+    let action_files = tokio::task::spawn_blocking(move || action_files(&root)).await?;
+    Ok(render_with(snap, &Extra { counters: Some(&state.counters), action_files }, now)?)
+}
+
+/// Counters taken from a heartbeat's `counters`: (heartbeat key, label value).
+const SUPERVISOR_ENDED: [(&str, &str); 1] = [("actions_cancelled", "cancelled")];
+const EXECUTOR_ENDED: [(&str, &str); 3] = [("actions_completed", "completed"), ("actions_failed", "failed"), ("actions_interrupted", "interrupted")];
+/// Telegram's counters: (key, outcome).
+const TELEGRAM_SENT: [(&str, &str); 4] = [("messages_sent", "sent"), ("messages_edited", "edited"), ("follow_ups_sent", "follow_up"), ("api_failures", "failed")];
+
+fn extra_families(registry: &mut Registry, snap: &Snapshot, extra: &Extra<'_>, now: Timestamp) {
+    let _ = now;
+    let build = family(registry, "build_info", "The control plane's version (the UI's build); always 1");
+    build.get_or_create(&l("version", env!("CARGO_PKG_VERSION"))).set(1);
+
+    let stamps = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    registry.register("daemon_heartbeat_timestamp_seconds", "When each daemon last finished a loop (Unix time, from its heartbeat file)", stamps.clone());
+    let started = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    registry.register("daemon_start_time_seconds", "When each daemon started (Unix time, from its heartbeat file)", started.clone());
+    for (name, hb) in &snap.heartbeats {
+        if let Some(hb) = hb {
+            stamps.get_or_create(&l("daemon", name)).set(hb.last_loop_at.timestamp_millis() as f64 / 1000.0);
+            started.get_or_create(&l("daemon", name)).set(hb.started_at.timestamp_millis() as f64 / 1000.0);
+        }
+    }
+
+    // Monotonic while the daemon runs (from its heartbeat; a restart is a counter reset).
+    let hb_counter = |daemon: &str, key: &str| snap.heartbeats.get(daemon).and_then(Option::as_ref).and_then(|hb| hb.counters.get(key).copied());
+    let created = counters(registry, "actions_created", "Actions the supervisor wrote (since it started; from its heartbeat)");
+    if let Some(n) = hb_counter("supervisor", "actions_created") {
+        created.get_or_create(&Vec::new()).inc_by(n);
+    }
+    let ended = counters(registry, "actions_ended", "Actions that ended, by outcome: completed/failed/interrupted by the executor, cancelled by the supervisor (since each started; from heartbeats)");
+    for (daemon, keys) in [("supervisor", &SUPERVISOR_ENDED[..]), ("executor", &EXECUTOR_ENDED[..])] {
+        for (key, outcome) in keys {
+            if let Some(n) = hb_counter(daemon, key) {
+                ended.get_or_create(&l("outcome", outcome)).inc_by(n);
+            }
+        }
+    }
+    let notifications = counters(registry, "notifications", "Telegram Bot API calls, by outcome: sent, edited, follow_up, failed (since the task started; from its heartbeat)");
+    for (key, outcome) in TELEGRAM_SENT {
+        if let Some(n) = hb_counter("telegram", key) {
+            notifications.get_or_create(&l("outcome", outcome)).inc_by(n);
+        }
+    }
+
+    let files = family(registry, "action_files", "Action files on disk, by state folder and action type (a gauge: old files may be archived)");
+    for ((state, kind), n) in &extra.action_files {
+        files.get_or_create(&vec![("state".to_owned(), (*state).to_owned()), ("type".to_owned(), (*kind).to_owned())]).set(*n as i64);
+    }
+
+    if let Some(c) = extra.counters {
+        let requests = counters(registry, "ingest_requests", "Requests to the ingest endpoints (events from agents, alerts from Alertmanager), by endpoint and HTTP status (since the UI started)");
+        for ((endpoint, status), n) in c.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            requests.get_or_create(&vec![("endpoint".to_owned(), (*endpoint).to_owned()), ("code".to_owned(), status.to_string())]).inc_by(*n);
+        }
+        let events = counters(registry, "ingest_events", "Events taken in over HTTP, by source (agent, alertmanager) and outcome (written, duplicate, skipped) (since the UI started)");
+        for source in ["agent", "alertmanager"] {
+            events.get_or_create(&vec![("source".to_owned(), source.to_owned()), ("outcome".to_owned(), "written".to_owned())]);
+        }
+        for ((source, outcome), n) in c.events.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            events.get_or_create(&vec![("source".to_owned(), (*source).to_owned()), ("outcome".to_owned(), (*outcome).to_owned())]).inc_by(*n);
+        }
+    }
 }

@@ -14,9 +14,9 @@ use axum::routing::{get, post};
 use homelab_core::{Action, ActionState, ServiceStatus, rfc3339};
 use serde::Deserialize;
 
-use crate::api::{Peer, apply_decision, not_modified};
+use crate::api::{Lookup, Peer, apply_decision, apply_retry, lookup_action, not_modified};
 use crate::auth::{Operator, SESSION_COOKIE, valid_user};
-use crate::snapshot::{ActionSummary, Drift, Summary, etag_of};
+use crate::snapshot::{ActionSummary, Drift, FileError, Summary, etag_of};
 use crate::{AppState, DecideError, Decision};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -26,6 +26,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/actions/{id}", get(action))
         .route("/actions/{id}/approve", post(form_approve))
         .route("/actions/{id}/reject", post(form_reject))
+        .route("/actions/{id}/retry", post(form_retry))
         .route("/events", get(events))
         .route("/nodes/{node}", get(node))
         .route("/login", get(login_page).post(login))
@@ -214,13 +215,66 @@ pub fn ago(d: chrono::Duration) -> String {
     }
 }
 
+/// "in 42 s", "in 5 min", "in 3 h", "in 2 d"; a time past reads "ended 5 min ago".
+pub fn until(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    match s {
+        ..=0 => format!("ended {}", ago(-d)),
+        1..=59 => format!("in {s} s"),
+        60..=3599 => format!("in {} min", s / 60),
+        3600..=86_399 => format!("in {} h", s / 3600),
+        _ => format!("in {} d", s / 86_400),
+    }
+}
+
+fn parse_time(t: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// One drift row as the pages show it: the file's fields plus times relative to now.
+struct DriftRow<'a> {
+    d: &'a Drift,
+    /// `remediation exhausted` for `remediation_exhausted`.
+    decision_label: String,
+    since_ago: String,
+    until_rel: String,
+    retryable: bool,
+}
+
+fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, now: chrono::DateTime<chrono::Utc>) -> Vec<DriftRow<'a>> {
+    drift
+        .map(|d| DriftRow {
+            d,
+            decision_label: d.decision.replace('_', " "),
+            since_ago: d.since.as_deref().and_then(parse_time).map(|t| ago(now.signed_duration_since(t))).unwrap_or_default(),
+            until_rel: d.until.as_deref().and_then(parse_time).map(|t| until(t.signed_duration_since(now))).unwrap_or_default(),
+            retryable: d.retryable(),
+        })
+        .collect()
+}
+
+/// The drift section's note on where its rows come from ("" when from a current report).
+fn drift_note(s: &Summary) -> String {
+    s.drift_report.message.clone()
+}
+
+/// "as of 12 s ago" for the drift report shown.
+fn drift_at(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> String {
+    s.drift_report.generated_at.as_deref().and_then(parse_time).map(|t| ago(now.signed_duration_since(t))).unwrap_or_default()
+}
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardT<'a> {
     base: &'a str,
+    csrf: Option<String>,
     s: &'a Summary,
+    errors: &'a [FileError],
+    drift_state: &'a str,
+    drift_note: String,
+    drift_at: String,
     daemons: Vec<DaemonRow>,
-    drift: &'a [Drift],
+    drift: Vec<DriftRow<'a>>,
     services: Vec<ServiceRow>,
     quarantine: Vec<QuarantineRow>,
     /// Quarantined entries not listed on the card.
@@ -248,7 +302,21 @@ async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
             .collect();
         let quarantine = quarantine_rows(&snap.summary, now);
         let quarantine_more = snap.summary.quarantine.count.saturating_sub(quarantine.len());
-        let t = DashboardT { base: &state.base, s: &snap.summary, daemons, drift: &snap.summary.drift, services: service_rows(&snap.summary, None), quarantine, quarantine_more };
+        let s = &snap.summary;
+        let t = DashboardT {
+            base: &state.base,
+            csrf: v.csrf.clone(),
+            s,
+            errors: &s.errors,
+            drift_state: s.drift_report.state,
+            drift_note: drift_note(s),
+            drift_at: drift_at(s, now),
+            daemons,
+            drift: drift_rows(s.drift.iter(), now),
+            services: service_rows(s, None),
+            quarantine,
+            quarantine_more,
+        };
         respond(&state, &headers, &q, "Dashboard", v, t.render())
     }
     .await;
@@ -260,6 +328,7 @@ async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
 struct ActionsT<'a> {
     base: &'a str,
     csrf: Option<String>,
+    errors: &'a [FileError],
     /// (value, selected)
     nodes: Vec<(String, bool)>,
     states: Vec<(String, bool)>,
@@ -293,6 +362,7 @@ async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
         let t = ActionsT {
             base: &state.base,
             csrf: v.csrf.clone(),
+            errors: &s.errors,
             nodes: nodes.into_iter().map(|n| { let sel = n == fnode; (n, sel) }).collect(),
             states: ActionState::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str() == fstate)).collect(),
             sections,
@@ -308,6 +378,7 @@ async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
 struct ActionT<'a> {
     base: &'a str,
     csrf: Option<String>,
+    errors: &'a [FileError],
     a: &'a Action,
     created_at: String,
     history: Vec<(String, String, String, String)>,
@@ -319,15 +390,21 @@ async fn action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
         if homelab_core::validate_action_id(&id).is_err() {
             return Err(PageError::Status(StatusCode::BAD_REQUEST, "That is not a valid action id.".into()));
         }
-        let root = state.root.clone();
-        let idc = id.clone();
-        let found = tokio::task::spawn_blocking(move || root.find_action(&idc)).await.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
-        let Some(found) = found else {
-            return Err(PageError::Status(StatusCode::NOT_FOUND, format!("There is no action {id}.")));
+        let found = match lookup_action(&state, &id).await.map_err(|e| anyhow::anyhow!("{}", e.body["error"]))? {
+            Lookup::Found(found) => found,
+            Lookup::Missing(q) if q.is_empty() => return Err(PageError::Status(StatusCode::NOT_FOUND, format!("There is no action {id}."))),
+            Lookup::Missing(q) => {
+                let files: Vec<String> = q.iter().map(|e| format!("{} ({})", e.file, crate::snapshot::one_line(&e.reason))).collect();
+                return Err(PageError::Status(StatusCode::NOT_FOUND, format!("There is no readable action {id}: its file was quarantined: {}.", files.join("; "))));
+            }
+            Lookup::Unreadable(reason) => {
+                return Err(PageError::Status(StatusCode::CONFLICT, format!("The file of action {id} does not parse: {reason}. It stays listed under the unreadable files until it is fixed or quarantined.")));
+            }
         };
+        let snap = state.snapshot().await?;
         let a = found.action;
         let history = a.history.iter().map(|h| (rfc3339(h.at), h.state.to_string(), h.by.clone(), h.note.clone().unwrap_or_default())).collect();
-        let t = ActionT { base: &state.base, csrf: v.csrf.clone(), a: &a, created_at: rfc3339(a.created_at), history };
+        let t = ActionT { base: &state.base, csrf: v.csrf.clone(), errors: &snap.summary.errors, a: &a, created_at: rfc3339(a.created_at), history };
         respond(&state, &headers, &q, &format!("Action {id}"), v, t.render())
     }
     .await;
@@ -390,9 +467,13 @@ async fn events(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
 struct NodeT<'a> {
     base: &'a str,
     csrf: Option<String>,
+    errors: &'a [FileError],
+    drift_state: &'a str,
+    drift_note: String,
+    drift_at: String,
     name: &'a str,
     node: Option<&'a crate::snapshot::NodeSummary>,
-    drift: Vec<Drift>,
+    drift: Vec<DriftRow<'a>>,
     services: Vec<ServiceRow>,
     rows: Vec<&'a ActionSummary>,
 }
@@ -410,9 +491,13 @@ async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap
         let t = NodeT {
             base: &state.base,
             csrf: v.csrf.clone(),
+            errors: &s.errors,
+            drift_state: s.drift_report.state,
+            drift_note: drift_note(s),
+            drift_at: drift_at(s, chrono::Utc::now()),
             name: &name,
             node: s.nodes.get(&name),
-            drift: s.drift.iter().filter(|d| d.node == name).cloned().collect(),
+            drift: drift_rows(s.drift.iter().filter(|d| d.node == name), chrono::Utc::now()),
             services: service_rows(s, Some(&name)),
             rows,
         };
@@ -527,4 +612,24 @@ async fn form_approve(State(state): State<Arc<AppState>>, peer: Peer, headers: H
 async fn form_reject(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
     let reason = f.reason.clone();
     form_decide(state, peer, headers, id, f, Decision::Reject { reason }).await
+}
+
+async fn form_retry(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    let back = state.url("/");
+    let op: Operator = match state.auth.for_mutation(&headers, peer.0, f.csrf.as_deref()) {
+        Ok(op) => op,
+        Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
+    };
+    match apply_retry(&state, &op, id).await {
+        Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),
+        Err(e) => {
+            let api = crate::api::ApiError::from(e);
+            let msg = api.body["error"].as_str().unwrap_or("not proposed again").to_owned();
+            let mut r = message_page(&state, api.status, "Not proposed again", &msg, &back);
+            if api.status == StatusCode::SERVICE_UNAVAILABLE {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECS));
+            }
+            r
+        }
+    }
 }

@@ -4,6 +4,14 @@
 //! Rebuilding reads every file it needs; readers share the last build until it is older than
 //! the configured age or a file-system hint marked it dirty, so fifty mirrors polling `/summary`
 //! cost one build, not fifty.
+//!
+//! **Each file on its own.** A file that does not parse (or cannot be read) never fails a build:
+//! it is listed in `errors` (file and reason) and the view goes on with the last good copy of
+//! that file kept in [`LastGood`] (or without it when there is none). A heartbeat that does not
+//! parse reads as a stopped daemon.
+//!
+//! **Drift is read, never computed.** It is `world/drift.json`, the supervisor's own view with
+//! what happens next about each drift; until the supervisor wrote it the view says so.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -11,7 +19,8 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::Duration;
 
-use homelab_core::desired::{ConfigError, DesiredState};
+use homelab_core::desired::{ConfigError, DesiredState, HostFile};
+use homelab_core::drift::DriftFile;
 use homelab_core::world::{NodesFile, ServicesFile};
 use homelab_core::{Action, ActionState, DiskLevel, Heartbeat, ServiceStatus, Timestamp, rfc3339};
 use homelab_store::DataRoot;
@@ -23,6 +32,14 @@ pub const RECENT_TERMINAL: usize = 50;
 /// How many quarantined entries `/summary` lists (newest first).
 pub const RECENT_QUARANTINE: usize = 20;
 
+/// The supervisor's drift report, relative to the data root.
+pub const DRIFT_FILE: &str = "world/drift.json";
+/// The world files the observer writes.
+pub const SERVICES_FILE: &str = "world/services.json";
+pub const NODES_FILE: &str = "world/nodes.json";
+/// The supervisor's last good host files (read once, to start from what it has in force).
+pub const HOSTS_LAST_GOOD_FILE: &str = "state/hosts_last_good.json";
+
 /// `GET /summary`: the document a mirror polls. Field names are a protocol: add, never rename.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -31,13 +48,44 @@ pub struct Summary {
     pub world_generated_at: Option<String>,
     pub nodes: BTreeMap<String, NodeSummary>,
     pub services: BTreeMap<String, BTreeMap<String, ServiceSummary>>,
+    /// The entries of `world/drift.json` as the supervisor wrote them.
     pub drift: Vec<Drift>,
+    /// Whether `drift` comes from a report of the supervisor, and from when.
+    pub drift_report: DriftReport,
     pub actions: ActionsByState,
     pub counts: Counts,
     pub daemons: BTreeMap<String, DaemonSummary>,
     pub config_errors: Vec<ConfigError>,
     /// What sits in `quarantine/events/` and `quarantine/actions/`.
     pub quarantine: QuarantineSummary,
+    /// Files of the data root that could not be read or do not parse, right now.
+    pub errors: Vec<FileError>,
+}
+
+/// One file the view could not use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileError {
+    /// Relative to the data root (`world/services.json`, `actions/running/x.json`,
+    /// `state/heartbeat/observer.json`), or the hosts folder.
+    pub file: String,
+    /// Why: the parse error (with line and column) or the read error.
+    pub reason: String,
+    /// True when the view shows the last good copy of this file read earlier; false when it
+    /// goes without it.
+    pub last_good: bool,
+}
+
+/// `drift_report` in `/summary`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DriftReport {
+    /// `reported` (drift is the supervisor's current file), `not_reported` (no
+    /// `world/drift.json` yet: the supervisor has not run a reconcile), `unreadable` (the file
+    /// does not parse: drift is its last good copy, or empty when there is none).
+    pub state: &'static str,
+    /// The `generated_at` of the report shown (`null` when none is shown).
+    pub generated_at: Option<String>,
+    /// One sentence for people.
+    pub message: String,
 }
 
 /// `quarantine` in `/summary`.
@@ -80,24 +128,55 @@ pub struct ServiceSummary {
     pub last_event_at: String,
     pub last_event_id: String,
     pub consecutive_failures: u32,
-    /// Whether hosts/ wants it (monitored) on this node.
+    /// Whether hosts/ wants it (monitored) on this node. Also true while the node's desired
+    /// state is unknown (no hosts/ folder, or its file is broken with no last good version):
+    /// unknown never reads as "not desired".
     pub desired: bool,
 }
 
-/// One drift: a difference between desired state and world state.
+/// One drift and what happens next, as in `world/drift.json` (times as RFC 3339 text).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Drift {
     pub node: String,
     pub service: Option<String>,
     /// `missing_service`, `unhealthy_service`, `disk_pressure`, `node_unreachable`.
-    pub kind: &'static str,
-    /// The unhealthy reason, `missing`, the disk level, or `stale`/`never_seen`.
+    pub kind: String,
+    /// The unhealthy reason, `missing`, `high`, or `stale`/`never_seen`.
     pub trigger: String,
     /// A dependency of this service that is itself in drift.
     pub root_cause: Option<String>,
     pub since: Option<String>,
-    /// The active action that addresses it, if any.
+    /// What happens next: `action_created`, `already_active`, `root_cause_elsewhere`,
+    /// `remediation_exhausted`, `rejected_snoozed`, `waiting_grace`, `node_unreachable`, …
+    pub decision: String,
+    /// One sentence: what happens next and why.
+    pub reason: String,
+    /// The action the decision is about, if any.
     pub action_id: Option<String>,
+    /// When the decision ends by time, if it does.
+    pub until: Option<String>,
+}
+
+impl Drift {
+    fn of(d: &homelab_core::drift::DriftEntry) -> Drift {
+        Drift {
+            node: d.node.clone(),
+            service: d.service.clone(),
+            kind: d.kind.as_str().to_owned(),
+            trigger: d.trigger.clone(),
+            root_cause: d.root_cause.clone(),
+            since: d.since.map(rfc3339),
+            decision: d.decision.as_str().to_owned(),
+            reason: d.reason.clone(),
+            action_id: d.action_id.clone(),
+            until: d.until.map(rfc3339),
+        }
+    }
+
+    /// Whether an operator may ask for this drift's action again (Retry / Propose again).
+    pub fn retryable(&self) -> bool {
+        matches!(self.decision.as_str(), "remediation_exhausted" | "rejected_snoozed") && self.action_id.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,6 +220,8 @@ pub struct Counts {
     /// Every action file on disk, by state folder.
     pub actions: BTreeMap<&'static str, usize>,
     pub config_errors: usize,
+    /// Files that could not be read or do not parse (`errors`).
+    pub errors: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,6 +253,11 @@ pub struct Snapshot {
     pub desired: Option<DesiredState>,
     /// Quarantined entries by folder (`events`, `actions`).
     pub quarantine_by_kind: BTreeMap<&'static str, usize>,
+    /// The world files in force (each the current file, or its last good copy).
+    pub services_file: Option<ServicesFile>,
+    pub nodes_file: Option<NodesFile>,
+    /// The drift report in force (the current file, or its last good copy).
+    pub drift_file: Option<DriftFile>,
 }
 
 /// What a build needs besides the data root.
@@ -181,43 +267,195 @@ pub struct BuildOptions<'a> {
     pub node_stale_after: Duration,
 }
 
+/// The last good copy of every file the view reads, kept in memory between builds: a file that
+/// stops parsing is shown as it last was (and reported), never as missing.
+#[derive(Debug, Default)]
+pub struct LastGood {
+    services: Option<ServicesFile>,
+    nodes: Option<NodesFile>,
+    drift: Option<DriftFile>,
+    /// Per hosts folder, the host file in force; `None` until the first read of hosts/ (then
+    /// seeded from the supervisor's `state/hosts_last_good.json`).
+    hosts: Option<BTreeMap<String, HostFile>>,
+    /// Per (state folder, file name), the last content that parsed.
+    actions: BTreeMap<(ActionState, String), Action>,
+}
+
+/// An io error's text without the absolute path the store puts in front.
+fn reason_of(e: &std::io::Error, path: &Path) -> String {
+    let text = e.to_string();
+    let prefix = format!("{}: ", path.display());
+    text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text)
+}
+
+/// Reads one JSON file below the root on its own: the file when it parses (and it becomes the
+/// last good copy), nothing when it does not exist, else the error is recorded and the last
+/// good copy is used.
+fn read_one<T: serde::de::DeserializeOwned + Clone>(root: &DataRoot, rel: &str, last: &mut Option<T>, errors: &mut Vec<FileError>) -> (Option<T>, Option<String>) {
+    match root.read_json::<T>(rel) {
+        Ok(Some(v)) => {
+            *last = Some(v.clone());
+            (Some(v), None)
+        }
+        Ok(None) => {
+            *last = None;
+            (None, None)
+        }
+        Err(e) => {
+            let reason = reason_of(&e, &root.path().join(rel));
+            errors.push(FileError { file: rel.to_owned(), reason: reason.clone(), last_good: last.is_some() });
+            (last.clone(), Some(reason))
+        }
+    }
+}
+
+/// The hosts folder names whose file is broken and has no version in force: their node's
+/// desired state is unknown (the folder is the node's name by convention, as the supervisor
+/// assumes).
+fn unknown_folders(hosts: &Path, errors: &[ConfigError], in_force: &BTreeMap<String, HostFile>) -> BTreeSet<String> {
+    errors
+        .iter()
+        .filter_map(|e| Path::new(&e.file).strip_prefix(hosts).ok()?.components().next()?.as_os_str().to_str().map(str::to_owned))
+        .filter(|folder| !in_force.contains_key(folder))
+        .collect()
+}
+
 impl Snapshot {
-    pub fn build(root: &DataRoot, opts: &BuildOptions<'_>, now: Timestamp) -> std::io::Result<Snapshot> {
-        let (services_file, nodes_file) = root.read_world()?;
+    /// Reads the data root, each file on its own: never fails because of a file's content or
+    /// a folder that cannot be read; those are in `summary.errors`.
+    pub fn build(root: &DataRoot, opts: &BuildOptions<'_>, last: &mut LastGood, now: Timestamp) -> Snapshot {
+        let mut errors = Vec::new();
+        let (services_file, _) = read_one(root, SERVICES_FILE, &mut last.services, &mut errors);
+        let (nodes_file, _) = read_one(root, NODES_FILE, &mut last.nodes, &mut errors);
+        let (drift_file, drift_error) = read_one(root, DRIFT_FILE, &mut last.drift, &mut errors);
+
+        let mut unknown_nodes = BTreeSet::new();
         let (desired, mut config_errors) = match opts.hosts {
             Some(dir) if dir.is_dir() => {
-                let load = homelab_store::hosts::load_hosts(dir, &BTreeMap::new())?;
-                (Some(load.desired), load.errors)
-            }
-            _ => (None, Vec::new()),
-        };
-        let mut actions: BTreeMap<ActionState, Vec<Action>> = BTreeMap::new();
-        for state in ActionState::ALL {
-            actions.insert(state, root.list_actions(state)?.into_iter().map(|s| s.action).collect());
-        }
-        let mut heartbeats = BTreeMap::new();
-        // Each file on its own: a corrupt heartbeat is that daemon shown as stopped, not a
-        // failed page.
-        for (name, value) in root.read_heartbeats_each()? {
-            let hb: Option<Heartbeat> = value.ok().and_then(|v| serde_json::from_value(v).ok());
-            if let Some(hb) = &hb {
-                for e in &hb.config_errors {
-                    if !config_errors.contains(e) {
-                        config_errors.push(e.clone());
+                let last_hosts = last.hosts.get_or_insert_with(|| match root.read_json::<BTreeMap<String, HostFile>>(HOSTS_LAST_GOOD_FILE) {
+                    Ok(v) => v.unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(file = HOSTS_LAST_GOOD_FILE, error = %e, "cannot read the supervisor's last good host files; starting without them");
+                        BTreeMap::new()
+                    }
+                });
+                match homelab_store::hosts::load_hosts(dir, last_hosts) {
+                    Ok(load) => {
+                        unknown_nodes = unknown_folders(dir, &load.errors, &load.in_force);
+                        *last_hosts = load.in_force;
+                        (Some(load.desired), load.errors)
+                    }
+                    Err(e) => {
+                        errors.push(FileError { file: dir.display().to_string(), reason: format!("cannot read the hosts folder: {e}"), last_good: true });
+                        let mut d = DesiredState::default();
+                        for f in last_hosts.values() {
+                            d.hosts.entry(f.spec.node.clone()).or_insert_with(|| f.spec.clone());
+                        }
+                        (Some(d), Vec::new())
                     }
                 }
             }
-            heartbeats.insert(name, hb);
+            _ => (None, Vec::new()),
+        };
+
+        let mut actions: BTreeMap<ActionState, Vec<Action>> = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for state in ActionState::ALL {
+            let dir = root.action_dir(state);
+            let list = actions.entry(state).or_default();
+            let names = match homelab_store::list_names(&dir) {
+                Ok(names) => names,
+                Err(e) => {
+                    // Unlistable folder: keep showing what it held.
+                    errors.push(FileError { file: format!("actions/{state}/"), reason: format!("cannot list: {e}"), last_good: true });
+                    for ((s, name), a) in last.actions.iter().filter(|((s, _), _)| *s == state) {
+                        seen.insert((*s, name.clone()));
+                        list.push(a.clone());
+                    }
+                    continue;
+                }
+            };
+            for name in names.into_iter().filter(|n| n.ends_with(".json")) {
+                let path = dir.join(&name);
+                let key = (state, name);
+                match homelab_store::read_json_file::<Action>(&path) {
+                    Ok(Some(mut a)) => {
+                        a.state = state;
+                        last.actions.insert(key.clone(), a.clone());
+                        seen.insert(key);
+                        list.push(a);
+                    }
+                    Ok(None) => {} // moved on between listing and reading
+                    Err(e) => {
+                        let good = last.actions.get(&key).cloned();
+                        errors.push(FileError { file: format!("actions/{state}/{}", key.1), reason: reason_of(&e, &path), last_good: good.is_some() });
+                        if let Some(a) = good {
+                            list.push(a);
+                        }
+                        seen.insert(key);
+                    }
+                }
+            }
         }
-        let quarantine = root.quarantine_listing(RECENT_QUARANTINE)?;
-        Ok(Snapshot::from_parts(Parts { services_file, nodes_file, desired, config_errors, actions, heartbeats, quarantine }, opts.node_stale_after, now))
+        last.actions.retain(|k, _| seen.contains(k));
+
+        let mut heartbeats = BTreeMap::new();
+        // Each file on its own: a corrupt heartbeat is that daemon shown as stopped, not a
+        // failed page.
+        match root.read_heartbeats_each() {
+            Ok(each) => {
+                for (name, value) in each {
+                    let file = format!("state/heartbeat/{name}.json");
+                    let hb = match value {
+                        Ok(v) => match serde_json::from_value::<Heartbeat>(v) {
+                            Ok(hb) => Some(hb),
+                            Err(e) => {
+                                errors.push(FileError { file, reason: format!("not a heartbeat: {e}"), last_good: false });
+                                None
+                            }
+                        },
+                        Err(e) => {
+                            let shown = root.path().join(&file);
+                            let reason = e.strip_prefix(&format!("{}: ", shown.display())).unwrap_or(&e).to_owned();
+                            errors.push(FileError { file, reason, last_good: false });
+                            None
+                        }
+                    };
+                    if let Some(hb) = &hb {
+                        for e in &hb.config_errors {
+                            if !config_errors.contains(e) {
+                                config_errors.push(e.clone());
+                            }
+                        }
+                    }
+                    heartbeats.insert(name, hb);
+                }
+            }
+            Err(e) => errors.push(FileError { file: "state/heartbeat/".into(), reason: format!("cannot list: {e}"), last_good: false }),
+        }
+        let quarantine = match root.quarantine_listing(RECENT_QUARANTINE) {
+            Ok(q) => q,
+            Err(e) => {
+                errors.push(FileError { file: "quarantine/".into(), reason: e.to_string(), last_good: false });
+                homelab_store::quarantine::QuarantineListing::default()
+            }
+        };
+        let drift_report = drift_report(drift_file.as_ref(), drift_error.as_deref());
+        Snapshot::from_parts(
+            Parts { services_file, nodes_file, desired, unknown_nodes, config_errors, actions, heartbeats, quarantine, drift_file, drift_report: Some(drift_report), errors },
+            opts.node_stale_after,
+            now,
+        )
     }
 
     pub fn from_parts(parts: Parts, stale_after: Duration, now: Timestamp) -> Snapshot {
-        let Parts { services_file, nodes_file, desired, config_errors, actions, heartbeats, quarantine } = parts;
+        let Parts { services_file, nodes_file, desired, unknown_nodes, config_errors, actions, heartbeats, quarantine, drift_file, drift_report: report, errors } = parts;
         let wanted = desired.as_ref().map(|d| d.monitored_names()).unwrap_or_default();
+        // Unknown desired state (no hosts/, or a broken file with no last good version) never
+        // reads as "not desired".
+        let unknown = |node: &str| desired.is_none() || unknown_nodes.contains(node);
         let mut nodes = BTreeMap::new();
-        let node_files = nodes_file.map(|n| n.nodes).unwrap_or_default();
+        let node_files = nodes_file.as_ref().map(|n| n.nodes.clone()).unwrap_or_default();
         for (name, n) in &node_files {
             let up = n.last_seen.is_some_and(|seen| now.signed_duration_since(seen).to_std().unwrap_or_default() <= stale_after);
             nodes.insert(
@@ -227,7 +465,7 @@ impl Snapshot {
                     last_seen: n.last_seen.map(rfc3339),
                     disk_pressure: n.disk_pressure,
                     agent_version: n.agent_version.clone(),
-                    desired: wanted.contains_key(name),
+                    desired: wanted.contains_key(name) || unknown_nodes.contains(name),
                 },
             );
         }
@@ -236,10 +474,10 @@ impl Snapshot {
         }
         let world_generated_at = services_file.as_ref().map(|s| rfc3339(s.generated_at));
         let mut services: BTreeMap<String, BTreeMap<String, ServiceSummary>> = BTreeMap::new();
-        for (node, svcs) in services_file.map(|s| s.services).unwrap_or_default() {
+        for (node, svcs) in services_file.as_ref().map(|s| s.services.clone()).unwrap_or_default() {
             let entry = services.entry(node.clone()).or_default();
             for (name, s) in svcs {
-                let desired = wanted.get(&node).is_some_and(|w| w.contains(&name));
+                let desired = unknown(&node) || wanted.get(&node).is_some_and(|w| w.contains(&name));
                 entry.insert(
                     name,
                     ServiceSummary {
@@ -255,11 +493,8 @@ impl Snapshot {
                 );
             }
         }
-        let active: Vec<&Action> = [ActionState::Pending, ActionState::Approved, ActionState::Running]
-            .iter()
-            .flat_map(|s| actions.get(s).into_iter().flatten())
-            .collect();
-        let drift = compute_drift(desired.as_ref(), &nodes, &services, &active);
+        let drift: Vec<Drift> = drift_file.as_ref().map(|f| f.drifts.iter().map(Drift::of).collect()).unwrap_or_default();
+        let drift_report = report.unwrap_or_else(|| self::drift_report(drift_file.as_ref(), None));
 
         let summarize = |a: &Action| ActionSummary {
             id: a.id.clone(),
@@ -322,6 +557,7 @@ impl Snapshot {
             drift: drift.len(),
             actions: ActionState::ALL.iter().map(|s| (s.as_str(), actions.get(s).map_or(0, Vec::len))).collect(),
             config_errors: config_errors.len(),
+            errors: errors.len(),
         };
         let summary = Summary {
             version: 1,
@@ -329,6 +565,7 @@ impl Snapshot {
             nodes,
             services,
             drift,
+            drift_report,
             actions: by_state,
             counts,
             daemons,
@@ -337,13 +574,49 @@ impl Snapshot {
                 count: quarantine.count(),
                 recent: quarantine.recent.iter().map(|e| QuarantinedFile { file: e.file.clone(), reason: e.reason.clone(), at: rfc3339(e.at) }).collect(),
             },
+            errors,
         };
         let summary_json = axum::body::Bytes::from(serde_json::to_vec(&summary).expect("summary serializes"));
         let etag = etag_of(&summary_json);
         let summary_gzip = gzip(&summary_json);
         let markdown = markdown(&summary);
         let quarantine_by_kind = quarantine.by_kind;
-        Snapshot { built_at: now, summary, summary_json, summary_gzip, etag, markdown, heartbeats, approvals_by_channel, desired, quarantine_by_kind }
+        Snapshot {
+            built_at: now,
+            summary,
+            summary_json,
+            summary_gzip,
+            etag,
+            markdown,
+            heartbeats,
+            approvals_by_channel,
+            desired,
+            quarantine_by_kind,
+            services_file,
+            nodes_file,
+            drift_file,
+        }
+    }
+}
+
+/// What the drift section says about where its rows come from.
+pub fn drift_report(file: Option<&DriftFile>, error: Option<&str>) -> DriftReport {
+    let generated_at = file.map(|f| rfc3339(f.generated_at));
+    match (file, error) {
+        (_, Some(e)) => DriftReport {
+            state: "unreadable",
+            message: match &generated_at {
+                Some(at) => format!("{DRIFT_FILE} does not parse ({e}); showing its last good copy, from {at}."),
+                None => format!("{DRIFT_FILE} does not parse ({e}); no drift can be shown until the supervisor writes it again."),
+            },
+            generated_at,
+        },
+        (Some(_), None) => DriftReport { state: "reported", message: String::new(), generated_at },
+        (None, None) => DriftReport {
+            state: "not_reported",
+            message: format!("The supervisor has not reported yet (no {DRIFT_FILE}): drift shows once it has run a reconcile."),
+            generated_at: None,
+        },
     }
 }
 
@@ -353,10 +626,16 @@ pub struct Parts {
     pub services_file: Option<ServicesFile>,
     pub nodes_file: Option<NodesFile>,
     pub desired: Option<DesiredState>,
+    /// Nodes whose desired state is unknown (a broken host file without a last good version).
+    pub unknown_nodes: BTreeSet<String>,
     pub config_errors: Vec<ConfigError>,
     pub actions: BTreeMap<ActionState, Vec<Action>>,
     pub heartbeats: BTreeMap<String, Option<Heartbeat>>,
     pub quarantine: homelab_store::quarantine::QuarantineListing,
+    pub drift_file: Option<DriftFile>,
+    /// `None`: derived from `drift_file` (reported or not reported).
+    pub drift_report: Option<DriftReport>,
+    pub errors: Vec<FileError>,
 }
 
 fn gzip(bytes: &[u8]) -> axum::body::Bytes {
@@ -377,94 +656,6 @@ pub fn etag_of(bytes: &[u8]) -> String {
     let mut h = std::hash::DefaultHasher::new();
     bytes.hash(&mut h);
     format!("\"{:016x}-{:x}\"", h.finish(), bytes.len())
-}
-
-/// Drift for display: what the supervisor would see. Without hosts/ only unhealthy services
-/// and disk pressure are drift (nothing is known to be missing).
-pub fn compute_drift(
-    desired: Option<&DesiredState>,
-    nodes: &BTreeMap<String, NodeSummary>,
-    services: &BTreeMap<String, BTreeMap<String, ServiceSummary>>,
-    active: &[&Action],
-) -> Vec<Drift> {
-    let action_for = |node: &str, service: Option<&str>| {
-        active.iter().find(|a| a.node == node && a.service.as_deref() == service).map(|a| a.id.clone())
-    };
-    let mut out = Vec::new();
-    let mut node_names: BTreeSet<&String> = nodes.keys().collect();
-    if let Some(d) = desired {
-        node_names.extend(d.hosts.keys());
-    }
-    for node in node_names {
-        let n = nodes.get(node);
-        let up = n.is_some_and(|n| n.status == "up");
-        let host = desired.and_then(|d| d.hosts.get(node));
-        if host.is_some() && !up {
-            let trigger = if n.and_then(|n| n.last_seen.as_ref()).is_some() { "stale" } else { "never_seen" };
-            out.push(Drift {
-                node: node.clone(),
-                service: None,
-                kind: "node_unreachable",
-                trigger: trigger.into(),
-                root_cause: None,
-                since: n.and_then(|n| n.last_seen.clone()),
-                action_id: None,
-            });
-            continue;
-        }
-        if n.and_then(|n| n.disk_pressure) == Some(DiskLevel::High) {
-            out.push(Drift {
-                node: node.clone(),
-                service: None,
-                kind: "disk_pressure",
-                trigger: "high".into(),
-                root_cause: None,
-                since: None,
-                action_id: action_for(node, None),
-            });
-        }
-        let world = services.get(node);
-        // Per service: (kind, trigger, since), before root causes are known.
-        let mut found: BTreeMap<&str, (&'static str, String, Option<String>)> = BTreeMap::new();
-        match host {
-            Some(host) => {
-                for (name, _) in host.monitored() {
-                    match world.and_then(|w| w.get(name)) {
-                        None => {
-                            found.insert(name, ("missing_service", "missing".into(), None));
-                        }
-                        Some(s) if s.status == ServiceStatus::Unhealthy => {
-                            found.insert(name, ("unhealthy_service", s.reason.clone().unwrap_or_else(|| "service_unhealthy".into()), Some(s.since.clone())));
-                        }
-                        Some(_) => {}
-                    }
-                }
-            }
-            None if desired.is_none() => {
-                for (name, s) in world.into_iter().flatten() {
-                    if s.status == ServiceStatus::Unhealthy {
-                        found.insert(name, ("unhealthy_service", s.reason.clone().unwrap_or_else(|| "service_unhealthy".into()), Some(s.since.clone())));
-                    }
-                }
-            }
-            None => {}
-        }
-        for (name, (kind, trigger, since)) in &found {
-            let root_cause = host
-                .and_then(|h| h.services.get(*name))
-                .and_then(|spec| spec.depends_on.iter().find(|d| found.contains_key(d.as_str())).cloned());
-            out.push(Drift {
-                node: node.clone(),
-                service: Some((*name).to_owned()),
-                kind,
-                trigger: trigger.clone(),
-                root_cause,
-                since: since.clone(),
-                action_id: action_for(node, Some(name)),
-            });
-        }
-    }
-    out
 }
 
 /// The "Copy for AI" digest: what is wrong, in a form a person or a model can read at once.
@@ -513,14 +704,25 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(m, "None.");
     }
     let _ = writeln!(m, "\n## Drift\n");
-    if s.drift.is_empty() {
+    let r = &s.drift_report;
+    match r.state {
+        "reported" => {
+            let _ = writeln!(m, "As reported by the supervisor at {}.\n", r.generated_at.as_deref().unwrap_or("?"));
+        }
+        _ => {
+            let _ = writeln!(m, "{}\n", r.message);
+        }
+    }
+    if s.drift.is_empty() && r.state == "reported" {
         let _ = writeln!(m, "None.");
     }
     for d in &s.drift {
         let what = d.service.as_ref().map_or_else(|| d.node.clone(), |sv| format!("{}/{sv}", d.node));
         let rc = d.root_cause.as_ref().map(|r| format!(", root cause: {r}")).unwrap_or_default();
+        let since = d.since.as_ref().map(|t| format!(" since {t}")).unwrap_or_default();
         let act = d.action_id.as_ref().map(|a| format!(", action: {a}")).unwrap_or_default();
-        let _ = writeln!(m, "- {what}: {} ({}){rc}{act}", d.kind, d.trigger);
+        let until = d.until.as_ref().map(|u| format!(", until {u}")).unwrap_or_default();
+        let _ = writeln!(m, "- {what}: {} ({}){rc}{since} — next: {}{act}{until}: {}", d.kind, d.trigger, d.decision, one_line(&d.reason));
     }
     let _ = writeln!(m, "\n## Actions\n");
     let active: Vec<&ActionSummary> = s.actions.pending.iter().chain(&s.actions.approved).chain(&s.actions.running).collect();
@@ -547,6 +749,13 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(m, "{} quarantined (files that were not valid and were moved aside; see each `.reason` file). Newest:", q.count);
         for e in q.recent.iter().take(10) {
             let _ = writeln!(m, "- {} at {}: {}", e.file, e.at, one_line(&e.reason));
+        }
+    }
+    if !s.errors.is_empty() {
+        let _ = writeln!(m, "\n## Unreadable files\n");
+        for e in &s.errors {
+            let shown = if e.last_good { "showing its last good copy" } else { "not shown" };
+            let _ = writeln!(m, "- {}: {} ({shown})", e.file, one_line(&e.reason));
         }
     }
     if !s.config_errors.is_empty() {

@@ -40,59 +40,100 @@ fn world(lines: &[&str]) -> World {
     w
 }
 
-const HOST: &str = "services:\n  mqtt:\n    containers: [mqtt]\n  z2m:\n    depends_on: [mqtt]\n  off:\n    monitor: false\n";
+fn entry(node: &str, service: Option<&str>, kind: homelab_core::plan::DriftKind, decision: homelab_core::drift::NextStep, action: Option<&str>, until: Option<&str>) -> homelab_core::drift::DriftEntry {
+    homelab_core::drift::DriftEntry {
+        node: node.into(),
+        service: service.map(Into::into),
+        kind,
+        trigger: "containers_not_running".into(),
+        root_cause: None,
+        since: Some(ts("2026-05-27T11:50:00.000Z")),
+        decision,
+        reason: format!("{} because of a test", decision.as_str()),
+        action_id: action.map(Into::into),
+        until: until.map(ts),
+    }
+}
 
-fn check(world_lines: &[&str], with_hosts: bool, expect: &[&str]) {
-    let w = world(world_lines);
+/// Drift is the supervisor's file, shown as it is: every field, in its order, never recomputed
+/// from world state (here world says everything is fine and hosts/ is unknown).
+#[test]
+fn drift_is_the_file_verbatim() {
+    use homelab_core::drift::{DriftFile, NextStep};
+    use homelab_core::plan::DriftKind;
     let now = ts(NOW);
-    let desired = with_hosts.then(|| {
-        let f = parse_host_file("hosts/edge-1/services.yaml", "edge-1", HOST).unwrap();
-        let mut d = DesiredState::default();
-        d.hosts.insert("edge-1".into(), f.spec);
-        d
-    });
+    let w = world(&["edge-1 seen 11:59:30", "edge-1/mqtt healthy"]);
+    let file = DriftFile {
+        generated_at: ts("2026-05-27T11:59:58.000Z"),
+        drifts: vec![
+            entry("edge-1", Some("mqtt"), DriftKind::UnhealthyService, NextStep::RemediationExhausted, Some("redeploy-edge-1-mqtt"), Some("2026-05-27T12:14:00.000Z")),
+            entry("edge-1", Some("z2m"), DriftKind::MissingService, NextStep::WaitingGrace, None, Some("2026-05-27T12:01:00.000Z")),
+            entry("edge-2", None, DriftKind::NodeUnreachable, NextStep::NodeUnreachable, None, None),
+        ],
+    };
     let parts = Parts {
         services_file: Some(w.services_file(now)),
         nodes_file: Some(w.nodes_file(now, Duration::from_secs(90))),
-        desired,
+        drift_file: Some(file),
         ..Default::default()
     };
     let snap = Snapshot::from_parts(parts, Duration::from_secs(90), now);
-    let got: Vec<String> = snap
-        .summary
-        .drift
-        .iter()
-        .map(|d| {
-            let what = d.service.as_ref().map_or(d.node.clone(), |s| format!("{}/{s}", d.node));
-            let rc = d.root_cause.as_ref().map(|r| format!(" root_cause={r}")).unwrap_or_default();
-            format!("{what} {} {}{rc}", d.kind, d.trigger)
-        })
-        .collect();
-    assert_eq!(got, expect, "world {world_lines:?}");
+    let s = &snap.summary;
+    assert_eq!(s.drift_report.state, "reported");
+    assert_eq!(s.drift_report.generated_at.as_deref(), Some("2026-05-27T11:59:58.000Z"));
+    assert_eq!(s.counts.drift, 3);
+    let got: Vec<String> = s.drift.iter().map(|d| format!("{}/{:?} {} {} {:?} {:?}", d.node, d.service, d.kind, d.decision, d.action_id, d.until)).collect();
+    assert_eq!(
+        got,
+        [
+            "edge-1/Some(\"mqtt\") unhealthy_service remediation_exhausted Some(\"redeploy-edge-1-mqtt\") Some(\"2026-05-27T12:14:00.000Z\")",
+            "edge-1/Some(\"z2m\") missing_service waiting_grace None Some(\"2026-05-27T12:01:00.000Z\")",
+            "edge-2/None node_unreachable node_unreachable None None",
+        ]
+    );
+    assert!(s.drift[0].retryable() && !s.drift[1].retryable());
+    let json = serde_json::to_value(&s.drift[0]).unwrap();
+    for f in ["node", "service", "kind", "trigger", "root_cause", "since", "decision", "reason", "action_id", "until"] {
+        assert!(json.get(f).is_some(), "drift entry lacks {f}: {json}");
+    }
+    assert!(snap.markdown.contains("- edge-1/mqtt: unhealthy_service (containers_not_running) since 2026-05-27T11:50:00.000Z — next: remediation_exhausted, action: redeploy-edge-1-mqtt, until 2026-05-27T12:14:00.000Z: remediation_exhausted because of a test"), "{}", snap.markdown);
 }
 
+/// Before the supervisor wrote drift.json the view says so and shows no drift of its own, even
+/// where world state is obviously unhealthy.
 #[test]
-fn drift_table() {
-    // Everything healthy: no drift.
-    check(&["edge-1 seen 11:59:30", "edge-1/mqtt healthy", "edge-1/z2m healthy"], true, &[]);
-    // A desired service absent from world on an up node is missing.
-    check(&["edge-1 seen 11:59:30", "edge-1/mqtt healthy"], true, &["edge-1/z2m missing_service missing"]);
-    // The dependency is down too: the dependent's drift names it as root cause.
-    check(
-        &["edge-1 seen 11:59:30", "edge-1/mqtt unhealthy containers_not_running", "edge-1/z2m unhealthy http_check_failed"],
-        true,
-        &["edge-1/mqtt unhealthy_service containers_not_running", "edge-1/z2m unhealthy_service http_check_failed root_cause=mqtt"],
-    );
-    // A stale node is one node_unreachable drift, no per-service drift (bootstrap flood guard).
-    check(&["edge-1 seen 11:00:00", "edge-1/mqtt unhealthy containers_not_running"], true, &["edge-1 node_unreachable stale"]);
-    // Never seen at all.
-    check(&[], true, &["edge-1 node_unreachable never_seen"]);
-    // Disk pressure high on an up node.
-    check(&["edge-1 seen 11:59:30", "edge-1 disk high", "edge-1/mqtt healthy", "edge-1/z2m healthy"], true, &["edge-1 disk_pressure high"]);
-    // Without hosts/: unhealthy services are drift, nothing is missing.
-    check(&["edge-2 seen 11:59:30", "edge-2/web unhealthy port_unreachable"], false, &["edge-2/web unhealthy_service port_unreachable"]);
-    // monitor: false services are never drift.
-    check(&["edge-1 seen 11:59:30", "edge-1/mqtt healthy", "edge-1/z2m healthy", "edge-1/off unhealthy check_error"], true, &[]);
+fn no_drift_file_says_the_supervisor_has_not_reported() {
+    let now = ts(NOW);
+    let w = world(&["edge-1 seen 11:59:30", "edge-1/mqtt unhealthy containers_not_running"]);
+    let parts = Parts { services_file: Some(w.services_file(now)), nodes_file: Some(w.nodes_file(now, Duration::from_secs(90))), ..Default::default() };
+    let snap = Snapshot::from_parts(parts, Duration::from_secs(90), now);
+    assert!(snap.summary.drift.is_empty());
+    assert_eq!(snap.summary.drift_report.state, "not_reported");
+    assert!(snap.summary.drift_report.message.contains("has not reported yet"), "{:?}", snap.summary.drift_report);
+    assert!(snap.markdown.contains("The supervisor has not reported yet"), "{}", snap.markdown);
+}
+
+/// A node whose desired state is unknown (broken host file, no last good version) never reads
+/// as "not desired"; a known node's undesired service does.
+#[test]
+fn unknown_desired_state_is_not_not_desired() {
+    let now = ts(NOW);
+    let w = world(&["edge-1 seen 11:59:30", "edge-1/mqtt healthy", "edge-1/extra healthy", "edge-2 seen 11:59:30", "edge-2/web healthy"]);
+    let f = parse_host_file("hosts/edge-1/services.yaml", "edge-1", "services:\n  mqtt: {}\n").unwrap();
+    let mut d = DesiredState::default();
+    d.hosts.insert("edge-1".into(), f.spec);
+    let parts = Parts {
+        services_file: Some(w.services_file(now)),
+        nodes_file: Some(w.nodes_file(now, Duration::from_secs(90))),
+        desired: Some(d),
+        unknown_nodes: ["edge-2".to_owned()].into(),
+        ..Default::default()
+    };
+    let s = Snapshot::from_parts(parts, Duration::from_secs(90), now).summary;
+    assert!(s.services["edge-1"]["mqtt"].desired);
+    assert!(!s.services["edge-1"]["extra"].desired);
+    assert!(s.services["edge-2"]["web"].desired, "unknown desired state");
+    assert!(s.nodes["edge-2"].desired);
 }
 
 #[test]

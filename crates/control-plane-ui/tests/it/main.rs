@@ -3,5 +3,7 @@
 
 mod browser;
 mod disk;
+mod files;
 mod fixture;
+mod retry;
 mod router;

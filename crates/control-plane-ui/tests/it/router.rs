@@ -27,12 +27,14 @@ async fn summary_has_stable_fields_and_answers_304_when_unchanged() {
     let r = fx.send(get("/summary")).await;
     assert_eq!(r.status, StatusCode::OK);
     let s = r.json();
-    for f in ["version", "nodes", "services", "drift", "actions", "counts", "daemons", "config_errors"] {
+    for f in ["version", "nodes", "services", "drift", "drift_report", "actions", "counts", "daemons", "config_errors", "quarantine", "errors"] {
         assert!(s.get(f).is_some(), "summary lacks {f}: {s}");
     }
     assert_eq!(s["actions"]["pending"][0]["id"], id.as_str());
     assert_eq!(s["counts"]["actions"]["pending"], 1);
-    assert_eq!(s["drift"][0]["kind"], "node_unreachable", "edge-1 was never seen");
+    // No world/drift.json yet: no drift of the UI's own making, and it says why.
+    assert_eq!(s["drift"], json!([]));
+    assert_eq!(s["drift_report"]["state"], "not_reported");
     let etag = r.header("etag");
     assert!(etag.starts_with('"'), "{etag}");
 
@@ -409,7 +411,7 @@ async fn pages_render_and_fragments_use_etags() {
     let ev = event("edge-1", "containers_not_running", Some("mqtt"));
     fx.state.root.write_event(&ev).unwrap();
     let cases: &[(&str, &[&str])] = &[
-        ("/", &["Dashboard", "node_unreachable", "Configuration errors", "broken/services.yaml"]),
+        ("/", &["Dashboard", "The supervisor has not reported yet", "Configuration errors", "broken/services.yaml"]),
         ("/actions", &[&id, "Approve", "log in to decide"]),
         ("/actions?node=edge-2", &["None."]),
         (&format!("/actions/{id}"), &["action-state", "pending", "supervisor"]),
