@@ -14,7 +14,7 @@ async fn healthz_and_openapi() {
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ok\n"));
     let doc = fx.send(get("/api/v1/openapi.json")).await.json();
     assert_eq!(doc["openapi"], "3.0.3");
-    for p in ["/summary", "/api/v1/actions/{id}/approve", "/api/v1/actions/{id}/reject", "/api/v1/events", "/metrics"] {
+    for p in ["/summary", "/api/v1/actions/{id}/approve", "/api/v1/actions/{id}/reject", "/api/v1/actions/{id}/retry", "/api/v1/events", "/metrics"] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
     }
 }
