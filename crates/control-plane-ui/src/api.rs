@@ -287,7 +287,7 @@ async fn summary_md(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
 async fn metrics(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Response> {
     read_access(&state, &headers, peer)?;
     let snap = state.snapshot().await.map_err(ApiError::internal)?;
-    let text = crate::metrics::render(&snap, chrono::Utc::now()).map_err(ApiError::internal)?;
+    let text = crate::metrics::render_for(&state, &snap, chrono::Utc::now()).await.map_err(ApiError::internal)?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if crate::metrics::wants_text(accept) {
         return Ok(([(header::CONTENT_TYPE, crate::metrics::TEXT_CONTENT_TYPE)], crate::metrics::to_prometheus_text(&text)).into_response());
@@ -452,7 +452,21 @@ fn clock_sane(state: &AppState, index: usize, event: &Event, now: chrono::DateTi
     })
 }
 
+/// Counts what an ingest or webhook request came to (for `/metrics`).
+fn counted(state: &AppState, endpoint: &'static str, source: &'static str, r: &ApiResult<Json<serde_json::Value>>) {
+    match r {
+        Ok(Json(body)) => state.counters.answered(endpoint, source, 200, Some(body)),
+        Err(e) => state.counters.answered(endpoint, source, e.status.as_u16(), None),
+    }
+}
+
 async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+    let r = ingest_inner(state.clone(), headers, body).await;
+    counted(&state, "events", "agent", &r);
+    r
+}
+
+async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -502,7 +516,13 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
 /// resolved ones positive events (see `homelab_core::alertmanager`). Authenticated by the bearer
 /// `ALERTMANAGER_TOKEN`, or like any other mutation.
 async fn alertmanager(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
-    use homelab_core::alertmanager::{Mapped, Webhook, map_alert};
+    let r = alertmanager_inner(state.clone(), peer, headers, body).await;
+    counted(&state, "alertmanager", "alertmanager", &r);
+    r
+}
+
+async fn alertmanager_inner(state: Arc<AppState>, peer: Peer, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+    use homelab_core::alertmanager::{Mapped, Webhook, map_webhook};
     let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     let by_token = matches!((&state.alertmanager_token, bearer), (Some(t), Some(b)) if crate::auth::ct_eq(b, t));
     if !by_token {
@@ -511,9 +531,11 @@ async fn alertmanager(State(state): State<Arc<AppState>>, peer: Peer, headers: H
     let hook: Webhook =
         serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook body: {e}")))?;
     let now = chrono::Utc::now();
+    // Through the alert: checks of hosts/ as the view has them, else by labels.
+    let snap = state.snapshot().await.map_err(ApiError::internal)?;
     let (mut events, mut skipped) = (Vec::new(), Vec::new());
-    for alert in &hook.alerts {
-        match map_alert(alert, now) {
+    for mapped in map_webhook(&hook, &state.alert_mapping, snap.desired.as_ref(), now) {
+        match mapped {
             Mapped::Event(e) => events.push(e),
             Mapped::Skipped(why) => {
                 tracing::warn!(%why, "alert skipped");

@@ -69,6 +69,12 @@ pub struct Config {
     /// Bearer token Alertmanager sends to `POST /api/v1/alertmanager` (the UI token works too).
     #[arg(long, env = "ALERTMANAGER_TOKEN", hide_env_values = true)]
     pub alertmanager_token: Option<String>,
+    /// Labels naming an alert's node, tried in order (URLs and host:port are cut to the host).
+    #[arg(long, env = "ALERT_NODE_LABELS", default_value = "node,instance")]
+    pub alert_node_labels: String,
+    /// Labels naming an alert's service, tried in order.
+    #[arg(long, env = "ALERT_SERVICE_LABELS", default_value = "service,container,job")]
+    pub alert_service_labels: String,
     /// A node with no event for this long is shown as stale.
     #[arg(long, env = "NODE_STALE_AFTER", default_value = "90s", value_parser = parse_duration)]
     pub node_stale_after: Duration,
@@ -120,6 +126,8 @@ impl Config {
             trusted_user_header: "X-authentik-username".into(),
             agent_tokens: None,
             alertmanager_token: None,
+            alert_node_labels: "node,instance".into(),
+            alert_service_labels: "service,container,job".into(),
             node_stale_after: Duration::from_secs(90),
             refresh: Duration::from_secs(1),
             max_clock_skew: homelab_core::event::DEFAULT_MAX_CLOCK_SKEW,
@@ -138,6 +146,10 @@ pub struct AppState {
     pub auth: auth::Auth,
     pub env_agent_tokens: BTreeMap<String, String>,
     pub alertmanager_token: Option<String>,
+    /// How alert labels name a node and a service (`ALERT_NODE_LABELS`, `ALERT_SERVICE_LABELS`).
+    pub alert_mapping: homelab_core::alertmanager::Mapping,
+    /// Ingest and webhook counters for `/metrics`.
+    pub counters: metrics::UiCounters,
     pub node_stale_after: Duration,
     pub refresh: Duration,
     /// Clock sanity at ingest: how far ahead an event may be, and how old.
@@ -187,6 +199,8 @@ impl AppState {
             auth: auth::Auth::new(ui_token, summary_token, trusted, header),
             env_agent_tokens,
             alertmanager_token: config.alertmanager_token.clone().filter(|t| !t.trim().is_empty()),
+            alert_mapping: homelab_core::alertmanager::Mapping::parse(Some(&config.alert_node_labels), Some(&config.alert_service_labels)).map_err(|e| anyhow::anyhow!(e))?,
+            counters: metrics::UiCounters::default(),
             node_stale_after: config.node_stale_after,
             refresh: config.refresh,
             max_clock_skew: config.max_clock_skew,

@@ -304,7 +304,7 @@ fn extra_families(registry: &mut Registry, snap: &Snapshot, extra: &Extra<'_>, n
         }
         let events = counters(registry, "ingest_events", "Events taken in over HTTP, by source (agent, alertmanager) and outcome (written, duplicate, skipped) (since the UI started)");
         for source in ["agent", "alertmanager"] {
-            events.get_or_create(&vec![("source".to_owned(), source.to_owned()), ("outcome".to_owned(), "written".to_owned())]);
+            let _ = events.get_or_create(&vec![("source".to_owned(), source.to_owned()), ("outcome".to_owned(), "written".to_owned())]);
         }
         for ((source, outcome), n) in c.events.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             events.get_or_create(&vec![("source".to_owned(), (*source).to_owned()), ("outcome".to_owned(), (*outcome).to_owned())]).inc_by(*n);
