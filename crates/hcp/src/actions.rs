@@ -1,5 +1,6 @@
-//! `hcp actions list|show|approve|reject`: the same moves the UI makes, straight on the data
-//! root, recorded in the action's history as `cli:<user>`.
+//! `hcp actions list|show|approve|reject|retry` and `hcp drift`: the same moves the UI makes,
+//! straight on the data root, recorded in the action's history as `cli:<user>`; drift as the
+//! supervisor reported it in `world/drift.json`.
 
 use std::process::ExitCode;
 
@@ -44,6 +45,22 @@ pub enum ActionsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Propose an action again (after remediation_exhausted or a rejection snooze): writes a
+    /// fresh pending action with this id while its drift holds (see `hcp drift`).
+    Retry { id: String },
+}
+
+/// `hcp drift`: what is wrong and what happens next, as the supervisor reported it.
+#[derive(Debug, clap::Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// Only this node.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Print world/drift.json as it is instead.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_state(s: &str) -> Result<ActionState, String> {
@@ -53,11 +70,32 @@ fn parse_state(s: &str) -> Result<ActionState, String> {
     })
 }
 
-/// Who the history records: `cli:<login>`.
+/// Who the history records: `cli:<user name>`: `$USER` (or `$LOGNAME`), else the name of the
+/// process's uid in /etc/passwd (`cli:root` for root in a container without `$USER`), else
+/// `cli:uid<N>`.
 pub fn operator() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
-    let user: String = user.chars().filter(|c| c.is_ascii_alphanumeric() || "._-@".contains(*c)).take(64).collect();
-    if user.is_empty() { format!("cli:uid{}", current_uid()) } else { format!("cli:{user}") }
+    let clean = |user: &str| -> String { user.chars().filter(|c| c.is_ascii_alphanumeric() || "._-@".contains(*c)).take(64).collect() };
+    let env = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+    let user = clean(&env);
+    if !user.is_empty() {
+        return format!("cli:{user}");
+    }
+    let uid = current_uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    match user_name(&passwd, uid).map(|n| clean(&n)).filter(|n| !n.is_empty()) {
+        Some(name) => format!("cli:{name}"),
+        None => format!("cli:uid{uid}"),
+    }
+}
+
+/// The name of `uid` in an /etc/passwd text (`name:x:uid:gid:...`).
+pub fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        let _password = f.next()?;
+        (f.next()?.parse::<u32>().ok()? == uid && !name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 fn current_uid() -> u32 {
@@ -92,7 +130,100 @@ pub fn run(args: &ActionsArgs) -> anyhow::Result<ExitCode> {
             }
             decide(&root, id, ActionState::Rejected, Some(reason.trim().to_owned()))
         }
+        ActionsCommand::Retry { id } => retry(&root, id),
     }
+}
+
+/// Proposes `id` again through the same function as the UI and the API
+/// (`control_plane_ui::retry`: the core's decision on world/drift.json, then `create_action`).
+pub fn retry(root: &DataRoot, id: &str) -> anyhow::Result<ExitCode> {
+    use control_plane_ui::RetryError;
+    let by = operator();
+    match control_plane_ui::retry(root, id, &by, chrono::Utc::now()) {
+        Ok(a) => {
+            println!("{} proposed again by {by}: pending (approve with: hcp actions approve {})", a.id, a.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(RetryError::Active { state, .. }) => {
+            println!("{id} is already {state}: nothing changed");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e @ (RetryError::NoDrift { .. } | RetryError::NotReported { .. } | RetryError::DriftUnreadable { .. })) => {
+            println!("{e}; nothing changed (hint: hcp drift)");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(RetryError::BadId(e)) => Err(anyhow::anyhow!("{e}")),
+        Err(e @ RetryError::Store(_)) => Err(anyhow::Error::new(e).context(format!("cannot write action {id}"))),
+    }
+}
+
+/// `hcp drift`.
+pub fn run_drift(args: &DriftArgs) -> anyhow::Result<ExitCode> {
+    let root = open(&args.root)?;
+    let file: Option<homelab_core::drift::DriftFile> = match root.read_json(control_plane_ui::snapshot::DRIFT_FILE) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            println!("{e}\n(the supervisor rewrites it at its next reconcile; nothing is shown rather than something recomputed)");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot read world/drift.json")),
+    };
+    let Some(file) = file else {
+        println!("the supervisor has not reported yet (no world/drift.json): is control-plane-supervisor running?");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&file)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", drift_table(&file, args.node.as_deref(), chrono::Utc::now()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `hcp drift` table: one row per drift with what happens next, the time that decision
+/// ends and the action it is about.
+pub fn drift_table(file: &homelab_core::drift::DriftFile, node: Option<&str>, now: homelab_core::Timestamp) -> String {
+    let mut out = format!("as reported by the supervisor {}\n", ago(file.generated_at, now));
+    let rows: Vec<Vec<String>> = file
+        .drifts
+        .iter()
+        .filter(|d| node.is_none_or(|n| d.node == n))
+        .map(|d| {
+            let mut what = format!("{} ({})", d.kind, d.trigger);
+            if let Some(rc) = &d.root_cause {
+                what.push_str(&format!(", root cause {rc}"));
+            }
+            vec![
+                d.node.clone(),
+                d.service.clone().unwrap_or_else(|| "-".into()),
+                what,
+                d.since.map(|t| ago(t, now)).unwrap_or_else(|| "-".into()),
+                d.decision.as_str().to_owned(),
+                d.until.map(|t| until(t, now)).unwrap_or_else(|| "-".into()),
+                d.action_id.clone().unwrap_or_else(|| "-".into()),
+                d.reason.clone(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("no drift: world state matches desired state\n");
+        return out;
+    }
+    out.push_str(&render(&["NODE", "SERVICE", "DRIFT", "SINCE", "NEXT", "UNTIL", "ACTION", "REASON"], &rows));
+    if file.drifts.iter().any(|d| matches!(d.decision, homelab_core::drift::NextStep::RemediationExhausted | homelab_core::drift::NextStep::RejectedSnoozed)) {
+        out.push_str("\npropose an exhausted or snoozed action again with: hcp actions retry ACTION\n");
+    }
+    out
+}
+
+/// "in 14m", "in 2h"; a time past: "ended 3m ago".
+fn until(t: homelab_core::Timestamp, now: homelab_core::Timestamp) -> String {
+    if t <= now {
+        return format!("ended {}", ago(t, now));
+    }
+    // `ago` of the mirrored time gives the same words for the distance.
+    let mirrored = now - (t - now);
+    format!("in {}", ago(mirrored, now).trim_end_matches(" ago"))
 }
 
 fn open(root: &RootArg) -> anyhow::Result<DataRoot> {
@@ -213,4 +344,24 @@ pub fn show(a: &Action, now: homelab_core::Timestamp) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_from_passwd() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(user_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(user_name(passwd, 42), None);
+    }
+
+    #[test]
+    fn until_reads_forward() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-05-27T14:00:00Z").unwrap().to_utc();
+        assert_eq!(until(now + chrono::Duration::seconds(600), now), "in 10m");
+        assert_eq!(until(now - chrono::Duration::seconds(30), now), "ended 30s ago");
+    }
 }

@@ -41,8 +41,10 @@ pub enum Command {
     Init(init::InitArgs),
     /// Validate every hosts/<node>/services.yaml: all errors with file:line:column, exit 1 on any.
     Check(check::CheckArgs),
-    /// List, show, approve and reject actions.
+    /// List, show, approve, reject and retry actions.
     Actions(actions::ActionsArgs),
+    /// What is wrong and what happens next, as the supervisor reported it (world/drift.json).
+    Drift(actions::DriftArgs),
     /// Mirror another control plane's world state by polling its /summary.
     Mirror(mirror::MirrorArgs),
     /// Exit 0 when a daemon's heartbeat is fresh (or a URL answers 2xx), else 1: for healthchecks.
@@ -61,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(a) => init::run(&a),
         Command::Check(a) => check::run(&a),
         Command::Actions(a) => actions::run(&a),
+        Command::Drift(a) => actions::run_drift(&a),
         Command::Mirror(a) => mirror::run(a, homelab_store::daemon::shutdown_token()).await,
         Command::Health(a) => health::run(&a).await,
         Command::Up(a) => up::run(a, homelab_store::daemon::shutdown_token()).await,

@@ -159,3 +159,122 @@ fn unknown_ids_bad_ids_and_a_missing_root_fail_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("one of pending, approved"), "{}", text(&out));
 }
+
+/// A drift.json as the supervisor writes it: web exhausted, z2m waiting for its grace.
+fn write_drift(root: &DataRoot) {
+    use homelab_core::drift::{DriftEntry, DriftFile, NextStep};
+    use homelab_core::plan::DriftKind;
+    let now = chrono::Utc::now();
+    let entry = |service: &str, kind, decision, action: Option<&str>, until: Option<i64>, reason: &str| DriftEntry {
+        node: "edge-1".into(),
+        service: Some(service.into()),
+        kind,
+        trigger: if kind == DriftKind::MissingService { "missing".into() } else { "containers_not_running".into() },
+        root_cause: None,
+        since: Some(now - chrono::Duration::minutes(20)),
+        decision,
+        reason: reason.into(),
+        action_id: action.map(Into::into),
+        until: until.map(|s| now + chrono::Duration::seconds(s)),
+    };
+    let file = DriftFile {
+        generated_at: now,
+        drifts: vec![
+            entry("web", DriftKind::UnhealthyService, NextStep::RemediationExhausted, Some("redeploy-edge-1-web"), Some(600), "a restart and a redeploy ran and did not help"),
+            entry("z2m", DriftKind::MissingService, NextStep::WaitingGrace, None, Some(45), "just went missing; waiting a check pass"),
+        ],
+    };
+    root.write_json("world/drift.json", &file).unwrap();
+}
+
+#[test]
+fn drift_shows_what_happens_next_from_drift_json() {
+    let t = TempRoot::new();
+    let root = init(&t);
+    let r = t.root();
+    let r = r.to_str().unwrap();
+    let out = hcp(&["drift", "--root", r]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("the supervisor has not reported yet"), "{}", text(&out));
+
+    write_drift(&root);
+    let out = hcp(&["drift", "--root", r]);
+    let s = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{s}");
+    assert!(s.contains("NODE") && s.contains("NEXT") && s.contains("UNTIL") && s.contains("REASON"), "{s}");
+    let web = s.lines().find(|l| l.contains("redeploy-edge-1-web")).unwrap_or_else(|| panic!("{s}"));
+    assert!(web.contains("remediation_exhausted") && web.contains("in 9m") && web.contains("did not help") && web.contains("20m ago"), "{web}");
+    let z2m = s.lines().find(|l| l.contains("z2m")).unwrap();
+    assert!(z2m.contains("waiting_grace") && z2m.contains("missing_service (missing)"), "{z2m}");
+    assert!(s.contains("hcp actions retry ACTION"), "{s}");
+    let out = hcp(&["drift", "--root", r, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["drifts"][0]["decision"], "remediation_exhausted");
+
+    std::fs::write(t.root().join("world/drift.json"), "{").unwrap();
+    let out = hcp(&["drift", "--root", r]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("drift.json") && text(&out).contains("EOF"), "{}", text(&out));
+}
+
+#[test]
+fn retry_writes_a_fresh_pending_action_as_the_cli_user_then_refuses() {
+    let t = TempRoot::new();
+    let root = init(&t);
+    let r = t.root();
+    let r = r.to_str().unwrap();
+    // No drift report yet: refused, nothing written.
+    let out = hcp(&["actions", "--root", r, "retry", "redeploy-edge-1-web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("has not reported drift yet"), "{}", text(&out));
+    write_drift(&root);
+    let out = hcp(&["actions", "--root", r, "retry", "redeploy-edge-1-web"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("redeploy-edge-1-web proposed again by cli:tester"), "{}", text(&out));
+    let a = root.read_active(ActionState::Pending, "redeploy-edge-1-web").unwrap().expect("pending");
+    assert_eq!(a.history.len(), 1);
+    assert_eq!(a.history[0].by, "cli:tester");
+    assert!(a.history[0].note.as_deref().unwrap().starts_with("proposed again by cli:tester"));
+
+    // Active now: refused with its state, nothing changes.
+    let before = std::fs::read(t.root().join("actions/pending/redeploy-edge-1-web.json")).unwrap();
+    let out = hcp(&["actions", "--root", r, "retry", "redeploy-edge-1-web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("redeploy-edge-1-web is already pending: nothing changed"), "{}", text(&out));
+    assert_eq!(std::fs::read(t.root().join("actions/pending/redeploy-edge-1-web.json")).unwrap(), before);
+    // No drift for that target.
+    let out = hcp(&["actions", "--root", r, "retry", "redeploy-edge-2-web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no drift holds for redeploy-edge-2-web"), "{}", text(&out));
+    assert!(root.read_active(ActionState::Pending, "redeploy-edge-2-web").unwrap().is_none());
+}
+
+/// Without $USER (a container's `docker exec`), the history names the uid's user, not `uid0`.
+#[test]
+fn the_cli_user_comes_from_passwd_without_user() {
+    let t = TempRoot::new();
+    let root = init(&t);
+    write_drift(&root);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hcp"))
+        .args(["actions", "--root", t.root().to_str().unwrap(), "retry", "redeploy-edge-1-web"])
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env_remove("HOMELAB_ROOT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let a = root.read_active(ActionState::Pending, "redeploy-edge-1-web").unwrap().unwrap();
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").unwrap().uid()
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let want = match hcp::actions::user_name(&passwd, uid) {
+        Some(name) => format!("cli:{name}"),
+        None => format!("cli:uid{uid}"),
+    };
+    assert_eq!(a.history[0].by, want);
+    if uid == 0 {
+        assert_eq!(a.history[0].by, "cli:root");
+    }
+}
