@@ -20,8 +20,10 @@ have chromedriver || need+=(chromium-driver)
 pkg_installed busybox-static || need+=(busybox-static)
 # A real Alertmanager sends webhooks to the UI in the Alertmanager tests (the test starts it).
 { [ -x /usr/bin/prometheus-alertmanager ] && have amtool; } || need+=(prometheus-alertmanager)
-# promtool (from the prometheus package) checks rule files in tests.
-have promtool || need+=(prometheus)
+# promtool and prometheus (the prometheus package): rule files, metrics syntax, a real scrape.
+{ have promtool && have prometheus; } || need+=(prometheus)
+# systemd-analyze verifies (and scores) the node agent's unit in the tests.
+have systemd-analyze || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
