@@ -215,15 +215,16 @@ pub fn ago(d: chrono::Duration) -> String {
     }
 }
 
-/// "in 42 s", "in 5 min", "in 3 h", "in 2 d"; a time past reads "ended 5 min ago".
+/// "ends in 42 s", "ends in 5 min", "ends in 3 h", "ends in 2 d"; a time past reads
+/// "ended 5 min ago".
 pub fn until(d: chrono::Duration) -> String {
     let s = d.num_seconds();
     match s {
         ..=0 => format!("ended {}", ago(-d)),
-        1..=59 => format!("in {s} s"),
-        60..=3599 => format!("in {} min", s / 60),
-        3600..=86_399 => format!("in {} h", s / 3600),
-        _ => format!("in {} d", s / 86_400),
+        1..=59 => format!("ends in {s} s"),
+        60..=3599 => format!("ends in {} min", s / 60),
+        3600..=86_399 => format!("ends in {} h", s / 3600),
+        _ => format!("ends in {} d", s / 86_400),
     }
 }
 

@@ -240,3 +240,96 @@ async fn quarantine_card_on_phone_and_desktop() {
     shutdown.cancel();
     tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
 }
+
+/// The dashboard with the supervisor's drift rows (an action proposed, a remediation exhausted
+/// with its Retry button, a service waiting for its grace) and an unreadable-files banner, on a
+/// phone (390 px) and a desktop (1280 px): everything fits the width, the banner is near the
+/// top, and pressing Retry writes the fresh pending action as the logged-in user. Screenshots go
+/// to /tmp/shots (or UI_SHOTS_DIR) for a person to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_rows_retry_and_error_banner_on_phone_and_desktop() {
+    use crate::files::{drift_entry, write_drift, write_world};
+    use homelab_core::drift::NextStep;
+    use homelab_core::plan::DriftKind;
+    let fx = Fx::new();
+    fx.tmp.write_host("edge-1", "services:\n  mosquitto: {}\n  zigbee2mqtt:\n    depends_on: [mosquitto]\n  mqtt: {}\n  z2m: {}\n  web: {}\n");
+    write_world(&fx);
+    let id = fx.pending("edge-1", "mqtt");
+    write_drift(
+        &fx,
+        vec![
+            drift_entry("edge-1", Some("mqtt"), DriftKind::UnhealthyService, NextStep::ActionCreated, Some(&id), None),
+            drift_entry("edge-1", Some("web"), DriftKind::UnhealthyService, NextStep::RemediationExhausted, Some("redeploy-edge-1-web"), Some(14 * 60 + 30)),
+            drift_entry("edge-1", Some("z2m"), DriftKind::MissingService, NextStep::WaitingGrace, None, Some(45)),
+        ],
+    );
+    // A heartbeat that is not JSON: the banner names it, the daemon reads as stopped.
+    std::fs::write(fx.tmp.root().join("state/heartbeat/supervisor.json"), "{\"daemon\": \"supervisor\", trunc").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
+
+    let driver = Driver::start().await;
+    let profile = tempfile_dir();
+    let client = tokio::time::timeout(DEADLINE, ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(chromium_caps(&profile)).connect(&driver.url))
+        .await
+        .expect("WebDriver session timed out")
+        .expect("WebDriver session");
+    let shots = shots_dir();
+    let result = tokio::time::timeout(Duration::from_secs(90), async {
+        client.goto(&format!("{base}/login")).await?;
+        let user = client.find(Locator::Id("login-user")).await?;
+        user.clear().await?;
+        user.send_keys("dana").await?;
+        client.find(Locator::Id("login-token")).await?.send_keys(UI_TOKEN).await?;
+        client.find(Locator::Id("login-submit")).await?.click().await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("who")).await?;
+        let mut seen = Vec::new();
+        for (width, height) in [(390u32, 844u32), (1280, 900)] {
+            client.set_window_size(width, height).await?;
+            client.goto(&format!("{base}/")).await?;
+            client.wait().at_most(DEADLINE).for_element(Locator::Css("tr.drift-row[data-decision=\"remediation_exhausted\"] button.retry")).await?;
+            let banner = client.find(Locator::Id("file-errors")).await?.text().await?;
+            let layout: serde_json::Value = client
+                .execute(
+                    "const b = document.getElementById('file-errors').getBoundingClientRect();
+                     const t = document.querySelector('table.drift').getBoundingClientRect();
+                     const btn = document.querySelector('button.retry').getBoundingClientRect();
+                     return { inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
+                              banner_top: b.top, banner_right: b.right, table_right: t.right, button_right: btn.right };",
+                    vec![],
+                )
+                .await?;
+            std::fs::write(shots.join(format!("dashboard-errors-{width}.png")), client.screenshot().await?).unwrap();
+            // Scroll the drift section into view for its own picture.
+            client.execute("document.getElementById('drift').scrollIntoView();", vec![]).await?;
+            std::fs::write(shots.join(format!("dashboard-drift-{width}.png")), client.screenshot().await?).unwrap();
+            let rows = client.find_all(Locator::Css("tr.drift-row")).await?.len();
+            seen.push((width, banner, layout, rows));
+        }
+        // Retry from the dashboard: lands on the fresh pending action.
+        client.find(Locator::Css("tr.drift-row[data-decision=\"remediation_exhausted\"] button.retry")).await?.click().await?;
+        let state = client.wait().at_most(DEADLINE).for_element(Locator::Id("action-state")).await?.text().await?;
+        std::fs::write(shots.join("retry-result-1280.png"), client.screenshot().await?).unwrap();
+        Ok::<_, fantoccini::error::CmdError>((seen, state))
+    })
+    .await;
+    let _ = client.close().await;
+    let (seen, state) = result.expect("browser steps timed out").expect("browser step failed");
+    for (width, banner, layout, rows) in seen {
+        assert!(banner.contains("state/heartbeat/supervisor.json"), "{width}px: {banner}");
+        assert_eq!(rows, 3, "{width}px");
+        let f = |k: &str| layout[k].as_f64().unwrap();
+        assert!(f("scroll") <= f("inner"), "{width}px: the page scrolls sideways: {layout}");
+        for k in ["banner_right", "table_right", "button_right"] {
+            assert!(f(k) <= f("inner"), "{width}px: {k} past the edge: {layout}");
+        }
+        assert!(f("banner_top") < 300.0, "{width}px: the banner is near the top: {layout}");
+    }
+    assert_eq!(state, "pending");
+    let a = fx.state.root.read_active(ActionState::Pending, "redeploy-edge-1-web").unwrap().expect("written");
+    assert_eq!(a.history[0].by, "ui:dana");
+    shutdown.cancel();
+    tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
+}

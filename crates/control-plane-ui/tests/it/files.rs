@@ -271,9 +271,9 @@ async fn drift_rows_come_from_drift_json() {
             &format!("href=\"/actions/{id}\""),
             "remediation exhausted",
             "did not help",
-            "in 14 min",
+            "ends in 14 min",
             "waiting grace",
-            "in 4", // 45 s, give or take the test's own time
+            "ends in 4", // 45 s, give or take the test's own time
             "log in to retry",
         ] {
             assert!(page.contains(want), "{path} lacks {want:?}: {page}");
