@@ -139,6 +139,7 @@ fn reconcile_time(nodes: usize, services: usize) {
             outcomes: &outcomes,
             memory: &memory,
             policy: &policy,
+            started_at: chrono::Utc::now() - chrono::Duration::hours(1),
             now: chrono::Utc::now(),
         });
         pure.push(t.elapsed());
@@ -150,6 +151,17 @@ fn reconcile_time(nodes: usize, services: usize) {
     println!("  steady-state reconcile over 20 runs: p50 {}, max {}", ms(pct(&steady, 0.5)), ms(pct(&steady, 1.0)));
     println!("  of which: parsing hosts/ {}, reading world/ {}", ms(hosts_time), ms(world_time));
     println!("  pure plan() alone over 20 runs:      p50 {}, max {}", ms(pct(&pure, 0.5)), ms(pct(&pure, 1.0)));
+    let n = nodes * services;
+    bench("supervisor.reconcile_steady.p50", &format!("reconcile of {n} services (steady), p50"), pct(&steady, 0.5), None);
+    bench("supervisor.reconcile_first", &format!("first reconcile of {n} services ({unhealthy} actions written)"), first.elapsed, None);
+}
+
+/// A machine-readable line for scripts/bench.sh: `BENCH {"name":…,"value":…,"unit":"ms","target":…,"cmp":…}`.
+fn bench(name: &str, label: &str, value: Duration, target_ms: Option<f64>) {
+    let target = target_ms.map_or(serde_json::Value::Null, Into::into);
+    let cmp = if target_ms.is_some() { serde_json::Value::from("<=") } else { serde_json::Value::Null };
+    let value = (value.as_secs_f64() * 1e6).round() / 1e3;
+    println!("BENCH {}", serde_json::json!({"name": name, "label": label, "value": value, "unit": "ms", "target": target, "cmp": cmp}));
 }
 
 /// Both daemons' release binaries, next to this example's folder.
@@ -256,4 +268,6 @@ fn latency(samples: usize, min_nodes: usize) {
     lat.sort();
     println!("event landed -> pending action written, observer + supervisor as processes, {samples} samples ({nodes} nodes x {services} services):");
     println!("  p50 {}, p99 {}, max {}", ms(pct(&lat, 0.5)), ms(pct(&lat, 0.99)), ms(pct(&lat, 1.0)));
+    bench("supervisor.landed_to_pending.p50", "event landed -> pending action written, p50", pct(&lat, 0.5), None);
+    bench("supervisor.landed_to_pending.p99", "event landed -> pending action written, p99", pct(&lat, 0.99), Some(10.0));
 }

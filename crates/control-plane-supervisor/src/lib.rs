@@ -72,6 +72,20 @@ pub struct Config {
     /// Auto-approvals per service per hour; past that, actions wait in pending.
     #[arg(long, env = "AUTO_APPROVE_MAX_PER_HOUR", default_value_t = 3)]
     pub auto_approve_max_per_hour: u32,
+    /// One full check pass: no missing_service action until a node has been up this long after
+    /// it (re)appeared, nor this long after the supervisor started. `0` turns it off.
+    #[arg(long, env = "MISSING_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub missing_grace: Duration,
+    /// Once restart and redeploy did not help, nothing more is proposed until the drift
+    /// resolves, an operator retries, or this long.
+    #[arg(long, env = "EXHAUSTED_HOLD", default_value = "6h", value_parser = parse_duration)]
+    pub exhausted_hold: Duration,
+    /// A drift that resolved by itself and came back within this long is flapping.
+    #[arg(long, env = "FLAP_WINDOW", default_value = "30m", value_parser = parse_duration)]
+    pub flap_window: Duration,
+    /// A flapping drift must hold this long before an action is proposed again.
+    #[arg(long, env = "FLAP_HOLD", default_value = "2m", value_parser = parse_duration)]
+    pub flap_hold: Duration,
 }
 
 fn parse_auto_approve(s: &str) -> Result<bool, String> {
@@ -99,6 +113,10 @@ impl Config {
             reject_snooze: policy.reject_snooze,
             auto_approve: policy.auto_approve_low,
             auto_approve_max_per_hour: policy.auto_approve_max_per_hour,
+            missing_grace: policy.missing_grace,
+            exhausted_hold: policy.exhausted_hold,
+            flap_window: policy.flap_window,
+            flap_hold: policy.flap_hold,
         }
     }
 
@@ -110,6 +128,10 @@ impl Config {
             reject_snooze: self.reject_snooze,
             auto_approve_low: self.auto_approve,
             auto_approve_max_per_hour: self.auto_approve_max_per_hour,
+            missing_grace: self.missing_grace,
+            exhausted_hold: self.exhausted_hold,
+            flap_window: self.flap_window,
+            flap_hold: self.flap_hold,
         }
     }
 }
@@ -122,6 +144,8 @@ pub struct Report {
     pub config_errors: Vec<ConfigError>,
     pub created: usize,
     pub cancelled: usize,
+    /// Pending actions whose drift fields were updated.
+    pub updated: usize,
     pub elapsed: Duration,
     /// Writes that failed in this reconcile (each is retried; see [`Supervisor::write_errors`]).
     pub write_failures: usize,
@@ -244,31 +268,66 @@ impl Supervisor {
             outcomes: &outcomes,
             memory: &self.memory,
             policy: &self.policy,
+            started_at: self.started_at,
             now,
         });
 
-        let (mut created, mut cancelled, mut write_failures) = (0, 0, 0);
+        let (mut created, mut cancelled, mut updated, mut write_failures) = (0, 0, 0, 0);
         let mut memory = plan.memory.clone();
         if !self.config.dry_run {
+            // Replacements whose cancel did not happen are not created: one remediation at a time.
+            let mut skip: BTreeSet<&str> = BTreeSet::new();
             for c in &plan.cancel {
-                match self.root.transition(&c.id, ActionState::Pending, ActionState::Cancelled, now, "supervisor", Some(c.reason.clone()), |_| {}) {
+                let ok = match self.root.transition(&c.id, ActionState::Pending, ActionState::Cancelled, now, "supervisor", Some(c.reason.clone()), |_| {}) {
                     Ok(_) => {
                         cancelled += 1;
                         tracing::info!(action = %c.id, reason = %c.reason, "cancelled pending action");
+                        true
                     }
                     // Approved or rejected by a person in the meantime: theirs wins.
                     Err(TransitionError::NotInState { current, .. }) => {
-                        tracing::info!(action = %c.id, now = ?current, "not cancelling: no longer pending")
+                        tracing::info!(action = %c.id, now = ?current, "not cancelling: no longer pending");
+                        false
                     }
                     // Still pending: the next reconcile plans the cancel again.
                     Err(e @ TransitionError::Io { .. }) => {
                         write_failures += 1;
                         self.write_errors.failed(&format!("cancelling action {}", c.id), &e);
+                        false
                     }
-                    Err(e) => tracing::error!(action = %c.id, error = %e, "cannot cancel"),
+                    Err(e) => {
+                        tracing::error!(action = %c.id, error = %e, "cannot cancel");
+                        false
+                    }
+                };
+                if let (false, Some(new)) = (ok, &c.replaced_by) {
+                    skip.insert(new);
                 }
             }
-            for a in &plan.create {
+            for u in &plan.update {
+                let result = self.root.update_active(&u.id, ActionState::Pending, |a| {
+                    a.drift = u.drift.clone();
+                    a.trigger = u.trigger.clone();
+                    a.updated_at = now;
+                    a.history.push(homelab_core::HistoryEntry { state: ActionState::Pending, at: now, by: "supervisor".to_owned(), note: Some(u.note.clone()) });
+                });
+                match result {
+                    Ok(_) => {
+                        updated += 1;
+                        tracing::info!(action = %u.id, note = %u.note, "updated pending action");
+                    }
+                    Err(TransitionError::NotInState { .. }) => tracing::info!(action = %u.id, "not updating: no longer pending"),
+                    Err(e @ TransitionError::Io { .. }) => {
+                        write_failures += 1;
+                        self.write_errors.failed(&format!("updating action {}", u.id), &e);
+                    }
+                    Err(e) => tracing::error!(action = %u.id, error = %e, "cannot update"),
+                }
+            }
+            for a in plan.create.iter().filter(|a| skip.contains(a.id.as_str())) {
+                forget_auto_approval(&mut memory, a, now);
+            }
+            for a in plan.create.iter().filter(|a| !skip.contains(a.id.as_str())) {
                 match self.root.create_action(a) {
                     Ok(()) => {
                         created += 1;
@@ -297,6 +356,11 @@ impl Supervisor {
                     }
                 };
             }
+            // The one truth about drift, at every reconcile (an empty list when there is none).
+            if let Err(e) = self.root.write_drift(&plan.drift_file(&self.policy, now)) {
+                write_failures += 1;
+                self.write_errors.failed(homelab_store::DRIFT_FILE, &e);
+            }
             if load.in_force != self.last_good || self.last_good_unsaved {
                 self.last_good_unsaved = match self.root.write_json(LAST_GOOD_FILE, &load.in_force) {
                     Ok(()) => false,
@@ -313,7 +377,8 @@ impl Supervisor {
         self.bump("actions_created", created as u64);
         self.bump("actions_cancelled", cancelled as u64);
         let elapsed = started.elapsed();
-        let mut report = Report { plan, config_errors: load.errors, created, cancelled, elapsed, write_failures };
+        self.bump("actions_updated", updated as u64);
+        let mut report = Report { plan, config_errors: load.errors, created, cancelled, updated, elapsed, write_failures };
         if !self.config.dry_run {
             // Every other write worked: if the heartbeat does too, the problem is over (and the
             // heartbeat already says so).

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionState, ActionType, HistoryEntry, Risk};
 use crate::desired::{DesiredState, HostSpec};
+use crate::drift::{DriftEntry, DriftFile, NextStep};
 use crate::world::{DiskLevel, NodeState, NodeStatus, ServiceState, ServiceStatus};
 use crate::Timestamp;
 
@@ -24,6 +25,11 @@ pub const SERVICE_REMOVED: &str = "service_removed_from_desired_state";
 
 /// Unhealthy reasons a container restart is expected to fix.
 const RESTARTABLE_REASONS: &[&str] = &["containers_not_running", "mqtt_unreachable"];
+
+/// The cancel reason when a dependency is in drift: only the root cause gets an action.
+pub const ROOT_CAUSE_ELSEWHERE: &str = "root_cause_elsewhere";
+/// The cancel reason prefix when the drift changed so that another action type is right.
+pub const REPLACED: &str = "replaced";
 
 /// The knobs of the supervisor, all from the environment in the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +47,20 @@ pub struct Policy {
     pub auto_approve_low: bool,
     /// `AUTO_APPROVE_MAX_PER_HOUR`, per service.
     pub auto_approve_max_per_hour: u32,
+    /// `MISSING_GRACE`: one full check pass. No `missing_service` action for a node until it
+    /// has been up this long after it (re)appeared, nor until this long after the supervisor
+    /// started (and the node reported since). An unhealthy service on a node that just
+    /// reappeared waits for a fresh check, at most this long. Zero turns both waits off.
+    pub missing_grace: Duration,
+    /// `EXHAUSTED_HOLD`: once restart and redeploy (or a cleanup) did not help, nothing more is
+    /// proposed for the target until its drift resolves once, an operator retries, or this long.
+    pub exhausted_hold: Duration,
+    /// `FLAP_WINDOW`: a drift that resolved by itself (its pending action was cancelled as
+    /// resolved) and came back within this long of its last resolution is flapping.
+    pub flap_window: Duration,
+    /// `FLAP_HOLD`: a flapping drift must hold this long, without a break, before an action is
+    /// proposed again.
+    pub flap_hold: Duration,
 }
 
 impl Default for Policy {
@@ -52,6 +72,10 @@ impl Default for Policy {
             reject_snooze: Duration::from_secs(6 * 3600),
             auto_approve_low: false,
             auto_approve_max_per_hour: 3,
+            missing_grace: Duration::from_secs(60),
+            exhausted_hold: Duration::from_secs(6 * 3600),
+            flap_window: Duration::from_secs(30 * 60),
+            flap_hold: Duration::from_secs(2 * 60),
         }
     }
 }
@@ -76,7 +100,7 @@ impl Outcome {
     }
 }
 
-/// A rejection the supervisor remembers.
+/// A rejection (or an exhaustion) the supervisor remembers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     #[serde(with = "crate::ts_format")]
@@ -98,6 +122,28 @@ pub struct SupervisorMemory {
     /// Per `node/service` (or node for node actions), when actions were auto-approved. Kept for an hour.
     #[serde(default, with = "ts_vec_map")]
     pub auto_approved: BTreeMap<String, Vec<Timestamp>>,
+    /// Per node, since when the supervisor has judged it up without a break (for `MISSING_GRACE`).
+    #[serde(default, with = "ts_map")]
+    pub up_since: BTreeMap<String, Timestamp>,
+    /// Nodes the supervisor judged unreachable (stale or never seen): when one is up again, it
+    /// (re)appeared at that moment.
+    #[serde(default)]
+    pub down: BTreeSet<String>,
+    /// Per drift the world does not date (`missing:<node>/<service>`, `disk:<node>`,
+    /// `node:<node>`), when the supervisor first saw it. Kept while it holds.
+    #[serde(default, with = "ts_map")]
+    pub drift_since: BTreeMap<String, Timestamp>,
+    /// Per target (`node/service` or node), since when its remediation is exhausted. Lifted when
+    /// the drift resolves once, an operator proposes again, or after `EXHAUSTED_HOLD`.
+    #[serde(default)]
+    pub exhausted: BTreeMap<String, Rejection>,
+    /// Per action id, when an operator proposed it again: terminal actions that ended before
+    /// are not counted (escalation and snooze start over).
+    #[serde(default, with = "ts_map")]
+    pub resets: BTreeMap<String, Timestamp>,
+    /// Per target, when its drift last resolved by itself (flapping). Kept for `FLAP_WINDOW`.
+    #[serde(default, with = "ts_map")]
+    pub flapping: BTreeMap<String, Timestamp>,
 }
 
 pub const MEMORY_VERSION: u32 = 1;
@@ -141,8 +187,13 @@ pub enum Decision {
     RootCause { root: String },
     /// The node is stale or never seen: no per-service action for it.
     NodeUnreachable,
-    /// A restart and a redeploy (or a cleanup) already ran within the escalation window.
-    RemediationExhausted { tried: Vec<String> },
+    /// A restart and a redeploy (or a cleanup) already ran within the escalation window and the
+    /// drift persists: nothing more until it resolves once, an operator retries, or `until`.
+    RemediationExhausted {
+        tried: Vec<String>,
+        #[serde(with = "crate::ts_format")]
+        until: Timestamp,
+    },
     /// The id was rejected and its drift has not resolved since.
     Snoozed {
         id: String,
@@ -155,6 +206,52 @@ pub enum Decision {
         #[serde(with = "crate::ts_format")]
         until: Timestamp,
     },
+    /// The node (re)appeared recently: waiting a full check pass before acting.
+    WaitingGrace {
+        #[serde(with = "crate::ts_format")]
+        until: Timestamp,
+    },
+    /// The supervisor started recently: world state is not fresh yet.
+    WaitingFreshWorld {
+        #[serde(with = "crate::ts_format")]
+        until: Timestamp,
+    },
+    /// The drift resolved by itself recently and came back: it must hold until `until`.
+    Flapping {
+        #[serde(with = "crate::ts_format")]
+        until: Timestamp,
+    },
+}
+
+impl Decision {
+    /// The `decision` of `world/drift.json`.
+    pub fn next_step(&self) -> NextStep {
+        match self {
+            Decision::Create { .. } => NextStep::ActionCreated,
+            Decision::AlreadyActive { .. } => NextStep::AlreadyActive,
+            Decision::RootCause { .. } => NextStep::RootCauseElsewhere,
+            Decision::NodeUnreachable => NextStep::NodeUnreachable,
+            Decision::RemediationExhausted { .. } => NextStep::RemediationExhausted,
+            Decision::Snoozed { .. } => NextStep::RejectedSnoozed,
+            Decision::Settling { .. } => NextStep::Settling,
+            Decision::WaitingGrace { .. } => NextStep::WaitingGrace,
+            Decision::WaitingFreshWorld { .. } => NextStep::WaitingFreshWorld,
+            Decision::Flapping { .. } => NextStep::Flapping,
+        }
+    }
+
+    /// When the decision ends by time, if it does.
+    pub fn until(&self) -> Option<Timestamp> {
+        match self {
+            Decision::RemediationExhausted { until, .. }
+            | Decision::Snoozed { until, .. }
+            | Decision::Settling { until, .. }
+            | Decision::WaitingGrace { until }
+            | Decision::WaitingFreshWorld { until }
+            | Decision::Flapping { until } => Some(*until),
+            _ => None,
+        }
+    }
 }
 
 /// One drift and the decision about it.
@@ -166,6 +263,9 @@ pub struct DriftDecision {
     /// What set it off: the unhealthy reason, `missing`, `high`, `stale` or `never_seen`.
     pub trigger: String,
     pub root_cause: Option<String>,
+    /// When the drift began, as far as world state (or the supervisor's memory) tells.
+    #[serde(with = "crate::ts_format::option", default)]
+    pub since: Option<Timestamp>,
     #[serde(flatten)]
     pub decision: Decision,
 }
@@ -175,6 +275,21 @@ pub struct DriftDecision {
 pub struct Cancel {
     pub id: String,
     pub reason: String,
+    /// The action created in its place (its type had to change). Not written if the cancel
+    /// fails (someone approved it meanwhile): one remediation at a time.
+    #[serde(default)]
+    pub replaced_by: Option<String>,
+}
+
+/// A pending action whose drift changed (kind or trigger) but whose type is still right: its
+/// `drift` and `trigger` are updated in place, with a history note, so the action and the drift
+/// row never disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    pub id: String,
+    pub drift: String,
+    pub trigger: String,
+    pub note: String,
 }
 
 /// What one reconcile will do.
@@ -184,8 +299,11 @@ pub struct Plan {
     pub drifts: Vec<DriftDecision>,
     /// New action files to write (their `state` says pending or approved).
     pub create: Vec<Action>,
-    /// Pending actions to move to cancelled.
+    /// Pending actions to move to cancelled (before the creates).
     pub cancel: Vec<Cancel>,
+    /// Pending actions whose drift/trigger fields change.
+    #[serde(default)]
+    pub update: Vec<Update>,
     /// The memory to persist after applying.
     pub memory: SupervisorMemory,
 }
@@ -207,6 +325,9 @@ pub struct PlanInput<'a> {
     pub outcomes: &'a [Outcome],
     pub memory: &'a SupervisorMemory,
     pub policy: &'a Policy,
+    /// When this supervisor started watching (the process start): world state is fresh only
+    /// once every node reported after it and `MISSING_GRACE` has passed.
+    pub started_at: Timestamp,
     pub now: Timestamp,
 }
 
@@ -236,6 +357,14 @@ fn target_key(node: &str, service: Option<&str>) -> String {
     match service {
         Some(s) => format!("{node}/{s}"),
         None => node.to_owned(),
+    }
+}
+
+/// The action ids that remediate a target: the ladder's rungs.
+fn target_ids(node: &str, service: Option<&str>) -> Vec<String> {
+    match service {
+        Some(_) => vec![ActionType::ContainerRestart.id(node, service), ActionType::Redeploy.id(node, service)],
+        None => vec![ActionType::DiskCleanup.id(node, None)],
     }
 }
 
@@ -269,13 +398,41 @@ fn root_of(host: &HostSpec, name: &str, in_drift: &BTreeSet<&str>) -> Option<Str
     root
 }
 
+/// The first time the supervisor saw a drift the world does not date: remembered in memory.
+fn first_seen(memory: &mut SupervisorMemory, key: String, now: Timestamp) -> Timestamp {
+    *memory.drift_since.entry(key).or_insert(now)
+}
+
+/// Operator-proposed (retried) actions reset their target's escalation, snooze and exhaustion:
+/// attempts and rejections that ended before the retry no longer count.
+fn apply_resets(memory: &mut SupervisorMemory, active: &[Action]) {
+    for a in active.iter().filter(|a| operator_proposed(a)) {
+        let at = a.created_at;
+        for id in target_ids(&a.node, a.service.as_deref()) {
+            let e = memory.resets.entry(id.clone()).or_insert(at);
+            *e = (*e).max(at);
+            if memory.attempts.get(&id).is_some_and(|t| *t <= at) {
+                memory.attempts.remove(&id);
+            }
+            if memory.rejections.get(&id).is_some_and(|r| r.at <= at) {
+                memory.rejections.remove(&id);
+            }
+        }
+        memory.exhausted.remove(&target_key(&a.node, a.service.as_deref()));
+        memory.flapping.remove(&target_key(&a.node, a.service.as_deref()));
+    }
+}
+
 /// Computes the plan. Pure: the same input gives the same plan.
 pub fn plan(input: PlanInput<'_>) -> Plan {
-    let PlanInput { desired, unknown_nodes, services, nodes, active, outcomes, memory, policy, now } = input;
-    let mut memory = learn(memory, outcomes, policy, now);
+    let PlanInput { desired, unknown_nodes, services, nodes, active, outcomes, memory, policy, started_at, now } = input;
+    let mut memory = memory.clone();
+    apply_resets(&mut memory, active);
+    let mut memory = learn(&memory, outcomes, policy, now);
     let mut drifts = Vec::new();
     let mut create = Vec::new();
-    let mut cancel = Vec::new();
+    let mut cancel: Vec<Cancel> = Vec::new();
+    let mut update = Vec::new();
 
     // Per target, the active actions on it (any type): a second remediation never starts
     // while one is pending, approved or running.
@@ -285,42 +442,75 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     }
     // Targets whose drift holds now, and nodes we cannot judge; for auto-cancel and snooze.
     let mut drift_holds: BTreeSet<String> = BTreeSet::new();
+    let mut root_caused: BTreeSet<String> = BTreeSet::new();
     let mut unjudged_nodes: BTreeSet<&str> = BTreeSet::new();
+    let mut live_since_keys: BTreeSet<String> = BTreeSet::new();
     let empty = BTreeMap::new();
 
     for (node, host) in &desired.hosts {
         let reach = reachability(nodes.get(node), now, policy.node_stale_after);
         if reach != Reachability::Up {
+            memory.up_since.remove(node);
+            memory.down.insert(node.clone());
             unjudged_nodes.insert(node);
             let trigger = if reach == Reachability::NeverSeen { "never_seen" } else { "stale" };
+            let key = format!("node:{node}");
+            let since = match nodes.get(node).and_then(|n| n.last_seen) {
+                Some(seen) => Some(seen),
+                None => Some(first_seen(&mut memory, key.clone(), now)),
+            };
+            live_since_keys.insert(key);
             drifts.push(DriftDecision {
                 node: node.clone(),
                 service: None,
                 drift: DriftKind::NodeUnreachable,
                 trigger: trigger.to_owned(),
                 root_cause: None,
+                since,
                 decision: Decision::NodeUnreachable,
             });
             continue;
         }
+        // A node seen down by this supervisor (re)appears now; one it never judged is taken
+        // as up since the supervisor started (the fresh-world wait covers that).
+        let appeared = if memory.down.remove(node) { now } else { started_at.min(now) };
+        let up_since = *memory.up_since.entry(node.clone()).or_insert(appeared);
+        let last_seen = nodes.get(node).and_then(|n| n.last_seen).unwrap_or(now);
         let world = services.get(node).unwrap_or(&empty);
         let found: BTreeMap<&str, (DriftKind, String)> =
             host.monitored().filter_map(|(name, _)| service_drift(world.get(name)).map(|d| (name.as_str(), d))).collect();
         let in_drift: BTreeSet<&str> = found.keys().copied().collect();
 
         for (name, (kind, trigger)) in &found {
-            drift_holds.insert(target_key(node, Some(name)));
-            let root = root_of(host, name, &in_drift);
-            let decision = match &root {
-                Some(root) => Decision::RootCause { root: root.clone() },
+            let key = target_key(node, Some(name));
+            drift_holds.insert(key.clone());
+            let state = world.get(*name);
+            let since = match state {
+                Some(s) => s.since,
                 None => {
+                    let k = format!("missing:{key}");
+                    live_since_keys.insert(k.clone());
+                    first_seen(&mut memory, k, now)
+                }
+            };
+            let root = root_of(host, name, &in_drift);
+            let wait = evidence_wait(*kind, state, up_since, last_seen, started_at, policy, now);
+            let decision = match (&root, wait) {
+                (Some(root), _) => {
+                    root_caused.insert(key.clone());
+                    Decision::RootCause { root: root.clone() }
+                }
+                // An active action is named first: the row says what exists.
+                (None, Some(wait)) if !active_by_target.contains_key(&key) => wait,
+                (None, _) => {
                     let base = if *kind == DriftKind::UnhealthyService && RESTARTABLE_REASONS.contains(&trigger.as_str()) {
                         ActionType::ContainerRestart
                     } else {
                         ActionType::Redeploy
                     };
-                    let target = Target { node, service: Some(name), drift: *kind, trigger, fresh_since: world.get(*name).map(|s| s.last_event_at) };
-                    decide(&target, base, &active_by_target, &mut memory, policy, now, &mut create)
+                    let target = Target { node, service: Some(name), drift: *kind, trigger, since, fresh_since: state.map(|s| s.last_event_at) };
+                    let mut out = Out { create: &mut create, cancel: &mut cancel, update: &mut update };
+                    decide(&target, base, &active_by_target, &mut memory, policy, now, &mut out)
                 }
             };
             drifts.push(DriftDecision {
@@ -329,6 +519,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 drift: *kind,
                 trigger: trigger.clone(),
                 root_cause: root,
+                since: Some(since),
                 decision,
             });
         }
@@ -337,14 +528,31 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             drift_holds.insert(target_key(node, None));
             let trigger = "high".to_owned();
             let fresh = nodes.get(node).and_then(|n| n.last_seen);
-            let target = Target { node, service: None, drift: DriftKind::DiskPressure, trigger: &trigger, fresh_since: fresh };
-            let decision = decide(&target, ActionType::DiskCleanup, &active_by_target, &mut memory, policy, now, &mut create);
-            drifts.push(DriftDecision { node: node.clone(), service: None, drift: DriftKind::DiskPressure, trigger, root_cause: None, decision });
+            let k = format!("disk:{node}");
+            live_since_keys.insert(k.clone());
+            let since = first_seen(&mut memory, k, now);
+            let target = Target { node, service: None, drift: DriftKind::DiskPressure, trigger: &trigger, since, fresh_since: fresh };
+            let mut out = Out { create: &mut create, cancel: &mut cancel, update: &mut update };
+            let decision = decide(&target, ActionType::DiskCleanup, &active_by_target, &mut memory, policy, now, &mut out);
+            drifts.push(DriftDecision { node: node.clone(), service: None, drift: DriftKind::DiskPressure, trigger, root_cause: None, since: Some(since), decision });
         }
     }
+    // Undated drifts are remembered only while they hold (or while their node cannot be judged).
+    memory.drift_since.retain(|k, _| {
+        live_since_keys.contains(k) || {
+            let node = k.split_once(':').map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+            unjudged_nodes.contains(node) && !k.starts_with("node:")
+        }
+    });
+    memory.up_since.retain(|n, _| desired.hosts.contains_key(n));
+    memory.down.retain(|n| desired.hosts.contains_key(n));
 
     // Auto-cancel: pending only, never approved or running.
     for a in active.iter().filter(|a| a.state == ActionState::Pending) {
+        if cancel.iter().any(|c| c.id == a.id) {
+            continue;
+        }
+        let key = target_key(&a.node, a.service.as_deref());
         let host = desired.hosts.get(&a.node);
         let still_desired = match (&a.service, host) {
             (_, None) => false,
@@ -359,15 +567,20 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         } else if unjudged_nodes.contains(a.node.as_str()) {
             // No fresh word from the node: the drift cannot be called resolved.
             continue;
-        } else if !drift_holds.contains(&target_key(&a.node, a.service.as_deref())) {
+        } else if !drift_holds.contains(&key) {
+            // Resolved by itself before anyone acted: remember it, a quick return is flapping.
+            memory.flapping.insert(key, now);
             DRIFT_RESOLVED_AUTO
+        } else if root_caused.contains(&key) && !operator_proposed(a) {
+            ROOT_CAUSE_ELSEWHERE
         } else {
             continue;
         };
-        cancel.push(Cancel { id: a.id.clone(), reason: reason.to_owned() });
+        cancel.push(Cancel { id: a.id.clone(), reason: reason.to_owned(), replaced_by: None });
     }
 
-    // A rejection is lifted once its drift has resolved (judged only on a node that reports).
+    // A rejection or an exhaustion is lifted once its drift has resolved (judged only on a node
+    // that reports). A flapping target's last resolution moves on while it is resolved.
     for (id, rejection) in memory.rejections.iter_mut() {
         if rejection.resolved {
             continue;
@@ -379,8 +592,59 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             rejection.resolved = true;
         }
     }
+    let resolved = |key: &str| {
+        let node = key.split('/').next().unwrap_or(key);
+        desired.hosts.contains_key(node) && !unjudged_nodes.contains(node) && !drift_holds.contains(key)
+    };
+    memory.exhausted.retain(|key, _| !resolved(key));
+    // A flapping target is remembered until it has stayed resolved for FLAP_WINDOW.
+    for (key, last) in memory.flapping.iter_mut() {
+        if drift_holds.contains(key) {
+            *last = now;
+        }
+    }
 
-    Plan { drifts, create, cancel, memory }
+    Plan { drifts, create, cancel, update, memory }
+}
+
+/// Whether a service drift must wait for settled evidence (`MISSING_GRACE`) before any action.
+fn evidence_wait(
+    kind: DriftKind,
+    state: Option<&ServiceState>,
+    up_since: Timestamp,
+    last_seen: Timestamp,
+    started_at: Timestamp,
+    policy: &Policy,
+    now: Timestamp,
+) -> Option<Decision> {
+    if policy.missing_grace.is_zero() {
+        return None;
+    }
+    let grace_until = after(up_since, policy.missing_grace);
+    match kind {
+        DriftKind::MissingService => {
+            // Absence is only evidence once the node has had a full check pass to report it,
+            // in a world this supervisor has watched settle.
+            let fresh_until = after(started_at, policy.missing_grace);
+            let world_fresh = last_seen >= started_at && now >= fresh_until;
+            if !world_fresh && fresh_until >= grace_until {
+                Some(Decision::WaitingFreshWorld { until: fresh_until.max(now) })
+            } else if now < grace_until {
+                Some(Decision::WaitingGrace { until: grace_until })
+            } else if !world_fresh {
+                Some(Decision::WaitingFreshWorld { until: fresh_until.max(now) })
+            } else {
+                None
+            }
+        }
+        // A node that came back while we watched: its services' old verdicts wait for one
+        // fresh check (at most the grace).
+        DriftKind::UnhealthyService => {
+            let stale_verdict = state.is_some_and(|s| s.last_event_at < up_since);
+            (up_since > started_at && stale_verdict && now < grace_until).then_some(Decision::WaitingGrace { until: grace_until })
+        }
+        _ => None,
+    }
 }
 
 struct Target<'a> {
@@ -388,11 +652,21 @@ struct Target<'a> {
     service: Option<&'a str>,
     drift: DriftKind,
     trigger: &'a str,
+    /// When the drift began.
+    since: Timestamp,
     /// When the target last reported (for "a fresh check after the remediation").
     fresh_since: Option<Timestamp>,
 }
 
-/// Decides what to do about one root drift, pushing a new action when one is due.
+/// Where [`decide`] puts what it plans.
+struct Out<'a> {
+    create: &'a mut Vec<Action>,
+    cancel: &'a mut Vec<Cancel>,
+    update: &'a mut Vec<Update>,
+}
+
+/// Decides what to do about one root drift, pushing a new action when one is due. A pending
+/// action of the target whose drift changed is updated, or replaced when its type must change.
 fn decide(
     t: &Target<'_>,
     base: ActionType,
@@ -400,19 +674,72 @@ fn decide(
     memory: &mut SupervisorMemory,
     policy: &Policy,
     now: Timestamp,
-    create: &mut Vec<Action>,
+    out: &mut Out<'_>,
 ) -> Decision {
     let key = target_key(t.node, t.service);
-    if let Some(a) = active_by_target.get(&key).and_then(|v| v.first()) {
+    let Some(a) = active_by_target.get(&key).and_then(|v| v.first()) else {
+        return decide_new(t, base, &key, memory, policy, now, out.create);
+    };
+    let changed = a.drift != t.drift.as_str() || a.trigger != t.trigger;
+    if a.state != ActionState::Pending || !changed {
         return Decision::AlreadyActive { id: a.id.clone(), state: a.state };
     }
+    if !operator_proposed(a) {
+        // What would be proposed now, were the pending one not there.
+        let saved = memory.clone();
+        let mut scratch = Vec::new();
+        let fresh = decide_new(t, base, &key, memory, policy, now, &mut scratch);
+        if let Decision::Create { id, action, .. } = &fresh
+            && *action != a.kind
+        {
+            out.cancel.push(Cancel {
+                id: a.id.clone(),
+                reason: format!("{REPLACED}: the drift is now {} ({}), {id} is proposed instead", t.drift, t.trigger),
+                replaced_by: Some(id.clone()),
+            });
+            out.create.extend(scratch);
+            return fresh;
+        }
+        *memory = saved;
+    }
+    out.update.push(Update {
+        id: a.id.clone(),
+        drift: t.drift.as_str().to_owned(),
+        trigger: t.trigger.to_owned(),
+        note: format!("drift changed: {} ({}) is now {} ({})", a.drift, a.trigger, t.drift, t.trigger),
+    });
+    Decision::AlreadyActive { id: a.id.clone(), state: a.state }
+}
 
-    // Loop protection: walk the ladder restart → redeploy → exhausted, skipping a rung whose
-    // action already ran within the escalation window.
+/// The decision for a target with no active action.
+fn decide_new(t: &Target<'_>, base: ActionType, key: &str, memory: &mut SupervisorMemory, policy: &Policy, now: Timestamp, create: &mut Vec<Action>) -> Decision {
     let ladder: &[ActionType] = match base {
         ActionType::ContainerRestart => &[ActionType::ContainerRestart, ActionType::Redeploy],
         other => &[other],
     };
+    let ladder_ids = || ladder.iter().map(|k| k.id(t.node, t.service)).collect::<Vec<_>>();
+    // Exhausted before and not lifted (resolution, retry, hold): stays exhausted.
+    if let Some(e) = memory.exhausted.get(key) {
+        let until = after(e.at, policy.exhausted_hold);
+        if now < until {
+            return Decision::RemediationExhausted { tried: ladder_ids(), until };
+        }
+        memory.exhausted.remove(key);
+    }
+    // Flapping: the drift resolved by itself recently and is back; it must hold first.
+    if let Some(last) = memory.flapping.get(key).copied() {
+        if now >= after(last, policy.flap_window) {
+            memory.flapping.remove(key);
+        } else {
+            let until = after(t.since, policy.flap_hold);
+            if now < until {
+                return Decision::Flapping { until };
+            }
+        }
+    }
+
+    // Loop protection: walk the ladder restart → redeploy → exhausted, skipping a rung whose
+    // action already ran within the escalation window.
     let recent = |kind: ActionType| {
         let id = kind.id(t.node, t.service);
         memory.attempts.get(&id).copied().filter(|at| now < after(*at, policy.escalation_window)).map(|at| (id, at))
@@ -437,7 +764,8 @@ fn decide(
         }
     }
     let Some(kind) = chosen else {
-        return Decision::RemediationExhausted { tried: tried.into_iter().map(|(id, _)| id).collect() };
+        memory.exhausted.insert(key.to_owned(), Rejection { at: now, resolved: false });
+        return Decision::RemediationExhausted { tried: tried.into_iter().map(|(id, _)| id).collect(), until: after(now, policy.exhausted_hold) };
     };
     let id = kind.id(t.node, t.service);
 
@@ -455,13 +783,13 @@ fn decide(
         (_, None) => format!("service unhealthy: {}", t.trigger),
     };
     let mut state = ActionState::Pending;
-    let mut history = vec![HistoryEntry { state: ActionState::Pending, at: now, by: "supervisor".to_owned(), note: None }];
+    let mut history = vec![HistoryEntry { state: ActionState::Pending, at: now, by: SUPERVISOR_BY.to_owned(), note: None }];
     if policy.auto_approve_low && kind.risk() == Risk::Low {
         let hour_ago = now - chrono::Duration::hours(1);
-        let used = memory.auto_approved.get(&key).map_or(0, |v| v.iter().filter(|at| **at > hour_ago).count());
+        let used = memory.auto_approved.get(key).map_or(0, |v| v.iter().filter(|at| **at > hour_ago).count());
         if (used as u32) < policy.auto_approve_max_per_hour {
             state = ActionState::Approved;
-            memory.auto_approved.entry(key).or_default().push(now);
+            memory.auto_approved.entry(key.to_owned()).or_default().push(now);
             history.push(HistoryEntry {
                 state: ActionState::Approved,
                 at: now,
@@ -580,6 +908,9 @@ fn learn(memory: &SupervisorMemory, outcomes: &[Outcome], policy: &Policy, now: 
     let mut m = memory.clone();
     m.version = MEMORY_VERSION;
     for o in outcomes {
+        if m.resets.get(&o.id).is_some_and(|r| o.ended <= *r) {
+            continue;
+        }
         match o.state {
             ActionState::Completed | ActionState::Failed if now < after(o.ended, policy.escalation_window) => {
                 let e = m.attempts.entry(o.id.clone()).or_insert(o.ended);
@@ -601,6 +932,10 @@ fn learn(memory: &SupervisorMemory, outcomes: &[Outcome], policy: &Policy, now: 
         v.retain(|at| *at > hour_ago);
     }
     m.auto_approved.retain(|_, v| !v.is_empty());
+    let keep_resets = policy.escalation_window.max(policy.reject_snooze);
+    m.resets.retain(|_, at| now < after(*at, keep_resets));
+    m.flapping.retain(|_, at| now < after(*at, policy.flap_window));
+    m.exhausted.retain(|_, e| now < after(e.at, policy.exhausted_hold));
     m
 }
 
@@ -631,12 +966,122 @@ impl fmt::Display for Decision {
             Decision::AlreadyActive { id, state } => write!(f, "leave alone: {id} is already {state}"),
             Decision::RootCause { root } => write!(f, "no action: root cause is {root}"),
             Decision::NodeUnreachable => write!(f, "no per-service action: node unreachable"),
-            Decision::RemediationExhausted { tried } => write!(f, "no action: remediation_exhausted (tried {})", tried.join(", ")),
+            Decision::RemediationExhausted { tried, until } => {
+                write!(f, "no action: remediation_exhausted (tried {}) until {}", tried.join(", "), crate::rfc3339(*until))
+            }
             Decision::Snoozed { id, until } => write!(f, "no action: {id} was rejected, snoozed until {}", crate::rfc3339(*until)),
             Decision::Settling { after, until } => {
                 write!(f, "no action yet: waiting for a fresh check after {after} (until {})", crate::rfc3339(*until))
             }
+            Decision::WaitingGrace { until } => write!(f, "no action yet: waiting_grace (until {})", crate::rfc3339(*until)),
+            Decision::WaitingFreshWorld { until } => write!(f, "no action yet: waiting_fresh_world (until {})", crate::rfc3339(*until)),
+            Decision::Flapping { until } => write!(f, "no action yet: flapping, must hold until {}", crate::rfc3339(*until)),
         }
+    }
+}
+
+/// `HH:MM UTC`, the way a person on a phone reads a time (the date only when it is not `now`'s).
+fn clock(t: Timestamp, now: Timestamp) -> String {
+    if t.date_naive() == now.date_naive() { t.format("%H:%M UTC").to_string() } else { t.format("%Y-%m-%d %H:%M UTC").to_string() }
+}
+
+/// A duration in words: `15 min`, `6 h`, `90 s`.
+fn words(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s % 3600 == 0 {
+        format!("{} h", s / 3600)
+    } else if s >= 60 && s % 60 == 0 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+impl DriftDecision {
+    /// The action id a drift row names: the one created, active, rejected, settling, the one a
+    /// retry would propose (exhausted), or the root cause's (root cause elsewhere).
+    pub fn action_id(&self) -> Option<String> {
+        match &self.decision {
+            Decision::Create { id, .. } | Decision::AlreadyActive { id, .. } | Decision::Snoozed { id, .. } => Some(id.clone()),
+            Decision::Settling { after, .. } => Some(after.clone()),
+            Decision::RemediationExhausted { tried, .. } => tried.last().cloned(),
+            _ => None,
+        }
+    }
+
+    /// One sentence for a tired operator on a phone: what happens next and why.
+    pub fn reason(&self, policy: &Policy, now: Timestamp) -> String {
+        let what = match (self.drift, &self.service) {
+            (DriftKind::MissingService, Some(s)) => format!("{s} is desired but not reported by {}", self.node),
+            (DriftKind::UnhealthyService, Some(s)) => format!("{s} is unhealthy ({})", self.trigger),
+            (DriftKind::DiskPressure, _) => format!("{} reports disk pressure high", self.node),
+            (DriftKind::NodeUnreachable, _) if self.trigger == "never_seen" => format!("{} has never reported", self.node),
+            (DriftKind::NodeUnreachable, _) => format!("{} has not reported for over {}", self.node, words(policy.node_stale_after)),
+            (_, None) => format!("{} is in drift ({})", self.node, self.trigger),
+        };
+        match &self.decision {
+            Decision::Create { id, state: ActionState::Approved, .. } => format!("{what}: {id} was proposed and approved by policy (AUTO_APPROVE=low)."),
+            Decision::Create { id, .. } => format!("{what}: {id} is proposed and waits for approval."),
+            Decision::AlreadyActive { id, state } => format!("{what}: {id} is already {state}; nothing new is proposed meanwhile."),
+            Decision::RootCause { root } => format!("{what}, but it depends on {root}, which is in drift too: only {root} gets an action."),
+            Decision::NodeUnreachable => format!("{what}: nothing is proposed for its services until it reports again."),
+            Decision::RemediationExhausted { tried, until } => {
+                let tried = if tried.len() > 1 { "Restart and redeploy both" } else if self.drift == DriftKind::DiskPressure { "A disk cleanup" } else { "A redeploy" };
+                format!(
+                    "{tried} ran in the last {} and {what}: nothing more will be proposed until it recovers or {}; use Retry to try again now.",
+                    words(policy.escalation_window),
+                    clock(*until, now)
+                )
+            }
+            Decision::Snoozed { id, until } => {
+                format!("{what}: {id} was rejected, so it is not proposed again until it recovers once or {}; use Retry to propose it now.", clock(*until, now))
+            }
+            Decision::Settling { after, until } => {
+                format!("{what}: {after} just ended; waiting for a fresh check before the next step, until {} at the latest.", clock(*until, now))
+            }
+            Decision::WaitingGrace { until } => {
+                format!("{what}: the node came back recently, so nothing is proposed before a full check pass, until {}.", clock(*until, now))
+            }
+            Decision::WaitingFreshWorld { until } => {
+                format!("{what}: the control plane just started, so nothing is proposed until every node has reported again, at {} at the earliest.", clock(*until, now))
+            }
+            Decision::Flapping { until } => {
+                format!("{what}: it keeps recovering by itself and failing again, so nothing is proposed unless it stays down until {}.", clock(*until, now))
+            }
+        }
+    }
+
+    /// The row of `world/drift.json`.
+    pub fn entry(&self, policy: &Policy, now: Timestamp) -> DriftEntry {
+        DriftEntry {
+            node: self.node.clone(),
+            service: self.service.clone(),
+            kind: self.drift,
+            trigger: self.trigger.clone(),
+            root_cause: self.root_cause.clone(),
+            since: self.since,
+            decision: self.decision.next_step(),
+            reason: self.reason(policy, now),
+            action_id: self.action_id(),
+            until: self.decision.until(),
+        }
+    }
+}
+
+impl Plan {
+    /// `world/drift.json` for this plan: every drift, in (node, service) order, with what
+    /// happens next. Written at every reconcile, also when empty.
+    pub fn drift_file(&self, policy: &Policy, now: Timestamp) -> DriftFile {
+        let mut drifts: Vec<DriftEntry> = self.drifts.iter().map(|d| d.entry(policy, now)).collect();
+        // Root cause elsewhere: name the action that is about the root, if any.
+        for i in 0..drifts.len() {
+            if let Some(root) = drifts[i].root_cause.clone() {
+                let node = drifts[i].node.clone();
+                drifts[i].action_id = drifts.iter().find(|r| r.node == node && r.service.as_deref() == Some(root.as_str())).and_then(|r| r.action_id.clone());
+            }
+        }
+        drifts.sort_by(|a, b| (&a.node, &a.service).cmp(&(&b.node, &b.service)));
+        DriftFile { generated_at: now, drifts }
     }
 }
 
@@ -660,6 +1105,9 @@ impl fmt::Display for Plan {
         }
         for c in &self.cancel {
             writeln!(f, "cancel {}: {}", c.id, c.reason)?;
+        }
+        for u in &self.update {
+            writeln!(f, "update {}: {}", u.id, u.note)?;
         }
         writeln!(f, "summary: {} drift(s), {} to create, {} to cancel", self.drifts.len(), self.create.len(), self.cancel.len())
     }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use actions::TransitionError;
+pub use actions::{GetActionError, TransitionError, UnreadableAction};
 pub use atomic::{STALE_TEMP_AGE, remove_stale_temps, rename_noreplace, write_atomic};
 pub use retry::{Backoff, WriteErrors, WriteFailure};
 
@@ -44,6 +44,9 @@ pub const FOLDERS: &[&str] = &[
     "actions/cancelled",
     "actions/.locks",
 ];
+
+/// The supervisor's drift report, relative to the data root.
+pub const DRIFT_FILE: &str = "world/drift.json";
 
 /// A handle on a data root. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -116,6 +119,16 @@ impl DataRoot {
     pub fn write_world(&self, services: &homelab_core::world::ServicesFile, nodes: &homelab_core::world::NodesFile) -> io::Result<()> {
         self.write_json("world/services.json", services)?;
         self.write_json("world/nodes.json", nodes)
+    }
+
+    /// `world/drift.json`: the supervisor's whole view of drift, written at every reconcile.
+    pub fn read_drift(&self) -> io::Result<Option<homelab_core::drift::DriftFile>> {
+        self.read_json(DRIFT_FILE)
+    }
+
+    /// Writes `world/drift.json` atomically (the supervisor, at every reconcile).
+    pub fn write_drift(&self, drift: &homelab_core::drift::DriftFile) -> io::Result<()> {
+        self.write_json(DRIFT_FILE, drift)
     }
 
     /// Writes `state/heartbeat/<daemon>.json`.

@@ -92,7 +92,7 @@ fn a_reconcile_on_a_full_disk_loses_nothing_and_leaves_nothing_partial() {
 
     std::fs::remove_file(&filler).unwrap();
     let report = sup.reconcile(chrono::Utc::now()).unwrap();
-    assert_eq!((report.created, report.write_failures), (1, 0), "{report:?}");
+    assert_eq!((report.created, report.write_failures), (1, 0), "{report:?} {:?}", sup.write_errors().current());
     assert!(!sup.write_errors().is_failing());
     // Exactly one file for the id, in exactly one folder.
     let everywhere: Vec<(ActionState, String)> = ActionState::ALL.into_iter().flat_map(|s| ids(&t, s).into_iter().map(move |i| (s, i))).collect();
@@ -179,7 +179,7 @@ fn a_read_only_data_root_is_reported_and_caught_up_after_remount() {
     assert!(sup.write_errors().current().unwrap().error.contains("Read-only file system"), "{:?}", sup.write_errors().current());
     remount("rw");
     let report = sup.reconcile(chrono::Utc::now()).unwrap();
-    assert_eq!((report.created, report.write_failures), (1, 0), "{report:?}");
+    assert_eq!((report.created, report.write_failures), (1, 0), "{report:?} {:?}", sup.write_errors().current());
     assert_eq!(ids(&t, ActionState::Pending), ["container-restart-edge-1-web"]);
     assert!(sup.write_errors().current().is_none());
     drop(fs);

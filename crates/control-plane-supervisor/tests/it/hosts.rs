@@ -37,7 +37,9 @@ fn broken_yaml_keeps_the_last_good_version_across_two_runs() {
 
     // Fixed: the new file is in force now, web is really gone and newsvc is missing.
     t.write_host("edge-1", "services:\n  mosquitto: {}\n  zigbee2mqtt: {}\n  newsvc:\n    compose_dir: /srv/new\n");
-    once(&t);
+    // A single pass has watched no check pass: a missing service is judged only without the grace.
+    let out = run(&t, &["--once"], &[("MISSING_GRACE", "0")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(ids(&t, ActionState::Pending), ["redeploy-edge-1-newsvc"]);
     assert_eq!(ids(&t, ActionState::Cancelled), ["container-restart-edge-1-web"]);
     let hb: serde_json::Value = DataRoot::open(t.root()).unwrap().read_json("state/heartbeat/supervisor.json").unwrap().unwrap();
@@ -71,7 +73,8 @@ fn broken_file_with_no_last_good_cancels_nothing() {
         active: &[],
         outcomes: &[],
         memory: &Default::default(),
-        policy: &Default::default(),
+        policy: &homelab_core::plan::Policy { missing_grace: std::time::Duration::ZERO, ..Default::default() },
+        started_at: crate::now(),
         now: crate::now(),
     })
     .create;

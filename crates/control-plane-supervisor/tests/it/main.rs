@@ -4,6 +4,7 @@
 mod diskfull;
 mod hosts;
 mod once;
+mod settled;
 mod watch;
 
 use std::path::Path;

@@ -96,6 +96,14 @@ fn a_never_seen_node_gets_no_per_service_action() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("edge-2: node_unreachable (never_seen)"), "{text}");
     assert!(text.contains("edge-3: node_unreachable (stale)"), "{text}");
+    // edge-1 was judged never seen by the first run: it reappears now, and web's verdict is
+    // older than that: one fresh check first (MISSING_GRACE)...
+    once(&t);
+    assert_eq!(ids(&t, ActionState::Pending), Vec::<String>::new());
+    let drift = DataRoot::open(t.root()).unwrap().read_drift().unwrap().unwrap();
+    assert_eq!(drift.drifts.iter().find(|d| d.service.as_deref() == Some("web")).unwrap().decision, homelab_core::drift::NextStep::WaitingGrace);
+    // ...which comes.
+    edge_up().service("edge-1", "web", Some("containers_not_running")).node("edge-3", 600).write(&t);
     once(&t);
     assert_eq!(ids(&t, ActionState::Pending), ["container-restart-edge-1-web"]);
 }

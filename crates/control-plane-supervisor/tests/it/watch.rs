@@ -20,6 +20,8 @@ fn daemon_proposes_and_cancels_on_world_changes() {
         .arg("--hosts")
         .arg(t.hosts())
         .args(["--tick", "1h"])
+        // This test is about triggers: a missing service is proposed at once.
+        .env("MISSING_GRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -37,6 +37,8 @@ struct Situation {
     outcomes: Vec<Outcome>,
     memory: SupervisorMemory,
     policy: Policy,
+    started_at: Timestamp,
+    now: Timestamp,
 }
 
 fn given() -> Situation {
@@ -49,6 +51,8 @@ fn given() -> Situation {
         outcomes: Vec::new(),
         memory: SupervisorMemory::default(),
         policy: Policy::default(),
+        started_at: ago(HOUR),
+        now: now(),
     }
 }
 
@@ -75,6 +79,10 @@ impl Situation {
             node.to_owned(),
             NodeState { last_seen: Some(ago(secs_ago)), status, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None },
         );
+        // Up without a break for the last hour, as the supervisor remembers it.
+        if status == NodeStatus::Up {
+            self.memory.up_since.entry(node.to_owned()).or_insert(ago(HOUR));
+        }
         self
     }
 
@@ -168,7 +176,8 @@ impl Situation {
             outcomes: &self.outcomes,
             memory: &self.memory,
             policy: &self.policy,
-            now: now(),
+            started_at: self.started_at,
+            now: self.now,
         })
     }
 
@@ -200,11 +209,15 @@ fn lines(p: &Plan) -> Vec<String> {
                 Decision::RemediationExhausted { .. } => "remediation_exhausted".into(),
                 Decision::Snoozed { id, .. } => format!("snoozed {id}"),
                 Decision::Settling { after, .. } => format!("settling after {after}"),
+                Decision::WaitingGrace { until } => format!("waiting_grace until {}", until.format("%H:%M:%S")),
+                Decision::WaitingFreshWorld { until } => format!("waiting_fresh_world until {}", until.format("%H:%M:%S")),
+                Decision::Flapping { until } => format!("flapping until {}", until.format("%H:%M:%S")),
             };
             format!("{target} {}({}) => {decision}", d.drift, d.trigger)
         })
         .collect();
     out.extend(p.cancel.iter().map(|c| format!("cancel {} {}", c.id, c.reason)));
+    out.extend(p.update.iter().map(|u| format!("update {} {} ({})", u.id, u.drift, u.trigger)));
     out
 }
 
@@ -406,11 +419,25 @@ fn root_cause_via_depends_on() {
     let p = edge().unhealthy("edge-1", "mosquitto", "containers_not_running").unhealthy("edge-1", "zigbee2mqtt", "http_check_failed").plan();
     assert_eq!(p.drifts[1].root_cause.as_deref(), Some("mosquitto"));
     check(
-        "pending redeploy of the dependent while its broker also went down: it stays (drift holds)",
+        "pending redeploy of the dependent while its broker also went down: cancelled, only the root gets an action",
         &edge()
             .unhealthy("edge-1", "mosquitto", "containers_not_running")
             .unhealthy("edge-1", "zigbee2mqtt", "http_check_failed")
             .pending(Redeploy, "edge-1", Some("zigbee2mqtt")),
+        &[
+            "edge-1/mosquitto unhealthy_service(containers_not_running) => create pending container-restart-edge-1-mosquitto",
+            "edge-1/zigbee2mqtt unhealthy_service(http_check_failed) => root_cause mosquitto",
+            "cancel redeploy-edge-1-zigbee2mqtt root_cause_elsewhere",
+        ],
+    );
+    let mut approved = edge()
+        .unhealthy("edge-1", "mosquitto", "containers_not_running")
+        .unhealthy("edge-1", "zigbee2mqtt", "http_check_failed")
+        .active(ActionState::Approved, Redeploy, "edge-1", Some("zigbee2mqtt"));
+    approved.active[0].trigger = "http_check_failed".into();
+    check(
+        "approved redeploy of the dependent: never cancelled",
+        &approved,
         &[
             "edge-1/mosquitto unhealthy_service(containers_not_running) => create pending container-restart-edge-1-mosquitto",
             "edge-1/zigbee2mqtt unhealthy_service(http_check_failed) => root_cause mosquitto",
@@ -651,4 +678,340 @@ fn retry_is_allowed_only_when_a_drift_holds_and_nothing_is_active() {
     assert_eq!(retry_action(&drift, "nonsense", None, "ui:alice", now()), Err(RetryRefused::NoDrift));
     let unreachable = DriftFile { generated_at: now(), drifts: vec![row(None, DriftKind::NodeUnreachable, "stale", NextStep::NodeUnreachable, None)] };
     assert_eq!(retry_action(&unreachable, "disk-cleanup-edge-1", None, "ui:alice", now()), Err(RetryRefused::NoDrift));
+}
+
+impl Situation {
+    /// The supervisor (re)started `secs_ago`.
+    fn started(mut self, secs_ago: i64) -> Self {
+        self.started_at = ago(secs_ago);
+        self
+    }
+
+    /// The supervisor has judged the node up since `secs_ago` (it (re)appeared then).
+    fn up_since(mut self, node: &str, secs_ago: i64) -> Self {
+        self.memory.up_since.insert(node.to_owned(), ago(secs_ago));
+        self
+    }
+
+    /// The supervisor judged the node down at its last reconcile: it (re)appears now.
+    fn newly_up(mut self, node: &str) -> Self {
+        self.memory.up_since.remove(node);
+        self.memory.down.insert(node.to_owned());
+        self
+    }
+
+    /// An operator proposed `kind` again (retry) `secs_ago`.
+    fn retried(mut self, kind: ActionType, node: &str, service: Option<&str>, secs_ago: i64) -> Self {
+        self = self.pending(kind, node, service);
+        let a = self.active.last_mut().unwrap();
+        a.created_at = ago(secs_ago);
+        a.history = vec![HistoryEntry { state: ActionState::Pending, at: ago(secs_ago), by: "ui:alice".into(), note: Some("proposed again by ui:alice".into()) }];
+        self
+    }
+
+    /// The clock moves on by `secs`; the agents keep sending heartbeats (services do not change).
+    fn later(mut self, secs: i64) -> Self {
+        let d = chrono::Duration::seconds(secs);
+        self.now += d;
+        for n in self.nodes.values_mut() {
+            n.last_seen = n.last_seen.map(|t| t + d);
+        }
+        self
+    }
+}
+
+fn hms(secs_from_now: i64) -> String {
+    (now() + chrono::Duration::seconds(secs_from_now)).format("%H:%M:%S").to_string()
+}
+
+#[test]
+fn no_missing_service_action_without_settled_evidence() {
+    let edge = || given().host("edge-1", EDGE).all_healthy("edge-1");
+    check(
+        "node (re)appeared 10 s ago, web not reported yet: wait a full check pass (MISSING_GRACE 60 s)",
+        &edge().up_since("edge-1", 10).missing("edge-1", "web"),
+        &[&format!("edge-1/web missing_service(missing) => waiting_grace until {}", hms(50))],
+    );
+    check(
+        "node first judged up right now (heartbeat folded before its services)",
+        &edge().newly_up("edge-1").missing("edge-1", "web").missing("edge-1", "mosquitto"),
+        &[
+            &format!("edge-1/mosquitto missing_service(missing) => waiting_grace until {}", hms(60)),
+            &format!("edge-1/web missing_service(missing) => waiting_grace until {}", hms(60)),
+        ],
+    );
+    check(
+        "node up for 61 s and web still absent: now it is evidence",
+        &edge().up_since("edge-1", 61).missing("edge-1", "web"),
+        &["edge-1/web missing_service(missing) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "supervisor restarted 10 s ago, node up for an hour: world not fresh yet",
+        &edge().started(10).missing("edge-1", "web"),
+        &[&format!("edge-1/web missing_service(missing) => waiting_fresh_world until {}", hms(50))],
+    );
+    check(
+        "supervisor started 2 min ago but the node has not reported since (a frozen world)",
+        &edge().started(2 * MIN).node_says_up_but_last_seen("edge-1", 150).missing("edge-1", "web").policy(|p| p.node_stale_after = Duration::from_secs(600)),
+        &[&format!("edge-1/web missing_service(missing) => waiting_fresh_world until {}", hms(0))],
+    );
+    check(
+        "supervisor started 2 min ago, node reported since: fresh",
+        &edge().started(2 * MIN).missing("edge-1", "web"),
+        &["edge-1/web missing_service(missing) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "both: restarted 10 s ago and the node reappeared 5 s ago: the later end is named",
+        &edge().started(10).up_since("edge-1", 5).missing("edge-1", "web"),
+        &[&format!("edge-1/web missing_service(missing) => waiting_grace until {}", hms(55))],
+    );
+    check(
+        "MISSING_GRACE=0 turns the waits off",
+        &edge().started(1).newly_up("edge-1").missing("edge-1", "web").policy(|p| p.missing_grace = Duration::ZERO),
+        &["edge-1/web missing_service(missing) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "a pending redeploy for a missing service is not cancelled while it waits (the drift holds)",
+        &edge().started(10).missing("edge-1", "web").pending(Redeploy, "edge-1", Some("web")).then_update_fields(),
+        &["edge-1/web missing_service(missing) => leave pending redeploy-edge-1-web"],
+    );
+    // Unhealthy services: positive evidence, acted on unless the verdict predates a reappearance.
+    check(
+        "node reappeared 10 s ago; web's unhealthy verdict is from before that",
+        &edge().up_since("edge-1", 10).unhealthy_checked("edge-1", "web", "http_check_failed", 5 * MIN),
+        &[&format!("edge-1/web unhealthy_service(http_check_failed) => waiting_grace until {}", hms(50))],
+    );
+    check(
+        "node reappeared 10 s ago; web checked 5 s ago and still failing: act",
+        &edge().up_since("edge-1", 10).unhealthy_checked("edge-1", "web", "http_check_failed", 5),
+        &["edge-1/web unhealthy_service(http_check_failed) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "supervisor just started, node up before that, web failing: act (it is not a reappearance)",
+        &edge().started(5).up_since("edge-1", HOUR).unhealthy_checked("edge-1", "web", "http_check_failed", 5 * MIN),
+        &["edge-1/web unhealthy_service(http_check_failed) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "disk pressure is evidence at once",
+        &edge().started(5).newly_up("edge-1").disk("edge-1", DiskLevel::High),
+        &["edge-1 disk_pressure(high) => create pending disk-cleanup-edge-1"],
+    );
+}
+
+impl Situation {
+    /// Gives the single active action the drift fields of the current world (as if created now).
+    fn then_update_fields(mut self) -> Self {
+        for a in &mut self.active {
+            a.drift = "missing_service".into();
+            a.trigger = "missing".into();
+        }
+        self
+    }
+}
+
+/// A healthy fleet starting from nothing: agents report heartbeats first, services over the
+/// first check pass. Nothing may be proposed at any point.
+#[test]
+fn a_healthy_fleet_starting_proposes_nothing() {
+    let mut s = given().host("edge-1", EDGE).host("edge-2", EDGE).started(0);
+    let mut created = 0;
+    for (t, step) in [(0, "no agent yet"), (2, "heartbeats folded, no services"), (15, "half the services"), (30, "all services")] {
+        s.now = now() + chrono::Duration::seconds(t);
+        if t >= 2 {
+            for n in ["edge-1", "edge-2"] {
+                s.nodes.insert(n.into(), NodeState { last_seen: Some(s.now), status: NodeStatus::Up, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None });
+            }
+        }
+        if t >= 15 {
+            s = s.service("edge-1", "web", ServiceStatus::Healthy, None, now() + chrono::Duration::seconds(t)).service("edge-2", "mosquitto", ServiceStatus::Healthy, None, now());
+        }
+        if t >= 30 {
+            for n in ["edge-1", "edge-2"] {
+                for svc in ["mosquitto", "zigbee2mqtt", "web"] {
+                    s = s.service(n, svc, ServiceStatus::Healthy, None, now() + chrono::Duration::seconds(t));
+                }
+            }
+        }
+        let p = s.plan();
+        created += p.create.len();
+        assert!(p.create.is_empty() && p.cancel.is_empty(), "{step}: {:#?}", lines(&p));
+        s.memory = p.memory;
+    }
+    assert_eq!(created, 0);
+}
+
+#[test]
+fn a_pending_action_follows_its_drift() {
+    let edge = || given().host("edge-1", EDGE).all_healthy("edge-1");
+    let missing_redeploy = |s: Situation| s.pending(Redeploy, "edge-1", Some("web")).then_update_fields();
+    check(
+        "pending redeploy for missing_service; the service now reports http_check_failed: same type, fields updated",
+        &missing_redeploy(edge().unhealthy("edge-1", "web", "http_check_failed")),
+        &["edge-1/web unhealthy_service(http_check_failed) => leave pending redeploy-edge-1-web", "update redeploy-edge-1-web unhealthy_service (http_check_failed)"],
+    );
+    check(
+        "pending redeploy for missing_service; now containers_not_running: a restart is right, the redeploy is replaced",
+        &missing_redeploy(edge().unhealthy("edge-1", "web", "containers_not_running")),
+        &[
+            "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
+            "cancel redeploy-edge-1-web replaced: the drift is now unhealthy_service (containers_not_running), container-restart-edge-1-web is proposed instead",
+        ],
+    );
+    let p = missing_redeploy(edge().unhealthy("edge-1", "web", "containers_not_running")).plan();
+    assert_eq!(p.cancel[0].replaced_by.as_deref(), Some("container-restart-edge-1-web"));
+    check(
+        "pending restart; now http_check_failed: replaced by a redeploy",
+        &edge().unhealthy("edge-1", "web", "http_check_failed").pending(Restart, "edge-1", Some("web")),
+        &[
+            "edge-1/web unhealthy_service(http_check_failed) => create pending redeploy-edge-1-web",
+            "cancel container-restart-edge-1-web replaced: the drift is now unhealthy_service (http_check_failed), redeploy-edge-1-web is proposed instead",
+        ],
+    );
+    check(
+        "pending redeploy escalated after a restart; trigger changes between restartable reasons: updated, not replaced",
+        &edge()
+            .unhealthy_checked("edge-1", "web", "mqtt_unreachable", 30)
+            .ended(ActionState::Completed, "container-restart-edge-1-web", 5 * MIN)
+            .pending(Redeploy, "edge-1", Some("web")),
+        &["edge-1/web unhealthy_service(mqtt_unreachable) => leave pending redeploy-edge-1-web", "update redeploy-edge-1-web unhealthy_service (mqtt_unreachable)"],
+    );
+    check(
+        "an operator's retried redeploy is never replaced, only its fields follow",
+        &edge().unhealthy("edge-1", "web", "containers_not_running").retried(Redeploy, "edge-1", Some("web"), 60).then_update_fields(),
+        &["edge-1/web unhealthy_service(containers_not_running) => leave pending redeploy-edge-1-web", "update redeploy-edge-1-web unhealthy_service (containers_not_running)"],
+    );
+    let mut approved = edge().unhealthy("edge-1", "web", "http_check_failed").active(ActionState::Approved, Restart, "edge-1", Some("web"));
+    approved.active[0].trigger = "containers_not_running".into();
+    check("approved actions are never touched", &approved, &["edge-1/web unhealthy_service(http_check_failed) => leave approved container-restart-edge-1-web"]);
+}
+
+#[test]
+fn exhaustion_holds_until_recovery_retry_or_hold() {
+    let down = || given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy_checked("edge-1", "web", "containers_not_running", 30);
+    let exhausted = down()
+        .ended(ActionState::Completed, "container-restart-edge-1-web", 10 * MIN)
+        .ended(ActionState::Completed, "redeploy-edge-1-web", 3 * MIN)
+        .then_applied();
+    assert!(exhausted.memory.exhausted.contains_key("edge-1/web"));
+    // 20 minutes later both attempts left the escalation window; still down: still exhausted.
+    let mut later = exhausted.clone().later(20 * MIN);
+    later.outcomes.clear();
+    check("20 min later, still down: exhausted (no new cycle)", &later, &["edge-1/web unhealthy_service(containers_not_running) => remediation_exhausted"]);
+    let p = later.plan();
+    let row = &p.drift_file(&later.policy, later.now).drifts[0];
+    assert_eq!((row.decision, row.action_id.as_deref()), (NextStep::RemediationExhausted, Some("redeploy-edge-1-web")));
+    assert_eq!(row.until, Some(now() + chrono::Duration::hours(6)));
+    assert!(row.reason.contains("use Retry"), "{}", row.reason);
+    // Survives a restart: it is in memory.
+    let json = serde_json::to_string(&p.memory).unwrap();
+    assert_eq!(serde_json::from_str::<SupervisorMemory>(&json).unwrap(), p.memory);
+    check("after EXHAUSTED_HOLD (6 h): a new cycle starts", &later.clone().later(6 * HOUR), &[
+        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
+    ]);
+    // It recovers once: lifted.
+    let recovered = later.clone().healthy("edge-1", "web").then_applied();
+    assert!(recovered.memory.exhausted.is_empty());
+    check("recovered, then down again: a new cycle", &recovered.unhealthy("edge-1", "web", "containers_not_running"), &[
+        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
+    ]);
+    // A node that goes silent says nothing about recovery.
+    let silent = later.clone().node_seen("edge-1", 10 * MIN).then_applied();
+    assert!(silent.memory.exhausted.contains_key("edge-1/web"));
+}
+
+#[test]
+fn an_operator_retry_is_honoured_and_starts_escalation_over() {
+    let down = || given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy_checked("edge-1", "web", "containers_not_running", 30);
+    let exhausted = down()
+        .ended(ActionState::Completed, "container-restart-edge-1-web", 10 * MIN)
+        .ended(ActionState::Completed, "redeploy-edge-1-web", 3 * MIN)
+        .then_applied();
+    // The operator proposes the redeploy again: not cancelled, memory of the target reset.
+    let retried = exhausted.clone().retried(Redeploy, "edge-1", Some("web"), 0);
+    check("retried while exhausted: left alone", &retried, &["edge-1/web unhealthy_service(containers_not_running) => leave pending redeploy-edge-1-web"]);
+    let m = retried.plan().memory;
+    assert!(m.exhausted.is_empty() && m.attempts.is_empty(), "{m:?}");
+    assert_eq!(m.resets.get("container-restart-edge-1-web"), Some(&now()));
+    // It runs and fails 2 min later; the old terminal files are still there but do not count:
+    // escalation starts over (after settling): restart, then redeploy, then exhausted.
+    let mut ran = retried.clone().then_applied();
+    ran.active.clear();
+    let ran = ran.later(2 * MIN).ended(ActionState::Failed, "redeploy-edge-1-web", -2 * MIN).unhealthy_checked("edge-1", "web", "containers_not_running", -(2 * MIN) - 10);
+    check("the retried redeploy failed: a restart is next (the old restart no longer counts)", &ran, &[
+        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
+    ]);
+    // Snoozed: a retry lifts the snooze for that id.
+    let snoozed = down().ended(ActionState::Rejected, "container-restart-edge-1-web", HOUR).then_applied();
+    check("rejected and snoozed", &snoozed, &["edge-1/web unhealthy_service(containers_not_running) => snoozed container-restart-edge-1-web"]);
+    let retried = snoozed.retried(Restart, "edge-1", Some("web"), 0);
+    check("retried while snoozed: left alone", &retried, &["edge-1/web unhealthy_service(containers_not_running) => leave pending container-restart-edge-1-web"]);
+    assert!(retried.plan().memory.rejections.is_empty());
+    // A retried action whose drift resolves is cancelled like any other.
+    check(
+        "retried, then the service recovered: cancelled as resolved",
+        &given().host("edge-1", EDGE).all_healthy("edge-1").retried(Redeploy, "edge-1", Some("web"), 0),
+        &["cancel redeploy-edge-1-web drift_resolved_auto"],
+    );
+}
+
+#[test]
+fn flapping_is_damped() {
+    let edge = || given().host("edge-1", EDGE).all_healthy("edge-1");
+    // Down: proposed. Healthy 20 s later: cancelled as resolved (one notification and its
+    // resolution). Down again 20 s later: flapping, must hold FLAP_HOLD (2 min).
+    let down1 = edge().unhealthy("edge-1", "web", "containers_not_running").then_applied();
+    assert_eq!(down1.active.len(), 1);
+    let up = down1.later(20).healthy("edge-1", "web");
+    check("recovered by itself", &up, &["cancel container-restart-edge-1-web drift_resolved_auto"]);
+    let up = up.then_applied();
+    assert!(up.memory.flapping.contains_key("edge-1/web"));
+    let down2 = up.clone().later(20).service("edge-1", "web", ServiceStatus::Unhealthy, Some("containers_not_running"), now() + chrono::Duration::seconds(40));
+    check("down again 20 s later: flapping", &down2, &[&format!("edge-1/web unhealthy_service(containers_not_running) => flapping until {}", hms(160))]);
+    check("still down 2 min later: it holds, proposed", &down2.clone().later(2 * MIN), &[
+        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
+    ]);
+    check("healthy for FLAP_WINDOW (30 min), then down: proposed at once", &up.later(31 * MIN).service("edge-1", "web", ServiceStatus::Unhealthy, Some("containers_not_running"), now() + chrono::Duration::minutes(31) + chrono::Duration::seconds(20)), &[
+        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
+    ]);
+}
+
+#[test]
+fn drift_file_rows_say_what_happens_next() {
+    let s = given()
+        .host("edge-1", EDGE)
+        .host("edge-2", EDGE)
+        .all_healthy("edge-1")
+        .unhealthy("edge-1", "mosquitto", "containers_not_running")
+        .unhealthy("edge-1", "zigbee2mqtt", "http_check_failed")
+        .started(10)
+        .missing("edge-1", "web");
+    let p = s.plan();
+    let f = p.drift_file(&s.policy, now());
+    assert_eq!(f.generated_at, now());
+    let rows: Vec<(&str, Option<&str>, NextStep, Option<&str>)> =
+        f.drifts.iter().map(|d| (d.node.as_str(), d.service.as_deref(), d.decision, d.action_id.as_deref())).collect();
+    assert_eq!(rows, [
+        ("edge-1", Some("mosquitto"), NextStep::ActionCreated, Some("container-restart-edge-1-mosquitto")),
+        ("edge-1", Some("web"), NextStep::WaitingFreshWorld, None),
+        ("edge-1", Some("zigbee2mqtt"), NextStep::RootCauseElsewhere, Some("container-restart-edge-1-mosquitto")),
+        ("edge-2", None, NextStep::NodeUnreachable, None),
+    ]);
+    assert_eq!(f.drifts[0].since, Some(ago(5)), "unhealthy: the service's since");
+    assert_eq!(f.drifts[1].since, Some(now()), "missing: when the supervisor first saw it");
+    assert_eq!(f.drifts[1].until, Some(ago(10) + chrono::Duration::seconds(60)));
+    assert_eq!(f.drifts[3].since, Some(now()), "never seen: when the supervisor first saw it unreachable");
+    for d in &f.drifts {
+        assert!(d.reason.ends_with('.') && !d.reason.contains('\n'), "{}", d.reason);
+    }
+    assert!(f.drifts[2].reason.contains("depends on mosquitto"), "{}", f.drifts[2].reason);
+    // The missing service keeps the time it was first seen missing across reconciles.
+    let again = s.clone().then_applied().later(30);
+    let f2 = again.plan().drift_file(&again.policy, again.now);
+    assert_eq!(f2.drifts[1].since, Some(now()));
+    // A stale node: since is its last_seen.
+    let stale = given().host("edge-1", EDGE).all_healthy("edge-1").node_seen("edge-1", 5 * MIN);
+    assert_eq!(stale.plan().drift_file(&stale.policy, now()).drifts[0].since, Some(ago(5 * MIN)));
+    // No drift: an empty list.
+    let calm = given().host("edge-1", EDGE).all_healthy("edge-1");
+    assert!(calm.plan().drift_file(&calm.policy, now()).drifts.is_empty());
 }
