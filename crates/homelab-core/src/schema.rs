@@ -26,6 +26,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("action.json", schema_of::<Action>()),
         ("heartbeat.json", schema_of::<Heartbeat>()),
         ("observer-checkpoint.json", schema_of::<Checkpoint>()),
+        ("world-drift.json", schema_of::<crate::drift::DriftFile>()),
     ]
 }
 
@@ -196,7 +197,7 @@ mod tests {
         let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
-            ["event.json", "world-services.json", "world-nodes.json", "action.json", "heartbeat.json", "observer-checkpoint.json"]
+            ["event.json", "world-services.json", "world-nodes.json", "action.json", "heartbeat.json", "observer-checkpoint.json", "world-drift.json"]
         );
         for (name, schema) in &all {
             assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{name}");
@@ -253,6 +254,31 @@ mod tests {
             nodes: BTreeMap::from([("pi4".to_owned(), up), ("nas".to_owned(), never)]),
         };
         assert_fits("world-nodes.json", &serde_json::to_value(&file).unwrap());
+    }
+
+    #[test]
+    fn the_drift_file_fits() {
+        use crate::drift::{DriftEntry, DriftFile, NextStep};
+        use crate::plan::DriftKind;
+        let row = DriftEntry {
+            node: "pi4".into(),
+            service: Some("mqtt".into()),
+            kind: DriftKind::UnhealthyService,
+            trigger: "containers_not_running".into(),
+            root_cause: None,
+            since: Some(ts("2026-05-27T14:00:00.000Z")),
+            decision: NextStep::RemediationExhausted,
+            reason: "Restart and redeploy both ran in the last 15 min and mqtt is unhealthy.".into(),
+            action_id: Some("redeploy-pi4-mqtt".into()),
+            until: Some(ts("2026-05-27T20:00:00.000Z")),
+        };
+        let node = DriftEntry { service: None, kind: DriftKind::NodeUnreachable, trigger: "never_seen".into(), since: None, decision: NextStep::NodeUnreachable, action_id: None, until: None, ..row.clone() };
+        let file = DriftFile { generated_at: ts("2026-05-27T14:06:00.000Z"), drifts: vec![node, row] };
+        let value = serde_json::to_value(&file).unwrap();
+        assert_eq!(value["drifts"][1]["kind"], "unhealthy_service");
+        assert_eq!(value["drifts"][1]["decision"], "remediation_exhausted");
+        assert_fits("world-drift.json", &value);
+        assert_fits("world-drift.json", &json!({ "generated_at": "2026-05-27T14:06:00.000Z", "drifts": [] }));
     }
 
     #[test]
