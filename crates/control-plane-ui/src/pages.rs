@@ -380,6 +380,8 @@ struct ActionT<'a> {
     base: &'a str,
     csrf: Option<String>,
     errors: &'a [FileError],
+    /// The supervisor's drift row about this action's target now (world/drift.json).
+    drift: Vec<DriftRow<'a>>,
     a: &'a Action,
     created_at: String,
     history: Vec<(String, String, String, String)>,
@@ -405,7 +407,9 @@ async fn action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
         let snap = state.snapshot().await?;
         let a = found.action;
         let history = a.history.iter().map(|h| (rfc3339(h.at), h.state.to_string(), h.by.clone(), h.note.clone().unwrap_or_default())).collect();
-        let t = ActionT { base: &state.base, csrf: v.csrf.clone(), errors: &snap.summary.errors, a: &a, created_at: rfc3339(a.created_at), history };
+        let about = |d: &&Drift| d.action_id.as_deref() == Some(a.id.as_str()) || (d.node == a.node && d.service == a.service && d.kind != "node_unreachable");
+        let drift = drift_rows(snap.summary.drift.iter().filter(about).take(1), chrono::Utc::now());
+        let t = ActionT { base: &state.base, csrf: v.csrf.clone(), errors: &snap.summary.errors, drift, a: &a, created_at: rfc3339(a.created_at), history };
         respond(&state, &headers, &q, &format!("Action {id}"), v, t.render())
     }
     .await;

@@ -279,6 +279,9 @@ async fn drift_rows_come_from_drift_json() {
             assert!(page.contains(want), "{path} lacks {want:?}: {page}");
         }
     }
+    // The action's own page shows what the supervisor says about it now.
+    let page = fx.send(get(&format!("/actions/{id}"))).await.body;
+    assert!(page.contains("id=\"drift-now\" data-decision=\"action_created\"") && page.contains("waiting for approval"), "{page}");
     let md = fx.send(get("/summary.md")).await.body;
     assert!(md.contains("edge-1/web: unhealthy_service (containers_not_running)") && md.contains("next: remediation_exhausted, action: redeploy-edge-1-web, until "), "{md}");
 
