@@ -8,6 +8,7 @@ mod compose;
 mod diskfull;
 mod health;
 mod mirror;
+mod monitoring;
 mod schema;
 mod up;
 
