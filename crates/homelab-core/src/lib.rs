@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod applied;
+pub mod chaos;
 pub mod alertmanager;
 pub mod desired;
 pub mod drift;

@@ -206,10 +206,14 @@ pub enum Decision {
         #[serde(with = "crate::ts_format")]
         until: Timestamp,
     },
-    /// The node (re)appeared recently: waiting a full check pass before acting.
+    /// The node (re)appeared recently, or a dependency has not been checked since this
+    /// service failed: waiting a full check pass before acting.
     WaitingGrace {
         #[serde(with = "crate::ts_format")]
         until: Timestamp,
+        /// The dependency whose next check is awaited, if that is the reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dependency: Option<String>,
     },
     /// The supervisor started recently: world state is not fresh yet.
     WaitingFreshWorld {
@@ -246,7 +250,7 @@ impl Decision {
             Decision::RemediationExhausted { until, .. }
             | Decision::Snoozed { until, .. }
             | Decision::Settling { until, .. }
-            | Decision::WaitingGrace { until }
+            | Decision::WaitingGrace { until, .. }
             | Decision::WaitingFreshWorld { until }
             | Decision::Flapping { until } => Some(*until),
             _ => None,
@@ -494,7 +498,8 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 }
             };
             let root = root_of(host, name, &in_drift);
-            let wait = evidence_wait(*kind, state, up_since, last_seen, started_at, policy, now);
+            let wait = evidence_wait(*kind, state, up_since, last_seen, started_at, policy, now)
+                .or_else(|| unverified_dependency(host, name, trigger, state, world, policy, now));
             let decision = match (&root, wait) {
                 (Some(root), _) => {
                     root_caused.insert(key.clone());
@@ -630,7 +635,7 @@ fn evidence_wait(
             if !world_fresh && fresh_until >= grace_until {
                 Some(Decision::WaitingFreshWorld { until: fresh_until.max(now) })
             } else if now < grace_until {
-                Some(Decision::WaitingGrace { until: grace_until })
+                Some(Decision::WaitingGrace { until: grace_until, dependency: None })
             } else if !world_fresh {
                 Some(Decision::WaitingFreshWorld { until: fresh_until.max(now) })
             } else {
@@ -641,10 +646,33 @@ fn evidence_wait(
         // fresh check (at most the grace).
         DriftKind::UnhealthyService => {
             let stale_verdict = state.is_some_and(|s| s.last_event_at < up_since);
-            (up_since > started_at && stale_verdict && now < grace_until).then_some(Decision::WaitingGrace { until: grace_until })
+            (up_since > started_at && stale_verdict && now < grace_until).then_some(Decision::WaitingGrace { until: grace_until, dependency: None })
         }
         _ => None,
     }
+}
+
+/// A service that failed (for a reason a dependency can cause) while a dependency it needs
+/// still reads healthy from a check older than the failure: the dependency's next check (in the
+/// same agent pass, usually milliseconds later) tells whether it is the root cause. Waits at
+/// most `MISSING_GRACE` after the failure. A container that is not running is its own problem.
+fn unverified_dependency(
+    host: &HostSpec,
+    name: &str,
+    trigger: &str,
+    state: Option<&ServiceState>,
+    world: &BTreeMap<String, ServiceState>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Option<Decision> {
+    let s = state.filter(|s| s.status == ServiceStatus::Unhealthy && trigger != "containers_not_running")?;
+    let until = after(s.since, policy.missing_grace);
+    if now >= until {
+        return None;
+    }
+    let spec = host.services.get(name)?;
+    let dep = spec.depends_on.iter().find(|d| world.get(d.as_str()).is_some_and(|ds| ds.status == ServiceStatus::Healthy && ds.last_event_at < s.since))?;
+    Some(Decision::WaitingGrace { until, dependency: Some(dep.clone()) })
 }
 
 struct Target<'a> {
@@ -973,7 +1001,10 @@ impl fmt::Display for Decision {
             Decision::Settling { after, until } => {
                 write!(f, "no action yet: waiting for a fresh check after {after} (until {})", crate::rfc3339(*until))
             }
-            Decision::WaitingGrace { until } => write!(f, "no action yet: waiting_grace (until {})", crate::rfc3339(*until)),
+            Decision::WaitingGrace { until, dependency: None } => write!(f, "no action yet: waiting_grace (until {})", crate::rfc3339(*until)),
+            Decision::WaitingGrace { until, dependency: Some(d) } => {
+                write!(f, "no action yet: waiting_grace for a fresh check of {d} (until {})", crate::rfc3339(*until))
+            }
             Decision::WaitingFreshWorld { until } => write!(f, "no action yet: waiting_fresh_world (until {})", crate::rfc3339(*until)),
             Decision::Flapping { until } => write!(f, "no action yet: flapping, must hold until {}", crate::rfc3339(*until)),
         }
@@ -1039,8 +1070,11 @@ impl DriftDecision {
             Decision::Settling { after, until } => {
                 format!("{what}: {after} just ended; waiting for a fresh check before the next step, until {} at the latest.", clock(*until, now))
             }
-            Decision::WaitingGrace { until } => {
+            Decision::WaitingGrace { until, dependency: None } => {
                 format!("{what}: the node came back recently, so nothing is proposed before a full check pass, until {}.", clock(*until, now))
+            }
+            Decision::WaitingGrace { until, dependency: Some(d) } => {
+                format!("{what}: it depends on {d}, which has not been checked since; waiting for that check (until {}) to know which one to fix.", clock(*until, now))
             }
             Decision::WaitingFreshWorld { until } => {
                 format!("{what}: the control plane just started, so nothing is proposed until every node has reported again, at {} at the earliest.", clock(*until, now))

@@ -209,7 +209,8 @@ fn lines(p: &Plan) -> Vec<String> {
                 Decision::RemediationExhausted { .. } => "remediation_exhausted".into(),
                 Decision::Snoozed { id, .. } => format!("snoozed {id}"),
                 Decision::Settling { after, .. } => format!("settling after {after}"),
-                Decision::WaitingGrace { until } => format!("waiting_grace until {}", until.format("%H:%M:%S")),
+                Decision::WaitingGrace { until, dependency: None } => format!("waiting_grace until {}", until.format("%H:%M:%S")),
+                Decision::WaitingGrace { until, dependency: Some(d) } => format!("waiting_grace for {d} until {}", until.format("%H:%M:%S")),
                 Decision::WaitingFreshWorld { until } => format!("waiting_fresh_world until {}", until.format("%H:%M:%S")),
                 Decision::Flapping { until } => format!("flapping until {}", until.format("%H:%M:%S")),
             };
@@ -811,6 +812,36 @@ impl Situation {
 
 /// A healthy fleet starting from nothing: agents report heartbeats first, services over the
 /// first check pass. Nothing may be proposed at any point.
+#[test]
+fn a_dependent_waits_for_its_dependencys_next_check() {
+    let edge = || given().host("edge-1", EDGE).all_healthy("edge-1");
+    // zigbee2mqtt failed 1 s ago; mosquitto's last (healthy) check is 5 s old: its check in the
+    // same pass will tell.
+    let s = edge().unhealthy_checked("edge-1", "zigbee2mqtt", "mqtt_unreachable", 1).service("edge-1", "mosquitto", ServiceStatus::Healthy, None, ago(5));
+    check("dependency not checked since the failure", &s, &[&format!("edge-1/zigbee2mqtt unhealthy_service(mqtt_unreachable) => waiting_grace for mosquitto until {}", hms(59))]);
+    check(
+        "the dependency's check came: it is down, the root cause",
+        &s.clone().unhealthy_checked("edge-1", "mosquitto", "containers_not_running", 0),
+        &[
+            "edge-1/mosquitto unhealthy_service(containers_not_running) => create pending container-restart-edge-1-mosquitto",
+            "edge-1/zigbee2mqtt unhealthy_service(mqtt_unreachable) => root_cause mosquitto",
+        ],
+    );
+    check(
+        "the dependency's check came: it is fine, the dependent is its own problem",
+        &s.clone().service("edge-1", "mosquitto", ServiceStatus::Healthy, None, ago(0)),
+        &["edge-1/zigbee2mqtt unhealthy_service(mqtt_unreachable) => create pending container-restart-edge-1-zigbee2mqtt"],
+    );
+    check("no check of the dependency for a whole MISSING_GRACE: act", &s.clone().later(60), &[
+        "edge-1/zigbee2mqtt unhealthy_service(mqtt_unreachable) => create pending container-restart-edge-1-zigbee2mqtt",
+    ]);
+    check(
+        "a container that is not running is its own problem: no wait",
+        &edge().unhealthy_checked("edge-1", "zigbee2mqtt", "containers_not_running", 1).service("edge-1", "mosquitto", ServiceStatus::Healthy, None, ago(5)),
+        &["edge-1/zigbee2mqtt unhealthy_service(containers_not_running) => create pending container-restart-edge-1-zigbee2mqtt"],
+    );
+}
+
 #[test]
 fn a_healthy_fleet_starting_proposes_nothing() {
     let mut s = given().host("edge-1", EDGE).host("edge-2", EDGE).started(0);
