@@ -124,10 +124,10 @@ pub fn map_alert(alert: &Alert, now: Timestamp) -> Mapped {
 /// Maps one alert by its labels. The event time is when it arrived, not `startsAt`.
 pub fn map_by_labels(alert: &Alert, mapping: &Mapping, now: Timestamp) -> Mapped {
     let label = |k: &String| alert.labels.get(k).map(String::as_str).filter(|v| !v.trim().is_empty());
-    let Some(node) = mapping.node_labels.iter().find_map(|k| label(k)).map(host_of) else {
+    let Some(node) = mapping.node_labels.iter().find_map(label).map(host_of) else {
         return Mapped::Skipped(format!("no node (set one of the labels {})", mapping.node_labels.join(", ")));
     };
-    let Some(service) = mapping.service_labels.iter().find_map(|k| label(k)) else {
+    let Some(service) = mapping.service_labels.iter().find_map(label) else {
         return Mapped::Skipped(format!("no service on node {node} (set one of the labels {})", mapping.service_labels.join(", ")));
     };
     event_for(alert, &node, service, "labels", now)

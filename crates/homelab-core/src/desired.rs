@@ -469,10 +469,10 @@ pub fn parse_host_file(file: &str, folder_node: &str, text: &str) -> Result<Host
             }
         }
         for check in &svc.value.checks {
-            if let Check::Alert(a) = &check.value {
-                if let Err(e) = a.validate() {
-                    errors.push(err(check.referenced.line(), check.referenced.column(), format!("service {name:?}: {e}"), Some("see docs/alertmanager.md")));
-                }
+            if let Check::Alert(a) = &check.value
+                && let Err(e) = a.validate()
+            {
+                errors.push(err(check.referenced.line(), check.referenced.column(), format!("service {name:?}: {e}"), Some("see docs/alertmanager.md")));
             }
             if let Check::Http(h) = &check.value {
                 if let Some(auth) = &h.basic_auth {
