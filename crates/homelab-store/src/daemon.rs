@@ -2,10 +2,50 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Sets up `tracing` to stderr, filtered by `RUST_LOG` (default `info`). Safe to call twice.
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per event for people; coloured only when stderr is a terminal and `NO_COLOR`
+    /// is unset, so a log file or `journalctl` never holds ANSI escape codes.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`, spans) for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// Reads a `LOG_FORMAT` value: `text` (or unset/empty) or `json`, in any case.
+    pub fn parse(value: Option<&str>) -> Result<LogFormat, String> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => Err(format!("LOG_FORMAT={other:?} is not a log format: use text or json; writing text")),
+        }
+    }
+}
+
+/// Whether text logs get colour: only on a terminal, and never with `NO_COLOR` set (no-color.org).
+pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&str>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(str::is_empty)
+}
+
+/// Sets up `tracing` to stderr, filtered by `RUST_LOG` (default `info`), in the format of
+/// `LOG_FORMAT` (`text`, the default, or `json`). Text is coloured only when stderr is a
+/// terminal (and `NO_COLOR` is unset). Safe to call twice.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let format = LogFormat::parse(std::env::var("LOG_FORMAT").ok().as_deref()).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        LogFormat::Text
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Text => {
+            let colour = use_colour(std::io::stderr().is_terminal(), std::env::var("NO_COLOR").ok().as_deref());
+            builder.with_ansi(colour).try_init()
+        }
+    };
 }
 
 /// A token cancelled on the first SIGTERM or Ctrl-C. Must be called inside a tokio runtime.
@@ -39,5 +79,27 @@ where
             eprintln!("{name}: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_format_values() {
+        let cases = [(None, Some(LogFormat::Text)), (Some(""), Some(LogFormat::Text)), (Some("text"), Some(LogFormat::Text)), (Some("JSON"), Some(LogFormat::Json)), (Some(" json "), Some(LogFormat::Json)), (Some("logfmt"), None)];
+        for (value, want) in cases {
+            assert_eq!(LogFormat::parse(value).ok(), want, "{value:?}");
+        }
+        assert!(LogFormat::parse(Some("logfmt")).unwrap_err().contains("use text or json"));
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some("")));
+        assert!(!use_colour(true, Some("1")));
+        assert!(!use_colour(false, None));
     }
 }
