@@ -34,6 +34,12 @@ impl Truth<'_> {
 /// `Some(None)` healthy, `Some(Some(reason))` unhealthy, `None` not reported (not running).
 pub type Health = Option<Option<&'static str>>;
 
+/// Does a node's agent report at second `t`?
+pub type AliveFn = Box<dyn Fn(&str, i64) -> bool>;
+
+/// The truth about `(node, service)` at second `t`.
+pub type HealthFn = Box<dyn Fn(&Truth<'_>, &str, &str, i64) -> Health>;
+
 /// One scripted fleet.
 pub struct Scenario {
     pub name: &'static str,
@@ -45,9 +51,9 @@ pub struct Scenario {
     /// Agent pass interval (`CHECK_INTERVAL`).
     pub check_every: i64,
     /// Does the node's agent report at second `t`?
-    pub alive: Box<dyn Fn(&str, i64) -> bool>,
+    pub alive: AliveFn,
     /// The truth about a service at second `t`.
-    pub health: Box<dyn Fn(&Truth<'_>, &str, &str, i64) -> Health>,
+    pub health: HealthFn,
     /// Changes are also reported at once (Docker events), not only by passes.
     pub events_on_change: bool,
     /// The supervisor (and its process start) restarts at these seconds; memory is kept.

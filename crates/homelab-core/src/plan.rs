@@ -1019,9 +1019,9 @@ fn clock(t: Timestamp, now: Timestamp) -> String {
 /// A duration in words: `15 min`, `6 h`, `90 s`.
 fn words(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 && s % 3600 == 0 {
+    if s >= 3600 && s.is_multiple_of(3600) {
         format!("{} h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")
