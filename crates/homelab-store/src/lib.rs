@@ -10,12 +10,14 @@
 
 pub mod actions;
 pub mod atomic;
+pub mod audit;
 pub mod daemon;
 pub mod events;
 pub mod hosts;
 pub mod quarantine;
 pub mod retry;
 pub mod secrets;
+pub mod users;
 pub mod watch;
 
 use std::io;
