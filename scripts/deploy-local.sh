@@ -58,6 +58,8 @@ if [ ! -f compose/ssh/id_ed25519 ]; then
 fi
 
 docker_gid=$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999)
+# The tokens file made above is the one the daemons read (compose falls back to defaults.env).
+export HOMELAB_SECRETS_ENV=${HOMELAB_SECRETS_ENV:-secrets.env}
 export HOMELAB_IMAGE=$image HOMELAB_DATA=$data HOMELAB_HOSTS=$hosts DOCKER_GID=$docker_gid
 "${compose[@]}" -f compose/docker-compose.yml up -d
 
