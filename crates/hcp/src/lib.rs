@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod alertmanager;
+pub mod audit;
 pub mod check;
 pub mod health;
 pub mod init;
@@ -11,6 +12,7 @@ pub mod mirror;
 pub mod schema;
 pub mod table;
 pub mod up;
+pub mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +57,12 @@ pub enum Command {
     Alertmanager(alertmanager::AlertmanagerArgs),
     /// Print the JSON Schemas of the data root's files (or write them with --out DIR).
     Schema(schema::SchemaArgs),
+    /// Local users of the UI: add, passwd, set, remove, logout, list (state/secrets/users.json).
+    User(users::UserArgs),
+    /// Per-user API tokens: create (shown once), revoke, list.
+    Token(users::TokenArgs),
+    /// Print the audit log (logins, decisions, user and token changes).
+    Audit(audit::AuditArgs),
 }
 
 /// Runs a parsed command line. Errors are for people: the caller prints them and exits 1.
@@ -69,5 +77,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(a) => up::run(a, homelab_store::daemon::shutdown_token()).await,
         Command::Alertmanager(a) => alertmanager::run(a, homelab_store::daemon::shutdown_token()).await,
         Command::Schema(a) => schema::run(&a),
+        Command::User(a) => users::run_user(&a),
+        Command::Token(a) => users::run_token(&a),
+        Command::Audit(a) => audit::run(&a),
     }
 }
