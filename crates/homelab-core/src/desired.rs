@@ -1,15 +1,19 @@
 //! Desired state: `hosts/<node>/services.yaml`, parsed and validated with file, line and column.
 //!
 //! Parsing a string is pure; reading the files is the store's job. YAML is read with
-//! `serde-saphyr`, which keeps locations in its errors and offers `Spanned` values.
+//! `serde-saphyr` into a tree of `Spanned` nodes ([`yaml`]), which the validator walks in full
+//! ([`validate`]): every problem of a file is reported, in our words, with its place.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_saphyr::Spanned;
 
 use crate::name::validate_name;
+
+mod validate;
+pub mod yaml;
+pub use validate::validate_url;
 
 /// One validation problem, pointing at the place in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -199,21 +203,6 @@ impl AlertCheck {
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         labels.get("alertname") == Some(&self.alertname) && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
     }
-
-    fn validate(&self) -> Result<(), String> {
-        if self.alertname.trim().is_empty() {
-            return Err("alert: alertname must not be empty".into());
-        }
-        for k in self.labels.keys() {
-            if k == "alertname" {
-                return Err("alert: put the alert name in `alertname`, not in `labels`".into());
-            }
-            if !is_label_name(k) {
-                return Err(format!("alert: {k:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
@@ -268,43 +257,6 @@ impl Check {
         };
         std::time::Duration::from_secs(secs.unwrap_or(DEFAULT_CHECK_TIMEOUT_SECS))
     }
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// One service of a node, as written in YAML (with locations, for validation).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawService {
-    #[serde(default)]
-    compose_dir: Option<String>,
-    #[serde(default)]
-    containers: Vec<String>,
-    #[serde(default)]
-    depends_on: Vec<Spanned<String>>,
-    #[serde(default = "yes")]
-    monitor: bool,
-    #[serde(default)]
-    checks: Vec<Spanned<Check>>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHost {
-    #[serde(default)]
-    node: Option<Spanned<String>>,
-    #[serde(default)]
-    ssh: Option<SshTarget>,
-    #[serde(default)]
-    compose_command: Option<Spanned<String>>,
-    #[serde(default)]
-    disk: Option<DiskSpec>,
-    #[serde(default)]
-    maintenance_windows: Vec<Spanned<MaintenanceWindow>>,
-    #[serde(default)]
-    services: BTreeMap<String, Spanned<RawService>>,
 }
 
 /// One service of a node, validated.
@@ -383,170 +335,61 @@ impl DesiredState {
 }
 
 /// Parses and validates one `services.yaml`. `file` is the path shown in errors; `folder_node`
-/// is the folder name, the default for `node:`. Returns every problem found, not just the first.
+/// is the folder name, the default for `node:`. Returns every problem found, not just the first:
+/// each with its line and column, the path of the field (`services.web.checks[0].http.url`) and
+/// what was expected, in plain words.
 pub fn parse_host_file(file: &str, folder_node: &str, text: &str) -> Result<HostFile, Vec<ConfigError>> {
-    let err = |line: u64, column: u64, message: String, hint: Option<&str>| ConfigError {
-        file: file.to_owned(),
-        line,
-        column,
-        message,
-        hint: hint.map(str::to_owned),
-    };
-    let raw: RawHost = match serde_saphyr::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let message = first_line(&e.to_string());
-            let hint = if message.contains("unknown field") {
-                Some("check the spelling against docs/configuration.md")
-            } else if message.contains("duplicate") {
-                Some("each key, and each service name, may appear once")
-            } else {
-                None
-            };
-            return Err(vec![err(line, column, message, hint)]);
-        }
-    };
-    let mut errors = Vec::new();
-
-    let node = match &raw.node {
-        Some(n) => {
-            if let Err(e) = validate_name(&n.value) {
-                errors.push(err(n.referenced.line(), n.referenced.column(), format!("node: {e}"), None));
-            }
-            n.value.clone()
-        }
-        None => folder_node.to_owned(),
-    };
-    if raw.node.is_none() {
-        if let Err(e) = validate_name(folder_node) {
-            errors.push(err(1, 1, format!("folder name is not a valid node name: {e}"), Some("rename the folder or set node:")));
+    let root = yaml::read(text).map_err(|e| vec![ConfigError { file: file.to_owned(), line: e.line, column: e.column, message: e.message, hint: e.hint }])?;
+    let mut walker = validate::Walker::new(file, text);
+    match walker.host(root.as_ref(), folder_node) {
+        Some(spec) if walker.errors.is_empty() => Ok(HostFile { file: file.to_owned(), spec }),
+        _ => {
+            let mut errors = walker.errors;
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(errors)
         }
     }
-
-    let compose_command = match &raw.compose_command {
-        None => vec!["docker".to_owned(), "compose".to_owned()],
-        Some(c) => {
-            let argv: Vec<String> = c.value.split_whitespace().map(str::to_owned).collect();
-            if argv != ["docker", "compose"] && argv != ["docker-compose"] {
-                errors.push(err(
-                    c.referenced.line(),
-                    c.referenced.column(),
-                    format!("compose_command {:?} is not supported", c.value),
-                    Some("use \"docker compose\" or \"docker-compose\""),
-                ));
-            }
-            argv
-        }
-    };
-
-    for w in &raw.maintenance_windows {
-        if let Err(e) = crate::window::validate(&w.value) {
-            errors.push(err(w.referenced.line(), w.referenced.column(), format!("maintenance window: {e}"), None));
-        }
-    }
-
-    // Services: names, depends_on targets, cycles.
-    for (name, svc) in &raw.services {
-        if let Err(e) = validate_name(name) {
-            errors.push(err(svc.referenced.line(), svc.referenced.column(), format!("service: {e}"), None));
-        }
-        for dep in &svc.value.depends_on {
-            if !raw.services.contains_key(&dep.value) {
-                errors.push(err(
-                    dep.referenced.line(),
-                    dep.referenced.column(),
-                    format!("service {name:?} depends on unknown service {:?}", dep.value),
-                    Some("depends_on names services of the same file"),
-                ));
-            } else if dep.value == *name {
-                errors.push(err(dep.referenced.line(), dep.referenced.column(), format!("service {name:?} depends on itself"), None));
-            }
-        }
-        for c in &svc.value.containers {
-            if c.is_empty() || c.contains('/') {
-                errors.push(err(svc.referenced.line(), svc.referenced.column(), format!("service {name:?}: bad container name {c:?}"), None));
-            }
-        }
-        for check in &svc.value.checks {
-            if let Check::Alert(a) = &check.value
-                && let Err(e) = a.validate()
-            {
-                errors.push(err(check.referenced.line(), check.referenced.column(), format!("service {name:?}: {e}"), Some("see docs/alertmanager.md")));
-            }
-            if let Check::Http(h) = &check.value {
-                if let Some(auth) = &h.basic_auth {
-                    if auth.password_env.is_none() == auth.password_file.is_none() {
-                        errors.push(err(
-                            svc.referenced.line(),
-                            svc.referenced.column(),
-                            format!("service {name:?}: basic_auth needs exactly one of password_env or password_file"),
-                            Some("passwords never go inline in hosts/"),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    if let Some(cycle) = find_cycle(&raw.services) {
-        let first = &raw.services[&cycle[0]];
-        errors.push(err(
-            first.referenced.line(),
-            first.referenced.column(),
-            format!("dependency cycle: {}", cycle.join(" -> ")),
-            Some("depends_on must not loop back"),
-        ));
-    }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| (e.line, e.column));
-        return Err(errors);
-    }
-
-    let services = raw
-        .services
-        .into_iter()
-        .map(|(name, s)| {
-            let s = s.value;
-            let spec = ServiceSpec {
-                compose_dir: s.compose_dir,
-                containers: s.containers,
-                depends_on: s.depends_on.into_iter().map(|d| d.value).collect(),
-                monitor: s.monitor,
-                checks: s.checks.into_iter().map(|c| c.value).collect(),
-            };
-            (name, spec)
-        })
-        .collect();
-    Ok(HostFile {
-        file: file.to_owned(),
-        spec: HostSpec {
-            node,
-            ssh: raw.ssh,
-            compose_command,
-            disk: raw.disk,
-            maintenance_windows: raw.maintenance_windows.into_iter().map(|w| w.value).collect(),
-            services,
-        },
-    })
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).trim().to_owned()
+/// Warnings about a file that is valid but probably not what was meant: an empty file, or
+/// one without services. Such a node is expected to report (its agent's heartbeat) but
+/// nothing on it is checked or remediated.
+pub fn host_file_warnings(file: &HostFile, text: &str) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    let only_comments = text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    });
+    let node = &file.spec.node;
+    let meaning = format!("node {node:?} is expected to report, but nothing on it is checked or remediated");
+    if only_comments {
+        out.push(ConfigError {
+            file: file.file.clone(),
+            line: 1,
+            column: 1,
+            message: format!("the file is empty: {meaning}"),
+            hint: Some("describe its services under `services:` (see hosts/ for an example), or delete the folder if the node is gone".into()),
+        });
+    } else if file.spec.services.is_empty() {
+        out.push(ConfigError {
+            file: file.file.clone(),
+            line: 1,
+            column: 1,
+            message: format!("no services: {meaning}"),
+            hint: Some("add services under `services:`; `services: {}` is fine for a node watched only for being up".into()),
+        });
+    }
+    out
 }
 
 /// Returns one dependency cycle (as a path that ends where it starts), if any.
-fn find_cycle(services: &BTreeMap<String, Spanned<RawService>>) -> Option<Vec<String>> {
+fn find_cycle(services: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
         Done,
     }
-    fn visit<'a>(
-        name: &'a str,
-        services: &'a BTreeMap<String, Spanned<RawService>>,
-        marks: &mut BTreeMap<&'a str, Mark>,
-        path: &mut Vec<&'a str>,
-    ) -> Option<Vec<String>> {
+    fn visit<'a>(name: &'a str, services: &'a BTreeMap<String, Vec<String>>, marks: &mut BTreeMap<&'a str, Mark>, path: &mut Vec<&'a str>) -> Option<Vec<String>> {
         match marks.get(name) {
             Some(Mark::Done) => return None,
             Some(Mark::Visiting) => {
@@ -559,11 +402,12 @@ fn find_cycle(services: &BTreeMap<String, Spanned<RawService>>) -> Option<Vec<St
         }
         marks.insert(name, Mark::Visiting);
         path.push(name);
-        for dep in services.get(name).map(|s| s.value.depends_on.as_slice()).unwrap_or_default() {
-            if dep.value != name && services.contains_key(&dep.value) {
-                if let Some(c) = visit(&dep.value, services, marks, path) {
-                    return Some(c);
-                }
+        for dep in services.get(name).map(Vec::as_slice).unwrap_or_default() {
+            if dep != name
+                && services.contains_key(dep)
+                && let Some(c) = visit(dep, services, marks, path)
+            {
+                return Some(c);
             }
         }
         path.pop();
