@@ -17,6 +17,7 @@ pub mod heartbeat;
 pub mod name;
 pub mod plan;
 pub mod schema;
+pub mod silence;
 pub mod window;
 pub mod world;
 

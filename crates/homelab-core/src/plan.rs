@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::action::{Action, ActionState, ActionType, HistoryEntry, Risk};
 use crate::desired::{DesiredState, HostSpec};
 use crate::drift::{DriftEntry, DriftFile, NextStep};
+use crate::silence::Silence;
 use crate::world::{DiskLevel, NodeState, NodeStatus, ServiceState, ServiceStatus};
 use crate::Timestamp;
 
@@ -61,6 +62,15 @@ pub struct Policy {
     /// `FLAP_HOLD`: a flapping drift must hold this long, without a break, before an action is
     /// proposed again.
     pub flap_hold: Duration,
+    /// `FLAP_CHANGES`: a service whose state (in drift or not) changes more than this many
+    /// times within `FLAP_CHANGES_WINDOW` is flapping: no new action until it has been stable
+    /// for `FLAP_STABLE`; its drift row stays (decision `flapping`) while it lasts, also in its
+    /// healthy moments, so it is one incident and one notification.
+    pub flap_changes: u32,
+    /// `FLAP_CHANGES_WINDOW`: the window the changes are counted in.
+    pub flap_changes_window: Duration,
+    /// `FLAP_STABLE`: a flapping service is stable again after this long without a change.
+    pub flap_stable: Duration,
 }
 
 impl Default for Policy {
@@ -76,6 +86,9 @@ impl Default for Policy {
             exhausted_hold: Duration::from_secs(6 * 3600),
             flap_window: Duration::from_secs(30 * 60),
             flap_hold: Duration::from_secs(2 * 60),
+            flap_changes: 5,
+            flap_changes_window: Duration::from_secs(10 * 60),
+            flap_stable: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -144,6 +157,28 @@ pub struct SupervisorMemory {
     /// Per target, when its drift last resolved by itself (flapping). Kept for `FLAP_WINDOW`.
     #[serde(default, with = "ts_map")]
     pub flapping: BTreeMap<String, Timestamp>,
+    /// Per service target (`node/service`), its state changes within `FLAP_CHANGES_WINDOW`
+    /// and whether it is flapping: kept while it is in drift, changed recently or flapping.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flap_track: BTreeMap<String, FlapTrack>,
+}
+
+/// The state changes of one service, for flap detection by count (`FLAP_CHANGES`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FlapTrack {
+    /// In drift (unhealthy or missing) when last judged.
+    pub in_drift: bool,
+    /// The last drift seen (kind and trigger), for the row shown while it is healthy.
+    #[serde(default)]
+    pub drift: Option<DriftKind>,
+    #[serde(default)]
+    pub trigger: Option<String>,
+    /// When it changed (into or out of drift), oldest first, within the window.
+    #[serde(default, with = "ts_vec")]
+    pub changes: Vec<Timestamp>,
+    /// Flapping until then (the last change + `FLAP_STABLE`), when it is.
+    #[serde(default, with = "crate::ts_format::option", skip_serializing_if = "Option::is_none")]
+    pub flapping_until: Option<Timestamp>,
 }
 
 pub const MEMORY_VERSION: u32 = 1;
@@ -225,6 +260,21 @@ pub enum Decision {
         #[serde(with = "crate::ts_format")]
         until: Timestamp,
     },
+    /// The service changed state more than `FLAP_CHANGES` times within the window: no new
+    /// action until it has been stable, `until`.
+    FlappingChanges {
+        changes: usize,
+        #[serde(with = "crate::ts_format")]
+        until: Timestamp,
+    },
+    /// An operator muted it (silence `silence`): nothing is proposed or notified until `until`.
+    Silenced {
+        silence: String,
+        by: String,
+        note: String,
+        #[serde(with = "crate::ts_format")]
+        until: Timestamp,
+    },
 }
 
 impl Decision {
@@ -240,7 +290,8 @@ impl Decision {
             Decision::Settling { .. } => NextStep::Settling,
             Decision::WaitingGrace { .. } => NextStep::WaitingGrace,
             Decision::WaitingFreshWorld { .. } => NextStep::WaitingFreshWorld,
-            Decision::Flapping { .. } => NextStep::Flapping,
+            Decision::Flapping { .. } | Decision::FlappingChanges { .. } => NextStep::Flapping,
+            Decision::Silenced { .. } => NextStep::Silenced,
         }
     }
 
@@ -252,7 +303,9 @@ impl Decision {
             | Decision::Settling { until, .. }
             | Decision::WaitingGrace { until, .. }
             | Decision::WaitingFreshWorld { until }
-            | Decision::Flapping { until } => Some(*until),
+            | Decision::Flapping { until }
+            | Decision::FlappingChanges { until, .. }
+            | Decision::Silenced { until, .. } => Some(*until),
             _ => None,
         }
     }
@@ -427,9 +480,52 @@ fn apply_resets(memory: &mut SupervisorMemory, active: &[Action]) {
     }
 }
 
-/// Computes the plan. Pure: the same input gives the same plan.
+/// Computes the plan with no silences. Pure: the same input gives the same plan.
 pub fn plan(input: PlanInput<'_>) -> Plan {
+    plan_with_silences(input, &[])
+}
+
+/// The decision for a drift an active silence matches.
+fn silenced(s: &Silence) -> Decision {
+    Decision::Silenced { silence: s.id.clone(), by: s.created_by.clone(), note: s.reason.clone(), until: s.end() }
+}
+
+/// Records whether a service is in drift now and, when that changed, when; marks it flapping
+/// when it changed more than `FLAP_CHANGES` times within `FLAP_CHANGES_WINDOW`.
+fn track_flaps(memory: &mut SupervisorMemory, key: &str, drift: Option<&(DriftKind, String)>, state: Option<&ServiceState>, policy: &Policy, now: Timestamp) {
+    let in_drift = drift.is_some();
+    let t = memory.flap_track.entry(key.to_owned()).or_default();
+    if t.in_drift != in_drift {
+        let last = t.changes.last().copied();
+        // The world dates the change (`since`); a clock oddity or a missing service: now.
+        let at = state.map(|s| s.since).filter(|s| *s <= now && last.is_none_or(|l| *s > l)).unwrap_or(now);
+        t.changes.push(at);
+        t.in_drift = in_drift;
+    }
+    if let Some((kind, trigger)) = drift {
+        t.drift = Some(*kind);
+        t.trigger = Some(trigger.clone());
+    }
+    let window_start = now - chrono::Duration::from_std(policy.flap_changes_window).unwrap_or(chrono::TimeDelta::MAX);
+    t.changes.retain(|c| *c > window_start);
+    if policy.flap_changes > 0 && t.changes.len() > policy.flap_changes as usize {
+        let last = *t.changes.last().expect("more than zero changes");
+        t.flapping_until = Some(after(last, policy.flap_stable));
+    }
+    if t.flapping_until.is_some_and(|u| now >= u) {
+        t.flapping_until = None;
+    }
+    if !t.in_drift && t.changes.is_empty() && t.flapping_until.is_none() {
+        memory.flap_track.remove(key);
+    }
+}
+
+/// Computes the plan. Pure: the same input gives the same plan. `silences` are every silence
+/// on record (active or not): an active one that matches a drift makes it `silenced` (nothing
+/// proposed) and withdraws a pending action the supervisor proposed for it.
+pub fn plan_with_silences(input: PlanInput<'_>, silences: &[Silence]) -> Plan {
     let PlanInput { desired, unknown_nodes, services, nodes, active, outcomes, memory, policy, started_at, now } = input;
+    let muted = |node: &str, service: Option<&str>, kind: Option<ActionType>| crate::silence::active_match(silences, node, service, kind, now);
     let mut memory = memory.clone();
     apply_resets(&mut memory, active);
     let mut memory = learn(&memory, outcomes, policy, now);
@@ -471,7 +567,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 trigger: trigger.to_owned(),
                 root_cause: None,
                 since,
-                decision: Decision::NodeUnreachable,
+                decision: muted(node, None, None).map_or(Decision::NodeUnreachable, silenced),
             });
             continue;
         }
@@ -484,6 +580,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         let found: BTreeMap<&str, (DriftKind, String)> =
             host.monitored().filter_map(|(name, _)| service_drift(world.get(name)).map(|d| (name.as_str(), d))).collect();
         let in_drift: BTreeSet<&str> = found.keys().copied().collect();
+        for (name, _) in host.monitored() {
+            track_flaps(&mut memory, &target_key(node, Some(name)), found.get(name.as_str()), world.get(name), policy, now);
+        }
 
         for (name, (kind, trigger)) in &found {
             let key = target_key(node, Some(name));
@@ -500,10 +599,17 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             let root = root_of(host, name, &in_drift);
             let wait = evidence_wait(*kind, state, up_since, last_seen, started_at, policy, now)
                 .or_else(|| unverified_dependency(host, name, trigger, state, world, policy, now));
+            let flapping = memory.flap_track.get(&key).and_then(|t| t.flapping_until.map(|u| (t.changes.len(), u)));
+            if root.is_some() {
+                root_caused.insert(key.clone());
+            }
+            let mute = muted(node, Some(name), None);
             let decision = match (&root, wait) {
-                (Some(root), _) => {
-                    root_caused.insert(key.clone());
-                    Decision::RootCause { root: root.clone() }
+                _ if mute.is_some() => silenced(mute.expect("checked")),
+                (Some(root), _) => Decision::RootCause { root: root.clone() },
+                (None, _) if flapping.is_some() => {
+                    let (changes, until) = flapping.expect("checked");
+                    Decision::FlappingChanges { changes, until }
                 }
                 // An active action is named first: the row says what exists.
                 (None, Some(wait)) if !active_by_target.contains_key(&key) => wait,
@@ -513,7 +619,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                     } else {
                         ActionType::Redeploy
                     };
-                    let target = Target { node, service: Some(name), drift: *kind, trigger, since, fresh_since: state.map(|s| s.last_event_at) };
+                    let target = Target { node, service: Some(name), drift: *kind, trigger, since, fresh_since: state.map(|s| s.last_event_at), silences };
                     let mut out = Out { create: &mut create, cancel: &mut cancel, update: &mut update };
                     decide(&target, base, &active_by_target, &mut memory, policy, now, &mut out)
                 }
@@ -529,6 +635,22 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             });
         }
 
+        // A flapping service keeps its row in its healthy moments: one incident, not one per flap.
+        for (name, _) in host.monitored().filter(|(n, _)| !found.contains_key(n.as_str())) {
+            let key = target_key(node, Some(name));
+            let Some(t) = memory.flap_track.get(&key) else { continue };
+            let (Some(until), Some(kind)) = (t.flapping_until, t.drift) else { continue };
+            drifts.push(DriftDecision {
+                node: node.clone(),
+                service: Some(name.clone()),
+                drift: kind,
+                trigger: t.trigger.clone().unwrap_or_default(),
+                root_cause: None,
+                since: t.changes.first().copied(),
+                decision: muted(node, Some(name), None).map_or(Decision::FlappingChanges { changes: t.changes.len(), until }, silenced),
+            });
+        }
+
         if nodes.get(node).and_then(|n| n.disk_pressure) == Some(DiskLevel::High) {
             drift_holds.insert(target_key(node, None));
             let trigger = "high".to_owned();
@@ -536,9 +658,12 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             let k = format!("disk:{node}");
             live_since_keys.insert(k.clone());
             let since = first_seen(&mut memory, k, now);
-            let target = Target { node, service: None, drift: DriftKind::DiskPressure, trigger: &trigger, since, fresh_since: fresh };
+            let target = Target { node, service: None, drift: DriftKind::DiskPressure, trigger: &trigger, since, fresh_since: fresh, silences };
             let mut out = Out { create: &mut create, cancel: &mut cancel, update: &mut update };
-            let decision = decide(&target, ActionType::DiskCleanup, &active_by_target, &mut memory, policy, now, &mut out);
+            let decision = match muted(node, None, None) {
+                Some(s) => silenced(s),
+                None => decide(&target, ActionType::DiskCleanup, &active_by_target, &mut memory, policy, now, &mut out),
+            };
             drifts.push(DriftDecision { node: node.clone(), service: None, drift: DriftKind::DiskPressure, trigger, root_cause: None, since: Some(since), decision });
         }
     }
@@ -550,6 +675,10 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         }
     });
     memory.up_since.retain(|n, _| desired.hosts.contains_key(n));
+    memory.flap_track.retain(|k, _| {
+        let (node, service) = k.split_once('/').unwrap_or((k, ""));
+        desired.hosts.get(node).is_some_and(|h| h.services.get(service).is_some_and(|s| s.monitor))
+    });
     memory.down.retain(|n| desired.hosts.contains_key(n));
 
     // Auto-cancel: pending only, never approved or running.
@@ -568,20 +697,22 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             // A typo must never read as "every service removed".
             continue;
         } else if !still_desired {
-            SERVICE_REMOVED
+            SERVICE_REMOVED.to_owned()
+        } else if let Some(s) = muted(&a.node, a.service.as_deref(), Some(a.kind)).filter(|_| !operator_proposed(a)) {
+            format!("silenced: {} muted by {} until {} ({}), silence {}", s.target(), s.created_by, crate::rfc3339(s.end()), s.reason, s.id)
         } else if unjudged_nodes.contains(a.node.as_str()) {
             // No fresh word from the node: the drift cannot be called resolved.
             continue;
         } else if !drift_holds.contains(&key) {
             // Resolved by itself before anyone acted: remember it, a quick return is flapping.
             memory.flapping.insert(key, now);
-            DRIFT_RESOLVED_AUTO
+            DRIFT_RESOLVED_AUTO.to_owned()
         } else if root_caused.contains(&key) && !operator_proposed(a) {
-            ROOT_CAUSE_ELSEWHERE
+            ROOT_CAUSE_ELSEWHERE.to_owned()
         } else {
             continue;
         };
-        cancel.push(Cancel { id: a.id.clone(), reason: reason.to_owned(), replaced_by: None });
+        cancel.push(Cancel { id: a.id.clone(), reason, replaced_by: None });
     }
 
     // A rejection or an exhaustion is lifted once its drift has resolved (judged only on a node
@@ -684,6 +815,8 @@ struct Target<'a> {
     since: Timestamp,
     /// When the target last reported (for "a fresh check after the remediation").
     fresh_since: Option<Timestamp>,
+    /// Every silence on record (for action type silences).
+    silences: &'a [Silence],
 }
 
 /// Where [`decide`] puts what it plans.
@@ -708,6 +841,13 @@ fn decide(
     let Some(a) = active_by_target.get(&key).and_then(|v| v.first()) else {
         return decide_new(t, base, &key, memory, policy, now, out.create);
     };
+    // A pending proposal of a muted type is withdrawn (see auto-cancel): say why.
+    if a.state == ActionState::Pending
+        && !operator_proposed(a)
+        && let Some(s) = crate::silence::active_match(t.silences, t.node, t.service, Some(a.kind), now)
+    {
+        return silenced(s);
+    }
     let changed = a.drift != t.drift.as_str() || a.trigger != t.trigger;
     if a.state != ActionState::Pending || !changed {
         return Decision::AlreadyActive { id: a.id.clone(), state: a.state };
@@ -796,6 +936,9 @@ fn decide_new(t: &Target<'_>, base: ActionType, key: &str, memory: &mut Supervis
         return Decision::RemediationExhausted { tried: tried.into_iter().map(|(id, _)| id).collect(), until: after(now, policy.exhausted_hold) };
     };
     let id = kind.id(t.node, t.service);
+    if let Some(s) = crate::silence::active_match(t.silences, t.node, t.service, Some(kind), now) {
+        return silenced(s);
+    }
 
     if let Some(r) = memory.rejections.get(&id) {
         let until = after(r.at, policy.reject_snooze);
@@ -1007,6 +1150,8 @@ impl fmt::Display for Decision {
             }
             Decision::WaitingFreshWorld { until } => write!(f, "no action yet: waiting_fresh_world (until {})", crate::rfc3339(*until)),
             Decision::Flapping { until } => write!(f, "no action yet: flapping, must hold until {}", crate::rfc3339(*until)),
+            Decision::FlappingChanges { changes, until } => write!(f, "no action: flapping ({changes} changes), stable at {} at the earliest", crate::rfc3339(*until)),
+            Decision::Silenced { silence, until, .. } => write!(f, "no action: silenced ({silence}) until {}", crate::rfc3339(*until)),
         }
     }
 }
@@ -1050,6 +1195,10 @@ impl DriftDecision {
             (DriftKind::NodeUnreachable, _) => format!("{} has not reported for over {}", self.node, words(policy.node_stale_after)),
             (_, None) => format!("{} is in drift ({})", self.node, self.trigger),
         };
+        let what = match (&self.decision, &self.service) {
+            (Decision::FlappingChanges { .. }, Some(s)) => format!("{s} keeps going in and out of drift (last: {} {})", self.drift, self.trigger),
+            _ => what,
+        };
         match &self.decision {
             Decision::Create { id, state: ActionState::Approved, .. } => format!("{what}: {id} was proposed and approved by policy (AUTO_APPROVE=low)."),
             Decision::Create { id, .. } => format!("{what}: {id} is proposed and waits for approval."),
@@ -1081,6 +1230,15 @@ impl DriftDecision {
             }
             Decision::Flapping { until } => {
                 format!("{what}: it keeps recovering by itself and failing again, so nothing is proposed unless it stays down until {}.", clock(*until, now))
+            }
+            Decision::FlappingChanges { changes, until } => format!(
+                "{what}: {changes} changes within {}, so it is flapping: nothing is proposed until it has been stable for {}, at {} at the earliest.",
+                words(policy.flap_changes_window),
+                words(policy.flap_stable),
+                clock(*until, now)
+            ),
+            Decision::Silenced { silence, by, note, until } => {
+                format!("{what}: muted by {by} until {} ({note}); nothing is proposed or notified meanwhile (silence {silence}).", clock(*until, now))
             }
         }
     }
@@ -1164,6 +1322,24 @@ mod ts_map {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Timestamp>, D::Error> {
         Ok(BTreeMap::<String, W>::deserialize(d)?.into_iter().map(|(k, W(v))| (k, v)).collect())
+    }
+}
+
+/// Serde for `Vec<Timestamp>` with the house timestamp format.
+mod ts_vec {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::Timestamp;
+
+    #[derive(Serialize, Deserialize)]
+    struct W(#[serde(with = "crate::ts_format")] Timestamp);
+
+    pub fn serialize<S: Serializer>(v: &[Timestamp], s: S) -> Result<S::Ok, S::Error> {
+        v.iter().map(|t| W(*t)).collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Timestamp>, D::Error> {
+        Ok(Vec::<W>::deserialize(d)?.into_iter().map(|W(t)| t).collect())
     }
 }
 

@@ -39,6 +39,7 @@ struct Situation {
     policy: Policy,
     started_at: Timestamp,
     now: Timestamp,
+    silences: Vec<crate::silence::Silence>,
 }
 
 fn given() -> Situation {
@@ -53,6 +54,7 @@ fn given() -> Situation {
         policy: Policy::default(),
         started_at: ago(HOUR),
         now: now(),
+        silences: Vec::new(),
     }
 }
 
@@ -166,8 +168,19 @@ impl Situation {
         self
     }
 
+    /// An active silence (started 10 min ago, ends in `secs`) on `target` (`node`, `node/service`)
+    /// and/or an action type.
+    fn silenced(mut self, target: &str, kind: Option<ActionType>, secs: i64) -> Self {
+        let mut m = crate::silence::Matcher::target(target);
+        m.action_type = kind;
+        let n = self.silences.len();
+        let s = crate::silence::Silence::new(format!("s-{n}"), m, std::time::Duration::from_secs((secs + 10 * MIN) as u64), "maintenance", "ui:alice", ago(10 * MIN)).unwrap();
+        self.silences.push(s);
+        self
+    }
+
     fn plan(&self) -> Plan {
-        plan(PlanInput {
+        plan_with_silences(PlanInput {
             desired: &self.desired,
             unknown_nodes: &self.unknown_nodes,
             services: &self.services,
@@ -178,7 +191,7 @@ impl Situation {
             policy: &self.policy,
             started_at: self.started_at,
             now: self.now,
-        })
+        }, &self.silences)
     }
 
     /// The next reconcile: the plan's creates are now active and its memory is remembered.
@@ -213,6 +226,8 @@ fn lines(p: &Plan) -> Vec<String> {
                 Decision::WaitingGrace { until, dependency: Some(d) } => format!("waiting_grace for {d} until {}", until.format("%H:%M:%S")),
                 Decision::WaitingFreshWorld { until } => format!("waiting_fresh_world until {}", until.format("%H:%M:%S")),
                 Decision::Flapping { until } => format!("flapping until {}", until.format("%H:%M:%S")),
+                Decision::FlappingChanges { changes, until } => format!("flapping ({changes} changes) until {}", until.format("%H:%M:%S")),
+                Decision::Silenced { silence, until, .. } => format!("silenced {silence} until {}", until.format("%H:%M:%S")),
             };
             format!("{target} {}({}) => {decision}", d.drift, d.trigger)
         })
@@ -1045,4 +1060,137 @@ fn drift_file_rows_say_what_happens_next() {
     // No drift: an empty list.
     let calm = given().host("edge-1", EDGE).all_healthy("edge-1");
     assert!(calm.plan().drift_file(&calm.policy, now()).drifts.is_empty());
+}
+
+
+#[test]
+fn silences_table() {
+    let base = || given().host("edge-1", EDGE).all_healthy("edge-1");
+    let end = hms_at(now() + chrono::Duration::hours(1));
+    let cases: Vec<(&str, Situation, Vec<String>)> = vec![
+        (
+            "a muted service: silenced, nothing proposed",
+            base().unhealthy("edge-1", "web", "containers_not_running").silenced("edge-1/web", None, HOUR),
+            vec![format!("edge-1/web unhealthy_service(containers_not_running) => silenced s-0 until {end}")],
+        ),
+        (
+            "a muted node: its services and the node itself",
+            base().unhealthy("edge-1", "web", "http_check_failed").disk("edge-1", DiskLevel::High).silenced("edge-1", None, HOUR),
+            vec![format!("edge-1/web unhealthy_service(http_check_failed) => silenced s-0 until {end}"), format!("edge-1 disk_pressure(high) => silenced s-0 until {end}")],
+        ),
+        (
+            "a muted node that stopped reporting",
+            given().host("edge-1", EDGE).node_seen("edge-1", 10 * MIN).silenced("edge-1", None, HOUR),
+            vec![format!("edge-1 node_unreachable(stale) => silenced s-0 until {end}")],
+        ),
+        (
+            "another service on the node is not muted",
+            base().unhealthy("edge-1", "mosquitto", "containers_not_running").silenced("edge-1/web", None, HOUR),
+            vec!["edge-1/mosquitto unhealthy_service(containers_not_running) => create pending container-restart-edge-1-mosquitto".into()],
+        ),
+        (
+            "an action type muted: the restart is not proposed",
+            base().unhealthy("edge-1", "web", "containers_not_running").silenced("", Some(Restart), HOUR),
+            vec![format!("edge-1/web unhealthy_service(containers_not_running) => silenced s-0 until {end}")],
+        ),
+        (
+            "an action type muted: other types are proposed",
+            base().unhealthy("edge-1", "web", "http_check_failed").silenced("", Some(Restart), HOUR),
+            vec!["edge-1/web unhealthy_service(http_check_failed) => create pending redeploy-edge-1-web".into()],
+        ),
+        (
+            "a pending proposal of a muted target is withdrawn",
+            base().unhealthy("edge-1", "web", "containers_not_running").pending(Restart, "edge-1", Some("web")).silenced("edge-1/web", None, HOUR),
+            vec![
+                format!("edge-1/web unhealthy_service(containers_not_running) => silenced s-0 until {end}"),
+                format!("cancel container-restart-edge-1-web silenced: edge-1/web muted by ui:alice until {} (maintenance), silence s-0", crate::rfc3339(now() + chrono::Duration::hours(1))),
+            ],
+        ),
+        (
+            "a pending proposal of a muted type is withdrawn",
+            base().unhealthy("edge-1", "web", "containers_not_running").pending(Restart, "edge-1", Some("web")).silenced("", Some(Restart), HOUR),
+            vec![
+                format!("edge-1/web unhealthy_service(containers_not_running) => silenced s-0 until {end}"),
+                format!("cancel container-restart-edge-1-web silenced: container_restart muted by ui:alice until {} (maintenance), silence s-0", crate::rfc3339(now() + chrono::Duration::hours(1))),
+            ],
+        ),
+        (
+            "an approved action is never withdrawn; the row says silenced",
+            base().unhealthy("edge-1", "web", "containers_not_running").active(ActionState::Approved, Restart, "edge-1", Some("web")).silenced("edge-1/web", None, HOUR),
+            vec![format!("edge-1/web unhealthy_service(containers_not_running) => silenced s-0 until {end}")],
+        ),
+        (
+            "an expired silence ends by itself",
+            base().unhealthy("edge-1", "web", "containers_not_running").silenced("edge-1/web", None, -1),
+            vec!["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web".into()],
+        ),
+    ];
+    for (what, s, want) in cases {
+        let want: Vec<&str> = want.iter().map(String::as_str).collect();
+        check(what, &s, &want);
+    }
+}
+
+fn hms_at(t: Timestamp) -> String {
+    t.format("%H:%M:%S").to_string()
+}
+
+/// A service that changes state more than FLAP_CHANGES times within FLAP_CHANGES_WINDOW is
+/// flapping: one row all along (also while healthy), no action, until stable for FLAP_STABLE.
+#[test]
+fn flapping_by_count() {
+    let mut s = given().host("edge-1", EDGE).all_healthy("edge-1");
+    s.now = ago(20 * MIN);
+    let mut rows = Vec::new();
+    // Every 30 s it fails or recovers (20 changes in 10 min), then it stays healthy.
+    for i in 0..20 {
+        s.now = ago(20 * MIN - i * 30);
+        let unhealthy = i % 2 == 0;
+        let status = if unhealthy { ServiceStatus::Unhealthy } else { ServiceStatus::Healthy };
+        let reason = unhealthy.then_some("http_check_failed");
+        let t = s.now;
+        s = s.service("edge-1", "web", status, reason, t).node_seen("edge-1", 0);
+        s.nodes.get_mut("edge-1").unwrap().last_seen = Some(s.now);
+        let p = s.plan();
+        rows.push(p.drift_file(&s.policy, s.now).drifts.iter().map(|d| d.decision.as_str()).collect::<Vec<_>>().join(","));
+        s = s.then_applied();
+    }
+    // The 6th change marks it flapping; from then on there is a row whether it is up or down.
+    // Before: a row only while down (the first proposal, then the older damping); the healthy
+    // moments have none, so each return would be a new incident.
+    assert_eq!(rows[..4], ["action_created", "", "flapping", ""], "{rows:?}");
+    assert!(rows[5..].iter().all(|r| r == "flapping"), "{rows:?}");
+    let last_change = s.now;
+    // Healthy and stable: still flapping until last change + FLAP_STABLE, then gone.
+    s.now = last_change + chrono::Duration::minutes(9);
+    s.nodes.get_mut("edge-1").unwrap().last_seen = Some(s.now);
+    let p = s.plan();
+    let f = p.drift_file(&s.policy, s.now);
+    assert_eq!(f.drifts.len(), 1, "{f:?}");
+    assert_eq!((f.drifts[0].decision, f.drifts[0].until), (crate::drift::NextStep::Flapping, Some(last_change + chrono::Duration::minutes(10))));
+    assert!(f.drifts[0].reason.contains("flapping"), "{}", f.drifts[0].reason);
+    s = s.then_applied();
+    s.now = last_change + chrono::Duration::minutes(10);
+    s.nodes.get_mut("edge-1").unwrap().last_seen = Some(s.now);
+    let p = s.plan();
+    assert!(p.drifts.is_empty(), "{:?}", p.drifts);
+    assert!(p.memory.flap_track.is_empty(), "{:?}", p.memory.flap_track);
+    // Only actions proposed before it was marked: none while flapping.
+    assert!(p.create.is_empty());
+}
+
+#[test]
+fn flapping_while_down_proposes_nothing_then_acts_once_stable() {
+    let mut s = given().host("edge-1", EDGE).all_healthy("edge-1");
+    // 6 recorded changes, the last one 2 min ago: it is down now.
+    let mut t = FlapTrack { in_drift: true, drift: Some(DriftKind::UnhealthyService), trigger: Some("containers_not_running".into()), ..Default::default() };
+    t.changes = (0..6).map(|i| ago(7 * MIN - i * MIN)).collect();
+    t.flapping_until = Some(ago(2 * MIN) + chrono::Duration::minutes(10));
+    s.memory.flap_track.insert("edge-1/web".into(), t);
+    s = s.service("edge-1", "web", ServiceStatus::Unhealthy, Some("containers_not_running"), ago(2 * MIN));
+    check("flapping and down", &s, &[&format!("edge-1/web unhealthy_service(containers_not_running) => flapping (6 changes) until {}", hms(8 * MIN))]);
+    // Down without a change for FLAP_STABLE: an action at last.
+    s.now = now() + chrono::Duration::minutes(8);
+    s.nodes.get_mut("edge-1").unwrap().last_seen = Some(s.now);
+    check("stable (down) for 10 min", &s, &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"]);
 }
