@@ -87,6 +87,7 @@ mod tests {
             disk: None,
             maintenance_windows: s.windows.iter().map(|(a, b)| MaintenanceWindow { days: vec![], start: (*a).into(), end: (*b).into() }).collect(),
             services,
+            groups: vec![],
         };
         let nodes = s.node_up.map(|up| NodesFile {
             generated_at: now,

@@ -279,6 +279,10 @@ pub struct HostSpec {
     pub disk: Option<DiskSpec>,
     pub maintenance_windows: Vec<MaintenanceWindow>,
     pub services: BTreeMap<String, ServiceSpec>,
+    /// Node groups (`group:` / `groups:`): operators act only on nodes of their groups. Who is
+    /// in a group is not said here (no secret in hosts/): see docs/users.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// A parsed host file: where it came from and what it says.

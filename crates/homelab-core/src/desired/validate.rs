@@ -18,7 +18,7 @@ pub(super) struct Walker<'a> {
     pub errors: Vec<ConfigError>,
 }
 
-const TOP_KEYS: &[&str] = &["node", "ssh", "compose_command", "disk", "maintenance_windows", "services"];
+const TOP_KEYS: &[&str] = &["node", "ssh", "compose_command", "disk", "maintenance_windows", "services", "group", "groups"];
 const SSH_KEYS: &[&str] = &["host", "user", "port", "identity_file", "known_hosts", "docker_socket"];
 const DISK_KEYS: &[&str] = &["pressure_medium_pct", "pressure_high_pct", "mounts", "cleanup"];
 const WINDOW_KEYS: &[&str] = &["days", "start", "end"];
@@ -323,6 +323,31 @@ impl<'a> Walker<'a> {
             }
         }
 
+        // Node groups for operators' permissions (docs/users.md): `group: web` or `groups: [a, b]`.
+        let mut groups: Vec<(String, (u64, u64))> = Vec::new();
+        if let Some(n) = Self::opt(entries, "group")
+            && let Some(g) = self.text(n, "group")
+        {
+            groups.push((g, loc(n)));
+        }
+        if let Some(n) = Self::opt(entries, "groups")
+            && let Some(items) = self.list(n, "groups", "group names", "[web, media]")
+        {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(g) = self.text(item, &index("groups", i)) {
+                    groups.push((g, loc(item)));
+                }
+            }
+        }
+        let mut group_names: Vec<String> = Vec::new();
+        for (g, at) in groups {
+            if g.is_empty() || g.len() > 64 || !g.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@')) {
+                self.err(at, "groups", format!("{g:?} is not a valid group name"), Some("letters, digits, '.', '_', '-' or '@', at most 64".into()));
+            } else if !group_names.contains(&g) {
+                group_names.push(g);
+            }
+        }
+
         let mut services = BTreeMap::new();
         if let Some(n) = Self::opt(entries, "services")
             && let Some(svc_entries) = self.map(n, "services", "a mapping of service names, e.g. `web:` on its own line")
@@ -348,7 +373,7 @@ impl<'a> Walker<'a> {
         if !self.errors.is_empty() {
             return None;
         }
-        Some(HostSpec { node, ssh, compose_command, disk, maintenance_windows: windows, services })
+        Some(HostSpec { node, ssh, compose_command, disk, maintenance_windows: windows, services, groups: group_names })
     }
 
     fn ssh(&mut self, n: &Spanned<Node>) -> Option<SshTarget> {
