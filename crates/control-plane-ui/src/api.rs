@@ -40,6 +40,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/actions/{id}/retry", post(retry))
         .route("/api/v1/events", post(ingest))
         .route("/api/v1/alertmanager", post(alertmanager))
+        .route("/api/v1/audit", get(audit_log))
 }
 
 /// The connecting address (the proxy's, behind a reverse proxy); `None` when unknown.
@@ -110,7 +111,10 @@ pub fn decide_storage_error(e: &DecideError) -> Option<&std::io::Error> {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> ApiError {
-        ApiError::new(r.status(), &r)
+        match r.retry_after() {
+            Some(s) => ApiError { status: r.status(), body: json!({ "error": r.to_string(), "retry_after": s }) },
+            None => ApiError::new(r.status(), &r),
+        }
     }
 }
 
@@ -126,6 +130,7 @@ impl From<DecideError> for ApiError {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
             },
+            DecideError::Forbidden(_) => ApiError { status: StatusCode::FORBIDDEN, body: json!({ "error": e.to_string(), "code": "forbidden" }) },
         }
     }
 }
@@ -157,6 +162,7 @@ impl From<RetryError> for ApiError {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
             },
+            RetryError::Forbidden(_) => ApiError { status: StatusCode::FORBIDDEN, body: json!({ "error": e.to_string(), "code": "forbidden" }) },
         }
     }
 }
@@ -215,12 +221,16 @@ pub async fn lookup_action(state: &Arc<AppState>, id: &str) -> Result<Lookup, Ap
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_secs = self.body["retry_after"].as_u64().unwrap_or(1);
         let mut r = (self.status, Json(self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_secs));
         }
         r
     }
@@ -361,48 +371,140 @@ async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
     }
 }
 
-/// Runs a decision for an authenticated operator and answers with the moved action.
+/// The node groups of `node` as hosts/ names them (`group:` / `groups:`), from the view's
+/// desired state (the last good version of a broken file). Unknown node: no groups.
+pub async fn node_groups(state: &Arc<AppState>, node: &str) -> Vec<String> {
+    match state.snapshot().await {
+        Ok(snap) => crate::auth::groups_of(snap.desired.as_ref(), node),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot read desired state for node groups");
+            Vec::new()
+        }
+    }
+}
+
+fn source_of(peer: Option<IpAddr>) -> String {
+    peer.map(|p| p.to_string()).unwrap_or_default()
+}
+
+/// Runs a decision for an authenticated operator and answers with the moved action. The
+/// operator's role and groups are checked against the action's node first (nothing changes on a
+/// refusal), and every outcome is appended to the audit log.
 pub async fn apply_decision(state: &Arc<AppState>, op: &Operator, id: String, decision: Decision) -> Result<homelab_core::Action, DecideError> {
+    apply_decision_from(state, op, None, id, decision).await
+}
+
+/// [`apply_decision`] with the request's source address for the audit log.
+pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: String, decision: Decision) -> Result<homelab_core::Action, DecideError> {
+    let what = match decision {
+        Decision::Approve => "approve",
+        Decision::Reject { .. } => "reject",
+    };
+    // The node of the action (from its file; the id is validated by `decide` too).
+    let node = if homelab_core::validate_action_id(&id).is_ok() {
+        let root = state.root.clone();
+        let lookup = id.clone();
+        tokio::task::spawn_blocking(move || root.find_action(&lookup).ok().flatten().map(|f| f.action.node)).await.ok().flatten()
+    } else {
+        None
+    };
+    let allowed = match &node {
+        Some(n) if op.role != crate::auth::Role::Admin => op.may_act_on(n, &node_groups(state, n).await),
+        Some(_) => Ok(()),
+        // No such action: viewers are still refused; others get the 404 `decide` gives.
+        None if op.role == crate::auth::Role::Viewer => Err(format!("{} is a viewer and may only read", op.name)),
+        None => Ok(()),
+    };
     let root = state.root.clone();
     let by = op.by.clone();
-    let result = tokio::task::spawn_blocking(move || decide(&root, &id, &decision, &by, chrono::Utc::now()))
-        .await
-        .unwrap_or_else(|e| Err(DecideError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) })));
+    let id2 = id.clone();
+    let result = match allowed {
+        Err(why) => Err(DecideError::Forbidden(why)),
+        Ok(()) => tokio::task::spawn_blocking(move || decide(&root, &id2, &decision, &by, chrono::Utc::now()))
+            .await
+            .unwrap_or_else(|e| Err(DecideError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) }))),
+    };
+    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source_of(peer), what, &id, "ok");
     match &result {
         Ok(a) => {
             state.invalidate();
             tracing::info!(action = %a.id, by = %op.by, state = %a.state, "operator decision recorded");
+            rec = rec.detail(format!("node {}", a.node));
         }
-        Err(e) => tracing::info!(by = %op.by, error = %e, "operator decision not applied"),
+        Err(e) => {
+            tracing::info!(by = %op.by, error = %e, "operator decision not applied");
+            rec.outcome = match e {
+                DecideError::Forbidden(_) => "refused",
+                DecideError::Store(_) => "failed",
+                _ => "conflict",
+            }
+            .to_owned();
+            rec = rec.detail(e.to_string());
+        }
     }
+    let auth = state.auth.clone();
+    let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
     result
 }
 
 async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
-    Ok(Json(apply_decision(&state, &op, id, Decision::Approve).await?))
+    Ok(Json(apply_decision_from(&state, &op, peer.0, id, Decision::Approve).await?))
 }
 
-/// Runs a retry for an authenticated operator and answers with the new pending action.
+/// Runs a retry for an authenticated operator and answers with the new pending action. The
+/// operator's role and groups are checked against the node of the action about to be written
+/// (nothing is written on a refusal); every outcome is audited.
 pub async fn apply_retry(state: &Arc<AppState>, op: &Operator, id: String) -> Result<homelab_core::Action, RetryError> {
+    apply_retry_from(state, op, None, id).await
+}
+
+/// [`apply_retry`] with the request's source address for the audit log.
+pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: String) -> Result<homelab_core::Action, RetryError> {
     let root = state.root.clone();
     let by = op.by.clone();
-    let result = tokio::task::spawn_blocking(move || crate::retry(&root, &id, &by, chrono::Utc::now()))
-        .await
-        .unwrap_or_else(|e| Err(RetryError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) })));
+    let id2 = id.clone();
+    // Groups of every node known now; the check runs on the action retry is about to write.
+    let desired = state.snapshot().await.ok().and_then(|s| s.desired.clone());
+    let who = op.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        crate::retry_checked(&root, &id2, &by, chrono::Utc::now(), |a| who.may_act_on(&a.node, &crate::auth::groups_of(desired.as_ref(), &a.node)))
+    })
+    .await
+    .unwrap_or_else(|e| Err(RetryError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) })));
+    // A viewer is refused even when there is nothing to retry.
+    let result = match result {
+        Err(RetryError::NoDrift { .. } | RetryError::NotReported { .. } | RetryError::DriftUnreadable { .. } | RetryError::Active { .. }) if op.role == crate::auth::Role::Viewer => {
+            Err(RetryError::Forbidden(format!("{} is a viewer and may only read", op.name)))
+        }
+        r => r,
+    };
+    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source_of(peer), "retry", &id, "ok");
     match &result {
         Ok(a) => {
             state.invalidate();
             tracing::info!(action = %a.id, by = %op.by, "action proposed again by an operator");
+            rec = rec.detail(format!("node {}", a.node));
         }
-        Err(e) => tracing::info!(by = %op.by, error = %e, "retry not applied"),
+        Err(e) => {
+            tracing::info!(by = %op.by, error = %e, "retry not applied");
+            rec.outcome = match e {
+                RetryError::Forbidden(_) => "refused",
+                RetryError::Store(_) => "failed",
+                _ => "conflict",
+            }
+            .to_owned();
+            rec = rec.detail(e.to_string());
+        }
     }
+    let auth = state.auth.clone();
+    let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
     result
 }
 
 async fn retry(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
-    let a = apply_retry(&state, &op, id).await?;
+    let a = apply_retry_from(&state, &op, peer.0, id).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
@@ -419,7 +521,7 @@ async fn reject(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"reason\": \"...\"}}: {e}")))?
     };
-    Ok(Json(apply_decision(&state, &op, id, Decision::Reject { reason: body.reason }).await?))
+    Ok(Json(apply_decision_from(&state, &op, peer.0, id, Decision::Reject { reason: body.reason }).await?))
 }
 
 /// The node whose ingest token this is, from state/secrets/agent_tokens.json and AGENT_TOKENS.
@@ -526,7 +628,10 @@ async fn alertmanager_inner(state: Arc<AppState>, peer: Peer, headers: HeaderMap
     let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     let by_token = matches!((&state.alertmanager_token, bearer), (Some(t), Some(b)) if crate::auth::ct_eq(b, t));
     if !by_token {
-        state.auth.for_mutation(&headers, peer.0, None)?;
+        let op = state.auth.for_mutation(&headers, peer.0, None)?;
+        if op.role == crate::auth::Role::Viewer {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, format!("{} is a viewer and may only read", op.name)));
+        }
     }
     let hook: Webhook =
         serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook body: {e}")))?;
@@ -552,4 +657,29 @@ async fn alertmanager_inner(state: Arc<AppState>, peer: Peer, headers: HeaderMap
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::write_failed(&e))?;
     Ok(Json(json!({ "written": written, "skipped": skipped })))
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    /// `YYYY-MM-DD` (default today, UTC).
+    day: Option<String>,
+    who: Option<String>,
+    what: Option<String>,
+    outcome: Option<String>,
+    target: Option<String>,
+}
+
+/// `GET /api/v1/audit?day=&who=&what=&outcome=&target=`: one day of the audit log (admins only).
+async fn audit_log(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<AuditQuery>) -> ApiResult<Json<serde_json::Value>> {
+    let op = state.auth.identify(&headers, peer.0)?;
+    op.may_administer().map_err(|why| ApiError::new(StatusCode::FORBIDDEN, why))?;
+    let day = match q.day.as_deref().filter(|d| !d.is_empty()) {
+        None => chrono::Utc::now().date_naive(),
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("day {d:?}: use YYYY-MM-DD")))?,
+    };
+    let filter = homelab_store::audit::AuditFilter { who: q.who, what: q.what, outcome: q.outcome, target: q.target };
+    let root = state.root.clone();
+    let read = tokio::task::spawn_blocking(move || root.read_audit(day, &filter)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+    let days: Vec<String> = state.root.audit_days().unwrap_or_default().iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
+    Ok(Json(json!({ "day": day.format("%Y-%m-%d").to_string(), "records": read.records, "skipped": read.skipped, "days": days })))
 }

@@ -1,26 +1,90 @@
-//! Who is asking: the operator behind a mutation (bearer token, session cookie, or a trusted
-//! reverse-proxy header), and the checks that keep a browser's ambient credentials from being
+//! Who is asking: the operator behind a request (bearer token, session cookie, or a trusted
+//! reverse-proxy header), what they may do (role × node group), how fast they may guess (rate
+//! limits with back-off), and the checks that keep a browser's ambient credentials from being
 //! used by another site (CSRF token, Origin and Sec-Fetch-Site).
+//!
+//! Every way in maps to a user with a role and node groups:
+//! - the bootstrap `UI_TOKEN` (bearer, or as the login password): an admin;
+//! - a local user's password (login form) → a session; a user's API token (bearer);
+//! - a trusted proxy's user header (only from `TRUSTED_PROXIES`), with its groups header;
+//! - Telegram presses are mapped in `homelab-telegram` through [`telegram_check`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, header};
+use homelab_store::DataRoot;
+use homelab_store::audit::AuditRecord;
+pub use homelab_store::users::Role;
+use homelab_store::users::{SessionsFile, StoredSession, TOKEN_PREFIX, UsersFile, sha256_hex};
 use thiserror::Error;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "hcp_session";
-/// Sessions last this long after login.
+/// Sessions last this long after login unless `SESSION_TTL` says otherwise.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// At most this many live sessions; the oldest go first.
 const MAX_SESSIONS: usize = 1000;
 
+/// Failures an address may make before back-off starts.
+pub const ADDR_FREE_FAILURES: u32 = 10;
+/// Failures against one user name (from any address) before back-off starts for addresses that
+/// have not logged in as that user before.
+pub const USER_FREE_FAILURES: u32 = 20;
+/// The longest back-off.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// Failures are forgotten after this long without a new one.
+pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    homelab_core::duration::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Flags and environment of users, sessions, proxy roles and the audit log (flattened into the
+/// UI's `Config`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessConfig {
+    /// How long a browser session lasts after login (sessions survive a restart of the UI).
+    #[arg(long, env = "SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+    /// The header a trusted proxy puts the user's groups in (`|` or `,` separated).
+    #[arg(long, env = "TRUSTED_GROUPS_HEADER", default_value = "X-authentik-groups")]
+    pub trusted_groups_header: String,
+    /// Role of a proxy user who is not a local user and in none of the groups below.
+    #[arg(long, env = "PROXY_DEFAULT_ROLE", default_value = "admin")]
+    pub proxy_default_role: String,
+    /// Proxy groups whose members are admins (comma-separated).
+    #[arg(long, env = "PROXY_ADMIN_GROUPS", default_value = "")]
+    pub proxy_admin_groups: String,
+    /// Proxy groups whose members are operators (comma-separated).
+    #[arg(long, env = "PROXY_OPERATOR_GROUPS", default_value = "")]
+    pub proxy_operator_groups: String,
+    /// Days of `audit/YYYY-MM-DD.jsonl` kept.
+    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = homelab_store::audit::DEFAULT_RETENTION_DAYS)]
+    pub audit_retention_days: u32,
+}
+
+impl Default for AccessConfig {
+    fn default() -> AccessConfig {
+        AccessConfig {
+            session_ttl: SESSION_TTL,
+            trusted_groups_header: "X-authentik-groups".into(),
+            proxy_default_role: "admin".into(),
+            proxy_admin_groups: String::new(),
+            proxy_operator_groups: String::new(),
+            audit_retention_days: homelab_store::audit::DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
 /// Why a request was refused. The message tells the caller what to do; it never echoes a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Refusal {
-    #[error("authentication required: send `Authorization: Bearer <UI_TOKEN>` or log in")]
+    #[error("authentication required: send `Authorization: Bearer <token>` or log in")]
     NoCredentials,
     #[error("wrong token")]
     WrongToken,
@@ -34,6 +98,10 @@ pub enum Refusal {
     Csrf,
     #[error("cross-site request refused")]
     CrossSite,
+    #[error("too many failed attempts from this address: retry in {0} s")]
+    RateLimited(u64),
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl Refusal {
@@ -42,31 +110,66 @@ impl Refusal {
             Refusal::NoCredentials | Refusal::WrongToken | Refusal::BadSession | Refusal::UntrustedProxy | Refusal::BadProxyUser => {
                 StatusCode::UNAUTHORIZED
             }
-            Refusal::Csrf | Refusal::CrossSite => StatusCode::FORBIDDEN,
+            Refusal::Csrf | Refusal::CrossSite | Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+            Refusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// Seconds for `Retry-After` (429 only).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Refusal::RateLimited(s) => Some(*s),
+            _ => None,
         }
     }
 }
 
-/// An authenticated operator.
+/// An authenticated operator: who, with which role and node groups, through which channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operator {
-    /// What goes into `history[].by`: `api:token`, `ui:alice`.
+    /// What goes into `history[].by`: `api:token`, `api:alice`, `ui:alice`.
     pub by: String,
     /// For browser credentials (cookie, proxy header): the CSRF token the request must carry.
     pub csrf: Option<String>,
+    /// The user (`alice`), or `token` for the bootstrap UI token.
+    pub name: String,
+    pub role: Role,
+    /// Node groups an operator acts on.
+    pub groups: Vec<String>,
+    /// `ui` (session), `api` (bearer), `proxy` (trusted header).
+    pub channel: &'static str,
 }
 
 impl Operator {
     pub fn user(&self) -> &str {
         self.by.split_once(':').map_or(self.by.as_str(), |(_, u)| u)
     }
+
+    fn admin(by: String, name: &str, channel: &'static str, csrf: Option<String>) -> Operator {
+        Operator { by, csrf, name: name.to_owned(), role: Role::Admin, groups: Vec::new(), channel }
+    }
+
+    /// May this operator change something on a node of `node_groups`? `Err` says why not.
+    pub fn may_act_on(&self, node: &str, node_groups: &[String]) -> Result<(), String> {
+        may_act_on(&self.name, self.role, &self.groups, node, node_groups)
+    }
+
+    /// Users, tokens and the audit log are for admins only.
+    pub fn may_administer(&self) -> Result<(), String> {
+        if self.role == Role::Admin { Ok(()) } else { Err(format!("{} is {}; only an admin may do this", self.name, self.role)) }
+    }
 }
 
-#[derive(Debug, Clone)]
-struct Session {
-    user: String,
-    csrf: String,
-    expires: Instant,
+/// The rule, for every channel: viewers never act; operators act on nodes that share a group with
+/// them (a node without a group is for admins only); admins act everywhere.
+pub fn may_act_on(name: &str, role: Role, groups: &[String], node: &str, node_groups: &[String]) -> Result<(), String> {
+    match role {
+        Role::Admin => Ok(()),
+        Role::Viewer => Err(format!("{name} is a viewer and may only read")),
+        Role::Operator if node_groups.iter().any(|g| groups.contains(g)) => Ok(()),
+        Role::Operator if node_groups.is_empty() => Err(format!("node {node} is in no group, so only an admin may act on it ({name} is an operator)")),
+        Role::Operator => Err(format!("operator {name} acts on groups [{}]; node {node} is in [{}]", groups.join(", "), node_groups.join(", "))),
+    }
 }
 
 /// An address or network from `TRUSTED_PROXIES` (`10.0.0.1`, `10.0.0.0/8`, `::1`).
@@ -123,23 +226,186 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A fresh random token (two v4 UUIDs: 244 random bits), hex.
+/// A fresh random token (256 random bits), hex.
 pub fn random_token() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    homelab_store::users::random_hex32()
 }
 
 /// A user name as shown in history (`ui:<user>`): letters, digits, `.`, `_`, `-`, `@`, at most 64.
 pub fn valid_user(u: &str) -> bool {
-    !u.is_empty() && u.len() <= 64 && u.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+    homelab_store::users::valid_name(u)
 }
 
-/// The credentials the UI accepts and the sessions it has handed out.
+/// The key rate limits count an address under: IPv4 as is, IPv6 by its /64 (one host usually
+/// has a whole /64, so counting single addresses would let it rotate).
+fn addr_key(ip: Option<IpAddr>) -> IpAddr {
+    match ip {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        Some(v4) => v4,
+        None => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    failures: u32,
+    last: Instant,
+    blocked_until: Option<Instant>,
+}
+
+/// Failed logins and bad tokens, per address and per user name, with exponential back-off
+/// (2 s, 4 s, 8 s, … up to [`MAX_BACKOFF`]) once the free failures are used up. A blocked
+/// request is answered at once with 429 and `Retry-After`; nothing ever sleeps, so nobody else
+/// waits. The per-user limit spares addresses that logged in as that user before, so an
+/// attacker guessing alice's password from elsewhere cannot lock alice out.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    by_addr: HashMap<IpAddr, Strikes>,
+    by_user: HashMap<String, Strikes>,
+    known: HashMap<(String, IpAddr), Instant>,
+}
+
+fn backoff(failures: u32, free: u32) -> Option<Duration> {
+    if failures < free {
+        return None;
+    }
+    let exp = (failures - free).min(20) + 1;
+    Some(Duration::from_secs(1u64 << exp).min(MAX_BACKOFF))
+}
+
+impl Limiter {
+    fn forget_old(&mut self, now: Instant) {
+        if self.by_addr.len() + self.by_user.len() > 10_000 {
+            self.by_addr.retain(|_, s| now.duration_since(s.last) < FORGET_AFTER);
+            self.by_user.retain(|_, s| now.duration_since(s.last) < FORGET_AFTER);
+        }
+        if self.known.len() > 10_000 {
+            self.known.retain(|_, t| now.duration_since(*t) < Duration::from_secs(30 * 86_400));
+        }
+    }
+
+    fn wait(s: Option<&Strikes>, now: Instant) -> Option<Duration> {
+        let s = s?;
+        s.blocked_until.filter(|u| *u > now).map(|u| u - now)
+    }
+
+    /// `Some(wait)` when this address (or, for a password login, this user from an address
+    /// that never logged in as them) must wait.
+    pub fn check(&self, ip: Option<IpAddr>, user: Option<&str>, now: Instant) -> Option<Duration> {
+        let addr = addr_key(ip);
+        let by_addr = Self::wait(self.by_addr.get(&addr), now);
+        let by_user = user.filter(|u| !self.known.contains_key(&((*u).to_owned(), addr))).and_then(|u| Self::wait(self.by_user.get(u), now));
+        by_addr.into_iter().chain(by_user).max()
+    }
+
+    /// Records a failure; returns the back-off it started, if any.
+    pub fn fail(&mut self, ip: Option<IpAddr>, user: Option<&str>, now: Instant) -> Option<Duration> {
+        self.forget_old(now);
+        let bump = |s: &mut Strikes, free: u32| {
+            if now.duration_since(s.last) >= FORGET_AFTER && s.blocked_until.is_none_or(|u| u <= now) {
+                s.failures = 0;
+            }
+            s.failures += 1;
+            s.last = now;
+            let b = backoff(s.failures, free);
+            s.blocked_until = b.map(|b| now + b);
+            b
+        };
+        let fresh = Strikes { failures: 0, last: now, blocked_until: None };
+        let a = bump(self.by_addr.entry(addr_key(ip)).or_insert(fresh), ADDR_FREE_FAILURES);
+        let u = user.and_then(|u| bump(self.by_user.entry(u.to_owned()).or_insert(fresh), USER_FREE_FAILURES));
+        a.into_iter().chain(u).max()
+    }
+
+    /// A correct login: this address is now known for this user. Counters are not reset (one
+    /// valid account must not reopen guessing for another).
+    pub fn success(&mut self, ip: Option<IpAddr>, user: &str, now: Instant) {
+        self.known.insert((user.to_owned(), addr_key(ip)), now);
+    }
+}
+
+/// Authentication counters for `/metrics` (`auth_attempts_total{kind, outcome}`).
+#[derive(Debug, Default)]
+pub struct AuthCounters {
+    login_ok: AtomicU64,
+    login_refused: AtomicU64,
+    login_rate_limited: AtomicU64,
+    token_refused: AtomicU64,
+    token_rate_limited: AtomicU64,
+}
+
+impl AuthCounters {
+    /// `(kind, outcome, count)`: kind `login` or `token`; outcome `ok`, `refused`, `rate_limited`.
+    pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("login", "ok", g(&self.login_ok)),
+            ("login", "refused", g(&self.login_refused)),
+            ("login", "rate_limited", g(&self.login_rate_limited)),
+            ("token", "refused", g(&self.token_refused)),
+            ("token", "rate_limited", g(&self.token_rate_limited)),
+        ]
+    }
+}
+
+fn inc(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A file read again only when it changed (inode, size or mtime): users.json and sessions.json
+/// are read on every request that carries a credential.
+struct Cached<T> {
+    stamp: Option<(u64, u64, i64, i64)>,
+    value: Arc<T>,
+}
+
+impl<T: Default> Default for Cached<T> {
+    fn default() -> Self {
+        Cached { stamp: None, value: Arc::new(T::default()) }
+    }
+}
+
+fn read_cached<T: Default + serde::de::DeserializeOwned>(cache: &Mutex<Cached<T>>, path: &Path) -> std::io::Result<Arc<T>> {
+    use std::os::unix::fs::MetadataExt;
+    let stamp = match std::fs::metadata(path) {
+        Ok(m) => Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if c.stamp == stamp && stamp.is_some() {
+        return Ok(c.value.clone());
+    }
+    let value: T = if stamp.is_some() { homelab_store::read_json_file(path)?.unwrap_or_default() } else { T::default() };
+    *c = Cached { stamp, value: Arc::new(value) };
+    Ok(c.value.clone())
+}
+
+/// The CSRF token of a session: derived from its id, so it needs no storage.
+fn csrf_of(session_id: &str) -> String {
+    sha256_hex(&format!("csrf:{session_id}"))[..40].to_owned()
+}
+
+/// The credentials the UI accepts, its users, sessions and rate limits.
 pub struct Auth {
     pub ui_token: String,
     pub summary_token: Option<String>,
     pub trusted_proxies: Vec<Net>,
     pub user_header: header::HeaderName,
-    sessions: Mutex<HashMap<String, Session>>,
+    pub groups_header: header::HeaderName,
+    root: Option<DataRoot>,
+    session_ttl: Duration,
+    proxy_default_role: Role,
+    proxy_admin_groups: Vec<String>,
+    proxy_operator_groups: Vec<String>,
+    pub audit_retention_days: u32,
+    limiter: Mutex<Limiter>,
+    pub counters: AuthCounters,
+    users: Mutex<Cached<UsersFile>>,
+    sessions: Mutex<Cached<SessionsFile>>,
     /// Per proxy user, the CSRF token their forms carry (proxy users have no session).
     proxy_csrf: Mutex<HashMap<String, String>>,
 }
@@ -152,56 +418,259 @@ impl std::fmt::Debug for Auth {
             .field("summary_token", &self.summary_token.as_ref().map(|_| "<redacted>"))
             .field("trusted_proxies", &self.trusted_proxies)
             .field("user_header", &self.user_header)
+            .field("groups_header", &self.groups_header)
+            .field("session_ttl", &self.session_ttl)
+            .field("proxy_default_role", &self.proxy_default_role)
             .finish_non_exhaustive()
     }
 }
 
+fn list(s: &str) -> Vec<String> {
+    s.split([',', '|']).map(str::trim).filter(|g| valid_user(g)).map(str::to_owned).collect()
+}
+
+/// Why a password login failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LoginError {
+    #[error("Use a name of letters, digits, '.', '_', '-' or '@'.")]
+    BadName,
+    #[error("Wrong user name or password.")]
+    Wrong,
+    #[error("Too many failed logins: try again in {0} s.")]
+    RateLimited(u64),
+    #[error("Logins cannot be recorded now (the data root cannot be written); try again later.")]
+    Unavailable,
+}
+
+impl LoginError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            LoginError::BadName => StatusCode::BAD_REQUEST,
+            LoginError::Wrong => StatusCode::UNAUTHORIZED,
+            LoginError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            LoginError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            LoginError::RateLimited(s) => Some(*s),
+            LoginError::Unavailable => Some(30),
+            _ => None,
+        }
+    }
+}
+
+fn source(peer: Option<IpAddr>) -> String {
+    peer.map(|p| p.to_string()).unwrap_or_default()
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 impl Auth {
     pub fn new(ui_token: String, summary_token: Option<String>, trusted_proxies: Vec<Net>, user_header: header::HeaderName) -> Auth {
-        Auth { ui_token, summary_token, trusted_proxies, user_header, sessions: Mutex::default(), proxy_csrf: Mutex::default() }
+        Auth {
+            ui_token,
+            summary_token,
+            trusted_proxies,
+            user_header,
+            groups_header: header::HeaderName::from_static("x-authentik-groups"),
+            root: None,
+            session_ttl: SESSION_TTL,
+            proxy_default_role: Role::Admin,
+            proxy_admin_groups: Vec::new(),
+            proxy_operator_groups: Vec::new(),
+            audit_retention_days: homelab_store::audit::DEFAULT_RETENTION_DAYS,
+            limiter: Mutex::default(),
+            counters: AuthCounters::default(),
+            users: Mutex::default(),
+            sessions: Mutex::default(),
+            proxy_csrf: Mutex::default(),
+        }
+    }
+
+    /// Users, sessions and the audit log in `root`, with the settings of `cfg`.
+    pub fn with_access(mut self, root: DataRoot, cfg: &AccessConfig) -> anyhow::Result<Auth> {
+        self.groups_header = cfg
+            .trusted_groups_header
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("TRUSTED_GROUPS_HEADER {:?} is not a header name", cfg.trusted_groups_header))?;
+        self.proxy_default_role = Role::parse(&cfg.proxy_default_role)
+            .ok_or_else(|| anyhow::anyhow!("PROXY_DEFAULT_ROLE {:?}: use viewer, operator or admin", cfg.proxy_default_role))?;
+        self.proxy_admin_groups = list(&cfg.proxy_admin_groups);
+        self.proxy_operator_groups = list(&cfg.proxy_operator_groups);
+        self.session_ttl = cfg.session_ttl.max(Duration::from_secs(60));
+        self.audit_retention_days = cfg.audit_retention_days.max(1);
+        if let Err(e) = root.read_users() {
+            anyhow::bail!("{} cannot be read: {e}", homelab_store::users::USERS_FILE);
+        }
+        self.root = Some(root);
+        Ok(self)
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        self.session_ttl
     }
 
     fn trusted(&self, peer: Option<IpAddr>) -> bool {
         peer.is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(ip)))
     }
 
-    /// Starts a session for `user`; returns (session id, csrf token).
-    pub fn login(&self, user: &str) -> (String, String) {
-        let id = random_token();
-        let csrf = random_token();
-        let mut sessions = self.sessions.lock().unwrap();
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        if sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone())
+    /// users.json as of now (cached while unchanged). Unreadable: logged, and no user is known
+    /// (fail closed; the bootstrap token still works).
+    pub fn users(&self) -> Arc<UsersFile> {
+        let Some(root) = &self.root else { return Arc::default() };
+        read_cached(&self.users, &root.path().join(homelab_store::users::USERS_FILE)).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "users file unreadable: only the bootstrap UI token is accepted");
+            Arc::default()
+        })
+    }
+
+    fn stored_sessions(&self) -> Arc<SessionsFile> {
+        let Some(root) = &self.root else { return Arc::default() };
+        read_cached(&self.sessions, &root.path().join(homelab_store::users::SESSIONS_FILE)).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "sessions file unreadable: everybody has to log in again");
+            Arc::default()
+        })
+    }
+
+    /// Appends to the audit log (blocking: fsync). A failure is logged, never a secret.
+    pub fn audit(&self, rec: &AuditRecord) {
+        if let Some(root) = &self.root
+            && let Err(e) = root.append_audit(rec, self.audit_retention_days)
         {
-            sessions.remove(&oldest);
+            tracing::error!(error = %e, what = %rec.what, "cannot append to the audit log");
         }
-        sessions.insert(id.clone(), Session { user: user.to_owned(), csrf: csrf.clone(), expires: now + SESSION_TTL });
-        (id, csrf)
     }
 
+    /// Same, off the async runtime when there is one.
+    pub fn audit_later(self: &Arc<Self>, rec: AuditRecord) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                let me = self.clone();
+                h.spawn_blocking(move || me.audit(&rec));
+            }
+            Err(_) => self.audit(&rec),
+        }
+    }
+
+    /// Starts a session for `user` (persisted hashed in state/secrets/sessions.json, so it
+    /// survives a restart); returns (session id, csrf token). `bootstrap`: logged in with the UI
+    /// token (an admin whether or not `user` is a local user).
+    pub fn start_session(&self, user: &str, bootstrap: bool) -> std::io::Result<(String, String)> {
+        let id = random_token();
+        let now = chrono::Utc::now();
+        let ttl = chrono::Duration::from_std(self.session_ttl).unwrap_or(chrono::Duration::hours(12));
+        let rec = StoredSession { user: user.to_owned(), bootstrap, created_at: now, expires_at: now + ttl };
+        let Some(root) = &self.root else { return Err(std::io::Error::other("no data root for sessions")) };
+        root.update_sessions(|f| -> std::io::Result<()> {
+            f.sessions.retain(|_, s| s.expires_at > now);
+            while f.sessions.len() >= MAX_SESSIONS {
+                let Some(oldest) = f.sessions.iter().min_by_key(|(_, s)| s.created_at).map(|(k, _)| k.clone()) else { break };
+                f.sessions.remove(&oldest);
+            }
+            f.sessions.insert(sha256_hex(&id), rec);
+            Ok(())
+        })?;
+        let csrf = csrf_of(&id);
+        Ok((id, csrf))
+    }
+
+    /// Starts a bootstrap session for `user` (kept for callers of the single-token login).
+    pub fn login(&self, user: &str) -> (String, String) {
+        self.start_session(user, true).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot persist a session");
+            (String::new(), String::new())
+        })
+    }
+
+    /// Ends the session of this request's cookie.
     pub fn logout(&self, headers: &HeaderMap) {
-        if let Some(id) = cookie(headers, SESSION_COOKIE) {
-            self.sessions.lock().unwrap().remove(&id);
+        let (Some(id), Some(root)) = (cookie(headers, SESSION_COOKIE), &self.root) else { return };
+        let key = sha256_hex(&id);
+        let removed = root.update_sessions(|f| -> std::io::Result<Option<StoredSession>> { Ok(f.sessions.remove(&key)) });
+        if let Ok(Some(s)) = removed {
+            self.audit(&AuditRecord::new(&s.user, "", "ui", "", "logout", &s.user, "ok"));
         }
     }
 
-    fn session(&self, id: &str) -> Option<Session> {
-        let sessions = self.sessions.lock().unwrap();
-        sessions.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    /// The operator behind a session id, when the session is live and its user still allowed.
+    fn session(&self, id: &str) -> Option<Operator> {
+        if id.is_empty() {
+            return None;
+        }
+        let sessions = self.stored_sessions();
+        let s = sessions.sessions.get(&sha256_hex(id))?;
+        if s.expires_at <= chrono::Utc::now() {
+            return None;
+        }
+        let csrf = Some(csrf_of(id));
+        if s.bootstrap {
+            return Some(Operator::admin(format!("ui:{}", s.user), &s.user, "ui", csrf));
+        }
+        let users = self.users();
+        let u = users.users.get(&s.user)?;
+        if u.sessions_not_before.is_some_and(|t| s.created_at < t) {
+            return None;
+        }
+        Some(Operator { by: format!("ui:{}", s.user), csrf, name: s.user.clone(), role: u.role, groups: u.groups.clone(), channel: "ui" })
     }
 
     fn proxy_csrf(&self, user: &str) -> String {
         self.proxy_csrf.lock().unwrap().entry(user.to_owned()).or_insert_with(random_token).clone()
     }
 
+    /// The role and groups of a proxy user: a local user of that name decides; else the groups
+    /// header (`PROXY_ADMIN_GROUPS`, `PROXY_OPERATOR_GROUPS`), else `PROXY_DEFAULT_ROLE`.
+    fn proxy_identity(&self, user: &str, headers: &HeaderMap) -> (Role, Vec<String>) {
+        if let Some(u) = self.users().users.get(user) {
+            return (u.role, u.groups.clone());
+        }
+        let groups: Vec<String> = headers.get_all(&self.groups_header).iter().filter_map(|v| v.to_str().ok()).flat_map(list).collect();
+        let role = if groups.iter().any(|g| self.proxy_admin_groups.contains(g)) {
+            Role::Admin
+        } else if groups.iter().any(|g| self.proxy_operator_groups.contains(g)) {
+            Role::Operator
+        } else {
+            self.proxy_default_role
+        };
+        (role, groups)
+    }
+
+    fn bearer(&self, value: &header::HeaderValue, peer: Option<IpAddr>) -> Result<Operator, Refusal> {
+        if let Some(wait) = self.limiter.lock().unwrap().check(peer, None, Instant::now()) {
+            inc(&self.counters.token_rate_limited);
+            return Err(Refusal::RateLimited(secs(wait)));
+        }
+        let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or("");
+        if !token.is_empty() && ct_eq(token, &self.ui_token) {
+            return Ok(Operator::admin("api:token".into(), "token", "api", None));
+        }
+        if token.starts_with(TOKEN_PREFIX) {
+            let users = self.users();
+            if let Some((t, u)) = users.find_token(token, chrono::Utc::now()) {
+                return Ok(Operator { by: format!("api:{}", t.user), csrf: None, name: t.user.clone(), role: u.role, groups: u.groups.clone(), channel: "api" });
+            }
+        }
+        inc(&self.counters.token_refused);
+        let started = self.limiter.lock().unwrap().fail(peer, None, Instant::now());
+        tracing::warn!(peer = ?peer, "request with a wrong bearer token");
+        let mut rec = AuditRecord::new("?", "", "api", &source(peer), "token_refused", "", "refused");
+        if let Some(b) = started {
+            rec = rec.detail(format!("wrong bearer token; this address now waits {} s", secs(b)));
+        }
+        self.audit(&rec);
+        Err(Refusal::WrongToken)
+    }
+
     /// Who is behind this request, if anyone. Does not check CSRF (see [`Auth::for_mutation`]).
     /// A credential that is present but wrong is a refusal, never a fallback to the next kind.
     pub fn identify(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Operator, Refusal> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).ok_or(Refusal::WrongToken)?;
-            return if ct_eq(token, &self.ui_token) { Ok(Operator { by: "api:token".into(), csrf: None }) } else { Err(Refusal::WrongToken) };
+            return self.bearer(value, peer);
         }
         if let Some(value) = headers.get(&self.user_header) {
             if !self.trusted(peer) {
@@ -212,18 +681,18 @@ impl Auth {
             if !valid_user(user) {
                 return Err(Refusal::BadProxyUser);
             }
-            return Ok(Operator { by: format!("ui:{user}"), csrf: Some(self.proxy_csrf(user)) });
+            let (role, groups) = self.proxy_identity(user, headers);
+            return Ok(Operator { by: format!("ui:{user}"), csrf: Some(self.proxy_csrf(user)), name: user.to_owned(), role, groups, channel: "proxy" });
         }
         if let Some(id) = cookie(headers, SESSION_COOKIE) {
-            let s = self.session(&id).ok_or(Refusal::BadSession)?;
-            return Ok(Operator { by: format!("ui:{}", s.user), csrf: Some(s.csrf) });
+            return self.session(&id).ok_or(Refusal::BadSession);
         }
         Err(Refusal::NoCredentials)
     }
 
     /// The operator allowed to change something: identified, and for browser credentials the
     /// request is same-origin and carries the CSRF token (`form_csrf` from a form field, or the
-    /// `X-CSRF-Token` header).
+    /// `X-CSRF-Token` header). What they may change is decided per action ([`Operator::may_act_on`]).
     pub fn for_mutation(&self, headers: &HeaderMap, peer: Option<IpAddr>, form_csrf: Option<&str>) -> Result<Operator, Refusal> {
         let op = self.identify(headers, peer)?;
         if let Some(expected) = &op.csrf {
@@ -240,7 +709,12 @@ impl Auth {
     /// a session or a trusted proxy user.
     pub fn for_read(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Option<Operator>, Refusal> {
         let Some(summary_token) = &self.summary_token else {
-            return Ok(self.identify(headers, peer).ok());
+            return match self.identify(headers, peer) {
+                Ok(op) => Ok(Some(op)),
+                // Too many wrong tokens: say so even where reading is open.
+                Err(r @ Refusal::RateLimited(_)) => Err(r),
+                Err(_) => Ok(None),
+            };
         };
         if let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
             && ct_eq(token.trim(), summary_token)
@@ -249,6 +723,108 @@ impl Auth {
         }
         self.identify(headers, peer).map(Some)
     }
+
+    /// The login form: the bootstrap `UI_TOKEN` as password (an admin session under any valid
+    /// name), or a local user's password (Argon2id, checked off the async runtime). Rate-limited
+    /// per address and per user; every outcome is audited and counted.
+    pub async fn password_login(self: &Arc<Self>, peer: Option<IpAddr>, user: &str, password: &str) -> Result<String, LoginError> {
+        if !valid_user(user) {
+            return Err(LoginError::BadName);
+        }
+        let src = source(peer);
+        if let Some(wait) = self.limiter.lock().unwrap().check(peer, Some(user), Instant::now()) {
+            inc(&self.counters.login_rate_limited);
+            return Err(LoginError::RateLimited(secs(wait)));
+        }
+        let users = self.users();
+        let known = users.users.get(user).cloned();
+        let (p, bootstrap_pw) = (password.to_owned(), ct_eq(password.trim(), &self.ui_token));
+        let verdict = tokio::task::spawn_blocking(move || -> Result<(String, Role), ()> {
+            if bootstrap_pw {
+                return Ok(("token".into(), Role::Admin));
+            }
+            let ok = match known.as_ref().and_then(|k| k.password_hash.as_deref()) {
+                Some(phc) => homelab_store::users::verify_password(phc, &p),
+                None => {
+                    // Same work for an unknown name, so timing does not tell which names exist.
+                    let _ = homelab_store::users::verify_password(homelab_store::users::dummy_hash(), &p);
+                    false
+                }
+            };
+            match (ok, known) {
+                (true, Some(k)) => Ok(("password".into(), k.role)),
+                _ => Err(()),
+            }
+        })
+        .await
+        .unwrap_or(Err(()));
+        match verdict {
+            Ok((how, role)) => {
+                let id = match self.start_session(user, how == "token") {
+                    Ok((id, _)) => id,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot persist a session");
+                        return Err(LoginError::Unavailable);
+                    }
+                };
+                self.limiter.lock().unwrap().success(peer, user, Instant::now());
+                inc(&self.counters.login_ok);
+                tracing::info!(user, role = %role, how, "logged in");
+                let me = self.clone();
+                let rec = AuditRecord::new(user, role.as_str(), "ui", &src, "login", user, "ok").detail(format!("with the {how}"));
+                let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
+                Ok(id)
+            }
+            Err(()) => {
+                inc(&self.counters.login_refused);
+                let started = self.limiter.lock().unwrap().fail(peer, Some(user), Instant::now());
+                tracing::warn!(peer = ?peer, "failed login");
+                // An unknown name is not recorded as typed: people type passwords into it.
+                let who = if users.users.contains_key(user) { user } else { "?" };
+                let mut rec = AuditRecord::new(who, "", "ui", &src, "login", who, "refused");
+                rec = rec.detail(match started {
+                    Some(b) => format!("wrong user name or password; now waits {} s", secs(b)),
+                    None => "wrong user name or password".into(),
+                });
+                let me = self.clone();
+                let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
+                Err(LoginError::Wrong)
+            }
+        }
+    }
+}
+
+/// The node groups hosts/ gives `node` (`group:` / `groups:` in its services.yaml); none when
+/// the node or the desired state is unknown.
+pub fn groups_of(desired: Option<&homelab_core::DesiredState>, node: &str) -> Vec<String> {
+    desired.and_then(|d| d.hosts.get(node)).map(|h| h.groups.clone()).unwrap_or_default()
+}
+
+/// The check Telegram presses go through: users.json maps the Telegram id to a user, hosts/
+/// gives the node's groups (read at the press), [`telegram_check`] decides.
+pub fn telegram_press_check(state: &Arc<crate::AppState>) -> homelab_telegram::PressCheck {
+    let auth = state.auth.clone();
+    let hosts = state.hosts.clone();
+    Arc::new(move |telegram_id, action| {
+        let desired = hosts.as_deref().and_then(|h| homelab_store::hosts::load_hosts(h, &Default::default()).ok()).map(|l| l.desired);
+        let groups = groups_of(desired.as_ref(), &action.node);
+        telegram_check(&auth.users(), telegram_id, &action.node, &groups).map(|(user, role)| homelab_telegram::PressActor { user, role: role.as_str().to_owned() })
+    })
+}
+
+/// What a Telegram press may do: maps the Telegram account to a user through users.json and
+/// applies the same role × group rule. `Ok((user, role))`, or `Err(answer for the person)`.
+/// When no user has a Telegram id, presses keep the old meaning (allowed chats and
+/// `TELEGRAM_USER_IDS` decide, as an admin would).
+pub fn telegram_check(users: &UsersFile, telegram_id: i64, node: &str, node_groups: &[String]) -> Result<(String, Role), String> {
+    if !users.maps_telegram() {
+        return Ok((format!("telegram:{telegram_id}"), Role::Admin));
+    }
+    let Some((name, u)) = users.by_telegram(telegram_id) else {
+        return Err("Nothing changed: your Telegram account is not linked to a user of the control plane.".into());
+    };
+    may_act_on(name, u.role, &u.groups, node, node_groups).map_err(|why| format!("Nothing changed: {why}."))?;
+    Ok((name.to_owned(), u.role))
 }
 
 /// Refuses requests a browser marks as coming from another site: `Sec-Fetch-Site` other than
@@ -319,6 +895,55 @@ mod tests {
             }
             assert_eq!(check_same_origin(&h).is_ok(), *ok, "{hs:?}");
         }
+    }
+
+    #[test]
+    fn limiter_backs_off_spares_known_addresses_and_forgets() {
+        let t0 = Instant::now();
+        let mut l = Limiter::default();
+        let (a, b, home): (IpAddr, IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap(), "203.0.113.1".parse().unwrap());
+        l.success(Some(home), "ada", t0);
+        for _ in 0..ADDR_FREE_FAILURES - 1 {
+            assert_eq!(l.fail(Some(a), Some("ada"), t0), None);
+        }
+        assert_eq!(l.fail(Some(a), Some("ada"), t0), Some(Duration::from_secs(2)));
+        assert_eq!(l.check(Some(a), Some("ada"), t0), Some(Duration::from_secs(2)));
+        assert_eq!(l.check(Some(b), Some("bob"), t0), None, "another address and user are not touched");
+        // After the wait, the next failure doubles it.
+        let t1 = t0 + Duration::from_secs(2);
+        assert_eq!(l.check(Some(a), Some("ada"), t1), None);
+        assert_eq!(l.fail(Some(a), Some("ada"), t1), Some(Duration::from_secs(4)));
+        // Per user: many addresses guessing ada block new addresses, not her known one.
+        for i in 0..USER_FREE_FAILURES {
+            l.fail(Some(IpAddr::from([198, 51, 100, i as u8])), Some("ada"), t1);
+        }
+        assert!(l.check(Some(b), Some("ada"), t1).is_some());
+        assert_eq!(l.check(Some(home), Some("ada"), t1), None);
+        // IPv6 counts by /64.
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::2".parse().unwrap();
+        for _ in 0..ADDR_FREE_FAILURES {
+            l.fail(Some(v6a), None, t1);
+        }
+        assert!(l.check(Some(v6b), None, t1).is_some());
+        // Capped, and forgotten after a quiet while.
+        for _ in 0..40 {
+            l.fail(Some(b), None, t1);
+        }
+        assert_eq!(l.check(Some(b), None, t1), Some(MAX_BACKOFF));
+        let later = t1 + MAX_BACKOFF + FORGET_AFTER;
+        assert_eq!(l.check(Some(b), None, later), None);
+        assert_eq!(l.fail(Some(b), None, later), None, "old failures are forgotten");
+    }
+
+    #[test]
+    fn role_rule() {
+        let g = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(may_act_on("a", Role::Admin, &[], "n", &[]).is_ok());
+        assert!(may_act_on("o", Role::Operator, &g(&["web"]), "n", &g(&["web", "x"])).is_ok());
+        assert!(may_act_on("o", Role::Operator, &g(&["web"]), "n", &g(&["db"])).is_err());
+        assert!(may_act_on("o", Role::Operator, &g(&["web"]), "n", &[]).is_err());
+        assert!(may_act_on("v", Role::Viewer, &g(&["web"]), "n", &g(&["web"])).is_err());
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub struct Config {
     /// would be deleted before it could count).
     #[arg(long, env = "EVENT_RETENTION_DAYS", default_value_t = 14)]
     pub event_retention_days: u32,
+    /// Users, sessions, proxy roles and the audit log (docs/users.md).
+    #[command(flatten)]
+    pub access: auth::AccessConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -108,6 +111,7 @@ impl std::fmt::Debug for Config {
             .field("refresh", &self.refresh)
             .field("max_clock_skew", &self.max_clock_skew)
             .field("event_retention_days", &self.event_retention_days)
+            .field("access", &self.access)
             .finish()
     }
 }
@@ -132,6 +136,7 @@ impl Config {
             refresh: Duration::from_secs(1),
             max_clock_skew: homelab_core::event::DEFAULT_MAX_CLOCK_SKEW,
             event_retention_days: 14,
+            access: auth::AccessConfig::default(),
         }
     }
 }
@@ -143,7 +148,7 @@ pub struct AppState {
     pub hosts: Option<PathBuf>,
     /// `""` or `/prefix` (no trailing slash).
     pub base: String,
-    pub auth: auth::Auth,
+    pub auth: Arc<auth::Auth>,
     pub env_agent_tokens: BTreeMap<String, String>,
     pub alertmanager_token: Option<String>,
     /// How alert labels name a node and a service (`ALERT_NODE_LABELS`, `ALERT_SERVICE_LABELS`).
@@ -192,11 +197,12 @@ impl AppState {
         };
         let base = normalize_base(&config.base_path)?;
         let summary_token = config.summary_token.clone().filter(|t| !t.trim().is_empty());
+        let auth = Arc::new(auth::Auth::new(ui_token, summary_token, trusted, header).with_access(root.clone(), &config.access)?);
         Ok(AppState {
             root,
             hosts: config.hosts.clone(),
             base,
-            auth: auth::Auth::new(ui_token, summary_token, trusted, header),
+            auth,
             env_agent_tokens,
             alertmanager_token: config.alertmanager_token.clone().filter(|t| !t.trim().is_empty()),
             alert_mapping: homelab_core::alertmanager::Mapping::parse(Some(&config.alert_node_labels), Some(&config.alert_service_labels)).map_err(|e| anyhow::anyhow!(e))?,
@@ -294,6 +300,9 @@ pub enum DecideError {
     NotPending { id: String, state: ActionState },
     #[error("{0}")]
     Store(TransitionError),
+    /// The operator's role or groups do not allow it (nothing changed).
+    #[error("not allowed: {0}")]
+    Forbidden(String),
 }
 
 /// Approves or rejects a pending action: the rename pending → approved/rejected, with `by`
@@ -330,6 +339,9 @@ pub enum RetryError {
     DriftUnreadable { id: String, reason: String },
     #[error("{0}")]
     Store(TransitionError),
+    /// The operator's role or groups do not allow it (nothing written).
+    #[error("not allowed: {0}")]
+    Forbidden(String),
 }
 
 /// An operator asks to propose action `id` again (after `remediation_exhausted`, a rejection
@@ -340,6 +352,12 @@ pub enum RetryError {
 /// `world/drift.json` (read here, never recomputed); the write is `DataRoot::create_action`,
 /// which never overwrites and refuses an id that is active anywhere (the answer to a race).
 pub fn retry(root: &DataRoot, id: &str, by: &str, now: Timestamp) -> Result<Action, RetryError> {
+    retry_checked(root, id, by, now, |_| Ok(()))
+}
+
+/// [`retry`], with `allow` deciding on the action about to be written (its node): `Err(why)`
+/// refuses with [`RetryError::Forbidden`] and writes nothing.
+pub fn retry_checked(root: &DataRoot, id: &str, by: &str, now: Timestamp, allow: impl FnOnce(&Action) -> Result<(), String>) -> Result<Action, RetryError> {
     homelab_core::validate_action_id(id).map_err(RetryError::BadId)?;
     let drift: homelab_core::drift::DriftFile = match root.read_json(snapshot::DRIFT_FILE) {
         Ok(Some(d)) => d,
@@ -355,6 +373,7 @@ pub fn retry(root: &DataRoot, id: &str, by: &str, now: Timestamp) -> Result<Acti
         homelab_core::plan::RetryRefused::Active(state) => RetryError::Active { id: id.to_owned(), state },
         homelab_core::plan::RetryRefused::NoDrift => RetryError::NoDrift { id: id.to_owned() },
     })?;
+    allow(&action).map_err(RetryError::Forbidden)?;
     root.create_action(&action).map_err(|e| match e {
         TransitionError::AlreadyExists { state, .. } => RetryError::Active { id: id.to_owned(), state },
         TransitionError::BadId(e) => RetryError::BadId(e),
@@ -407,12 +426,13 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
         Some(Err(e)) => anyhow::bail!("Telegram approvals are misconfigured: {e}"),
         Some(Ok(cfg)) => {
             let root = state.root.clone();
+            let press_check = auth::telegram_press_check(&state);
             let stop = shutdown.clone();
             match cfg.mode {
                 homelab_telegram::Mode::Polling => {
                     tracing::info!("Telegram approvals on (long polling)");
                     tasks.spawn(async move {
-                        if let Err(e) = homelab_telegram::run(cfg, root, stop).await {
+                        if let Err(e) = homelab_telegram::run_checked(cfg, root, press_check, stop).await {
                             tracing::error!(error = %format!("{e:#}"), "Telegram approvals stopped");
                         }
                     });
@@ -422,7 +442,7 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
                     app = if state.base.is_empty() { app.merge(hook) } else { app.merge(Router::new().nest(&state.base, hook)) };
                     tracing::info!(path = %format!("{}{}", state.base, homelab_telegram::WEBHOOK_PATH), "Telegram approvals on (webhook)");
                     tasks.spawn(async move {
-                        if let Err(e) = homelab_telegram::run_webhook(cfg, root, webhook, stop).await {
+                        if let Err(e) = homelab_telegram::run_webhook_checked(cfg, root, webhook, press_check, stop).await {
                             tracing::error!(error = %format!("{e:#}"), "Telegram approvals stopped");
                         }
                     });

@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 use homelab_core::{Action, ActionState, ServiceStatus, rfc3339};
 use serde::Deserialize;
 
-use crate::api::{Lookup, Peer, apply_decision, apply_retry, lookup_action, not_modified};
-use crate::auth::{Operator, SESSION_COOKIE, valid_user};
+use crate::api::{Lookup, Peer, lookup_action, not_modified};
+use crate::auth::{Operator, SESSION_COOKIE};
 use crate::snapshot::{ActionSummary, Drift, FileError, Summary, etag_of};
 use crate::{AppState, DecideError, Decision};
 
@@ -545,22 +545,24 @@ fn session_cookie(state: &AppState, headers: &HeaderMap, value: &str, max_age: u
     format!("{SESSION_COOKIE}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
 }
 
-async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     if crate::auth::check_same_origin(&headers).is_err() {
         return login_response(&state, StatusCode::FORBIDDEN, Some("Cross-site login refused."));
     }
-    let user = f.user.trim();
-    if !valid_user(user) {
-        return login_response(&state, StatusCode::BAD_REQUEST, Some("Use a name of letters, digits, '.', '_', '-' or '@'."));
+    // A local user's password, or the bootstrap UI token (auth.rs: limits, audit, sessions).
+    match state.auth.password_login(peer.0, f.user.trim(), &f.token).await {
+        Ok(id) => {
+            let cookie = session_cookie(&state, &headers, &id, state.auth.session_ttl().as_secs());
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&state.url("/"))).into_response()
+        }
+        Err(e) => {
+            let mut r = login_response(&state, e.status(), Some(&e.to_string()));
+            if let Some(secs) = e.retry_after() {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            r
+        }
     }
-    if !crate::auth::ct_eq(f.token.trim(), &state.auth.ui_token) {
-        tracing::warn!(user, "login with a wrong token");
-        return login_response(&state, StatusCode::UNAUTHORIZED, Some("Wrong token."));
-    }
-    let (id, _csrf) = state.auth.login(user);
-    tracing::info!(user, "operator logged in");
-    let cookie = session_cookie(&state, &headers, &id, crate::auth::SESSION_TTL.as_secs());
-    ([(header::SET_COOKIE, cookie)], Redirect::to(&state.url("/"))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -589,7 +591,7 @@ async fn form_decide(state: Arc<AppState>, peer: Peer, headers: HeaderMap, id: S
     if op.csrf.is_none() {
         // A bearer token in a form post: fine, it cannot come from another site.
     }
-    match apply_decision(&state, &op, id.clone(), decision).await {
+    match crate::api::apply_decision_from(&state, &op, peer.0, id.clone(), decision).await {
         Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),
         Err(e) if crate::api::decide_storage_error(&e).is_some() => {
             let api = crate::api::ApiError::from(e);
@@ -604,6 +606,7 @@ async fn form_decide(state: Arc<AppState>, peer: Peer, headers: HeaderMap, id: S
                 DecideError::NotFound(_) => StatusCode::NOT_FOUND,
                 DecideError::NotPending { .. } => StatusCode::CONFLICT,
                 DecideError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                DecideError::Forbidden(_) => StatusCode::FORBIDDEN,
             };
             message_page(&state, status, "Nothing changed", &e.to_string(), &back)
         }
@@ -625,7 +628,7 @@ async fn form_retry(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
         Ok(op) => op,
         Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
     };
-    match apply_retry(&state, &op, id).await {
+    match crate::api::apply_retry_from(&state, &op, peer.0, id).await {
         Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),
         Err(e) => {
             let api = crate::api::ApiError::from(e);

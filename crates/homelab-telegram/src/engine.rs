@@ -43,6 +43,9 @@ pub(crate) struct Engine {
     /// For the heartbeat: messages sent, edits, follow-ups, presses, API failures.
     counters: std::collections::BTreeMap<String, u64>,
     last_api_error: Option<String>,
+    /// Maps a press to a user and checks role × node group (set by the UI; `None`: chats and
+    /// `TELEGRAM_USER_IDS` decide alone).
+    pub(crate) press_check: Option<crate::PressCheck>,
 }
 
 /// Whether a pass may go on after a Bot API call.
@@ -58,7 +61,7 @@ impl Engine {
             .read_json::<TelegramState>(STATE_FILE)
             .with_context(|| format!("reading {STATE_FILE} (delete it to start afresh: every pending action is then sent again)"))?
             .unwrap_or_default();
-        Ok(Engine { cfg, root, bot, state, retry_at: None, backoff: MIN_BACKOFF, started_at: Utc::now(), counters: Default::default(), last_api_error: None })
+        Ok(Engine { cfg, root, bot, state, retry_at: None, backoff: MIN_BACKOFF, started_at: Utc::now(), counters: Default::default(), last_api_error: None, press_check: None })
     }
 
     fn save(&self) {
@@ -402,8 +405,8 @@ impl Engine {
         }
         let id = inc.action_id.as_str();
         // The button is for this incident: a newer action with the same id is not what was shown.
-        match self.root.read_active(ActionState::Pending, id) {
-            Ok(Some(a)) if a.created_at == inc.created_at => {}
+        let pending = match self.root.read_active(ActionState::Pending, id) {
+            Ok(Some(a)) if a.created_at == inc.created_at => a,
             Ok(_) => {
                 let now = locate(&self.root, id, inc.created_at).ok().flatten().map(|a| a.state);
                 tracing::info!(action_id = id, user_id, state = ?now, "button press for an action that is no longer pending; nothing changed");
@@ -416,7 +419,25 @@ impl Engine {
                 tracing::error!(action_id = id, error = %e, "cannot read the action for a button press");
                 return Err("Could not read the action; try again or use the web UI.".into());
             }
-        }
+        };
+        let what = if to == ActionState::Approved { "approve" } else { "reject" };
+        let audit = |root: &DataRoot, who: &str, role: &str, outcome: &str, detail: &str| {
+            let rec = homelab_store::audit::AuditRecord::new(who, role, "telegram", &format!("telegram:{user_id}"), what, id, outcome).detail(detail);
+            if let Err(e) = root.append_audit(&rec, audit_retention()) {
+                tracing::error!(error = %e, "cannot append to the audit log");
+            }
+        };
+        let actor = match &self.press_check {
+            None => None,
+            Some(check) => match check(user_id, &pending) {
+                Ok(actor) => Some(actor),
+                Err(answer) => {
+                    tracing::warn!(chat_id, user_id, action_id = id, "button press not allowed for this user; nothing changed");
+                    audit(&self.root, &format!("telegram:{user_id}"), "", "refused", &answer);
+                    return Err(answer);
+                }
+            },
+        };
         let name = q.from.display();
         let by = format!("telegram:{user_id}");
         let verb = if to == ActionState::Approved { "approved" } else { "rejected" };
@@ -424,6 +445,10 @@ impl Engine {
         match self.root.transition(id, ActionState::Pending, to, Utc::now(), &by, note, |_| {}) {
             Ok(_) => {
                 tracing::info!(action_id = id, by, chat_id, "{verb} in Telegram");
+                match &actor {
+                    Some(a) => audit(&self.root, &a.user, &a.role, "ok", &format!("node {}", pending.node)),
+                    None => audit(&self.root, &by, "", "ok", &format!("node {}", pending.node)),
+                }
                 if let Some(i) = self.state.incidents.get_mut(token) {
                     i.decided_by = Some(name);
                 }
@@ -471,4 +496,9 @@ fn locate(root: &DataRoot, id: &str, created_at: Timestamp) -> std::io::Result<O
         }
     }
     Ok(None)
+}
+
+/// `AUDIT_RETENTION_DAYS` (default 90), as the UI reads it.
+fn audit_retention() -> u32 {
+    std::env::var("AUDIT_RETENTION_DAYS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(homelab_store::audit::DEFAULT_RETENTION_DAYS)
 }

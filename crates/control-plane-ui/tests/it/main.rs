@@ -6,4 +6,5 @@ mod disk;
 mod files;
 mod fixture;
 mod retry;
+mod roles;
 mod router;
