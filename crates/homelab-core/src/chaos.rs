@@ -63,6 +63,9 @@ pub struct Scenario {
     pub policy: Policy,
     /// Expected actions proposed (each one is a notification).
     pub expect_created: usize,
+    /// Expected incident messages on each other channel (webhook, ntfy, e-mail: each gets
+    /// every message of [`crate::notify::step`]).
+    pub expect_messages: usize,
 }
 
 /// What a scenario did.
@@ -82,11 +85,15 @@ pub struct Outcomes {
     pub service_rows_while_unreachable: usize,
     /// Decisions seen (as `world/drift.json` names them), for the record.
     pub decisions: BTreeSet<&'static str>,
+    /// Incident messages (started, flapping, resolved, digests) per other channel.
+    pub messages: usize,
+    /// Their notices, `<kind> <incident>`, in order.
+    pub notices: Vec<String>,
 }
 
 impl Outcomes {
     pub fn pass(&self, s: &Scenario) -> bool {
-        self.created == s.expect_created && self.service_rows_while_unreachable == 0
+        self.created == s.expect_created && self.messages == s.expect_messages && self.service_rows_while_unreachable == 0
     }
 }
 
@@ -105,6 +112,7 @@ struct Sim<'s> {
     started_at: Timestamp,
     completed: Vec<(String, i64)>,
     out: Outcomes,
+    notify: crate::notify::NotifyState,
 }
 
 impl Sim<'_> {
@@ -130,6 +138,10 @@ impl Sim<'_> {
         let unreachable: BTreeSet<&str> = file.drifts.iter().filter(|d| d.kind == crate::plan::DriftKind::NodeUnreachable).map(|d| d.node.as_str()).collect();
         self.out.service_rows_while_unreachable += file.drifts.iter().filter(|d| d.service.is_some() && unreachable.contains(d.node.as_str())).count();
         self.out.decisions.extend(file.drifts.iter().map(|d| d.decision.as_str()));
+        for m in crate::notify::step(&mut self.notify, &file, &crate::notify::NotifyPolicy::default(), now) {
+            self.out.messages += 1;
+            self.out.notices.extend(m.notices.iter().map(|n| format!("{} {}", n.kind.as_str(), n.incident)));
+        }
         let mut skip = BTreeSet::new();
         for c in &p.cancel {
             match self.active.iter().position(|a| a.id == c.id && a.state == ActionState::Pending) {
@@ -230,6 +242,7 @@ pub fn run(s: &Scenario) -> Outcomes {
         started_at: t0(),
         completed: Vec::new(),
         out: Outcomes::default(),
+        notify: crate::notify::NotifyState { epoch: "chaos".into(), ..Default::default() },
     };
     let names: Vec<(String, Vec<String>)> = sim.desired.hosts.iter().map(|(n, h)| (n.clone(), h.services.keys().cloned().collect())).collect();
     for t in 0..=s.duration_secs {
@@ -320,6 +333,7 @@ pub fn scenarios() -> Vec<Scenario> {
             approve_after: Some(60),
             policy: Policy::default(),
             expect_created: 0,
+            expect_messages: 0,
         },
         Scenario {
             name: "healthy-fleet-starting",
@@ -334,6 +348,7 @@ pub fn scenarios() -> Vec<Scenario> {
             approve_after: Some(60),
             policy: Policy::default(),
             expect_created: 0,
+            expect_messages: 0,
         },
         Scenario {
             name: "host-down-20-services",
@@ -348,6 +363,7 @@ pub fn scenarios() -> Vec<Scenario> {
             approve_after: Some(60),
             policy: Policy::default(),
             expect_created: 0,
+            expect_messages: 2,
         },
         Scenario {
             name: "database-down-8-dependents",
@@ -369,6 +385,7 @@ pub fn scenarios() -> Vec<Scenario> {
             approve_after: Some(60),
             policy: Policy::default(),
             expect_created: 1,
+            expect_messages: 2,
         },
         Scenario {
             name: "crash-loop-1h",
@@ -383,6 +400,7 @@ pub fn scenarios() -> Vec<Scenario> {
             approve_after: Some(60),
             policy: Policy::default(),
             expect_created: 2,
+            expect_messages: 1,
         },
         Scenario {
             name: "flapping-20s-1h",
@@ -397,6 +415,7 @@ pub fn scenarios() -> Vec<Scenario> {
             approve_after: None,
             policy: Policy::default(),
             expect_created: 1,
+            expect_messages: 2,
         },
     ]
 }
@@ -404,20 +423,26 @@ pub fn scenarios() -> Vec<Scenario> {
 /// Runs every scenario and formats the table: scenario, actions proposed (= notifications),
 /// withdrawn, executed, expected, pass.
 pub fn table() -> (String, bool) {
-    let mut out = format!("{:<28} {:>8} {:>13} {:>9} {:>8} {:>8}  {}\n", "scenario", "actions", "notifications", "withdrawn", "executed", "expected", "pass");
+    let mut out = format!(
+        "{:<28} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}  {}\n",
+        "scenario", "actions", "withdrawn", "executed", "telegram", "webhook", "ntfy", "email", "expected", "pass"
+    );
     let mut all = true;
     for s in scenarios() {
         let o = run(&s);
         let pass = o.pass(&s);
         all &= pass;
         out.push_str(&format!(
-            "{:<28} {:>8} {:>13} {:>9} {:>8} {:>8}  {}   {}\n",
+            "{:<28} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}  {}   {}\n",
             s.name,
-            o.created,
             o.created,
             o.cancelled,
             o.executed,
-            s.expect_created,
+            o.created,
+            o.messages,
+            o.messages,
+            o.messages,
+            format!("{}/{}", s.expect_created, s.expect_messages),
             if pass { "pass" } else { "FAIL" },
             o.ids.join(" ")
         ));
@@ -472,5 +497,15 @@ mod tests {
         let o = run(&s);
         assert_eq!((o.created, o.cancelled), (1, 1), "{o:?}");
         assert!(o.decisions.contains("flapping"));
+        // Per other channel: the start and one flapping message, nothing per flap.
+        assert_eq!(o.notices, ["started n1/web", "flapping n1/web"]);
+    }
+
+    #[test]
+    fn chaos_crash_loop_and_host_down_notify_once_each_way() {
+        let by_name = |n: &str| run(&scenarios().into_iter().find(|s| s.name == n).unwrap());
+        assert_eq!(by_name("crash-loop-1h").notices, ["started n1/web"]);
+        assert_eq!(by_name("host-down-20-services").notices, ["started node:big", "resolved node:big"]);
+        assert_eq!(by_name("database-down-8-dependents").notices, ["started n1/db", "resolved n1/db"]);
     }
 }

@@ -15,6 +15,7 @@ pub mod event;
 pub mod fold;
 pub mod heartbeat;
 pub mod name;
+pub mod notify;
 pub mod plan;
 pub mod schema;
 pub mod silence;
