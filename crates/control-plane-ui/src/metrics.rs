@@ -239,6 +239,8 @@ pub fn action_type_of(id: &str) -> &'static str {
 pub struct Extra<'a> {
     pub counters: Option<&'a UiCounters>,
     pub action_files: std::collections::BTreeMap<(&'static str, &'static str), u64>,
+    /// Logins and bearer tokens, by outcome (auth.rs).
+    pub auth: Option<&'a crate::auth::AuthCounters>,
 }
 
 /// `GET /metrics` for the UI: the snapshot's metrics, the process's own counters and the action
@@ -246,7 +248,7 @@ pub struct Extra<'a> {
 pub async fn render_for(state: &std::sync::Arc<crate::AppState>, snap: &Snapshot, now: Timestamp) -> anyhow::Result<String> {
     let root = state.root.clone();
     let action_files = tokio::task::spawn_blocking(move || action_files(&root)).await?;
-    Ok(render_with(snap, &Extra { counters: Some(&state.counters), action_files }, now)?)
+    Ok(render_with(snap, &Extra { counters: Some(&state.counters), action_files, auth: Some(&state.auth.counters) }, now)?)
 }
 
 /// Counters taken from a heartbeat's `counters`: (heartbeat key, label value).
@@ -297,6 +299,12 @@ fn extra_families(registry: &mut Registry, snap: &Snapshot, extra: &Extra<'_>, n
         files.get_or_create(&vec![("state".to_owned(), (*state).to_owned()), ("type".to_owned(), (*kind).to_owned())]).set(*n as i64);
     }
 
+    if let Some(a) = extra.auth {
+        let attempts = counters(registry, "auth_attempts", "Password logins and operator bearer tokens, by kind (login, token) and outcome (ok, refused, rate_limited) (since the UI started)");
+        for (kind, outcome, n) in a.snapshot() {
+            attempts.get_or_create(&vec![("kind".to_owned(), kind.to_owned()), ("outcome".to_owned(), outcome.to_owned())]).inc_by(n);
+        }
+    }
     if let Some(c) = extra.counters {
         let requests = counters(registry, "ingest_requests", "Requests to the ingest endpoints (events from agents, alerts from Alertmanager), by endpoint and HTTP status (since the UI started)");
         for ((endpoint, status), n) in c.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {

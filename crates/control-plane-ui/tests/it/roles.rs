@@ -343,6 +343,10 @@ async fn bad_tokens_are_rate_limited_and_never_block_another_address() {
     let c = fx.state.auth.counters.snapshot();
     assert!(c.iter().any(|(k, o, n)| *k == "token" && *o == "refused" && *n >= 10), "{c:?}");
     assert!(c.iter().any(|(k, o, n)| *k == "token" && *o == "rate_limited" && *n >= 1), "{c:?}");
+    // And in /metrics.
+    let m = fx.send(req("GET", "/metrics", "192.0.2.100").header("authorization", format!("Bearer {UI_TOKEN}")).body(Body::empty()).unwrap()).await;
+    let line = m.body.lines().find(|l| l.contains("auth_attempts_total") && l.contains("kind=\"token\"") && l.contains("outcome=\"rate_limited\"")).unwrap_or_else(|| panic!("{}", m.body));
+    assert!(!line.trim_end().ends_with(" 0"), "{line}");
 }
 
 #[tokio::test]
