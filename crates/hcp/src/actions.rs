@@ -154,6 +154,8 @@ pub fn retry(root: &DataRoot, id: &str) -> anyhow::Result<ExitCode> {
         }
         Err(RetryError::BadId(e)) => Err(anyhow::anyhow!("{e}")),
         Err(e @ RetryError::Store(_)) => Err(anyhow::Error::new(e).context(format!("cannot write action {id}"))),
+        // The CLI runs with the data root's own permissions: nothing is refused by role.
+        Err(e @ RetryError::Forbidden(_)) => Err(anyhow::Error::new(e)),
     }
 }
 

@@ -11,6 +11,7 @@ mod mirror;
 mod monitoring;
 mod schema;
 mod up;
+mod users;
 
 use std::path::Path;
 use std::process::{Command, Output};
