@@ -7,10 +7,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod history;
 pub mod metrics;
 pub mod pages;
 pub mod snapshot;
 pub mod timeline;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -91,6 +93,16 @@ pub struct Config {
     /// Users, sessions, proxy roles and the audit log (docs/users.md).
     #[command(flatten)]
     pub access: auth::AccessConfig,
+    /// The executor's `ACTION_TIMEOUT`, shown on an action's page as what approving will run
+    /// (the executor's heartbeat wins when it reports one).
+    #[arg(long, env = "ACTION_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    pub action_timeout: Duration,
+    /// The executor's `VERIFY_TIMEOUT`, shown the same way.
+    #[arg(long, env = "VERIFY_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub verify_timeout: Duration,
+    /// The executor's `EXECUTOR_PRUNE_LABEL`, shown the same way.
+    #[arg(long, env = "EXECUTOR_PRUNE_LABEL")]
+    pub prune_label: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -112,6 +124,9 @@ impl std::fmt::Debug for Config {
             .field("max_clock_skew", &self.max_clock_skew)
             .field("event_retention_days", &self.event_retention_days)
             .field("access", &self.access)
+            .field("action_timeout", &self.action_timeout)
+            .field("verify_timeout", &self.verify_timeout)
+            .field("prune_label", &self.prune_label)
             .finish()
     }
 }
@@ -137,6 +152,9 @@ impl Config {
             max_clock_skew: homelab_core::event::DEFAULT_MAX_CLOCK_SKEW,
             event_retention_days: 14,
             access: auth::AccessConfig::default(),
+            action_timeout: Duration::from_secs(300),
+            verify_timeout: Duration::from_secs(120),
+            prune_label: None,
         }
     }
 }
@@ -160,6 +178,10 @@ pub struct AppState {
     /// Clock sanity at ingest: how far ahead an event may be, and how old.
     pub max_clock_skew: Duration,
     pub max_event_age: Duration,
+    /// The executor settings an action's "what will run" depends on.
+    pub run_defaults: homelab_core::action::RunDefaults,
+    /// The last 24 h of events per service (history bars, evidence), read incrementally.
+    pub history: history::HistoryCache,
     cache: RwLock<Option<Arc<Snapshot>>>,
     /// The last good copy of each file the view reads (see [`snapshot::LastGood`]).
     last_good: Arc<std::sync::Mutex<snapshot::LastGood>>,
@@ -211,6 +233,12 @@ impl AppState {
             refresh: config.refresh,
             max_clock_skew: config.max_clock_skew,
             max_event_age: Duration::from_secs(u64::from(config.event_retention_days) * 86_400),
+            run_defaults: homelab_core::action::RunDefaults {
+                action_timeout: config.action_timeout,
+                verify_timeout: config.verify_timeout,
+                prune_label: config.prune_label.clone().filter(|l| !l.trim().is_empty()),
+            },
+            history: history::HistoryCache::default(),
             cache: RwLock::new(None),
             last_good: Arc::default(),
             dirty: AtomicBool::new(true),

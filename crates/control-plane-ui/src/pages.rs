@@ -11,12 +11,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use homelab_core::{Action, ActionState, ServiceStatus, rfc3339};
+use homelab_core::action::{RunDefaults, RunPlan, RunWhere, RunWork, run_plan};
+use homelab_core::desired::DesiredState;
+use homelab_core::{Action, ActionState, ServiceStatus, Timestamp};
 use serde::Deserialize;
 
 use crate::api::{Lookup, Peer, lookup_action, not_modified};
 use crate::auth::{Operator, SESSION_COOKIE};
-use crate::snapshot::{ActionSummary, Drift, FileError, Summary, etag_of};
+use crate::history::History;
+use crate::snapshot::{ActionLogEntry, ActionSummary, Drift, FileError, Snapshot, Summary, etag_of};
+use crate::view;
 use crate::{AppState, DecideError, Decision};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -51,6 +55,8 @@ async fn security_headers(mut r: Response) -> Response {
 #[template(path = "layout.html")]
 struct Layout<'a> {
     title: &'a str,
+    /// The nav entry of this page (`dashboard`, `actions`, `events`), for `aria-current`.
+    active: &'a str,
     base: &'a str,
     user: Option<String>,
     csrf: Option<String>,
@@ -70,6 +76,8 @@ struct PageQuery {
     node: Option<String>,
     state: Option<String>,
     service: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
     page: Option<usize>,
 }
 
@@ -87,7 +95,7 @@ impl From<anyhow::Error> for PageError {
 
 fn message_page(state: &AppState, status: StatusCode, heading: &str, message: &str, back: &str) -> Response {
     let body = MessageT { heading, message, back }.render().unwrap_or_default();
-    let html = Layout { title: heading, base: &state.base, user: None, csrf: None, live: false, body }.render().unwrap_or_default();
+    let html = Layout { title: heading, active: "", base: &state.base, user: None, csrf: None, live: false, body }.render().unwrap_or_default();
     (status, axum::response::Html(html)).into_response()
 }
 
@@ -117,7 +125,13 @@ fn respond(state: &AppState, headers: &HeaderMap, q: &PageQuery, title: &str, v:
         }
         return Ok(([(header::ETAG, etag), (header::CACHE_CONTROL, "no-cache".into())], axum::response::Html(body)).into_response());
     }
-    let html = Layout { title, base: &state.base, user: v.user, csrf: v.csrf, live: true, body }.render().map_err(|e| anyhow::anyhow!("template: {e}"))?;
+    let active = match title.split(' ').next().unwrap_or("") {
+        "Dashboard" | "Node" => "dashboard",
+        "Actions" | "Action" => "actions",
+        "Events" => "events",
+        _ => "",
+    };
+    let html = Layout { title, active, base: &state.base, user: v.user, csrf: v.csrf, live: true, body }.render().map_err(|e| anyhow::anyhow!("template: {e}"))?;
     Ok(([(header::CACHE_CONTROL, "no-cache")], axum::response::Html(html)).into_response())
 }
 
@@ -132,47 +146,78 @@ fn finish(state: &AppState, r: Result<Response, PageError>) -> Response {
 struct DaemonRow {
     name: String,
     stopped: bool,
-    last_loop_at: String,
-    age: String,
+    last_loop: String,
     interval: String,
 }
 
-struct ServiceRow {
+/// One service as the pages list it: from world state, or desired in hosts/ and never reported.
+pub struct ServiceRow {
     node: String,
     name: String,
-    status: &'static str,
+    pill: String,
     unhealthy: bool,
     reason: String,
     since: String,
     failures: u32,
     desired: bool,
+    bar: String,
 }
 
-fn service_rows(s: &Summary, only_node: Option<&str>) -> Vec<ServiceRow> {
-    // Unhealthy first: on a big fleet the interesting rows are at the top.
-    let mut rows: Vec<ServiceRow> = s
-        .services
-        .iter()
-        .filter(|(n, _)| only_node.is_none_or(|o| o == n.as_str()))
-        .flat_map(|(node, svcs)| {
-            svcs.iter().map(move |(name, sv)| ServiceRow {
-                node: node.clone(),
-                name: name.clone(),
-                status: if sv.status == ServiceStatus::Healthy { "healthy" } else { "unhealthy" },
-                unhealthy: sv.status == ServiceStatus::Unhealthy,
-                reason: sv.reason.clone().unwrap_or_default(),
-                since: sv.since.clone(),
-                failures: sv.consecutive_failures,
-                desired: sv.desired,
-            })
-        })
-        .collect();
-    rows.sort_by_key(|r| !r.unhealthy);
-    rows
+/// Unhealthy first, then never reported, then healthy.
+fn service_rows(s: &Summary, desired: Option<&DesiredState>, h: &History, only_node: Option<&str>, now: Timestamp) -> Vec<ServiceRow> {
+    let mut rows: Vec<(u8, ServiceRow)> = Vec::new();
+    for (node, svcs) in s.services.iter().filter(|(n, _)| only_node.is_none_or(|o| o == n.as_str())) {
+        for (name, sv) in svcs {
+            let unhealthy = sv.status == ServiceStatus::Unhealthy;
+            rows.push((
+                if unhealthy { 0 } else { 2 },
+                ServiceRow {
+                    node: node.clone(),
+                    name: name.clone(),
+                    pill: if unhealthy { view::pill("bad", "unhealthy") } else { view::pill("ok", "healthy") },
+                    unhealthy,
+                    reason: [sv.reason.clone().unwrap_or_default(), sv.detail.clone().unwrap_or_default()].into_iter().filter(|x| !x.is_empty()).collect::<Vec<_>>().join(": "),
+                    since: view::time_text(&sv.since, now),
+                    failures: sv.consecutive_failures,
+                    desired: sv.desired,
+                    bar: view::bar_svg(&h.bars(node, name, now)),
+                },
+            ));
+        }
+    }
+    if let Some(d) = desired {
+        for (node, spec) in d.hosts.iter().filter(|(n, _)| only_node.is_none_or(|o| o == n.as_str())) {
+            for (name, _) in spec.monitored() {
+                if s.services.get(node).is_some_and(|m| m.contains_key(name)) {
+                    continue;
+                }
+                rows.push((
+                    1,
+                    ServiceRow {
+                        node: node.clone(),
+                        name: name.clone(),
+                        pill: view::pill("none", "not reported"),
+                        unhealthy: false,
+                        reason: "desired in hosts/, no event yet".into(),
+                        since: String::new(),
+                        failures: 0,
+                        desired: true,
+                        bar: view::bar_svg(&h.bars(node, name, now)),
+                    },
+                ));
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.node.cmp(&b.1.node)).then_with(|| a.1.name.cmp(&b.1.name)));
+    rows.into_iter().map(|(_, r)| r).collect()
 }
 
 /// How many quarantined entries the dashboard card lists.
 const DASHBOARD_QUARANTINE: usize = 5;
+/// How many services the dashboard lists (the rest are on the node pages).
+pub const DASHBOARD_SERVICES: usize = 200;
+/// How many entries the dashboard's timeline shows.
+const DASHBOARD_TIMELINE: usize = 12;
 
 struct QuarantineRow {
     /// `events/<name>` (below quarantine/).
@@ -232,24 +277,59 @@ fn parse_time(t: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&chrono::Utc))
 }
 
-/// One drift row as the pages show it: the file's fields plus times relative to now.
+/// One drift row as the pages show it: the file's fields plus what happens next in words.
 struct DriftRow<'a> {
     d: &'a Drift,
     /// `remediation exhausted` for `remediation_exhausted`.
     decision_label: String,
-    since_ago: String,
+    /// The headline of "what happens next" (HTML).
+    next: String,
+    since_html: String,
     until_rel: String,
+    until_html: String,
     retryable: bool,
 }
 
-fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, now: chrono::DateTime<chrono::Utc>) -> Vec<DriftRow<'a>> {
+fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, s: &Summary, base: &str, now: chrono::DateTime<chrono::Utc>) -> Vec<DriftRow<'a>> {
+    let state_of = |id: &str| {
+        let a = &s.actions;
+        if a.pending.iter().any(|x| x.id == id) {
+            Some("waiting for your approval")
+        } else if a.approved.iter().any(|x| x.id == id) {
+            Some("approved, waiting for the executor")
+        } else if a.running.iter().any(|x| x.id == id) {
+            Some("running now")
+        } else {
+            None
+        }
+    };
     drift
-        .map(|d| DriftRow {
-            d,
-            decision_label: d.decision.replace('_', " "),
-            since_ago: d.since.as_deref().and_then(parse_time).map(|t| ago(now.signed_duration_since(t))).unwrap_or_default(),
-            until_rel: d.until.as_deref().and_then(parse_time).map(|t| until(t.signed_duration_since(now))).unwrap_or_default(),
-            retryable: d.retryable(),
+        .map(|d| {
+            let until = d.until.as_deref().and_then(parse_time);
+            let link = |id: &str| format!("<a class=\"id\" href=\"{base}/actions/{}\">{}</a>", view::esc(id), view::esc(id));
+            let next = match (d.decision.as_str(), d.action_id.as_deref()) {
+                ("action_created" | "already_active", Some(id)) => format!("{} {}", link(id), state_of(id).unwrap_or("proposed")),
+                ("root_cause_elsewhere", _) => match &d.root_cause {
+                    Some(rc) => format!("caused by <b>{}</b>: the fix goes there{}", view::esc(rc), d.action_id.as_deref().map(|a| format!(" ({})", link(a))).unwrap_or_default()),
+                    None => "caused by a dependency".into(),
+                },
+                ("remediation_exhausted", _) => "restart and redeploy did not help: nothing more is proposed".into(),
+                ("rejected_snoozed", _) => "rejected: not proposed again".into(),
+                ("waiting_grace" | "waiting_fresh_world", _) => "waiting before proposing anything".into(),
+                ("settling", _) => "an action just ended: waiting for it to settle".into(),
+                ("flapping", _) => "flapping: waiting for it to hold".into(),
+                ("node_unreachable", _) => "the node is not reporting: no action until it does".into(),
+                (other, _) => view::esc(&other.replace('_', " ")),
+            };
+            DriftRow {
+                d,
+                decision_label: d.decision.replace('_', " "),
+                next,
+                since_html: d.since.as_deref().map(|t| view::time_text(t, now)).unwrap_or_default(),
+                until_rel: until.map(|t| self::until(t.signed_duration_since(now))).unwrap_or_default(),
+                until_html: until.map(|t| view::until_html(t, now)).unwrap_or_default(),
+                retryable: d.retryable(),
+            }
         })
         .collect()
 }
@@ -261,7 +341,141 @@ fn drift_note(s: &Summary) -> String {
 
 /// "as of 12 s ago" for the drift report shown.
 fn drift_at(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> String {
-    s.drift_report.generated_at.as_deref().and_then(parse_time).map(|t| ago(now.signed_duration_since(t))).unwrap_or_default()
+    s.drift_report.generated_at.as_deref().and_then(parse_time).map(|t| view::time_ago(t, now)).unwrap_or_default()
+}
+
+/// A node at a glance.
+struct NodeCard {
+    name: String,
+    pill: String,
+    tone: &'static str,
+    last_seen: String,
+    disk: String,
+    agent: String,
+    desired: bool,
+    healthy: usize,
+    unhealthy: usize,
+    unreported: usize,
+}
+
+fn node_cards(s: &Summary, desired: Option<&DesiredState>, now: Timestamp) -> Vec<NodeCard> {
+    s.nodes
+        .iter()
+        .map(|(name, n)| {
+            let (tone, word) = match (n.status, &n.last_seen) {
+                ("up", _) => ("ok", "up"),
+                (_, None) => ("none", "never reported"),
+                _ => ("warn", "stale"),
+            };
+            let world = s.services.get(name);
+            let healthy = world.map_or(0, |m| m.values().filter(|x| x.status == ServiceStatus::Healthy).count());
+            let unhealthy = world.map_or(0, |m| m.values().filter(|x| x.status == ServiceStatus::Unhealthy).count());
+            let unreported = desired.and_then(|d| d.hosts.get(name)).map_or(0, |h| h.monitored().filter(|(sv, _)| !world.is_some_and(|m| m.contains_key(*sv))).count());
+            NodeCard {
+                name: name.clone(),
+                pill: view::pill(tone, word),
+                tone,
+                last_seen: n.last_seen.as_deref().map(|t| view::time_text(t, now)).unwrap_or_else(|| "never".into()),
+                disk: n.disk_pressure.map(|d| format!("{d:?}").to_lowercase()).unwrap_or_else(|| "unknown".into()),
+                agent: n.agent_version.clone().unwrap_or_default(),
+                desired: n.desired,
+                healthy,
+                unhealthy,
+                unreported,
+            }
+        })
+        .collect()
+}
+
+/// One line of a timeline: when, a pill, and what (HTML).
+struct TimelineRow {
+    at: Timestamp,
+    when: String,
+    pill: String,
+    text: String,
+}
+
+fn action_line(e: &ActionLogEntry, base: &str) -> (String, String) {
+    let target = e.service.as_ref().map_or_else(|| e.node.clone(), |s| format!("{}/{s}", e.node));
+    let link = format!("<a class=\"id\" href=\"{base}/actions/{id}\">{id}</a>", id = view::esc(&e.id));
+    let tone = match e.state {
+        ActionState::Completed if e.verified == Some(false) => "warn",
+        ActionState::Completed => "ok",
+        ActionState::Failed => "bad",
+        ActionState::Pending => "ask",
+        ActionState::Running => "run",
+        ActionState::Approved => "wait",
+        _ => "none",
+    };
+    let by = if e.by == "supervisor" || e.by == "executor" { String::new() } else { format!(" by <b>{}</b>", view::esc(&e.by)) };
+    let verified = match (e.state, e.verified) {
+        (ActionState::Completed, Some(true)) => ", healthy after it",
+        (ActionState::Completed, Some(false)) => ", not healthy after it",
+        _ => "",
+    };
+    let note = e.note.as_deref().map(|n| format!(" <span class=\"muted\">— {}</span>", view::esc(n))).unwrap_or_default();
+    (view::pill(tone, &format!("action {}", e.verb())), format!("{} {} of {}{by}{verified}{note}", view::esc(e.kind.as_str()), link, view::esc(&target)))
+}
+
+fn dashboard_timeline(snap: &Snapshot, h: &History, base: &str, now: Timestamp) -> Vec<TimelineRow> {
+    let day_ago = now - chrono::Duration::hours(24);
+    let mut rows: Vec<TimelineRow> = Vec::new();
+    for i in h.incidents(now).into_iter().filter(|i| i.start >= day_ago) {
+        let target = format!("<a href=\"{base}/events?node={n}&amp;service={s}\">{n}/{s}</a>", n = view::esc(&i.node), s = view::esc(&i.service));
+        let text = if i.ongoing {
+            format!("{target} unhealthy ({}), still failing", view::esc(&i.reason))
+        } else {
+            format!("{target} unhealthy ({}), last failure {}", view::esc(&i.reason), view::time_ago(i.last_bad, now))
+        };
+        rows.push(TimelineRow { at: i.start, when: view::time_ago(i.start, now), pill: view::pill("bad", "incident"), text });
+    }
+    for e in snap.action_log.iter().take_while(|e| e.at >= day_ago).take(DASHBOARD_TIMELINE * 2) {
+        let (pill, text) = action_line(e, base);
+        rows.push(TimelineRow { at: e.at, when: view::time_ago(e.at, now), pill, text });
+    }
+    rows.sort_by(|a, b| b.at.cmp(&a.at));
+    rows.truncate(DASHBOARD_TIMELINE);
+    rows
+}
+
+/// A pending action on the dashboard: what it will do, one sentence.
+struct PendingCard {
+    id: String,
+    title: String,
+    will: String,
+    created: String,
+}
+
+/// The executor settings in force: its heartbeat's when it reports them, else this process's.
+fn run_defaults(state: &AppState, snap: &Snapshot) -> RunDefaults {
+    let mut d = state.run_defaults.clone();
+    if let Some(Some(hb)) = snap.heartbeats.get("executor") {
+        if let Some(t) = hb.extra.get("action_timeout_secs").and_then(|v| v.as_u64()) {
+            d.action_timeout = std::time::Duration::from_secs(t);
+        }
+        if let Some(t) = hb.extra.get("verify_timeout_secs").and_then(|v| v.as_u64()) {
+            d.verify_timeout = std::time::Duration::from_secs(t);
+        }
+    }
+    d
+}
+
+fn action_title(kind: homelab_core::ActionType, node: &str, service: Option<&str>) -> String {
+    let what = match kind {
+        homelab_core::ActionType::ContainerRestart => "Restart",
+        homelab_core::ActionType::Redeploy => "Redeploy",
+        homelab_core::ActionType::DiskCleanup => "Disk cleanup on",
+    };
+    format!("{what} {}", service.map_or_else(|| node.to_owned(), |s| format!("{node}/{s}")))
+}
+
+/// The history of the last 24 h, refreshed when due (bounded work; see [`crate::history`]).
+async fn history(state: &Arc<AppState>) -> Arc<History> {
+    if state.history.due() {
+        let st = state.clone();
+        let _ = tokio::task::spawn_blocking(move || st.history.refresh(&st.root, chrono::Utc::now())).await;
+    }
+    state.history.get()
 }
 
 #[derive(Template)]
@@ -274,9 +488,18 @@ struct DashboardT<'a> {
     drift_state: &'a str,
     drift_note: String,
     drift_at: String,
+    world_at: String,
+    headline: String,
+    headline_tone: &'static str,
+    /// Services desired in hosts/ (or in world state, when more).
+    services_total: usize,
     daemons: Vec<DaemonRow>,
+    nodes: Vec<NodeCard>,
+    pending: Vec<PendingCard>,
     drift: Vec<DriftRow<'a>>,
     services: Vec<ServiceRow>,
+    services_more: usize,
+    timeline: Vec<TimelineRow>,
     quarantine: Vec<QuarantineRow>,
     /// Quarantined entries not listed on the card.
     quarantine_more: usize,
@@ -286,6 +509,7 @@ async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
     let r = async {
         let v = viewer(&state, &headers, peer)?;
         let snap = state.snapshot().await?;
+        let h = history(&state).await;
         let now = chrono::Utc::now();
         let daemons = snap
             .heartbeats
@@ -294,16 +518,42 @@ async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
                 Some(hb) => DaemonRow {
                     name: name.clone(),
                     stopped: hb.is_stopped(now),
-                    last_loop_at: rfc3339(hb.last_loop_at),
-                    age: format!("{} s", now.signed_duration_since(hb.last_loop_at).num_seconds().max(0)),
-                    interval: format!("{} s", hb.interval_secs),
+                    last_loop: view::time_ago(hb.last_loop_at, now),
+                    interval: format!("every {} s", hb.interval_secs),
                 },
-                None => DaemonRow { name: name.clone(), stopped: true, last_loop_at: "unreadable heartbeat".into(), age: String::new(), interval: String::new() },
+                None => DaemonRow { name: name.clone(), stopped: true, last_loop: "unreadable heartbeat".into(), interval: String::new() },
             })
             .collect();
         let quarantine = quarantine_rows(&snap.summary, now);
         let quarantine_more = snap.summary.quarantine.count.saturating_sub(quarantine.len());
         let s = &snap.summary;
+        let defaults = run_defaults(&state, &snap);
+        let pending = s
+            .actions
+            .pending
+            .iter()
+            .map(|a| {
+                let will = match state.root.read_active(ActionState::Pending, &a.id) {
+                    Ok(Some(full)) => run_plan(&full, snap.desired.as_ref().and_then(|d| d.hosts.get(&a.node)), &defaults).describe(),
+                    _ => String::new(),
+                };
+                PendingCard { id: a.id.clone(), title: action_title_of(a), will: view::code_ticks(&will), created: view::time_text(&a.created_at, now) }
+            })
+            .collect::<Vec<_>>();
+        let mut services = service_rows(s, snap.desired.as_ref(), &h, None, now);
+        let services_more = services.len().saturating_sub(DASHBOARD_SERVICES);
+        services.truncate(DASHBOARD_SERVICES);
+        let c = &s.counts;
+        let problems = c.services_unhealthy + c.nodes_stale;
+        let (headline, headline_tone) = if !pending.is_empty() {
+            (format!("{} waiting for your approval", if pending.len() == 1 { "1 action is".to_owned() } else { format!("{} actions are", pending.len()) }), "ask")
+        } else if problems > 0 || c.drift > 0 {
+            (format!("{} unhealthy, {} of {} nodes not reporting; the supervisor is on it (see Drift)", plural(c.services_unhealthy, "service"), c.nodes_stale, c.nodes), "bad")
+        } else if c.services == 0 && c.services_desired == 0 {
+            ("Nothing reported yet: start the agents (see the node pages)".to_owned(), "none")
+        } else {
+            (format!("All good: {} healthy on {}", plural(c.services_healthy, "service"), plural(c.nodes_up, "node")), "ok")
+        };
         let t = DashboardT {
             base: &state.base,
             csrf: v.csrf.clone(),
@@ -312,9 +562,17 @@ async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
             drift_state: s.drift_report.state,
             drift_note: drift_note(s),
             drift_at: drift_at(s, now),
+            world_at: s.world_generated_at.as_deref().map(|t| view::time_text(t, now)).unwrap_or_else(|| "never".into()),
+            headline,
+            headline_tone,
+            services_total: s.counts.services_desired.max(s.counts.services),
             daemons,
-            drift: drift_rows(s.drift.iter(), now),
-            services: service_rows(s, None),
+            nodes: node_cards(s, snap.desired.as_ref(), now),
+            pending,
+            drift: drift_rows(s.drift.iter(), s, &state.base, now),
+            services,
+            services_more,
+            timeline: dashboard_timeline(&snap, &h, &state.base, now),
             quarantine,
             quarantine_more,
         };
@@ -322,6 +580,31 @@ async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
     }
     .await;
     finish(&state, r)
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+fn action_title_of(a: &ActionSummary) -> String {
+    let kind = match a.kind.as_str() {
+        "container_restart" => homelab_core::ActionType::ContainerRestart,
+        "redeploy" => homelab_core::ActionType::Redeploy,
+        _ => homelab_core::ActionType::DiskCleanup,
+    };
+    action_title(kind, &a.node, a.service.as_deref())
+}
+
+/// An action row on the actions and node pages.
+struct ActionRow<'a> {
+    a: &'a ActionSummary,
+    title: String,
+    pill: String,
+    updated: String,
+}
+
+fn action_rows<'a>(list: impl Iterator<Item = &'a ActionSummary>, now: Timestamp) -> Vec<ActionRow<'a>> {
+    list.map(|a| ActionRow { a, title: action_title_of(a), pill: view::state_pill(a.state), updated: view::time_text(&a.updated_at, now) }).collect()
 }
 
 #[derive(Template)]
@@ -333,7 +616,7 @@ struct ActionsT<'a> {
     /// (value, selected)
     nodes: Vec<(String, bool)>,
     states: Vec<(String, bool)>,
-    sections: Vec<(&'static str, &'static str, Vec<&'a ActionSummary>)>,
+    sections: Vec<(&'static str, &'static str, Vec<ActionRow<'a>>)>,
 }
 
 async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
@@ -341,19 +624,18 @@ async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
         let v = viewer(&state, &headers, peer)?;
         let snap = state.snapshot().await?;
         let s = &snap.summary;
+        let now = chrono::Utc::now();
         let fnode = q.node.clone().unwrap_or_default();
         let fstate = q.state.clone().unwrap_or_default();
         let keep = |a: &&ActionSummary| (fnode.is_empty() || a.node == fnode) && (fstate.is_empty() || a.state.as_str() == fstate);
-        fn pick<'x>(list: &'x [ActionSummary], keep: &dyn Fn(&&ActionSummary) -> bool) -> Vec<&'x ActionSummary> {
-            list.iter().filter(|a| keep(a)).collect()
-        }
-        let pick = |list| pick(list, &keep);
-        let sections = vec![
+        let pick = |list: &'_ [ActionSummary]| -> Vec<ActionSummary> { list.iter().filter(|a| keep(a)).cloned().collect() };
+        let lists = [
             ("Pending", "pending", pick(&s.actions.pending)),
             ("Approved", "approved", pick(&s.actions.approved)),
             ("Running", "running", pick(&s.actions.running)),
             ("Recently finished", "recent", pick(&s.actions.recent)),
         ];
+        let sections = lists.iter().map(|(t, id, l)| (*t, *id, action_rows(l.iter(), now))).collect();
         let mut nodes: Vec<String> = s.nodes.keys().cloned().collect();
         for a in s.actions.pending.iter().chain(&s.actions.approved).chain(&s.actions.running).chain(&s.actions.recent) {
             if !nodes.contains(&a.node) {
@@ -374,6 +656,38 @@ async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
     finish(&state, r)
 }
 
+/// "What approving will run", ready for the template.
+struct PlanView {
+    node: String,
+    /// `local` or `SSH`.
+    via: &'static str,
+    ssh: String,
+    /// `containers`, `labels`, `compose`, `prune` or `none`.
+    work: &'static str,
+    items: Vec<String>,
+    command: String,
+    dir: String,
+    describe: String,
+    timeout: u64,
+    verify: String,
+    blocked: Option<String>,
+}
+
+fn plan_view(p: &RunPlan) -> PlanView {
+    let (work, items, command, dir) = match &p.work {
+        Some(RunWork::RestartContainers { containers }) => ("containers", containers.clone(), String::new(), String::new()),
+        Some(RunWork::RestartByLabels { labels }) => ("labels", labels.clone(), String::new(), String::new()),
+        Some(RunWork::Compose { argv, dir }) => ("compose", Vec::new(), argv.join(" "), dir.clone()),
+        Some(RunWork::Prune { label }) => ("prune", label.iter().cloned().collect(), String::new(), String::new()),
+        None => ("none", Vec::new(), String::new(), String::new()),
+    };
+    let (via, ssh) = match &p.run_where {
+        RunWhere::Local => ("local", String::new()),
+        RunWhere::Ssh { target, .. } => ("SSH", target.clone()),
+    };
+    PlanView { node: p.node.clone(), via, ssh, work, items, command, dir, describe: view::code_ticks(&p.describe()), timeout: p.timeout_secs, verify: p.verify_text(), blocked: p.blocked.clone() }
+}
+
 #[derive(Template)]
 #[template(path = "action.html")]
 struct ActionT<'a> {
@@ -383,7 +697,18 @@ struct ActionT<'a> {
     /// The supervisor's drift row about this action's target now (world/drift.json).
     drift: Vec<DriftRow<'a>>,
     a: &'a Action,
-    created_at: String,
+    title: String,
+    tone: &'static str,
+    icon: &'static str,
+    created: String,
+    target: String,
+    plan: PlanView,
+    /// A warning about the executor (stopped, dry run), empty when none.
+    executor_note: String,
+    evidence: Vec<(String, String, String)>,
+    events_link: String,
+    running_since: String,
+    result_times: String,
     history: Vec<(String, String, String, String)>,
 }
 
@@ -405,16 +730,77 @@ async fn action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
             }
         };
         let snap = state.snapshot().await?;
+        let h = history(&state).await;
+        let now = chrono::Utc::now();
         let a = found.action;
-        let history = a.history.iter().map(|h| (rfc3339(h.at), h.state.to_string(), h.by.clone(), h.note.clone().unwrap_or_default())).collect();
+        let history = a
+            .history
+            .iter()
+            .map(|x| (view::time_ago(x.at, now), view::state_pill(x.state), x.by.clone(), x.note.clone().unwrap_or_default()))
+            .collect();
         let about = |d: &&Drift| d.action_id.as_deref() == Some(a.id.as_str()) || (d.node == a.node && d.service == a.service && d.kind != "node_unreachable");
-        let drift = drift_rows(snap.summary.drift.iter().filter(about).take(1), chrono::Utc::now());
-        let t = ActionT { base: &state.base, csrf: v.csrf.clone(), errors: &snap.summary.errors, drift, a: &a, created_at: rfc3339(a.created_at), history };
+        let drift = drift_rows(snap.summary.drift.iter().filter(about).take(1), &snap.summary, &state.base, now);
+        let host = snap.desired.as_ref().and_then(|d| d.hosts.get(&a.node));
+        let plan = run_plan(&a, host, &run_defaults(&state, &snap));
+        let executor_note = match snap.heartbeats.get("executor") {
+            None => "No executor has written a heartbeat: an approved action waits in approved/ until one runs.".to_owned(),
+            Some(None) => "The executor's heartbeat does not parse: it may not be running.".to_owned(),
+            Some(Some(hb)) if hb.is_stopped(now) => format!("The executor looks stopped (last heartbeat {}): an approved action waits until it runs again.", ago(now.signed_duration_since(hb.last_loop_at))),
+            Some(Some(hb)) if hb.extra.get("dry_run").and_then(|v| v.as_bool()) == Some(true) => "The executor runs in dry-run mode (EXECUTOR_DRY_RUN): it records what it would do and changes nothing.".to_owned(),
+            Some(Some(_)) => String::new(),
+        };
+        let evidence = h
+            .recent(&a.node, a.service.as_deref())
+            .into_iter()
+            .map(|e| (view::time_ago(e.ts, now), view::pill(view::event_tone(&e.kind), &e.kind), e.detail.unwrap_or_default()))
+            .collect();
+        let mut events_link = format!("{}/events?node={}", state.base, a.node);
+        if let Some(sv) = &a.service {
+            events_link.push_str(&format!("&service={sv}"));
+        }
+        let running_since = if a.state == ActionState::Running { a.history.last().map(|x| view::time_ago(x.at, now)).unwrap_or_default() } else { String::new() };
+        let result_times = a
+            .result
+            .as_ref()
+            .and_then(|r| Some((r.started_at?, r.finished_at?)))
+            .map(|(s, f)| format!("ran {} for {} s", view::time_ago(s, now), f.signed_duration_since(s).num_seconds().max(0)))
+            .unwrap_or_default();
+        let t = ActionT {
+            base: &state.base,
+            csrf: v.csrf.clone(),
+            errors: &snap.summary.errors,
+            drift,
+            title: action_title(a.kind, &a.node, a.service.as_deref()),
+            tone: view::state_tone(a.state),
+            icon: view::tone_icon(view::state_tone(a.state)),
+            created: view::time_ago(a.created_at, now),
+            target: a.service.as_ref().map_or_else(|| a.node.clone(), |s| format!("{}/{s}", a.node)),
+            plan: plan_view(&plan),
+            executor_note,
+            evidence,
+            events_link,
+            running_since,
+            result_times,
+            a: &a,
+            history,
+        };
         respond(&state, &headers, &q, &format!("Action {id}"), v, t.render())
     }
     .await;
     finish(&state, r)
 }
+
+/// One line of the events timeline.
+struct EventRow {
+    when: String,
+    pill: String,
+    node: String,
+    service: String,
+    text: String,
+}
+
+/// The action entries the type filter offers, as `action:<verb>`.
+const ACTION_VERBS: [&str; 7] = ["proposed", "approved", "rejected", "started", "completed", "failed", "cancelled"];
 
 #[derive(Template)]
 #[template(path = "events.html")]
@@ -422,7 +808,12 @@ struct EventsT<'a> {
     base: &'a str,
     node: Option<String>,
     service: Option<String>,
-    rows: Vec<(String, String, String, String, String)>,
+    /// (value, label, selected) per select.
+    node_opts: Vec<(String, bool)>,
+    service_opts: Vec<(String, bool)>,
+    event_types: Vec<(String, bool)>,
+    action_types: Vec<(String, String, bool)>,
+    rows: Vec<EventRow>,
     page: usize,
     prev_link: String,
     next_link: Option<String>,
@@ -438,13 +829,66 @@ async fn events(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
                 return Err(PageError::Status(StatusCode::BAD_REQUEST, format!("{n:?} is not a valid node or service name.")));
             }
         }
+        let kind = q.kind.clone().filter(|k| !k.is_empty());
+        let (event_kind, action_verb) = match kind.as_deref() {
+            None => (None, None),
+            Some(k) => match k.strip_prefix("action:") {
+                Some(verb) if ACTION_VERBS.contains(&verb) => (None, Some(verb.to_owned())),
+                None if k.len() <= 64 && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => (Some(k.to_owned()), None),
+                _ => return Err(PageError::Status(StatusCode::BAD_REQUEST, format!("{k:?} is not an event or action type."))),
+            },
+        };
         let page = q.page.unwrap_or(0).min(100_000);
-        let root = state.root.clone();
-        let (n2, s2) = (node.clone(), service.clone());
-        let tl = tokio::task::spawn_blocking(move || crate::timeline::read_page(&root, n2.as_deref(), s2.as_deref(), page, crate::timeline::PER_PAGE))
-            .await
-            .map_err(anyhow::Error::new)?
-            .map_err(anyhow::Error::new)?;
+        let per = crate::timeline::PER_PAGE;
+        let want = (page + 1) * per + 1;
+        let snap = state.snapshot().await?;
+        let now = chrono::Utc::now();
+        // Agent events from disk (not when only action entries are asked for).
+        let tl = if action_verb.is_some() {
+            crate::timeline::TimelinePage { events: Vec::new(), next: None }
+        } else {
+            let root = state.root.clone();
+            let (n2, s2, k2) = (node.clone(), service.clone(), event_kind.clone());
+            tokio::task::spawn_blocking(move || crate::timeline::read_newest(&root, n2.as_deref(), s2.as_deref(), k2.as_deref(), want))
+                .await
+                .map_err(anyhow::Error::new)?
+                .map_err(anyhow::Error::new)?
+        };
+        // Action history entries from the view (not when an agent event type is asked for).
+        let acts: Vec<&ActionLogEntry> = if event_kind.is_some() {
+            Vec::new()
+        } else {
+            snap.action_log
+                .iter()
+                .filter(|e| node.as_ref().is_none_or(|n| &e.node == n) && service.as_ref().is_none_or(|s| e.service.as_ref() == Some(s)) && action_verb.as_deref().is_none_or(|v| e.verb() == v))
+                .take(want)
+                .collect()
+        };
+        enum Item<'x> {
+            Ev(&'x homelab_core::Event),
+            Act(&'x ActionLogEntry),
+        }
+        let mut merged: Vec<(Timestamp, Item)> = tl.events.iter().map(|e| (e.ts, Item::Ev(e))).chain(acts.iter().map(|e| (e.at, Item::Act(e)))).collect();
+        merged.sort_by(|a, b| b.0.cmp(&a.0));
+        let more = merged.len() > (page + 1) * per || tl.next.is_some();
+        let rows = merged
+            .into_iter()
+            .skip(page * per)
+            .take(per)
+            .map(|(at, item)| match item {
+                Item::Ev(e) => EventRow {
+                    when: view::time_ago(at, now),
+                    pill: view::pill(view::event_tone(&e.kind), &e.kind),
+                    node: e.node.clone(),
+                    service: e.service.clone().unwrap_or_default(),
+                    text: view::esc(e.detail.as_deref().unwrap_or("")),
+                },
+                Item::Act(e) => {
+                    let (pill, text) = action_line(e, &state.base);
+                    EventRow { when: view::time_ago(at, now), pill, node: e.node.clone(), service: e.service.clone().unwrap_or_default(), text }
+                }
+            })
+            .collect();
         let link = |p: usize| {
             let mut l = format!("{}/events?page={p}", state.base);
             if let Some(n) = &node {
@@ -453,14 +897,35 @@ async fn events(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
             if let Some(s) = &service {
                 l.push_str(&format!("&service={s}"));
             }
+            if let Some(k) = &kind {
+                l.push_str(&format!("&type={k}"));
+            }
             l
         };
-        let rows = tl
-            .events
-            .iter()
-            .map(|e| (rfc3339(e.ts), e.node.clone(), e.service.clone().unwrap_or_default(), e.kind.clone(), e.detail.clone().unwrap_or_default()))
-            .collect();
-        let t = EventsT { base: &state.base, node: node.clone(), service: service.clone(), rows, page, prev_link: link(page.saturating_sub(1)), next_link: tl.next.map(link) };
+        let s = &snap.summary;
+        let mut node_names: std::collections::BTreeSet<String> = s.nodes.keys().cloned().collect();
+        let mut service_names: std::collections::BTreeSet<String> = s.services.values().flat_map(|m| m.keys().cloned()).collect();
+        if let Some(d) = &snap.desired {
+            node_names.extend(d.hosts.keys().cloned());
+            service_names.extend(d.hosts.values().flat_map(|h| h.services.keys().cloned()));
+        }
+        node_names.extend(node.clone());
+        service_names.extend(service.clone());
+        let mut types: Vec<&str> = homelab_core::event::POSITIVE_TYPES.iter().chain(homelab_core::event::NEGATIVE_TYPES).copied().collect();
+        types.extend(["node_heartbeat", "disk_pressure"]);
+        let t = EventsT {
+            base: &state.base,
+            node: node.clone(),
+            service: service.clone(),
+            node_opts: node_names.into_iter().map(|n| { let sel = node.as_ref() == Some(&n); (n, sel) }).collect(),
+            service_opts: service_names.into_iter().map(|n| { let sel = service.as_ref() == Some(&n); (n, sel) }).collect(),
+            event_types: types.into_iter().map(|t| (t.to_owned(), event_kind.as_deref() == Some(t))).collect(),
+            action_types: ACTION_VERBS.iter().map(|v| (format!("action:{v}"), format!("action {v}"), action_verb.as_deref() == Some(*v))).collect(),
+            rows,
+            page,
+            prev_link: link(page.saturating_sub(1)),
+            next_link: more.then(|| link(page + 1)),
+        };
         respond(&state, &headers, &q, "Events", v, t.render())
     }
     .await;
@@ -477,10 +942,14 @@ struct NodeT<'a> {
     drift_note: String,
     drift_at: String,
     name: &'a str,
-    node: Option<&'a crate::snapshot::NodeSummary>,
+    card: Option<NodeCard>,
+    /// Never reported and desired: how to get an agent reporting.
+    install: bool,
+    ui_url: String,
+    ssh: String,
     drift: Vec<DriftRow<'a>>,
     services: Vec<ServiceRow>,
-    rows: Vec<&'a ActionSummary>,
+    rows: Vec<ActionRow<'a>>,
 }
 
 async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(name): Path<String>, Query(q): Query<PageQuery>) -> Response {
@@ -490,20 +959,31 @@ async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap
             return Err(PageError::Status(StatusCode::BAD_REQUEST, "That is not a valid node name.".into()));
         }
         let snap = state.snapshot().await?;
+        let h = history(&state).await;
+        let now = chrono::Utc::now();
         let s = &snap.summary;
         let a = &s.actions;
-        let rows = a.pending.iter().chain(&a.approved).chain(&a.running).chain(&a.recent).filter(|x| x.node == name).collect();
+        let rows = action_rows(a.pending.iter().chain(&a.approved).chain(&a.running).chain(&a.recent).filter(|x| x.node == name), now);
+        let card = node_cards(s, snap.desired.as_ref(), now).into_iter().find(|c| c.name == name);
+        let host = snap.desired.as_ref().and_then(|d| d.hosts.get(&name));
+        let install = s.nodes.get(&name).is_some_and(|n| n.last_seen.is_none());
+        let proto = if behind_tls(&headers) { "https" } else { "http" };
+        let host_header = headers.get("x-forwarded-host").or_else(|| headers.get(header::HOST)).and_then(|v| v.to_str().ok()).unwrap_or("control-plane:18180");
+        let host_header: String = host_header.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']')).collect();
         let t = NodeT {
             base: &state.base,
             csrf: v.csrf.clone(),
             errors: &s.errors,
             drift_state: s.drift_report.state,
             drift_note: drift_note(s),
-            drift_at: drift_at(s, chrono::Utc::now()),
+            drift_at: drift_at(s, now),
             name: &name,
-            node: s.nodes.get(&name),
-            drift: drift_rows(s.drift.iter().filter(|d| d.node == name), chrono::Utc::now()),
-            services: service_rows(s, Some(&name)),
+            card,
+            install,
+            ui_url: format!("{proto}://{host_header}{}", state.base),
+            ssh: host.and_then(|h| h.ssh.as_ref()).map(|t| format!("{}{}", t.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(), t.host)).unwrap_or_else(|| format!("root@{name}")),
+            drift: drift_rows(s.drift.iter().filter(|d| d.node == name), s, &state.base, now),
+            services: service_rows(s, snap.desired.as_ref(), &h, Some(&name), now),
             rows,
         };
         respond(&state, &headers, &q, &format!("Node {name}"), v, t.render())
@@ -521,7 +1001,7 @@ struct LoginT<'a> {
 
 fn login_response(state: &AppState, status: StatusCode, message: Option<&str>) -> Response {
     let body = LoginT { base: &state.base, message }.render().unwrap_or_default();
-    let html = Layout { title: "Log in", base: &state.base, user: None, csrf: None, live: false, body }.render().unwrap_or_default();
+    let html = Layout { title: "Log in", active: "", base: &state.base, user: None, csrf: None, live: false, body }.render().unwrap_or_default();
     (status, axum::response::Html(html)).into_response()
 }
 

@@ -216,6 +216,10 @@ pub struct Counts {
     pub services: usize,
     pub services_healthy: usize,
     pub services_unhealthy: usize,
+    /// Monitored services hosts/ describes (its last good version of each file); 0 without hosts/.
+    pub services_desired: usize,
+    /// Of those, the ones with no state in the world yet (never reported).
+    pub services_not_reporting: usize,
     pub drift: usize,
     /// Every action file on disk, by state folder.
     pub actions: BTreeMap<&'static str, usize>,
@@ -258,6 +262,44 @@ pub struct Snapshot {
     pub nodes_file: Option<NodesFile>,
     /// The drift report in force (the current file, or its last good copy).
     pub drift_file: Option<DriftFile>,
+    /// Every history entry of every action file on disk, newest first (at most
+    /// [`ACTION_LOG`]): approvals, rejections, executor starts and results for the timelines.
+    pub action_log: Vec<ActionLogEntry>,
+}
+
+/// How many action history entries the view keeps for the timelines.
+pub const ACTION_LOG: usize = 5_000;
+
+/// One history entry of one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionLogEntry {
+    pub at: Timestamp,
+    pub id: String,
+    pub kind: homelab_core::ActionType,
+    pub node: String,
+    pub service: Option<String>,
+    /// The state it moved to.
+    pub state: ActionState,
+    pub by: String,
+    pub note: Option<String>,
+    /// The verification verdict, on the entry that ended a successful run.
+    pub verified: Option<bool>,
+}
+
+impl ActionLogEntry {
+    /// The word the timelines use: `proposed`, `approved`, `started`, `completed`, …
+    pub fn verb(&self) -> &'static str {
+        log_verb(self.state)
+    }
+}
+
+/// `proposed` (pending), `started` (running), else the state's name.
+pub fn log_verb(state: ActionState) -> &'static str {
+    match state {
+        ActionState::Pending => "proposed",
+        ActionState::Running => "started",
+        other => other.as_str(),
+    }
 }
 
 /// What a build needs besides the data root.
@@ -522,6 +564,27 @@ impl Snapshot {
             recent: terminal.iter().take(RECENT_TERMINAL).map(|a| summarize(a)).collect(),
         };
 
+        let mut action_log: Vec<ActionLogEntry> = actions
+            .values()
+            .flatten()
+            .flat_map(|a| {
+                let last = a.history.len().saturating_sub(1);
+                a.history.iter().enumerate().map(move |(i, h)| ActionLogEntry {
+                    at: h.at,
+                    id: a.id.clone(),
+                    kind: a.kind,
+                    node: a.node.clone(),
+                    service: a.service.clone(),
+                    state: h.state,
+                    by: h.by.clone(),
+                    note: h.note.clone(),
+                    verified: if i == last { a.result.as_ref().and_then(|r| r.verified) } else { None },
+                })
+            })
+            .collect();
+        action_log.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.id.cmp(&b.id)));
+        action_log.truncate(ACTION_LOG);
+
         let mut approvals_by_channel = BTreeMap::new();
         for a in actions.values().flatten() {
             for h in a.history.iter().filter(|h| h.state == ActionState::Approved) {
@@ -554,6 +617,8 @@ impl Snapshot {
             services: services.values().map(|m| m.len()).sum(),
             services_healthy: all_services.clone().filter(|s| s.status == ServiceStatus::Healthy).count(),
             services_unhealthy: all_services.filter(|s| s.status == ServiceStatus::Unhealthy).count(),
+            services_desired: wanted.values().map(BTreeSet::len).sum(),
+            services_not_reporting: wanted.iter().map(|(n, set)| set.iter().filter(|sv| !services.get(n).is_some_and(|m| m.contains_key(*sv))).count()).sum(),
             drift: drift.len(),
             actions: ActionState::ALL.iter().map(|s| (s.as_str(), actions.get(s).map_or(0, Vec::len))).collect(),
             config_errors: config_errors.len(),
@@ -595,6 +660,7 @@ impl Snapshot {
             services_file,
             nodes_file,
             drift_file,
+            action_log,
         }
     }
 }
@@ -666,15 +732,20 @@ pub fn markdown(s: &Summary) -> String {
     let _ = writeln!(m, "# Homelab status");
     let _ = writeln!(m);
     let _ = writeln!(m, "World state as of {}.", s.world_generated_at.as_deref().unwrap_or("(never written)"));
+    let services = if c.services_desired > 0 {
+        format!(
+            "{} desired in hosts/, {} reporting ({} healthy, {} unhealthy), {} never reported",
+            c.services_desired, c.services, c.services_healthy, c.services_unhealthy, c.services_not_reporting
+        )
+    } else {
+        format!("{} ({} healthy, {} unhealthy)", c.services, c.services_healthy, c.services_unhealthy)
+    };
     let _ = writeln!(
         m,
-        "Nodes: {} ({} up, {} stale). Services: {} ({} healthy, {} unhealthy). Drift: {}. Actions pending: {}, approved: {}, running: {}.",
+        "Nodes: {} ({} up, {} stale). Services: {services}. Drift: {}. Actions pending: {}, approved: {}, running: {}.",
         c.nodes,
         c.nodes_up,
         c.nodes_stale,
-        c.services,
-        c.services_healthy,
-        c.services_unhealthy,
         c.drift,
         s.actions.pending.len(),
         s.actions.approved.len(),

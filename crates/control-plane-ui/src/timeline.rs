@@ -42,3 +42,28 @@ pub fn read_page(root: &DataRoot, node: Option<&str>, service: Option<&str>, pag
     }
     Ok(TimelinePage { events, next: None })
 }
+
+/// Up to `limit` events matching the filters (node, service, event type), newest first; `next`
+/// is `Some` when more exist. The node filter skips other nodes' files unread (their name says
+/// the node).
+pub fn read_newest(root: &DataRoot, node: Option<&str>, service: Option<&str>, kind: Option<&str>, limit: usize) -> std::io::Result<TimelinePage> {
+    let mut events = Vec::new();
+    for day in root.event_days()?.into_iter().rev() {
+        for file in root.event_files(&day)?.into_iter().rev() {
+            let Some(name) = EventFileName::parse(&file) else { continue };
+            if node.is_some_and(|n| n != name.node) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(root.event_path(&day, &file)) else { continue };
+            let Ok(event) = serde_json::from_slice::<Event>(&bytes) else { continue };
+            if service.is_some_and(|s| event.service.as_deref() != Some(s)) || kind.is_some_and(|k| event.kind != k) {
+                continue;
+            }
+            if events.len() == limit {
+                return Ok(TimelinePage { events, next: Some(1) });
+            }
+            events.push(event);
+        }
+    }
+    Ok(TimelinePage { events, next: None })
+}

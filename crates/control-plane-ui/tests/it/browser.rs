@@ -15,13 +15,13 @@ use crate::fixture::*;
 const DEADLINE: Duration = Duration::from_secs(20);
 
 /// chromedriver on a free loopback port; killed when dropped.
-struct Driver {
+pub struct Driver {
     child: tokio::process::Child,
-    url: String,
+    pub url: String,
 }
 
 impl Driver {
-    async fn start() -> Driver {
+    pub async fn start() -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = tokio::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -126,7 +126,7 @@ async fn approve_in_a_real_browser() {
     tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
+pub fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("hcp-ui-chromium-{}-{}", std::process::id(), uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -136,7 +136,7 @@ fn uuid_like() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
 }
 
-fn chromium_caps(profile: &std::path::Path) -> serde_json::Map<String, serde_json::Value> {
+pub fn chromium_caps(profile: &std::path::Path) -> serde_json::Map<String, serde_json::Value> {
     let caps = serde_json::json!({
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",

@@ -2,6 +2,7 @@
 //! refusal with a check that nothing changed on disk, and the real browser test.
 
 mod browser;
+mod console;
 mod disk;
 mod files;
 mod fixture;

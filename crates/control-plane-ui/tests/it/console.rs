@@ -1,0 +1,279 @@
+//! The console in a real browser (headless Chromium through chromedriver) at phone (390×844)
+//! and desktop (1440×900) size, on a small fleet like a new user's: log in, read the dashboard,
+//! open the pending action, see exactly what it will run, approve it from phone width. Nothing
+//! scrolls sideways at 390 px. The run writes the screenshots in docs/screenshots/.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use homelab_core::drift::NextStep;
+use homelab_core::plan::DriftKind;
+use homelab_core::world::{NodeFacts, ServiceState, World};
+use homelab_core::{Action, ActionState, ActionType, DiskLevel, Event, HistoryEntry, ServiceStatus};
+use tokio_util::sync::CancellationToken;
+
+use crate::browser::{Driver, chromium_caps, tempfile_dir};
+use crate::files::{drift_entry, write_drift};
+use crate::fixture::*;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn shots() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fleet like a first week: edge-1 (local) with an unhealthy web, nas-1 over SSH, and
+/// garage-pi that never reported; 24 h of events, a pending redeploy, two finished restarts.
+pub fn seed_fleet(fx: &Fx) -> String {
+    let now = chrono::Utc::now();
+    fx.tmp.write_host(
+        "edge-1",
+        "compose_command: docker compose\nservices:\n  web:\n    compose_dir: /srv/web\n  mqtt:\n    containers: [mosquitto]\n  z2m:\n    compose_dir: /srv/zigbee2mqtt\n    depends_on: [mqtt]\n",
+    );
+    fx.tmp.write_host("nas-1", "ssh:\n  host: 10.0.0.12\n  user: ops\ncompose_command: docker-compose\nservices:\n  jellyfin:\n    compose_dir: /srv/jellyfin\n");
+    fx.tmp.write_host("garage-pi", "services:\n  zigbee-gw:\n    containers: [zigbee-gw]\n");
+
+    let mut w = World::default();
+    w.nodes.insert("edge-1".into(), NodeFacts { last_seen: Some(now - chrono::Duration::seconds(12)), disk_pressure: Some(DiskLevel::Ok), agent_version: Some("0.1.0".into()), ..Default::default() });
+    w.nodes.insert("nas-1".into(), NodeFacts { last_seen: Some(now - chrono::Duration::seconds(20)), disk_pressure: Some(DiskLevel::Medium), agent_version: Some("0.1.0".into()), ..Default::default() });
+    let svc = |status, reason: Option<&str>, since_min: i64, failures| ServiceState {
+        status,
+        reason: reason.map(Into::into),
+        detail: reason.map(|_| "container web exited (137)".into()),
+        since: now - chrono::Duration::minutes(since_min),
+        last_event_at: now - chrono::Duration::seconds(12),
+        last_event_id: uuid::Uuid::nil(),
+        consecutive_failures: failures,
+    };
+    let e1 = w.services.entry("edge-1".into()).or_default();
+    e1.insert("web".into(), svc(ServiceStatus::Unhealthy, Some("containers_not_running"), 47, 6));
+    e1.insert("mqtt".into(), svc(ServiceStatus::Healthy, None, 540, 0));
+    e1.insert("z2m".into(), svc(ServiceStatus::Healthy, None, 600, 0));
+    w.services.entry("nas-1".into()).or_default().insert("jellyfin".into(), svc(ServiceStatus::Healthy, None, 1500, 0));
+    fx.state.root.write_world(&w.services_file(now), &w.nodes_file(now, Duration::from_secs(90))).unwrap();
+
+    // 24 h of history, one event per service per 30 min, with two incidents.
+    for i in 0..48i64 {
+        let t = now - chrono::Duration::minutes(30 * i + 3);
+        for (node, service) in [("edge-1", "web"), ("edge-1", "mqtt"), ("edge-1", "z2m"), ("nas-1", "jellyfin")] {
+            let bad = (service == "web" && i < 2) || (service == "mqtt" && (18..=19).contains(&i));
+            let kind = if bad { if service == "web" { "containers_not_running" } else { "port_unreachable" } } else { "service_healthy" };
+            let mut e = Event::new(t, node, kind, Some(service));
+            if bad {
+                e.detail = Some(if service == "web" { "container web exited (137)".into() } else { "127.0.0.1:1883: connection refused".into() });
+            }
+            fx.state.root.write_event(&e).unwrap();
+        }
+    }
+    let mut e = Event::new(now - chrono::Duration::seconds(12), "edge-1", "containers_not_running", Some("web"));
+    e.detail = Some("container web exited (137)".into());
+    fx.state.root.write_event(&e).unwrap();
+
+    // Finished: a restart of mqtt that helped, a restart of web that did not.
+    let action = |kind: ActionType, service: &str, at: chrono::DateTime<chrono::Utc>| Action {
+        id: kind.id("edge-1", Some(service)),
+        kind,
+        risk: kind.risk(),
+        node: "edge-1".into(),
+        service: Some(service.into()),
+        drift: "unhealthy_service".into(),
+        trigger: "containers_not_running".into(),
+        root_cause: None,
+        state: ActionState::Pending,
+        created_at: at,
+        updated_at: at,
+        history: vec![HistoryEntry { state: ActionState::Pending, at, by: "supervisor".into(), note: None }],
+        result: None,
+    };
+    for (service, minutes_ago, verified) in [("mqtt", 9 * 60 + 20, true), ("web", 40, false)] {
+        let at = now - chrono::Duration::minutes(minutes_ago);
+        let a = action(ActionType::ContainerRestart, service, at);
+        let root = &fx.state.root;
+        root.create_action(&a).unwrap();
+        root.transition(&a.id, ActionState::Pending, ActionState::Approved, at + chrono::Duration::seconds(40), if service == "mqtt" { "telegram:4242" } else { "policy" }, None, |_| {}).unwrap();
+        root.transition(&a.id, ActionState::Approved, ActionState::Running, at + chrono::Duration::seconds(41), "executor", None, |_| {}).unwrap();
+        let end = at + chrono::Duration::seconds(44);
+        root.transition(&a.id, ActionState::Running, ActionState::Completed, end, "executor", None, |x| {
+            x.result = Some(homelab_core::action::ActionResult {
+                ok: true,
+                output: format!("restarted {}\n", if service == "mqtt" { "mosquitto" } else { "web" }),
+                started_at: Some(at + chrono::Duration::seconds(41)),
+                finished_at: Some(end),
+                verified: Some(verified),
+                ..Default::default()
+            })
+        })
+        .unwrap();
+    }
+    // Pending: the redeploy of web.
+    let pending = action(ActionType::Redeploy, "web", now - chrono::Duration::minutes(9));
+    fx.state.root.create_action(&pending).unwrap();
+    write_drift(
+        fx,
+        vec![
+            drift_entry("edge-1", Some("web"), DriftKind::UnhealthyService, NextStep::ActionCreated, Some(&pending.id), None),
+            {
+                let mut d = drift_entry("garage-pi", None, DriftKind::NodeUnreachable, NextStep::NodeUnreachable, None, None);
+                d.trigger = "never_seen".into();
+                d.reason = "garage-pi has never reported: install its agent; nothing is proposed for an unreachable node".into();
+                d
+            },
+        ],
+    );
+    for daemon in ["observer", "supervisor", "executor"] {
+        let hb = homelab_core::Heartbeat {
+            daemon: daemon.into(),
+            pid: 1,
+            version: "0.1.0".into(),
+            started_at: now - chrono::Duration::hours(30),
+            last_loop_at: now,
+            interval_secs: 3600,
+            counters: Default::default(),
+            config_errors: vec![],
+            extra: serde_json::Value::Null,
+        };
+        fx.state.root.write_heartbeat(daemon, &hb).unwrap();
+    }
+    pending.id
+}
+
+/// The text of the first element matching `css`, read in one script run (the page swaps its
+/// content in place every second; a script sees one version of it).
+async fn text(client: &Client, css: &str) -> Result<String, fantoccini::error::CmdError> {
+    client.wait().at_most(DEADLINE).for_element(Locator::Css(css)).await?;
+    let v = client.execute("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", vec![serde_json::json!(css)]).await?;
+    Ok(v.as_str().map(str::to_owned).unwrap_or_default())
+}
+
+/// Clicks the element matching `css`, finding it again if a live update replaced it meanwhile.
+async fn click(client: &Client, css: &str) -> Result<(), fantoccini::error::CmdError> {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let r = async { client.wait().at_most(DEADLINE).for_element(Locator::Css(css)).await?.click().await }.await;
+        match r {
+            Err(e) if e.is_stale_element_reference() && std::time::Instant::now() < deadline => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn no_sideways_scroll(client: &Client, what: &str) -> Result<(), fantoccini::error::CmdError> {
+    let v: serde_json::Value = client
+        .execute(
+            "const d = document.documentElement; const wide = [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > d.clientWidth + 0.5).slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id);
+             return { scroll: d.scrollWidth, client: d.clientWidth, wide };",
+            vec![],
+        )
+        .await?;
+    assert!(v["scroll"].as_f64().unwrap() <= v["client"].as_f64().unwrap(), "{what}: the page scrolls sideways: {v}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_on_phone_and_desktop() {
+    let fx = Fx::new();
+    let id = seed_fleet(&fx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
+    let driver = Driver::start().await;
+    let profile = tempfile_dir();
+    let client = tokio::time::timeout(DEADLINE, ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(chromium_caps(&profile)).connect(&driver.url))
+        .await
+        .expect("WebDriver session timed out")
+        .expect("WebDriver session");
+    let shots = shots();
+    let result = tokio::time::timeout(Duration::from_secs(120), async {
+        // Desktop: log in, read the dashboard.
+        client.set_window_size(1440, 900).await?;
+        client.goto(&format!("{base}/login")).await?;
+        let user = client.find(Locator::Id("login-user")).await?;
+        user.clear().await?;
+        user.send_keys("alice").await?;
+        client.find(Locator::Id("login-token")).await?.send_keys(UI_TOKEN).await?;
+        client.find(Locator::Id("login-submit")).await?.click().await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("who")).await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Css("svg.hb rect.bad")).await?;
+        let headline = text(&client, "#headline").await?;
+        let healthy = text(&client, "#count-healthy").await?;
+        let garage = text(&client, ".node-card[data-node=\"garage-pi\"]").await?;
+        let timeline = text(&client, "#timeline").await?;
+        let next = text(&client, "tr.drift-row[data-service=\"web\"] td.next").await?;
+        let times: serde_json::Value = client.execute("return [...document.querySelectorAll('main time')].every(t => t.title.endsWith(' UTC') && t.getAttribute('datetime'));", vec![]).await?;
+        std::fs::write(shots.join("dashboard-desktop.png"), client.screenshot().await?).unwrap();
+        // Whole pages for a person to look at (not committed).
+        let review = std::env::temp_dir().join("hcp-ui-review");
+        std::fs::create_dir_all(&review).unwrap();
+        client.set_window_size(1440, 2600).await?;
+        std::fs::write(review.join("dashboard-desktop-full.png"), client.screenshot().await?).unwrap();
+        client.set_window_size(1440, 900).await?;
+
+        // Open the pending action: exactly what approving will run.
+        click(&client, &format!(".pending-card[data-id=\"{id}\"] a.button")).await?;
+        let cmd = text(&client, "#run-command").await?;
+        let dir = text(&client, "#run-dir").await?;
+        let place = text(&client, "#plan-where").await?;
+        let verify = text(&client, "#plan-verify").await?;
+        let evidence = text(&client, "#evidence").await?;
+        std::fs::write(shots.join("action-desktop.png"), client.screenshot().await?).unwrap();
+
+        // Phone: the dashboard, the action page, approve.
+        client.set_window_size(390, 844).await?;
+        client.goto(&format!("{base}/")).await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("headline")).await?;
+        no_sideways_scroll(&client, "dashboard at 390 px").await?;
+        std::fs::write(shots.join("dashboard-phone.png"), client.screenshot().await?).unwrap();
+        client.set_window_size(390, 3200).await?;
+        std::fs::write(review.join("dashboard-phone-full.png"), client.screenshot().await?).unwrap();
+        client.set_window_size(390, 844).await?;
+        client.goto(&format!("{base}/actions/{id}")).await?;
+        let phone_cmd = text(&client, "#run-command").await?;
+        no_sideways_scroll(&client, "action page at 390 px").await?;
+        std::fs::write(shots.join("action-phone.png"), client.screenshot().await?).unwrap();
+        let visible: serde_json::Value = client.execute("const r = document.querySelector('button.approve').getBoundingClientRect(); return r.left >= 0 && r.right <= document.documentElement.clientWidth && r.width > 200;", vec![]).await?;
+        click(&client, "button.approve").await?;
+        let state = text(&client, "#action-state").await?;
+        no_sideways_scroll(&client, "approved action at 390 px").await?;
+
+        // Every other page fits the phone too.
+        for path in ["/actions", "/events", "/nodes/garage-pi", "/nodes/edge-1", "/events?type=action:completed"] {
+            client.goto(&format!("{base}{path}")).await?;
+            client.wait().at_most(DEADLINE).for_element(Locator::Css("main h1")).await?;
+            no_sideways_scroll(&client, &format!("{path} at 390 px")).await?;
+            client.set_window_size(390, 2400).await?;
+            std::fs::write(review.join(format!("{}-phone-full.png", path.trim_start_matches('/').replace(['/', '?', '=', ':'], "_"))), client.screenshot().await?).unwrap();
+            client.set_window_size(390, 844).await?;
+            if path == "/nodes/garage-pi" {
+                std::fs::write(shots.join("node-never-reported-phone.png"), client.screenshot().await?).unwrap();
+            }
+        }
+        Ok::<_, fantoccini::error::CmdError>((headline, healthy, garage, timeline, next, times, cmd, dir, place, verify, evidence, phone_cmd, visible, state))
+    })
+    .await;
+    let _ = client.close().await;
+    let (headline, healthy, garage, timeline, next, times, cmd, dir, place, verify, evidence, phone_cmd, visible, state) =
+        result.expect("browser steps timed out").expect("browser step failed");
+
+    assert_eq!(headline, "1 action is waiting for your approval");
+    assert_eq!(healthy, "3/5", "healthy of the five services hosts/ describes");
+    assert!(garage.contains("never reported") && garage.contains("How to install the agent"), "{garage}");
+    assert!(timeline.contains("action completed") && timeline.contains("telegram:4242") && timeline.contains("incident"), "{timeline}");
+    assert!(next.contains(&id) && next.contains("waiting for your approval"), "{next}");
+    assert_eq!(times, true, "every time has its exact UTC time on hover");
+    assert_eq!(cmd, "docker compose up -d --force-recreate");
+    assert_eq!(phone_cmd, cmd);
+    assert_eq!(dir, "/srv/web");
+    assert!(place.starts_with("locally"), "{place}");
+    assert!(verify.contains("edge-1/web reports healthy") && verify.contains("120 s"), "{verify}");
+    assert!(evidence.contains("containers_not_running") && evidence.contains("container web exited (137)"), "{evidence}");
+    assert_eq!(visible, true, "the Approve button is wide and on screen at 390 px");
+    assert_eq!(state, "approved");
+    let a = fx.state.root.read_active(ActionState::Approved, &id).unwrap().expect("approved on disk");
+    assert_eq!(a.history.last().unwrap().by, "ui:alice");
+    shutdown.cancel();
+    tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
+}
