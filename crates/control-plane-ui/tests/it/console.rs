@@ -248,7 +248,7 @@ async fn console_on_phone_and_desktop() {
             std::fs::write(review.join(format!("{}-phone-full.png", path.trim_start_matches('/').replace(['/', '?', '=', ':'], "_"))), client.screenshot().await?).unwrap();
             client.set_window_size(390, 844).await?;
             if path == "/nodes/garage-pi" {
-                std::fs::write(shots.join("node-never-reported-phone.png"), client.screenshot().await?).unwrap();
+                std::fs::write(review.join("node-never-reported-phone.png"), client.screenshot().await?).unwrap();
             }
         }
         Ok::<_, fantoccini::error::CmdError>((headline, healthy, garage, timeline, next, times, cmd, dir, place, verify, evidence, phone_cmd, visible, state))
