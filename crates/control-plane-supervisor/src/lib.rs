@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use homelab_core::desired::{ConfigError, HostFile};
 use homelab_core::duration::parse_duration;
-use homelab_core::plan::{Outcome, Plan, PlanInput, Policy, SupervisorMemory, plan};
+use homelab_core::plan::{Outcome, Plan, PlanInput, Policy, SupervisorMemory, plan_with_silences};
 use homelab_core::{ActionState, Heartbeat, Timestamp};
 use homelab_store::{DataRoot, TransitionError, WriteErrors, list_names};
 use tokio_util::sync::CancellationToken;
@@ -86,6 +86,15 @@ pub struct Config {
     /// A flapping drift must hold this long before an action is proposed again.
     #[arg(long, env = "FLAP_HOLD", default_value = "2m", value_parser = parse_duration)]
     pub flap_hold: Duration,
+    /// A service changing state more than this many times within --flap-changes-window is
+    /// flapping (0 turns it off).
+    #[arg(long, env = "FLAP_CHANGES", default_value_t = 5)]
+    pub flap_changes: u32,
+    #[arg(long, env = "FLAP_CHANGES_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub flap_changes_window: Duration,
+    /// A flapping service is stable again after this long without a change.
+    #[arg(long, env = "FLAP_STABLE", default_value = "10m", value_parser = parse_duration)]
+    pub flap_stable: Duration,
 }
 
 fn parse_auto_approve(s: &str) -> Result<bool, String> {
@@ -117,6 +126,9 @@ impl Config {
             exhausted_hold: policy.exhausted_hold,
             flap_window: policy.flap_window,
             flap_hold: policy.flap_hold,
+            flap_changes: policy.flap_changes,
+            flap_changes_window: policy.flap_changes_window,
+            flap_stable: policy.flap_stable,
         }
     }
 
@@ -132,6 +144,9 @@ impl Config {
             exhausted_hold: self.exhausted_hold,
             flap_window: self.flap_window,
             flap_hold: self.flap_hold,
+            flap_changes: self.flap_changes,
+            flap_changes_window: self.flap_changes_window,
+            flap_stable: self.flap_stable,
         }
     }
 }
@@ -259,7 +274,12 @@ impl Supervisor {
             outcomes.extend(names.iter().filter_map(|n| Outcome::from_file_name(state, n)));
         }
 
-        let plan = plan(PlanInput {
+        // Silences (state/silences/): an unreadable folder mutes nothing, and says so.
+        let silences = self.root.list_silences().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read state/silences/; no silence applies in this reconcile");
+            Vec::new()
+        });
+        let plan = plan_with_silences(PlanInput {
             desired: &load.desired,
             unknown_nodes: &unknown_nodes,
             services: &services,
@@ -270,7 +290,10 @@ impl Supervisor {
             policy: &self.policy,
             started_at: self.started_at,
             now,
-        });
+        }, &silences);
+        if !self.config.dry_run && silences.iter().any(|s| !s.is_kept(now)) {
+            let _ = self.root.prune_silences(now);
+        }
 
         let (mut created, mut cancelled, mut updated, mut write_failures) = (0, 0, 0, 0);
         let mut memory = plan.memory.clone();
@@ -495,8 +518,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
 
     let root = sup.root().clone();
-    let (world, actions) = (root.world_dir(), root.actions_dir());
-    let mut watcher = homelab_store::watch::Watcher::new(&[(&world, false), (&actions, true), (&hosts, true)], tick)
+    let (world, actions, silences) = (root.world_dir(), root.actions_dir(), root.silences_dir());
+    if !dry_run && let Err(e) = std::fs::create_dir_all(&silences) {
+        tracing::warn!(error = %e, "cannot create state/silences/");
+    }
+    let mut watched = vec![(world.as_path(), false), (actions.as_path(), true), (hosts.as_path(), true)];
+    if silences.is_dir() {
+        watched.push((silences.as_path(), false));
+    }
+    let mut watcher = homelab_store::watch::Watcher::new(&watched, tick)
         .context("cannot watch world/, actions/ and hosts/")?;
     tracing::info!(root = %root.path().display(), hosts = %hosts.display(), tick_secs = tick.as_secs(), dry_run, "supervisor started");
     let mut first = true;

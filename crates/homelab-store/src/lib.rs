@@ -14,9 +14,11 @@ pub mod audit;
 pub mod daemon;
 pub mod events;
 pub mod hosts;
+pub mod outbox;
 pub mod quarantine;
 pub mod retry;
 pub mod secrets;
+pub mod silences;
 pub mod users;
 pub mod watch;
 

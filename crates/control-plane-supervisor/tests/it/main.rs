@@ -5,6 +5,7 @@ mod diskfull;
 mod hosts;
 mod once;
 mod settled;
+mod silences;
 mod watch;
 
 use std::path::Path;
