@@ -40,6 +40,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/actions/{id}/retry", post(retry))
         .route("/api/v1/events", post(ingest))
         .route("/api/v1/alertmanager", post(alertmanager))
+        .merge(crate::silences::routes())
         .route("/api/v1/audit", get(audit_log))
 }
 

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod history;
 pub mod metrics;
 pub mod pages;
+pub mod silences;
 pub mod snapshot;
 pub mod timeline;
 pub mod view;
