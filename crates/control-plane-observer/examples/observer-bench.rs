@@ -63,6 +63,16 @@ fn replay(count: usize) {
         checkpoint,
         record
     );
+    let (tag, target) = if count % 1_000_000 == 0 { (format!("{}m", count / 1_000_000), Some(150_000.0)) } else { (format!("{}k", count / 1000), None) };
+    bench(&format!("observer.replay_{tag}"), &format!("replay, {tag} events"), count as f64 / secs, "events/s", target.map(|t| (">=", t)));
+    bench(&format!("observer.replay_{tag}.checkpoint_bytes"), &format!("replay, {tag} events: checkpoint size"), checkpoint as f64, "bytes", None);
+}
+
+/// A machine-readable line for scripts/bench.sh: `BENCH {"name":…,"value":…,"unit":…,"target":…,"cmp":…}`.
+fn bench(name: &str, label: &str, value: f64, unit: &str, target: Option<(&str, f64)>) {
+    let (cmp, target) = target.map_or((serde_json::Value::Null, serde_json::Value::Null), |(c, t)| (c.into(), t.into()));
+    let line = serde_json::json!({"name": name, "label": label, "value": (value * 1000.0).round() / 1000.0, "unit": unit, "target": target, "cmp": cmp});
+    println!("BENCH {line}");
 }
 
 /// Bytes of the files below `dir`.
@@ -117,5 +127,7 @@ fn latency(count: usize) {
         hist.value_at_quantile(0.99) as f64 / 1000.0,
         hist.max() as f64 / 1000.0
     );
+    bench("observer.landed_to_world.p50", "event landed -> world updated, p50", hist.value_at_quantile(0.5) as f64 / 1000.0, "ms", None);
+    bench("observer.landed_to_world.p99", "event landed -> world updated, p99", hist.value_at_quantile(0.99) as f64 / 1000.0, "ms", None);
 }
 
