@@ -275,31 +275,48 @@ impl Tmpfs {
     pub fn mount(dir: &Path, size: &str) -> Tmpfs {
         assert!(is_root(), "this test mounts a tmpfs to fill a disk for real and must run as root (CI does)");
         std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().unwrap();
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"]).arg(dir).output().unwrap();
         assert!(out.status.success(), "mount tmpfs on {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
         Tmpfs(dir.to_owned())
     }
 
-    /// Writes `name` in the tmpfs until it is full; returns its path (remove it to free space).
-    pub fn fill(&self, name: &str) -> PathBuf {
+    /// `mount -o remount,<opts>`, e.g. `ro` or `rw`.
+    pub fn remount(&self, opts: &str) {
+        let out = std::process::Command::new("mount").args(["-o", &format!("remount,{opts}")]).arg(&self.0).output().unwrap();
+        assert!(out.status.success(), "remount {opts}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Writes `path` (inside the tmpfs) until the file system is full, partial pages included,
+    /// and checks that not even a one-byte file fits; returns the bytes written. Remove the
+    /// file to free the space.
+    pub fn fill(&self, path: &Path) -> u64 {
         use std::io::Write as _;
-        let path = self.0.join(name);
-        let mut f = std::fs::File::create(&path).unwrap();
+        let mut f = std::fs::File::create(path).unwrap();
         let chunk = vec![0x55u8; 16 * 1024];
+        let mut written = 0u64;
         loop {
             match f.write(&chunk) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(n) => written += n as u64,
                 Err(e) if e.raw_os_error() == Some(28) => break,
                 Err(e) => panic!("filling {}: {e}", path.display()),
             }
         }
-        path
+        while f.write_all(&[0u8; 512]).and_then(|()| f.sync_all()).is_ok() {
+            written += 512;
+        }
+        let probe = self.0.join(".probe");
+        let full = std::fs::write(&probe, b"x").is_err();
+        let _ = std::fs::remove_file(&probe);
+        assert!(full, "the disk is not full after {written} bytes");
+        written
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        if !std::process::Command::new("umount").arg(&self.0).status().is_ok_and(|s| s.success()) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
     }
 }

@@ -3,51 +3,17 @@
 //! running/ (under its run lock) until it can be. The data root is a small tmpfs the test
 //! mounts (root only; CI runs as root).
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use homelab_core::{ActionState, ActionType};
 use homelab_store::DataRoot;
-use testkit::{TempRoot, wait_for, wait_until};
+use testkit::{TempRoot, Tmpfs, wait_for, wait_until};
 
 use crate::crash::{executor, fake_compose};
 use crate::*;
 
-/// A tmpfs of `size` mounted on `dir`, unmounted on drop (also when the test panics).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").to_owned();
-        assert_eq!(uid, "0", "this test mounts a tmpfs to fill a disk for real and must run as root (CI does); it runs as uid {uid}");
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().unwrap();
-        assert!(out.status.success(), "mount tmpfs on {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
-        Tmpfs(dir.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Writes `path` until the file system is full.
-fn fill(path: &Path) {
-    let mut f = std::fs::File::create(path).unwrap();
-    let chunk = vec![0x55u8; 16 * 1024];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
-}
 
 struct KillOnDrop(Option<std::process::Child>);
 
@@ -199,7 +165,7 @@ fn stopped_before_the_end_could_be_written_it_is_failed_at_the_next_start_not_ru
 #[test]
 fn an_approved_action_waits_while_the_disk_is_full_and_runs_once_after() {
     let s = Setup::new("true");
-    fill(&s.filler);
+    s._fs.fill(&s.filler);
     let mut exec = s.start();
     wait_until("the claim failing", Duration::from_secs(30), || s.log().contains("write failed"));
     wait_until("two more tries", Duration::from_secs(30), || s.log().matches("write still failing").count() >= 2);

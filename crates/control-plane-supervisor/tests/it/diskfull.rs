@@ -13,47 +13,7 @@ use homelab_store::DataRoot;
 use testkit::{TempRoot, wait_for, wait_until};
 
 use crate::{BIN, EDGE, WorldBuilder, files_below, ids, wait_output};
-
-/// A tmpfs of `size` mounted on `dir`, unmounted on drop (also when the test panics).
-pub struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").to_owned();
-        assert_eq!(uid, "0", "this test mounts a tmpfs to fill a disk for real and must run as root (CI does); it runs as uid {uid}");
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().unwrap();
-        assert!(out.status.success(), "mount tmpfs on {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
-        Tmpfs(dir.to_owned())
-    }
-
-    /// Writes `path` until the file system is full; returns its size.
-    pub fn fill(&self, path: &Path) -> u64 {
-        let mut f = std::fs::File::create(path).unwrap();
-        let chunk = vec![0x55u8; 16 * 1024];
-        let mut written = 0u64;
-        loop {
-            match f.write(&chunk) {
-                Ok(0) => break,
-                Ok(n) => written += n as u64,
-                Err(e) if e.raw_os_error() == Some(28) => break,
-                Err(e) => panic!("filling {}: {e}", path.display()),
-            }
-        }
-        // Nothing else fits: not even one page for a small file.
-        let probe = self.0.join("probe");
-        let full = std::fs::write(&probe, b"x").is_err();
-        let _ = std::fs::remove_file(&probe);
-        assert!(full, "the disk is not full after {written} bytes");
-        written
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
+use testkit::Tmpfs;
 
 /// Names starting with `.` below `dir` (temp files), except the lock folder's content.
 fn dot_files(dir: &Path) -> Vec<String> {

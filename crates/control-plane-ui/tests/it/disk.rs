@@ -3,43 +3,14 @@
 //! `Retry-After`, reads keep working, nothing panics, and writes work again once there is room.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 use homelab_core::{ActionState, Event};
 use serde_json::json;
-use testkit::TempRoot;
+use testkit::{TempRoot, Tmpfs};
 
 use crate::fixture::*;
-
-/// A tmpfs mounted on a folder; unmounted on drop (before the temp folder is removed).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"]).arg(at).output().expect("mount(8)");
-        assert!(
-            out.status.success(),
-            "this test mounts a small tmpfs as the data root and must run as root: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Tmpfs(at.to_owned())
-    }
-
-    fn remount(&self, opts: &str) {
-        let out = Command::new("mount").args(["-o", &format!("remount,{opts}")]).arg(&self.0).output().unwrap();
-        assert!(out.status.success(), "remount {opts}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        if !Command::new("umount").arg(&self.0).status().is_ok_and(|s| s.success()) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-}
 
 /// Fields drop in order: the mount goes before the temp folder.
 struct OnTmpfs {
@@ -56,20 +27,9 @@ fn fx_on_tmpfs() -> OnTmpfs {
 }
 
 /// Fills the file system with a dot-file (ignored by readers) until ENOSPC.
-fn fill(root: &Path) -> PathBuf {
-    use std::io::Write as _;
+fn fill(mount: &Tmpfs, root: &Path) -> PathBuf {
     let path = root.join(".filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0u8; 16 << 10];
-    loop {
-        match f.write_all(&chunk).and_then(|()| f.sync_all()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filling the tmpfs: {e}"),
-        }
-    }
-    // Small writes may still find a partial page: use them up too.
-    while f.write_all(&[0u8; 512]).and_then(|()| f.sync_all()).is_ok() {}
+    mount.fill(&path);
     path
 }
 
@@ -90,7 +50,7 @@ async fn writes_on_a_full_or_read_only_disk_answer_503_and_recover() {
     let event = || serde_json::to_string(&Event::new(chrono::Utc::now(), "edge-1", "service_healthy", Some("mqtt"))).unwrap();
 
     // Full.
-    let filler = fill(&fx.tmp.root());
+    let filler = fill(&t._mount, &fx.tmp.root());
     let before = fx.disk();
     let r = fx.send(bearer_post("/api/v1/events", "node-token-1", &event())).await;
     assert_unavailable(&r, "ingest on a full disk", "full");

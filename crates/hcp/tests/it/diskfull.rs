@@ -4,52 +4,18 @@
 //! the approved action runs, heartbeats are fresh and `last_write_error` is cleared. No file a
 //! reader may open is ever partial.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use homelab_core::{ActionState, Event};
 use homelab_store::DataRoot;
-use testkit::{TempRoot, wait_for, wait_until};
+use testkit::{TempRoot, Tmpfs, wait_for, wait_until};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A tmpfs of `size` mounted on `dir`, unmounted on drop (also when the test panics).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").to_owned();
-        assert_eq!(uid, "0", "this test mounts a tmpfs to fill a disk for real and must run as root (CI does); it runs as uid {uid}");
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().unwrap();
-        assert!(out.status.success(), "mount tmpfs on {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
-        Tmpfs(dir.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Writes `path` until the file system is full.
-fn fill(path: &Path) {
-    let mut f = std::fs::File::create(path).unwrap();
-    let chunk = vec![0x55u8; 64 * 1024];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
-}
 
 /// Kills `hcp up` if the test ends early.
 struct KillOnDrop(Option<Child>);
@@ -149,7 +115,7 @@ fn hcp_up_survives_a_full_disk_and_catches_up_by_itself() {
     std::fs::write(&during_tmp, serde_json::to_vec(&during).unwrap()).unwrap();
 
     let filler = t.root().join("filler");
-    fill(&filler);
+    fs.fill(&filler);
     std::fs::rename(&during_tmp, &during_path).unwrap();
     // An operator approves with a plain rename (also valid while the disk is full).
     std::fs::rename(root.action_dir(ActionState::Pending).join(format!("{id}.json")), root.action_dir(ActionState::Approved).join(format!("{id}.json"))).unwrap();
