@@ -480,6 +480,20 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
         }
     }
 
+    // Incident notifications (webhook, ntfy) when configured; see docs/notifications.md.
+    match homelab_notify::NotifyConfig::from_env(&state.root) {
+        None => {}
+        Some(Err(e)) => anyhow::bail!("notifications are misconfigured: {e:#}"),
+        Some(Ok(cfg)) => {
+            let (root, stop) = (state.root.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                if let Err(e) = homelab_notify::run(cfg, root, stop).await {
+                    tracing::error!(error = %format!("{e:#}"), "notifications stopped");
+                }
+            });
+        }
+    }
+
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await.context("HTTP server failed")?;
