@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionState, ActionType, HistoryEntry, Risk};
-use crate::desired::{DesiredState, HostSpec};
+use crate::desired::{DesiredState, HostSpec, ServiceSpec};
 use crate::drift::{DriftEntry, DriftFile, NextStep};
 use crate::silence::Silence;
 use crate::world::{DiskLevel, NodeState, NodeStatus, ServiceState, ServiceStatus};
@@ -425,9 +425,11 @@ fn target_ids(node: &str, service: Option<&str>) -> Vec<String> {
     }
 }
 
-/// The drift on one service, if any: (kind, trigger).
-fn service_drift(state: Option<&ServiceState>) -> Option<(DriftKind, String)> {
+/// The drift on one service, if any: (kind, trigger). A service whose health (partly) comes
+/// from alerts is silent while all is well, so its absence from world state is no drift.
+fn service_drift(spec: &ServiceSpec, state: Option<&ServiceState>) -> Option<(DriftKind, String)> {
     match state {
+        None if spec.has_alert_checks() => None,
         None => Some((DriftKind::MissingService, "missing".to_owned())),
         Some(s) if s.status == ServiceStatus::Unhealthy => {
             Some((DriftKind::UnhealthyService, s.reason.clone().unwrap_or_else(|| "service_unhealthy".to_owned())))
@@ -578,7 +580,7 @@ pub fn plan_with_silences(input: PlanInput<'_>, silences: &[Silence]) -> Plan {
         let last_seen = nodes.get(node).and_then(|n| n.last_seen).unwrap_or(now);
         let world = services.get(node).unwrap_or(&empty);
         let found: BTreeMap<&str, (DriftKind, String)> =
-            host.monitored().filter_map(|(name, _)| service_drift(world.get(name)).map(|d| (name.as_str(), d))).collect();
+            host.monitored().filter_map(|(name, spec)| service_drift(spec, world.get(name)).map(|d| (name.as_str(), d))).collect();
         let in_drift: BTreeSet<&str> = found.keys().copied().collect();
         for (name, _) in host.monitored() {
             track_flaps(&mut memory, &target_key(node, Some(name)), found.get(name.as_str()), world.get(name), policy, now);

@@ -1194,3 +1194,21 @@ fn flapping_while_down_proposes_nothing_then_acts_once_stable() {
     s.nodes.get_mut("edge-1").unwrap().last_seen = Some(s.now);
     check("stable (down) for 10 min", &s, &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"]);
 }
+
+/// A service whose health comes from alerts is silent while all is well: never "missing".
+#[test]
+fn alert_checked_services_are_not_missing_while_quiet() {
+    const ALERTS: &str = "services:\n  web:\n    checks:\n      - alert: { alertname: WebDown }\n  db: {}\n";
+    let quiet = || given().host("edge-1", ALERTS).all_healthy("edge-1").missing("edge-1", "web");
+    check("no alert has fired yet", &quiet(), &[]);
+    check(
+        "the alert fired",
+        &quiet().unhealthy("edge-1", "web", "service_unhealthy"),
+        &["edge-1/web unhealthy_service(service_unhealthy) => create pending redeploy-edge-1-web"],
+    );
+    check(
+        "a service with local checks that never reported is still missing",
+        &given().host("edge-1", ALERTS).all_healthy("edge-1").missing("edge-1", "db"),
+        &["edge-1/db missing_service(missing) => create pending redeploy-edge-1-db"],
+    );
+}
