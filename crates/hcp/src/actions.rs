@@ -13,7 +13,7 @@ use crate::table::{ago, render};
 
 #[derive(Debug, clap::Args)]
 pub struct ActionsArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub root: RootArg,
     #[command(subcommand)]
     pub command: ActionsCommand,
@@ -24,36 +24,49 @@ pub enum ActionsCommand {
     /// A table of actions: active ones first, then finished ones, newest first.
     List {
         /// Only this state: pending, approved, running, completed, failed, rejected, cancelled.
-        #[arg(long, value_parser = parse_state)]
+        #[arg(long, value_parser = parse_state, value_name = "STATE")]
         state: Option<ActionState>,
         /// Only this node.
-        #[arg(long)]
+        #[arg(long, value_name = "NODE")]
         node: Option<String>,
     },
     /// One action: what, why, its history and the executor's result.
     Show {
+        /// The action's id, e.g. redeploy-edge-1-web (see `hcp actions list`).
+        #[arg(value_name = "ID")]
         id: String,
         /// Print the action file as JSON instead.
         #[arg(long)]
         json: bool,
     },
     /// Approve a pending action (the executor then runs it).
-    Approve { id: String },
+    Approve {
+        /// The pending action's id (see `hcp actions list --state pending`).
+        #[arg(value_name = "ID")]
+        id: String,
+    },
     /// Reject a pending action, saying why.
     Reject {
+        /// The pending action's id (see `hcp actions list --state pending`).
+        #[arg(value_name = "ID")]
         id: String,
-        #[arg(long)]
+        /// Why, in a few words: kept in the action's history (and snoozes the proposal).
+        #[arg(long, value_name = "TEXT")]
         reason: String,
     },
     /// Propose an action again (after remediation_exhausted or a rejection snooze): writes a
     /// fresh pending action with this id while its drift holds (see `hcp drift`).
-    Retry { id: String },
+    Retry {
+        /// The action's id as `hcp drift` shows it.
+        #[arg(value_name = "ID")]
+        id: String,
+    },
 }
 
 /// `hcp drift`: what is wrong and what happens next, as the supervisor reported it.
 #[derive(Debug, clap::Args)]
 pub struct DriftArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub root: RootArg,
     /// Only this node.
     #[arg(long)]

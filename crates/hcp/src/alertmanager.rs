@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AlertmanagerArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub root: crate::RootArg,
     /// Address to listen on.
     #[arg(long, env = "ALERTMANAGER_LISTEN", default_value = "127.0.0.1:18181")]

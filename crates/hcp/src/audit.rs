@@ -11,7 +11,7 @@ use crate::table::render;
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub root: RootArg,
     /// One day (`2025-06-01`); default: the last `--days` days.
     #[arg(long)]

@@ -1,6 +1,8 @@
 //! `hcp check --hosts DIR`: validates every `services.yaml` the way `monit -t` does: every
-//! problem on its own line as `file:line:column: message (hint: …)`, exit 1 if there is any,
-//! else one line saying what is in force.
+//! problem of every file on its own line as `file:line:column: field.path: message (hint: …)`,
+//! exit 1 if there is any error; warnings (an empty file, a node without services) are printed
+//! as `file:line:column: warning: …` and do not fail the check; else one line saying what is in
+//! force.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,8 +23,9 @@ pub struct Report {
     pub files: usize,
     pub desired: DesiredState,
     pub errors: Vec<ConfigError>,
+    /// Valid, but probably not what was meant (an empty file, no services).
+    pub warnings: Vec<ConfigError>,
 }
-
 impl Report {
     /// The one-line summary for a clean run.
     pub fn summary(&self) -> String {
@@ -47,8 +50,15 @@ fn plural(n: usize) -> &'static str {
 
 /// Reads and validates hosts/. An unreadable or missing folder is an error of its own.
 pub fn check_hosts(hosts: &std::path::Path) -> anyhow::Result<Report> {
-    let files = homelab_store::hosts::read_hosts(hosts).map_err(|e| anyhow::anyhow!("{e} (hint: pass --hosts DIR or set HOSTS_DIR)"))?.len();
-    let load = homelab_store::hosts::load_hosts(hosts, &BTreeMap::new())?;
+    let parsed = homelab_store::hosts::read_hosts(hosts).map_err(|e| anyhow::anyhow!("{e} (hint: pass --hosts DIR or set HOSTS_DIR)"))?;
+    let files = parsed.len();
+    let mut warnings = Vec::new();
+    for file in parsed.values().flatten() {
+        // The text again, for the empty-file warning (a parse already read it once).
+        let text = std::fs::read_to_string(&file.file).unwrap_or_default();
+        warnings.extend(homelab_core::desired::host_file_warnings(file, &text));
+    }
+    let load = homelab_store::hosts::merge_hosts(parsed, &BTreeMap::new());
     let mut errors = load.errors;
     if files == 0 {
         errors.push(ConfigError {
@@ -59,51 +69,35 @@ pub fn check_hosts(hosts: &std::path::Path) -> anyhow::Result<Report> {
             hint: Some("each node gets a folder named after it holding services.yaml".into()),
         });
     }
-    Ok(Report { files, desired: load.desired, errors })
+    Ok(Report { files, desired: load.desired, errors, warnings })
 }
 
-/// The YAML parser repeats the location inside its message ("error: line 8 column 5: …");
-/// the location is already in front, so that prefix goes.
-pub fn tidy(e: &ConfigError) -> ConfigError {
-    let mut e = e.clone();
-    if let Some(rest) = e.message.strip_prefix("error: ") {
-        let rest = match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-            Some((loc, msg)) if loc.split(" column ").all(|n| n.chars().all(|c| c.is_ascii_digit())) => msg,
-            _ => rest,
-        };
-        e.message = rest.to_owned();
+/// A warning as `hcp check` prints it: `file:line:column: warning: message (hint: …)`.
+pub fn warning_line(w: &ConfigError) -> String {
+    let mut line = format!("{}:{}:{}: warning: {}", w.file, w.line, w.column, w.message);
+    if let Some(h) = &w.hint {
+        line.push_str(&format!(" (hint: {h})"));
     }
-    e
+    line
 }
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let report = check_hosts(&args.hosts)?;
-    if report.errors.is_empty() {
-        println!("{}: {}", args.hosts.display(), report.summary());
-        return Ok(ExitCode::SUCCESS);
-    }
     for e in &report.errors {
-        println!("{}", tidy(e));
+        println!("{e}");
+    }
+    for w in &report.warnings {
+        println!("{}", warning_line(w));
+    }
+    if report.errors.is_empty() {
+        let warned = match report.warnings.len() {
+            0 => String::new(),
+            n => format!(" ({n} warning{})", plural(n)),
+        };
+        println!("{}: {}{warned}", args.hosts.display(), report.summary());
+        return Ok(ExitCode::SUCCESS);
     }
     let bad: std::collections::BTreeSet<&str> = report.errors.iter().map(|e| e.file.as_str()).collect();
     eprintln!("{}: {} error{} in {} file{}", args.hosts.display(), report.errors.len(), plural(report.errors.len()), bad.len(), plural(bad.len()));
     Ok(ExitCode::FAILURE)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tidy_drops_the_repeated_location() {
-        let e = |m: &str| ConfigError { file: "f".into(), line: 8, column: 5, message: m.into(), hint: None };
-        let cases = [
-            ("error: line 8 column 5: unknown field `checkz`", "unknown field `checkz`"),
-            ("error: something else", "something else"),
-            ("dependency cycle: a -> b -> a", "dependency cycle: a -> b -> a"),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(tidy(&e(raw)).message, want, "{raw}");
-        }
-    }
 }

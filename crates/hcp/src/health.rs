@@ -13,7 +13,7 @@ use crate::RootArg;
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["daemon", "url"])))]
 pub struct HealthArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub root: RootArg,
     /// The daemon whose heartbeat to read: `state/heartbeat/<NAME>.json`.
     #[arg(long, value_name = "NAME")]

@@ -10,7 +10,7 @@ use crate::RootArg;
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub root: RootArg,
 }
 

@@ -19,21 +19,31 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// The default data root, as in the deployment.
+/// The default data root, as in the deployment. One rule for every subcommand: `--root DIR`,
+/// else `HOMELAB_ROOT`, else this.
 pub const DEFAULT_ROOT: &str = "/opt/homelab";
 
 #[derive(Debug, Parser)]
-#[command(name = "hcp", version, about = "The homelab control plane's command line", propagate_version = true)]
+#[command(
+    name = "hcp",
+    version,
+    about = "The homelab control plane's command line",
+    propagate_version = true,
+    after_help = "Global flags (--root, -h) go anywhere on the line: `hcp actions list --root DIR` works.\nThe data root is --root DIR, else $HOMELAB_ROOT, else /opt/homelab (the deployment's)."
+)]
 pub struct Cli {
+    /// The data root (init, actions, drift, health, up, mirror, alertmanager): --root, else
+    /// $HOMELAB_ROOT, else /opt/homelab.
+    #[arg(long, global = true, env = "HOMELAB_ROOT", default_value = DEFAULT_ROOT, value_name = "DIR")]
+    pub root: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// `--root DIR` (env `HOMELAB_ROOT`), shared by the subcommands that work on the data root.
-#[derive(Debug, Clone, clap::Args)]
+/// The data root a subcommand works on: the global `--root` (see [`Cli::root`]), filled in
+/// by [`run`].
+#[derive(Debug, Clone, Default)]
 pub struct RootArg {
-    /// The data root.
-    #[arg(long, env = "HOMELAB_ROOT", default_value = DEFAULT_ROOT, value_name = "DIR")]
     pub root: PathBuf,
 }
 
@@ -67,18 +77,49 @@ pub enum Command {
 
 /// Runs a parsed command line. Errors are for people: the caller prints them and exits 1.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let root = RootArg { root: cli.root };
     match cli.command {
-        Command::Init(a) => init::run(&a),
+        Command::Init(mut a) => {
+            a.root = root;
+            init::run(&a)
+        }
         Command::Check(a) => check::run(&a),
-        Command::Actions(a) => actions::run(&a),
-        Command::Drift(a) => actions::run_drift(&a),
-        Command::Mirror(a) => mirror::run(a, homelab_store::daemon::shutdown_token()).await,
-        Command::Health(a) => health::run(&a).await,
-        Command::Up(a) => up::run(a, homelab_store::daemon::shutdown_token()).await,
-        Command::Alertmanager(a) => alertmanager::run(a, homelab_store::daemon::shutdown_token()).await,
+        Command::Actions(mut a) => {
+            a.root = root;
+            actions::run(&a)
+        }
+        Command::Drift(mut a) => {
+            a.root = root;
+            actions::run_drift(&a)
+        }
+        Command::Mirror(mut a) => {
+            a.root = root.root;
+            mirror::run(a, homelab_store::daemon::shutdown_token()).await
+        }
+        Command::Health(mut a) => {
+            a.root = root;
+            health::run(&a).await
+        }
+        Command::Up(mut a) => {
+            a.root = root.root;
+            up::run(a, homelab_store::daemon::shutdown_token()).await
+        }
+        Command::Alertmanager(mut a) => {
+            a.root = root;
+            alertmanager::run(a, homelab_store::daemon::shutdown_token()).await
+        }
         Command::Schema(a) => schema::run(&a),
-        Command::User(a) => users::run_user(&a),
-        Command::Token(a) => users::run_token(&a),
-        Command::Audit(a) => audit::run(&a),
+        Command::User(mut a) => {
+            a.root = root;
+            users::run_user(&a)
+        }
+        Command::Token(mut a) => {
+            a.root = root;
+            users::run_token(&a)
+        }
+        Command::Audit(mut a) => {
+            a.root = root;
+            audit::run(&a)
+        }
     }
 }

@@ -26,8 +26,8 @@ pub struct MirrorArgs {
     /// The control plane to mirror: its UI's base URL (`/summary` is appended).
     #[arg(long, env = "MIRROR_FROM", value_name = "URL")]
     pub from: String,
-    /// The local data root to write world/ into.
-    #[arg(long, env = "HOMELAB_ROOT", default_value = crate::DEFAULT_ROOT, value_name = "DIR")]
+    /// The local data root to write world/ into: the global --root.
+    #[arg(skip)]
     pub root: PathBuf,
     /// How often to poll.
     #[arg(long, env = "MIRROR_INTERVAL", default_value = "10s", value_parser = homelab_core::duration::parse_duration)]

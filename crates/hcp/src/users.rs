@@ -15,7 +15,7 @@ use crate::table::render;
 
 #[derive(Debug, clap::Args)]
 pub struct UserArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub root: RootArg,
     #[command(subcommand)]
     pub command: UserCommand,
@@ -33,6 +33,8 @@ pub struct PasswordInput {
 pub enum UserCommand {
     /// Add a local user with a role, node groups and a password.
     Add {
+        /// The user's login name.
+        #[arg(value_name = "NAME")]
         name: String,
         /// viewer (read), operator (approve/reject/retry on nodes of their groups), admin.
         #[arg(long, value_parser = parse_role)]
@@ -51,13 +53,18 @@ pub enum UserCommand {
     },
     /// Set a new password; the user's sessions end.
     Passwd {
+        /// The user's login name.
+        #[arg(value_name = "NAME")]
         name: String,
         #[command(flatten)]
         password: PasswordInput,
     },
     /// Change a user's role, groups or Telegram ids (what is not given stays).
     Set {
+        /// The user's login name.
+        #[arg(value_name = "NAME")]
         name: String,
+        /// The new role: viewer, operator or admin.
         #[arg(long, value_parser = parse_role)]
         role: Option<Role>,
         /// The new list of groups (comma-separated; empty string for none).
@@ -68,11 +75,20 @@ pub enum UserCommand {
         telegram_ids: Option<String>,
     },
     /// Remove a user: their tokens and sessions stop working at once.
-    Remove { name: String },
+    Remove {
+        /// The user's login name.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// End every session of a user (the UI asks them to log in again).
-    Logout { name: String },
+    Logout {
+        /// The user's login name.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// The users, their roles and groups (never a hash).
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -80,7 +96,7 @@ pub enum UserCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct TokenArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub root: RootArg,
     #[command(subcommand)]
     pub command: TokenCommand,
@@ -101,11 +117,17 @@ pub enum TokenCommand {
         expires: String,
     },
     /// Revoke a token by its id (`hcp token list`).
-    Revoke { id: String },
+    Revoke {
+        /// The token's id as `hcp token list` shows it.
+        #[arg(value_name = "ID")]
+        id: String,
+    },
     /// The tokens: id, user, name, created, expires (never the token).
     List {
+        /// Only this user's tokens.
         #[arg(long)]
         user: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

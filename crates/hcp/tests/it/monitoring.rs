@@ -448,7 +448,8 @@ fn hcp_check_accepts_alert_checks_and_points_at_bad_ones() {
     t.write_host("vps", "services:\n  ghost:\n    checks:\n      - tcp: { port: 1 }\n      - alert: { alertname: X, labels: { bad-label: y } }\n");
     let out = hcp(&["check", "--hosts", t.hosts().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("services.yaml:5:9: service \"ghost\": alert: \"bad-label\" is not a Prometheus label name"), "{}", text(&out));
+    // The label itself, with the field path.
+    assert!(text(&out).contains("services.yaml:5:42: services.ghost.checks[1].alert.labels.bad-label: \"bad-label\" is not a Prometheus label name"), "{}", text(&out));
     // The repository's example hosts/ validates too (it shows an alert: check).
     let out = hcp(&["check", "--hosts", repo().join("hosts").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
