@@ -38,6 +38,12 @@ compose() {
 }
 
 clean() {
+  local running
+  running=$(pgrep -f -- "up --root $work/root " 2>/dev/null || true)
+  if [ -n "$running" ]; then
+    say "the quickstart is still running (pid $(echo $running)): stop it with Ctrl-C first, then run --clean" >&2
+    exit 1
+  fi
   say "removing the example's container, network, image and data"
   if have_docker; then
     if [ -f "$work/web/docker-compose.yml" ]; then
