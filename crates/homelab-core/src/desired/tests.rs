@@ -88,7 +88,7 @@ const fn row(yaml: &'static str, line: u64, column: u64, message: &'static str, 
 const ROWS: &[Row] = &[
     // Keys.
     row("services:\n  web:\n    compse_dir: /x\n", 3, 5, "services.web: unknown field `compse_dir`; expected one of compose_dir, containers, depends_on, monitor, checks", "did you mean `compose_dir`?"),
-    row("servics: {}\n", 1, 1, "unknown field `servics`; expected one of node, ssh, compose_command, disk, maintenance_windows, services", "did you mean `services`?"),
+    row("servics: {}\n", 1, 1, "unknown field `servics`; expected one of node, ssh, compose_command, disk, maintenance_windows, services, group, groups", "did you mean `services`?"),
     row("services:\n  web: {}\n  web: {}\n", 3, 3, "services.web: appears twice; the first is on line 2", "may appear once"),
     row("ssh: { host: a, host: b }\nservices: {}\n", 1, 17, "ssh.host: appears twice; the first is on line 1", "may appear once"),
     row("services:\n  a:\n    checks:\n      - tcp: { port: 1, bogus: 2 }\n", 4, 25, "services.a.checks[0].tcp: unknown field `bogus`; expected one of port, host, timeout_secs", "docs/configuration.md"),
@@ -185,7 +185,7 @@ fn every_error_of_a_file_is_reported_in_file_order() {
     assert_eq!(
         got,
         [
-            (1, "unknown field `servics`; expected one of node, ssh, compose_command, disk, maintenance_windows, services"),
+            (1, "unknown field `servics`; expected one of node, ssh, compose_command, disk, maintenance_windows, services, group, groups"),
             (4, "services.web"),
             (6, "services.web.checks[0].http.url"),
             (6, "services.web.checks[0].http.timeout_secs"),
