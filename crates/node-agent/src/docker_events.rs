@@ -2,8 +2,9 @@
 //! unhealthy is reported at once, without waiting for the next pass; a container that starts or
 //! turns healthy again triggers an immediate re-check of its service.
 //!
-//! The subscription asks for events `since` the agent started (and after a reconnect, since the
-//! last event seen), so an event that happens while the stream is still connecting is not lost.
+//! The subscription asks for events `since` the agent started (and after a reconnect, since a
+//! few seconds before the newest event seen, skipping the ones already handled), so an event
+//! that happens while the stream is still connecting is not lost.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -53,10 +54,47 @@ pub fn service_of(spec: &HostSpec, attributes: &HashMap<String, String>) -> Opti
     spec.monitored().find(|(svc, s)| !s.alert_only() && s.containers.is_empty() && *svc == label).map(|(svc, _)| svc.clone())
 }
 
+/// How far back a reconnect asks the stream again, and how long handled events are remembered.
+const REPLAY_WINDOW_NANOS: i64 = 5_000_000_000;
+
+/// The events already handled. Docker delivers events slightly out of `timeNano` order when
+/// containers die at once, so "older than the newest seen" does not mean "seen": an event is
+/// skipped only when this very event (time, container, action) was handled. After a reconnect
+/// the stream is asked again from a little before the newest event seen, and the replayed ones
+/// are skipped here.
+#[derive(Debug, Default)]
+pub struct Seen {
+    keys: std::collections::HashSet<(i64, String, String)>,
+    newest: i64,
+}
+
+impl Seen {
+    /// True the first time an event is offered (always for an event without a time).
+    pub fn first(&mut self, nano: i64, id: &str, action: &str) -> bool {
+        if nano == 0 {
+            return true;
+        }
+        if !self.keys.insert((nano, id.to_owned(), action.to_owned())) {
+            return false;
+        }
+        if nano > self.newest {
+            self.newest = nano;
+            let cut = nano - REPLAY_WINDOW_NANOS;
+            self.keys.retain(|(n, _, _)| *n >= cut);
+        }
+        true
+    }
+
+    /// Where a reconnect resumes the stream: a window before the newest event seen.
+    pub fn resume_from(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        (self.newest > 0).then(|| chrono::DateTime::from_timestamp_nanos(self.newest - REPLAY_WINDOW_NANOS))
+    }
+}
+
 /// Follows the events stream until shutdown, reconnecting with a pause when it breaks.
 pub async fn watch(checker: Checker, shared: std::sync::Arc<Shared>, tx: mpsc::UnboundedSender<Msg>, shutdown: CancellationToken) {
-    let mut since = chrono::Utc::now();
-    let mut last_nano: i64 = 0;
+    let started = chrono::Utc::now();
+    let mut seen = Seen::default();
     let mut warned = false;
     loop {
         let docker = tokio::select! {
@@ -72,6 +110,7 @@ pub async fn watch(checker: Checker, shared: std::sync::Arc<Shared>, tx: mpsc::U
             }
             Ok(docker) => {
                 let filters = HashMap::from([("type", vec!["container"])]);
+                let since = seen.resume_from().map_or(started, |t| t.max(started));
                 let since_arg = format!("{}.{:09}", since.timestamp(), since.timestamp_subsec_nanos());
                 let opts = EventsOptionsBuilder::new().since(&since_arg).filters(&filters).build();
                 let mut stream = docker.events(Some(opts));
@@ -93,17 +132,13 @@ pub async fn watch(checker: Checker, shared: std::sync::Arc<Shared>, tx: mpsc::U
                             break;
                         }
                     };
-                    let nano = msg.time_nano.unwrap_or(0);
-                    if nano != 0 && nano <= last_nano {
-                        continue; // replayed after a reconnect
-                    }
-                    if nano != 0 {
-                        last_nano = nano;
-                        since = chrono::DateTime::from_timestamp_nanos(nano);
-                    }
                     let (Some(action), Some(attributes)) = (msg.action.as_deref(), msg.actor.as_ref().and_then(|a| a.attributes.as_ref())) else {
                         continue;
                     };
+                    let id = msg.actor.as_ref().and_then(|a| a.id.as_deref()).unwrap_or_default();
+                    if !seen.first(msg.time_nano.unwrap_or(0), id, action) {
+                        continue; // replayed after a reconnect
+                    }
                     let Some(signal) = classify(action, attributes) else { continue };
                     let Some(spec) = shared.spec() else { continue };
                     let Some(service) = service_of(&spec, attributes) else { continue };
@@ -146,6 +181,23 @@ mod tests {
         for (situation, action, a, want) in cases {
             assert_eq!(classify(action, &a), want, "{situation}");
         }
+    }
+
+    #[test]
+    fn events_out_of_time_order_are_handled_and_replays_skipped() {
+        let mut seen = Seen::default();
+        // Containers dying at once: Docker delivers b before a although a is older.
+        assert!(seen.first(1_000_000_500, "b", "die"));
+        assert!(seen.first(1_000_000_400, "a", "die"), "an older event not seen before is news");
+        assert!(seen.first(1_000_000_500, "b", "start"), "another action of the same time is news");
+        // A reconnect asks again from a window before the newest and gets both again.
+        assert_eq!(seen.resume_from().unwrap().timestamp_nanos_opt().unwrap(), 1_000_000_500 - REPLAY_WINDOW_NANOS);
+        assert!(!seen.first(1_000_000_400, "a", "die"));
+        assert!(!seen.first(1_000_000_500, "b", "die"));
+        assert!(seen.first(0, "c", "die"), "an event without a time is always handled");
+        // Memory stays bounded: keys older than the window are dropped.
+        assert!(seen.first(1_000_000_500 + 2 * REPLAY_WINDOW_NANOS, "d", "die"));
+        assert_eq!(seen.keys.len(), 1);
     }
 
     #[test]
