@@ -196,7 +196,8 @@ async fn a_full_data_root_delays_events_but_loses_none() {
     cfg.check_interval = Duration::from_millis(200);
     let agent = Agent::start(cfg).await;
     wait_for("first events", Duration::from_secs(10), || (!crate::events(&tr.root()).is_empty()).then_some(())).await;
-    let filler = disk.fill("filler");
+    let filler = tr.root().join("filler");
+    disk.fill(&filler);
     let full_from = chrono::Utc::now();
     // A state change while the disk is full: the service goes down. The agent's passes are
     // driven by its clock (every 200 ms): the stimulus here is time passing.
