@@ -10,6 +10,7 @@ pub mod health;
 pub mod init;
 pub mod mirror;
 pub mod schema;
+pub mod silence;
 pub mod table;
 pub mod up;
 pub mod users;
@@ -73,6 +74,8 @@ pub enum Command {
     Token(users::TokenArgs),
     /// Print the audit log (logins, decisions, user and token changes).
     Audit(audit::AuditArgs),
+    /// Mute a node, a service or an action type for a while: add, list, expire.
+    Silence(silence::SilenceArgs),
 }
 
 /// Runs a parsed command line. Errors are for people: the caller prints them and exits 1.
@@ -120,6 +123,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(mut a) => {
             a.root = root;
             audit::run(&a)
+        }
+        Command::Silence(mut a) => {
+            a.root = root;
+            silence::run(&a)
         }
     }
 }

@@ -12,6 +12,7 @@ mod mirror;
 mod quickstart;
 mod monitoring;
 mod schema;
+mod silence;
 mod up;
 mod users;
 
