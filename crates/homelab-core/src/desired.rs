@@ -133,6 +133,12 @@ pub struct HttpCheck {
     pub insecure_skip_verify: bool,
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Consecutive failed runs before this check counts as failing (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// Consecutive passed runs before a failing check counts as passing again (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +149,12 @@ pub struct TcpCheck {
     pub host: String,
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Consecutive failed runs before this check counts as failing (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// Consecutive passed runs before a failing check counts as passing again (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -150,6 +162,12 @@ pub struct TcpCheck {
 pub struct ContainerCheck {
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Consecutive failed runs before this check counts as failing (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// Consecutive passed runs before a failing check counts as passing again (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +177,12 @@ pub struct ExecCheck {
     pub command: Vec<String>,
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Consecutive failed runs before this check counts as failing (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// Consecutive passed runs before a failing check counts as passing again (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +191,12 @@ pub struct SystemdCheck {
     pub unit: String,
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Consecutive failed runs before this check counts as failing (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// Consecutive passed runs before a failing check counts as passing again (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +208,12 @@ pub struct MqttCheck {
     pub host: String,
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Consecutive failed runs before this check counts as failing (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// Consecutive passed runs before a failing check counts as passing again (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
 }
 
 fn default_mqtt_port() -> u16 {
@@ -256,6 +292,29 @@ impl Check {
             Check::Alert(_) => None,
         };
         std::time::Duration::from_secs(secs.unwrap_or(DEFAULT_CHECK_TIMEOUT_SECS))
+    }
+
+    /// `(failure_threshold, success_threshold)` as written (`None` for an `alert:` check).
+    fn thresholds(&self) -> (Option<u32>, Option<u32>) {
+        match self {
+            Check::Http(c) => (c.failure_threshold, c.success_threshold),
+            Check::Tcp(c) => (c.failure_threshold, c.success_threshold),
+            Check::Container(c) => (c.failure_threshold, c.success_threshold),
+            Check::Exec(c) => (c.failure_threshold, c.success_threshold),
+            Check::Systemd(c) => (c.failure_threshold, c.success_threshold),
+            Check::Mqtt(c) => (c.failure_threshold, c.success_threshold),
+            Check::Alert(_) => (None, None),
+        }
+    }
+
+    /// Consecutive failed runs before the check counts as failing (hysteresis; default 1).
+    pub fn failure_threshold(&self) -> u32 {
+        self.thresholds().0.unwrap_or(1).max(1)
+    }
+
+    /// Consecutive passed runs before a failing check counts as passing again (default 1).
+    pub fn success_threshold(&self) -> u32 {
+        self.thresholds().1.unwrap_or(1).max(1)
     }
 }
 

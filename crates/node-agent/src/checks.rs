@@ -456,7 +456,7 @@ mod tests {
         spec.containers = vec!["db".into()];
         spec.checks = vec![alert.clone()];
         assert!(effective_checks(&spec).is_empty());
-        spec.checks = vec![alert, Check::Tcp(TcpCheck { port: 1, host: "127.0.0.1".into(), timeout_secs: None })];
+        spec.checks = vec![alert, Check::Tcp(TcpCheck { port: 1, host: "127.0.0.1".into(), timeout_secs: None, failure_threshold: None, success_threshold: None })];
         assert_eq!(effective_checks(&spec).iter().map(Check::kind).collect::<Vec<_>>(), ["tcp"]);
     }
 }

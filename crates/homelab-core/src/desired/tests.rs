@@ -91,7 +91,7 @@ const ROWS: &[Row] = &[
     row("servics: {}\n", 1, 1, "unknown field `servics`; expected one of node, ssh, compose_command, disk, maintenance_windows, services, group, groups", "did you mean `services`?"),
     row("services:\n  web: {}\n  web: {}\n", 3, 3, "services.web: appears twice; the first is on line 2", "may appear once"),
     row("ssh: { host: a, host: b }\nservices: {}\n", 1, 17, "ssh.host: appears twice; the first is on line 1", "may appear once"),
-    row("services:\n  a:\n    checks:\n      - tcp: { port: 1, bogus: 2 }\n", 4, 25, "services.a.checks[0].tcp: unknown field `bogus`; expected one of port, host, timeout_secs", "docs/configuration.md"),
+    row("services:\n  a:\n    checks:\n      - tcp: { port: 1, bogus: 2 }\n", 4, 25, "services.a.checks[0].tcp: unknown field `bogus`; expected one of port, host, timeout_secs, failure_threshold, success_threshold", "docs/configuration.md"),
     row("services:\n  a:\n    checks:\n      - alert: { alertname: X, timeout_secs: 3 }\n", 4, 32, "services.a.checks[0].alert: unknown field `timeout_secs`; expected one of alertname, labels", "docs/configuration.md"),
     row("services:\n  a:\n    checks:\n      - http: { url: \"http://x/\", basic_auth: { user: u, password: p, password_env: P } }\n", 4, 58, "services.a.checks[0].http.basic_auth: unknown field `password`; expected one of user, password_env, password_file", "passwords never go inline"),
     // Names and references.
@@ -124,6 +124,12 @@ const ROWS: &[Row] = &[
     row("services:\n  a:\n    checks:\n      - http: { url: \"http://x/\", timeout_secs: 3x }\n", 4, 49, "services.a.checks[0].http.timeout_secs: \"3x\" is not a time; expected seconds (3) or a duration (3s, 2m, 1h)", "ms, s, m, h, d"),
     row("services:\n  a:\n    checks:\n      - tcp: { port: 1, timeout_secs: 500ms }\n", 4, 39, "services.a.checks[0].tcp.timeout_secs: \"500ms\" is not whole seconds; expected seconds (3) or a duration (3s, 2m, 1h) of at least 1s", ""),
     row("services:\n  a:\n    checks:\n      - tcp: { port: 1, timeout_secs: 0 }\n", 4, 39, "services.a.checks[0].tcp.timeout_secs: 0 is not a usable time; expected seconds (3) or a duration (3s, 2m, 1h) of at least 1s", ""),
+    // Hysteresis: consecutive runs before a check flips.
+    row("services:\n  a:\n    checks:\n      - tcp: { port: 1, failure_threshold: 0 }\n", 4, 44, "services.a.checks[0].tcp.failure_threshold: 0 is out of range; expected a number of consecutive runs from 1 to 1000", ""),
+    row("services:\n  a:\n    checks:\n      - http: { url: \"http://x/\", success_threshold: 1001 }\n", 4, 54, "services.a.checks[0].http.success_threshold: 1001 is out of range; expected a number of consecutive runs from 1 to 1000", ""),
+    row("services:\n  a:\n    checks:\n      - container: { failure_threshold: \"3\" }\n", 4, 41, "services.a.checks[0].container.failure_threshold: expected a number of consecutive runs as a number, found the text \"3\"", "remove the quotes"),
+    row("services:\n  a:\n    checks:\n      - alert: { alertname: X, failure_threshold: 3 }\n", 4, 32, "services.a.checks[0].alert: unknown field `failure_threshold`; expected one of alertname, labels", ""),
+    row("services:\n  a:\n    failure_threshold: 3\n", 3, 5, "services.a: unknown field `failure_threshold`; expected one of compose_dir, containers, depends_on, monitor, checks", ""),
     // URLs.
     row("services:\n  a:\n    checks:\n      - http: { url: \"127.0.0.1:80/\" }\n", 4, 22, "services.a.checks[0].http.url: \"127.0.0.1:80/\" has no scheme", "http://127.0.0.1:80/"),
     row("services:\n  a:\n    checks:\n      - http: { url: \"ftp://nas/\" }\n", 4, 22, "services.a.checks[0].http.url: \"ftp://nas/\": the scheme \"ftp\" is not supported", "use tcp:"),
@@ -250,7 +256,7 @@ fn empty_files_and_files_without_services_warn() {
 #[test]
 fn a_container_check_may_be_written_without_settings() {
     let h = parse_host_file("f", "n1", "services:\n  a:\n    containers: [a]\n    checks:\n      - container:\n").unwrap();
-    assert_eq!(h.spec.services["a"].checks, [Check::Container(ContainerCheck { timeout_secs: None })]);
+    assert_eq!(h.spec.services["a"].checks, [Check::Container(ContainerCheck { timeout_secs: None, failure_threshold: None, success_threshold: None })]);
 }
 
 #[test]
@@ -259,4 +265,12 @@ fn inline_password_is_an_unknown_key() {
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].message.contains("unknown field `password`"), "{errs:?}");
     assert!(!format!("{errs:?}").contains("hunter2"), "a password never appears in an error: {errs:?}");
+}
+
+#[test]
+fn thresholds_default_to_one_and_are_read_per_check() {
+    let yaml = "services:\n  a:\n    checks:\n      - tcp: { port: 1, failure_threshold: 3, success_threshold: 2 }\n      - http: { url: \"http://x/\", success_threshold: 5 }\n      - container: {}\n      - alert: { alertname: X }\n";
+    let h = parse_host_file("f", "n1", yaml).unwrap();
+    let got: Vec<(u32, u32)> = h.spec.services["a"].checks.iter().map(|c| (c.failure_threshold(), c.success_threshold())).collect();
+    assert_eq!(got, [(3, 2), (1, 5), (1, 1), (1, 1)]);
 }

@@ -24,7 +24,9 @@ const DISK_KEYS: &[&str] = &["pressure_medium_pct", "pressure_high_pct", "mounts
 const WINDOW_KEYS: &[&str] = &["days", "start", "end"];
 const SERVICE_KEYS: &[&str] = &["compose_dir", "containers", "depends_on", "monitor", "checks"];
 const CHECK_KINDS: &[&str] = &["http", "tcp", "container", "exec", "systemd", "mqtt", "alert"];
-const HTTP_KEYS: &[&str] = &["url", "expect_status", "body_contains", "basic_auth", "insecure_skip_verify", "timeout_secs"];
+const HTTP_KEYS: &[&str] = &["url", "expect_status", "body_contains", "basic_auth", "insecure_skip_verify", "timeout_secs", "failure_threshold", "success_threshold"];
+/// The largest `failure_threshold` / `success_threshold`: past that, a check would never flip.
+const MAX_THRESHOLD: u64 = 1000;
 const AUTH_KEYS: &[&str] = &["user", "password_env", "password_file"];
 
 fn example(kind: &str) -> &'static str {
@@ -43,11 +45,11 @@ fn example(kind: &str) -> &'static str {
 fn keys_of(kind: &str) -> &'static [&'static str] {
     match kind {
         "http" => HTTP_KEYS,
-        "tcp" => &["port", "host", "timeout_secs"],
-        "container" => &["timeout_secs"],
-        "exec" => &["container", "command", "timeout_secs"],
-        "systemd" => &["unit", "timeout_secs"],
-        "mqtt" => &["port", "host", "timeout_secs"],
+        "tcp" => &["port", "host", "timeout_secs", "failure_threshold", "success_threshold"],
+        "container" => &["timeout_secs", "failure_threshold", "success_threshold"],
+        "exec" => &["container", "command", "timeout_secs", "failure_threshold", "success_threshold"],
+        "systemd" => &["unit", "timeout_secs", "failure_threshold", "success_threshold"],
+        "mqtt" => &["port", "host", "timeout_secs", "failure_threshold", "success_threshold"],
         "alert" => &["alertname", "labels"],
         _ => &[],
     }
@@ -559,6 +561,9 @@ impl<'a> Walker<'a> {
         let before = self.errors.len();
         let place = loc(value);
         let timeout = |w: &mut Self| Self::opt(entries, "timeout_secs").and_then(|t| w.secs(t, &key(&path, "timeout_secs")));
+        // Hysteresis: consecutive runs before the check's state flips (default 1, today's behaviour).
+        let threshold = |w: &mut Self, name: &str| Self::opt(entries, name).and_then(|t| w.uint(t, &key(&path, name), 1, MAX_THRESHOLD, "a number of consecutive runs")).map(|t| t as u32);
+        let (failure_threshold, success_threshold) = if kind == "alert" { (None, None) } else { (threshold(self, "failure_threshold"), threshold(self, "success_threshold")) };
         let check = match kind {
             "http" => {
                 let url = self.req(entries, "url", &path, place, "\"http://127.0.0.1:8080/\"").and_then(|u| {
@@ -581,7 +586,7 @@ impl<'a> Walker<'a> {
                 let basic_auth = Self::opt(entries, "basic_auth").and_then(|a| self.basic_auth(a, &key(&path, "basic_auth")));
                 let insecure_skip_verify = Self::opt(entries, "insecure_skip_verify").and_then(|b| self.bool(b, &key(&path, "insecure_skip_verify"))).unwrap_or(false);
                 let timeout_secs = timeout(self);
-                Check::Http(HttpCheck { url: url.unwrap_or_default(), expect_status: expect_status.unwrap_or_default(), body_contains, basic_auth, insecure_skip_verify, timeout_secs })
+                Check::Http(HttpCheck { url: url.unwrap_or_default(), expect_status: expect_status.unwrap_or_default(), body_contains, basic_auth, insecure_skip_verify, timeout_secs, failure_threshold, success_threshold })
             }
             "tcp" | "mqtt" => {
                 let port = if kind == "tcp" {
@@ -592,9 +597,9 @@ impl<'a> Walker<'a> {
                 let host = self.opt_text(entries, "host", &path).unwrap_or_else(default_loopback);
                 let timeout_secs = timeout(self);
                 let port = port.unwrap_or_default() as u16;
-                if kind == "tcp" { Check::Tcp(TcpCheck { port, host, timeout_secs }) } else { Check::Mqtt(MqttCheck { port, host, timeout_secs }) }
+                if kind == "tcp" { Check::Tcp(TcpCheck { port, host, timeout_secs, failure_threshold, success_threshold }) } else { Check::Mqtt(MqttCheck { port, host, timeout_secs, failure_threshold, success_threshold }) }
             }
-            "container" => Check::Container(ContainerCheck { timeout_secs: timeout(self) }),
+            "container" => Check::Container(ContainerCheck { timeout_secs: timeout(self), failure_threshold, success_threshold }),
             "exec" => {
                 let container = self.req(entries, "container", &path, place, "db").and_then(|c| self.text(c, &key(&path, "container")));
                 let command = self.req(entries, "command", &path, place, "[pg_isready, -U, postgres]").and_then(|c| {
@@ -606,11 +611,11 @@ impl<'a> Walker<'a> {
                     Some(argv)
                 });
                 let timeout_secs = timeout(self);
-                Check::Exec(ExecCheck { container: container.unwrap_or_default(), command: command.unwrap_or_default(), timeout_secs })
+                Check::Exec(ExecCheck { container: container.unwrap_or_default(), command: command.unwrap_or_default(), timeout_secs, failure_threshold, success_threshold })
             }
             "systemd" => {
                 let unit = self.req(entries, "unit", &path, place, "docker.service").and_then(|u| self.text(u, &key(&path, "unit")));
-                Check::Systemd(SystemdCheck { unit: unit.unwrap_or_default(), timeout_secs: timeout(self) })
+                Check::Systemd(SystemdCheck { unit: unit.unwrap_or_default(), timeout_secs: timeout(self), failure_threshold, success_threshold })
             }
             _ => {
                 let alertname = self.req(entries, "alertname", &path, place, "ProbeFailed").and_then(|a| {
