@@ -37,6 +37,8 @@ pub struct CheckResult {
     /// What was seen, for people (never a secret).
     pub reason: String,
     pub duration: Duration,
+    /// `(failure_threshold, success_threshold)` of the check (hysteresis; default `(1, 1)`).
+    pub thresholds: (u32, u32),
 }
 
 /// What a check function returns: pass, fail (the service is unhealthy), or error (the check
@@ -142,6 +144,7 @@ impl Checker {
         let timeout = check.timeout();
         let kind = check.kind();
         let fail_type = failure_type(&check);
+        let thresholds = (check.failure_threshold(), check.success_threshold());
         let this = self.clone();
         let (service_owned, spec_owned) = (service.to_owned(), spec.clone());
         let mut task = tokio::spawn(async move { this.check(&service_owned, &spec_owned, &check).await });
@@ -159,7 +162,7 @@ impl Checker {
                 (false, Some(fail_type), format!("{kind} check timed out after {}s", timeout.as_secs_f64()))
             }
         };
-        CheckResult { kind, passed, event_type, reason, duration: started.elapsed() }
+        CheckResult { kind, passed, event_type, reason, duration: started.elapsed(), thresholds }
     }
 
     async fn check(&self, service: &str, spec: &ServiceSpec, check: &Check) -> CheckFn {
@@ -409,7 +412,7 @@ mod tests {
     use super::*;
 
     fn result(kind: &'static str, passed: bool, event_type: Option<&'static str>, reason: &str) -> CheckResult {
-        CheckResult { kind, passed, event_type, reason: reason.into(), duration: Duration::ZERO }
+        CheckResult { kind, passed, event_type, reason: reason.into(), duration: Duration::ZERO, thresholds: (1, 1) }
     }
 
     #[test]

@@ -41,7 +41,7 @@ use tokio_util::task::TaskTracker;
 use crate::checks::{CheckResult, Checker, service_verdict};
 use crate::nats::{HealthIssue, Publisher};
 use crate::sink::{Deliverer, Sink, Spool};
-use crate::tracker::{Source, Tracker, Verdict};
+use crate::tracker::{CheckRun, Source, Tracker, Verdict};
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -348,18 +348,31 @@ impl Agent {
                 for r in &results {
                     self.shared.metrics.check(&service, r.kind, r.passed, r.duration);
                 }
-                let (verdict, detail) = service_verdict(&results);
+                let (raw, mut detail) = service_verdict(&results);
                 let data = json!({ "checks": results.iter().map(|r| json!({
                     "kind": r.kind, "passed": r.passed, "reason": r.reason, "duration_ms": r.duration.as_millis() as u64,
                 })).collect::<Vec<_>>() });
-                self.service_verdict(&service, verdict, detail, Some(data), source, pass).await;
+                let runs: Vec<CheckRun> = results
+                    .iter()
+                    .map(|r| CheckRun { passed: r.passed, event_type: r.event_type.unwrap_or("check_error"), failure_threshold: r.thresholds.0, success_threshold: r.thresholds.1 })
+                    .collect();
+                let (emit, verdict) = self.tracker.observe_checks(&service, &runs, source);
+                // Hysteresis: say why the verdict differs from this run's results.
+                match (&raw, &verdict) {
+                    (Verdict::Unhealthy { .. }, Verdict::Healthy) => detail = format!("{detail} (below failure_threshold: still healthy)"),
+                    (Verdict::Healthy, Verdict::Unhealthy { .. }) => detail = format!("{detail} (waiting for success_threshold passes)"),
+                    _ => {}
+                }
+                self.service_verdict(&service, emit, &verdict, detail, Some(data), source, pass).await;
             }
             Msg::ContainerDown { service, detail } => {
                 if self.shared.spec().and_then(|s| s.services.get(&service).map(|s| s.alert_only())).unwrap_or(false) {
                     return;
                 }
                 let verdict = Verdict::Unhealthy { event_type: "containers_not_running" };
-                self.service_verdict(&service, verdict, detail, None, Source::DockerEvent, self.pass).await;
+                // A death is immediate, whatever the thresholds say.
+                let emit = self.tracker.container_down(&service, "containers_not_running");
+                self.service_verdict(&service, emit, &verdict, detail, None, Source::DockerEvent, self.pass).await;
             }
             Msg::Recheck { service } => {
                 if let Some(spec) = self.shared.spec().and_then(|s| s.services.get(&service).cloned()).filter(|s| !s.alert_only()) {
@@ -378,9 +391,10 @@ impl Agent {
         }
     }
 
-    async fn service_verdict(&mut self, service: &str, verdict: Verdict, detail: String, data: Option<serde_json::Value>, source: Source, pass: u64) {
+    #[allow(clippy::too_many_arguments)]
+    async fn service_verdict(&mut self, service: &str, emit: Option<&'static str>, verdict: &Verdict, detail: String, data: Option<serde_json::Value>, source: Source, pass: u64) {
         let failing = matches!(verdict, Verdict::Unhealthy { .. });
-        let Some(kind) = self.tracker.observe(service, verdict, source) else { return };
+        let Some(kind) = emit else { return };
         if source == Source::Pass && pass == self.pass {
             self.reported.insert(service.to_owned());
         }
