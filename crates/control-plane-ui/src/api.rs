@@ -25,6 +25,12 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// At most this many events in one ingest request.
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
+/// The largest request body the API reads (axum's default, stated): larger → 413 JSON.
+pub const MAX_BODY_BYTES: usize = 2 << 20;
+
+/// A reject reason is at most this many characters; a longer one is refused (422), never cut.
+pub const MAX_REASON_CHARS: usize = 500;
+
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(healthz))
@@ -42,7 +48,44 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/alertmanager", post(alertmanager))
         .merge(crate::silences::routes())
         .route("/api/v1/audit", get(audit_log))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
+
+/// Every error is JSON `{"error": …}`: axum's own rejections (a body over [`MAX_BODY_BYTES`]
+/// → 413, a query or path that does not parse → 400, a method the route does not have → 405)
+/// are plain text or empty; they are rewritten here with their message. Errors with another
+/// content type (JSON, a page's HTML) pass unchanged.
+pub async fn json_errors(r: Response) -> Response {
+    let status = r.status();
+    let plain = r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_none_or(|c| c.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10).await.map(|b| String::from_utf8_lossy(&b).trim().to_owned()).unwrap_or_default();
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("request body too large: at most {MAX_BODY_BYTES} bytes"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("");
+            format!("method not allowed here; use {allow}")
+        }
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        _ => text,
+    };
+    let mut out = ApiError::new(status, message).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}
+
+/// The answer to a path no route has: 404 `{"error": …}` (the router's fallback).
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no such endpoint {}: see /api/v1/openapi.json", uri.path())).into_response()
+}
+
 
 /// The connecting address (the proxy's, behind a reverse proxy); `None` when unknown.
 #[derive(Debug, Clone, Copy)]
@@ -333,8 +376,11 @@ async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: H
             .map(|one| ActionState::parse(one.trim()).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown state {one:?}: use pending, approved, running, completed, failed, rejected or cancelled"))))
             .collect::<Result<_, _>>()?,
     };
+    let node = q.node.filter(|n| !n.is_empty());
+    if let Some(n) = &node {
+        homelab_core::validate_name(n).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("node: {e}")))?;
+    }
     let root = state.root.clone();
-    let node = q.node;
     let actions = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<homelab_core::Action>> {
         let mut out = Vec::new();
         for s in states {
@@ -522,6 +568,13 @@ async fn reject(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"reason\": \"...\"}}: {e}")))?
     };
+    // A reason is kept whole or refused: never cut silently.
+    if let Some(n) = body.reason.as_deref().map(|r| r.chars().count()).filter(|n| *n > MAX_REASON_CHARS) {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({ "error": format!("reason is {n} characters long; at most {MAX_REASON_CHARS}: shorten it"), "code": "reason_too_long" }),
+        });
+    }
     Ok(Json(apply_decision_from(&state, &op, peer.0, id, Decision::Reject { reason: body.reason }).await?))
 }
 
@@ -636,6 +689,10 @@ async fn alertmanager_inner(state: Arc<AppState>, peer: Peer, headers: HeaderMap
     }
     let hook: Webhook =
         serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook body: {e}")))?;
+    // Alertmanager sends only these two; anything else is a wrong body, refused whole.
+    if let Some((i, a)) = hook.alerts.iter().enumerate().find(|(_, a)| a.status != "firing" && a.status != "resolved") {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook body: alert {i}: status {:?} is neither firing nor resolved", a.status)));
+    }
     let now = chrono::Utc::now();
     // Through the alert: checks of hosts/ as the view has them, else by labels.
     let snap = state.snapshot().await.map_err(ApiError::internal)?;
@@ -674,9 +731,9 @@ struct AuditQuery {
 async fn audit_log(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<AuditQuery>) -> ApiResult<Json<serde_json::Value>> {
     let op = state.auth.identify(&headers, peer.0)?;
     op.may_administer().map_err(|why| ApiError::new(StatusCode::FORBIDDEN, why))?;
-    let day = match q.day.as_deref().filter(|d| !d.is_empty()) {
+    let day = match q.day.as_deref() {
         None => chrono::Utc::now().date_naive(),
-        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("day {d:?}: use YYYY-MM-DD")))?,
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().filter(|_| d.len() == 10).ok_or(()).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("day {d:?}: use YYYY-MM-DD")))?,
     };
     let filter = homelab_store::audit::AuditFilter { who: q.who, what: q.what, outcome: q.outcome, target: q.target };
     let root = state.root.clone();

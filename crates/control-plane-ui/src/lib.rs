@@ -430,7 +430,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             .nest(&state.base, inner)
             .route(&format!("{}/", state.base), axum::routing::get(move || async move { axum::response::Redirect::permanent(&home) }))
     };
-    app.layer(tower_http::trace::TraceLayer::new_for_http())
+    // Unknown paths and axum's own plain-text rejections (413 over the body limit, 405, a bad
+    // query) answer JSON `{"error": …}` like every other error.
+    app.fallback(api::not_found).layer(axum::middleware::map_response(api::json_errors)).layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// Runs the UI until `shutdown` is cancelled.
