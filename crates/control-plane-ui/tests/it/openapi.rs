@@ -1,0 +1,90 @@
+//! The OpenAPI document against the real server: `openapi-spec-validator` on the document it
+//! serves, then `schemathesis` (bounded, loopback only) with every check, which must find no
+//! failure. Both come from PyPI (scripts/test-deps.sh).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use control_plane_ui::{AppState, run_on};
+use tokio_util::sync::CancellationToken;
+
+use crate::fixture::*;
+
+/// Per-operation settings: the silence body's semantic checks (a duration over 0 and at most 30
+/// days, a target or a type) cannot be said in JSON Schema, so a valid-looking body may get 400.
+const CONFIG: &str = r#"
+[[operations]]
+include-path = "/api/v1/silences"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+"#;
+
+fn tool(name: &str) -> String {
+    let ok = Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "{name} is not installed: run scripts/test-deps.sh (pip install schemathesis openapi-spec-validator)");
+    name.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schemathesis_finds_no_failure() {
+    let (validator, st) = (tool("openapi-spec-validator"), tool("schemathesis"));
+    let fx = Fx::new();
+    fx.tmp.write_host("edge-1", "services:\n  mqtt: {}\n");
+    fx.pending("edge-1", "mqtt");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state: Arc<AppState> = fx.state.clone();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(run_on(state, listener, stop.clone()));
+    let base = format!("http://{addr}");
+
+    // The document as served, validated.
+    let doc = reqwest::get(format!("{base}/api/v1/openapi.json")).await.unwrap().text().await.unwrap();
+    let dir = fx.tmp.root().join("openapi-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, &doc).unwrap();
+    let out = tokio::task::spawn_blocking(move || Command::new(validator).arg(&file).output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "openapi-spec-validator: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    // Unknown routes and oversized bodies answer JSON errors, as the document says.
+    let nf = reqwest::get(format!("{base}/no/such/route")).await.unwrap();
+    assert_eq!(nf.status(), 404);
+    assert!(nf.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    let big = reqwest::Client::new()
+        .post(format!("{base}/api/v1/silences"))
+        .bearer_auth(UI_TOKEN)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    assert!(big.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().contains("too large"));
+
+    let config = dir.join("schemathesis.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let url = format!("{base}/api/v1/openapi.json");
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(st)
+            .current_dir(&dir)
+            .args(["--config-file"])
+            .arg(&config)
+            .args(["run", &url, "--checks", "all", "--max-examples", "20", "--max-time", "35", "--seed", "1", "--workers", "4"])
+            .args(["--request-timeout", "10", "--no-color", "-H", &format!("Authorization: Bearer {UI_TOKEN}")])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "schemathesis found failures (exit {:?}):\n{text}", out.status.code());
+    assert!(started.elapsed() < Duration::from_secs(90), "schemathesis ran {:?}", started.elapsed());
+    let summary: Vec<&str> = text.lines().filter(|l| l.contains("generated") || l.contains(" passed")).collect();
+    println!("schemathesis: {}", summary.join(" | "));
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server).await.expect("server stops").unwrap().unwrap();
+}
