@@ -202,6 +202,7 @@ impl Engine {
                 follow_up_chats: Vec::new(),
                 closed: false,
                 closed_at: None,
+                muted: None,
             },
         );
         token
@@ -244,7 +245,9 @@ impl Engine {
             .iter()
             .filter_map(|t| {
                 let inc = self.state.incidents.get(t)?;
-                Some((t.clone(), inc.card.clone(), Status::of(current.get(t).and_then(|a| a.as_ref()), inc.decided_by.as_deref())))
+                let mut status = Status::of(current.get(t).and_then(|a| a.as_ref()), inc.decided_by.as_deref());
+                status.muted = inc.muted.clone();
+                Some((t.clone(), inc.card.clone(), status))
             })
             .collect();
         let items: Vec<(&str, &Card, &Status)> = statuses.iter().map(|(t, c, s)| (t.as_str(), c, s)).collect();
@@ -386,6 +389,7 @@ impl Engine {
         }
         let data = q.data.as_deref().unwrap_or("");
         let (to, token) = match data.split_once(':') {
+            Some(("mute", t)) => return self.mute(q, t),
             Some(("ok", t)) => (ActionState::Approved, t),
             Some(("no", t)) => (ActionState::Rejected, t),
             _ => {
@@ -469,6 +473,91 @@ impl Engine {
         }
     }
 }
+
+impl Engine {
+    /// "Mute 1 h": a silence for the incident's node/service (`state/silences/`, as
+    /// `hcp silence add` writes it), by an allowed user (role × node groups, as for approving),
+    /// then the message says so. Chat and user-list checks are done by the caller.
+    fn mute(&mut self, q: &CallbackQuery, token: &str) -> Result<String, String> {
+        use homelab_core::silence::{Matcher, Silence, new_id};
+        let user_id = q.from.id;
+        let Some(m) = &q.message else { return Err("This button cannot be used here.".into()) };
+        let chat_id = m.chat.id;
+        let Some(inc) = self.state.incidents.get(token).cloned() else {
+            tracing::warn!(chat_id, user_id, "mute button matches nothing we sent (tampered or long expired); nothing changed");
+            return Err("Unknown or expired button.".into());
+        };
+        let on_its_message =
+            self.state.messages.get(&inc.message).and_then(|g| g.copies.get(&chat_id.to_string())).is_some_and(|c| c.message_id == m.message_id);
+        if !on_its_message {
+            tracing::warn!(chat_id, user_id, message_id = m.message_id, action_id = %inc.action_id, "mute button does not belong to the message it came from (tampered); nothing changed");
+            return Err("Unknown button.".into());
+        }
+        let target = match &inc.card.service {
+            Some(s) => format!("{}/{s}", inc.card.node),
+            None => inc.card.node.clone(),
+        };
+        if inc.muted.is_some() {
+            return Err(format!("Nothing changed: {target} is already muted."));
+        }
+        let audit = |root: &DataRoot, who: &str, role: &str, outcome: &str, detail: &str| {
+            let rec = homelab_store::audit::AuditRecord::new(who, role, "telegram", &format!("telegram:{user_id}"), "silence", &target, outcome).detail(detail);
+            if let Err(e) = root.append_audit(&rec, audit_retention()) {
+                tracing::error!(error = %e, "cannot append to the audit log");
+            }
+        };
+        let actor = match &self.press_check {
+            None => None,
+            Some(check) => {
+                // The same rule as approving: the action tells the node (and so its groups).
+                let action = match locate(&self.root, &inc.action_id, inc.created_at) {
+                    Ok(Some(a)) => a,
+                    Ok(None) => return Err("Nothing changed: this action no longer exists; mute from the web UI.".into()),
+                    Err(e) => {
+                        tracing::error!(action_id = %inc.action_id, error = %e, "cannot read the action for a mute press");
+                        return Err("Could not read the action; try again or use the web UI.".into());
+                    }
+                };
+                match check(user_id, &action) {
+                    Ok(actor) => Some(actor),
+                    Err(answer) => {
+                        tracing::warn!(chat_id, user_id, target, "mute press not allowed for this user; nothing changed");
+                        audit(&self.root, &format!("telegram:{user_id}"), "", "refused", &answer);
+                        return Err(answer);
+                    }
+                }
+            }
+        };
+        let now = Utc::now();
+        let by = actor.as_ref().map(|a| a.user.clone()).unwrap_or_else(|| format!("telegram:{user_id}"));
+        let silence = match Silence::new(new_id(now, uuid::Uuid::new_v4().as_u128() as u32), Matcher::target(&target), MUTE_FOR, MUTE_REASON, &by, now) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(target, error = %e, "cannot make a silence for a mute press");
+                return Err("Could not mute; try again or use the web UI.".into());
+            }
+        };
+        if let Err(e) = self.root.write_silence(&silence) {
+            tracing::error!(target, error = %e, "cannot write the silence for a mute press");
+            return Err("Could not mute; try again or use the web UI.".into());
+        }
+        tracing::info!(target, by, silence = %silence.id, until = %homelab_core::rfc3339(silence.ends_at), "muted from Telegram");
+        match &actor {
+            Some(a) => audit(&self.root, &a.user, &a.role, "ok", &format!("silence {} for 1 h", silence.id)),
+            None => audit(&self.root, &by, "", "ok", &format!("silence {} for 1 h", silence.id)),
+        }
+        let line = format!("🔕 Muted for 1 h by {} (until {} UTC): {MUTE_REASON}.", q.from.display(), silence.ends_at.format("%H:%M"));
+        if let Some(i) = self.state.incidents.get_mut(token) {
+            i.muted = Some(line);
+        }
+        self.save();
+        Ok(format!("Muted {target} for 1 h."))
+    }
+}
+
+/// How long the "Mute 1 h" button mutes, and the reason it writes.
+const MUTE_FOR: Duration = Duration::from_secs(3600);
+const MUTE_REASON: &str = "muted from Telegram";
 
 /// Finds the action an incident is about, wherever it is now: the active file if it is the same
 /// incident (same `created_at`), else the terminal file with that `created_at`.

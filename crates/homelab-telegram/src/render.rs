@@ -62,13 +62,15 @@ pub struct Status {
     /// `None`: the action file is gone.
     pub state: Option<ActionState>,
     pub decision: Option<Decision>,
+    /// The "muted from Telegram" line, once someone pressed "Mute 1 h".
+    pub muted: Option<String>,
 }
 
 impl Status {
     /// Reads the status from an action's content. `telegram_name` replaces a
     /// `telegram:<id>` author with the name the person had in the chat.
     pub fn of(action: Option<&Action>, telegram_name: Option<&str>) -> Status {
-        let Some(a) = action else { return Status { state: None, decision: None } };
+        let Some(a) = action else { return Status { state: None, decision: None, muted: None } };
         let decision = a
             .history
             .iter()
@@ -83,7 +85,7 @@ impl Status {
                 at: h.at,
                 note: h.note.clone(),
             });
-        Status { state: Some(a.state), decision }
+        Status { state: Some(a.state), decision, muted: None }
     }
 }
 
@@ -155,9 +157,13 @@ pub fn render_message(items: &[(&str, &Card, &Status)]) -> (String, InlineKeyboa
     let text = if let [(token, card, status)] = items {
         if status.state == Some(ActionState::Pending) {
             keyboard.push(buttons(token, "✅ Approve".into()));
+            if status.muted.is_none() {
+                keyboard.push(vec![InlineKeyboardButton { text: "🔕 Mute 1 h".into(), callback_data: format!("mute:{token}") }]);
+            }
         }
+        let muted = status.muted.as_deref().map(|m| format!("\n{m}")).unwrap_or_default();
         format!(
-            "🛠 {kind} on {target}\n\nNode: {node}\nService: {service}\nDrift: {drift}\nTrigger: {trigger}\nRoot cause: {cause}\nRisk: {risk}\nAction: {id}\n\n{line}",
+            "🛠 {kind} on {target}\n\nNode: {node}\nService: {service}\nDrift: {drift}\nTrigger: {trigger}\nRoot cause: {cause}\nRisk: {risk}\nAction: {id}\n\n{line}{muted}",
             kind = card.kind,
             target = card.target(),
             node = card.node,
@@ -279,6 +285,7 @@ mod tests {
         Status {
             state,
             decision: decision.map(|(state, by, at, note)| Decision { state, by: by.into(), at: ts(at), note: note.map(Into::into) }),
+            muted: None,
         }
     }
 
@@ -306,13 +313,19 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_card_names_everything_and_has_two_buttons() {
+    fn a_pending_card_names_everything_and_has_three_buttons() {
         let c = card();
         let s = status(Some(ActionState::Pending), None);
         let (text, kb) = render_message(&[("tok", &c, &s)]);
         for part in ["edge-1", "z2m", "unhealthy_service", "containers_not_running", "mosquitto down", "Risk: low", "container-restart-edge-1-z2m"] {
             assert!(text.contains(part), "{part} missing in {text}");
         }
+        let data: Vec<_> = kb.inline_keyboard.concat().into_iter().map(|b| b.callback_data).collect();
+        assert_eq!(data, ["ok:tok", "no:tok", "mute:tok"]);
+        // Once muted: the line says so, and the mute button is gone.
+        let muted = Status { muted: Some("🔕 Muted for 1 h by @a (until 15:03 UTC): muted from Telegram.".into()), ..status(Some(ActionState::Pending), None) };
+        let (text, kb) = render_message(&[("tok", &c, &muted)]);
+        assert!(text.ends_with("⏳ Waiting for approval.\n🔕 Muted for 1 h by @a (until 15:03 UTC): muted from Telegram."), "{text}");
         let data: Vec<_> = kb.inline_keyboard.concat().into_iter().map(|b| b.callback_data).collect();
         assert_eq!(data, ["ok:tok", "no:tok"]);
         let decided = status(Some(ActionState::Approved), Some((ActionState::Approved, "@a", "2026-05-27T14:03:00Z", None)));

@@ -3,7 +3,7 @@
 //! An *incident* is one action as it was created (id + `created_at`: the same id can come back
 //! later as a new incident). Each incident is shown in one *message* (a card of its own, or a
 //! digest shared with others that appeared in the same burst), which has one copy per allowed
-//! chat. Buttons carry `ok:<token>` / `no:<token>`: the token is random, stored here and names
+//! chat. Buttons carry `ok:<token>` / `no:<token>` / `mute:<token>`: the token is random, stored here and names
 //! the incident, so made-up or altered callback data matches nothing.
 
 use std::collections::BTreeMap;
@@ -63,6 +63,9 @@ pub struct Incident {
     pub closed: bool,
     #[serde(default, with = "homelab_core::ts_format::option", skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<Timestamp>,
+    /// Set when someone pressed "Mute 1 h": the line the message shows about it (who, until when).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

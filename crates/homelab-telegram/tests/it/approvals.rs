@@ -23,7 +23,7 @@ async fn a_pending_action_is_sent_with_buttons_and_a_press_approves_it() {
     for part in ["edge-1", "zigbee2mqtt", "unhealthy_service", "containers_not_running", "mqtt down", "Risk: low"] {
         assert!(card.text.contains(part), "{part} missing from {}", card.text);
     }
-    assert_eq!(card.buttons.len(), 2, "Approve and Reject: {:?}", card.buttons);
+    assert_eq!(card.buttons.len(), 3, "Approve, Reject and Mute 1 h: {:?}", card.buttons);
     assert!(card.buttons.iter().all(|b| b.len() <= 64), "callback data fits Telegram's 64 bytes");
 
     let q = h.fake.press(CHAT, USER, card.message_id, &token_of(&card.buttons, "ok"));
@@ -290,7 +290,7 @@ async fn an_unreachable_api_blocks_nothing_and_never_shows_the_token() {
     // The API comes back on the same address: the retry delivers what is still pending.
     let back = FakeBot::start_at(dead).await;
     let card = eventually("the pending action is sent once the API is back", || back.sent().into_iter().find(|s| s.text.contains(&b.id))).await;
-    assert_eq!(card.buttons.len(), 2);
+    assert_eq!(card.buttons.len(), 3, "approve, reject, mute");
     assert!(back.sent().iter().all(|s| !s.text.contains(&a.id)), "an action decided meanwhile is not offered for a decision");
     let hb: homelab_core::Heartbeat = h.root.read_json("state/heartbeat/telegram.json").unwrap().expect("a heartbeat");
     assert!(hb.counters.get("api_failures").is_some_and(|n| *n >= 1), "{hb:?}");

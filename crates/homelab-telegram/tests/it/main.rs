@@ -3,6 +3,7 @@
 
 mod approvals;
 mod fake;
+mod mute;
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,14 @@ impl Harness {
         assert!(self.task.is_none());
         let token = CancellationToken::new();
         let handle = tokio::spawn(homelab_telegram::run(self.cfg.clone(), self.root.clone(), token.clone()));
+        self.task = Some((token, handle));
+    }
+
+    /// Like [`Harness::start`], with a role × node-group check on every press (as the UI sets it).
+    pub fn start_checked(&mut self, check: homelab_telegram::PressCheck) {
+        assert!(self.task.is_none());
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(homelab_telegram::run_checked(self.cfg.clone(), self.root.clone(), check, token.clone()));
         self.task = Some((token, handle));
     }
 
