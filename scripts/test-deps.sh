@@ -46,5 +46,14 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "test-deps: dockerd did not start; see /tmp/dockerd.log" >&2; exit 1; }
 fi
 
+# The OpenAPI test validates the served document and fuzzes the real server (both from PyPI).
+py_need=()
+have schemathesis || py_need+=("schemathesis==4.32.5")
+have openapi-spec-validator || py_need+=("openapi-spec-validator==0.9.0")
+if [ ${#py_need[@]} -gt 0 ]; then
+  echo "test-deps: pip installing ${py_need[*]}"
+  python3 -m pip install -q "${py_need[@]}"
+fi
+
 # The busybox test image: no registry here, so it is imported from a tarball.
 "$(dirname "$0")/test-image.sh"
