@@ -10,6 +10,7 @@
 
 pub mod actions;
 pub mod atomic;
+pub mod check_now;
 pub mod audit;
 pub mod daemon;
 pub mod events;
