@@ -9,6 +9,10 @@
 //!   (`--control-plane`); failing checks also go to NATS when `NATS_URL` is set.
 //! - `GET /health?check=…` on `LISTEN_PORT` answers readiness probes; `GET /metrics` next to it
 //!   serves the agent's metrics (check results and durations, events).
+//! - "Check now": an operator's request (`state/check_now/<node>/<service>.json`, written by
+//!   the UI, the API or `hcp check-now`) runs that service's checks at once. With `--root` the
+//!   agent polls its node's request folder every [`CHECK_NOW_POLL`]; the events go out like a
+//!   pass's, and the request file is removed once served.
 //! - `alert:` checks are not run here: their health comes from Alertmanager through the
 //!   receiver. A service with only `alert:` checks gets no event from the agent at all; a
 //!   service with some gets its local failures and recoveries, but no periodic
@@ -44,6 +48,9 @@ use crate::sink::{Deliverer, Sink, Spool};
 use crate::tracker::{CheckRun, Source, Tracker, Verdict};
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How often a local agent (`--root`) looks for check-now requests.
+pub const CHECK_NOW_POLL: Duration = Duration::from_millis(250);
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     homelab_core::duration::parse_duration(s)
@@ -138,6 +145,11 @@ pub async fn run_with_listener(config: Config, shutdown: CancellationToken, list
     }
     let tasks = TaskTracker::new();
     let (sink, deliverer) = open_sink(&config)?;
+    // Check-now requests are files in the data root: a local agent reads them there.
+    let check_now_root = match (&config.root, config.once) {
+        (Some(root), false) => Some(homelab_store::DataRoot::open(root)?),
+        _ => None,
+    };
     let nats = match &config.nats_url {
         Some(url) => Some(Publisher::connect(url).await?),
         None => None,
@@ -161,6 +173,8 @@ pub async fn run_with_listener(config: Config, shutdown: CancellationToken, list
         reported: BTreeSet::new(),
         waiting_issues: Vec::new(),
         emit_failures: 0,
+        check_now_root,
+        check_now: BTreeMap::new(),
     };
 
     if config.once {
@@ -248,16 +262,23 @@ struct Agent {
     /// Failing services of this pass whose NATS message waits for their dependencies' verdicts.
     waiting_issues: Vec<(String, String, homelab_core::Timestamp)>,
     emit_failures: u64,
+    /// Where check-now requests are read (`--root` only).
+    check_now_root: Option<homelab_store::DataRoot>,
+    /// Check-now requests being served, by service.
+    check_now: BTreeMap<String, homelab_store::check_now::CheckNowRequest>,
 }
 
 impl Agent {
     async fn main_loop(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>, interval: Duration, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut check_now_tick = tokio::time::interval(CHECK_NOW_POLL);
+        check_now_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => self.start_pass(),
+                _ = check_now_tick.tick(), if self.check_now_root.is_some() => self.poll_check_now(),
                 Some(msg) = rx.recv() => self.handle(msg).await,
             }
         }
@@ -328,6 +349,41 @@ impl Agent {
         });
     }
 
+    /// Starts the checks of every new check-now request for this node.
+    fn poll_check_now(&mut self) {
+        let Some(root) = self.check_now_root.clone() else { return };
+        let requests = match root.pending_check_now(&self.node) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read check-now requests");
+                return;
+            }
+        };
+        let spec = self.shared.spec();
+        for req in requests {
+            if self.check_now.get(&req.service).is_some_and(|r| r.requested_at == req.requested_at) {
+                continue; // being served
+            }
+            if self.check_now.contains_key(&req.service) {
+                continue; // a newer one: served once the running checks are done
+            }
+            match spec.as_ref().and_then(|s| s.services.get(&req.service)).filter(|s| s.monitor && !s.alert_only()) {
+                Some(svc) => {
+                    tracing::info!(service = %req.service, by = %req.requested_by, "check now");
+                    let svc = svc.clone();
+                    self.check_now.insert(req.service.clone(), req.clone());
+                    self.spawn_service(req.service.clone(), svc, Source::CheckNow);
+                }
+                None => {
+                    tracing::warn!(service = %req.service, by = %req.requested_by, "check-now request for a service this agent does not check; removed");
+                    if let Err(e) = root.finish_check_now(&req) {
+                        tracing::warn!(error = %e, "cannot remove a check-now request");
+                    }
+                }
+            }
+        }
+    }
+
     fn spawn_service(&mut self, service: String, spec: homelab_core::ServiceSpec, source: Source) {
         let (tx, checker, pass) = (self.tx.clone(), self.shared.checker.clone(), self.pass);
         if source == Source::Pass {
@@ -349,9 +405,13 @@ impl Agent {
                     self.shared.metrics.check(&service, r.kind, r.passed, r.duration);
                 }
                 let (raw, mut detail) = service_verdict(&results);
-                let data = json!({ "checks": results.iter().map(|r| json!({
+                let mut data = json!({ "checks": results.iter().map(|r| json!({
                     "kind": r.kind, "passed": r.passed, "reason": r.reason, "duration_ms": r.duration.as_millis() as u64,
                 })).collect::<Vec<_>>() });
+                let served = if source == Source::CheckNow { self.check_now.remove(&service) } else { None };
+                if let Some(req) = &served {
+                    data["check_now"] = json!({ "requested_by": req.requested_by, "requested_at": homelab_core::rfc3339(req.requested_at) });
+                }
                 let runs: Vec<CheckRun> = results
                     .iter()
                     .map(|r| CheckRun { passed: r.passed, event_type: r.event_type.unwrap_or("check_error"), failure_threshold: r.thresholds.0, success_threshold: r.thresholds.1 })
@@ -364,6 +424,12 @@ impl Agent {
                     _ => {}
                 }
                 self.service_verdict(&service, emit, &verdict, detail, Some(data), source, pass).await;
+                // Served: its events are written; the request goes (unless a newer one replaced it).
+                if let (Some(req), Some(root)) = (served, &self.check_now_root)
+                    && let Err(e) = root.finish_check_now(&req)
+                {
+                    tracing::warn!(error = %e, "cannot remove a served check-now request");
+                }
             }
             Msg::ContainerDown { service, detail } => {
                 if self.shared.spec().and_then(|s| s.services.get(&service).map(|s| s.alert_only())).unwrap_or(false) {

@@ -40,12 +40,14 @@ pub struct CheckRun {
     pub success_threshold: u32,
 }
 
-/// Where one check stands: counting failing or not, and its current streak.
+/// Where one check stands: counting failing or not, its current streak, and the type of its
+/// last failure (what it reports while it waits for `success_threshold` passes).
 #[derive(Debug, Clone, Copy, Default)]
 struct CheckState {
     failing: bool,
     fails: u32,
     passes: u32,
+    event_type: Option<&'static str>,
 }
 
 /// Per service: the checks' states, and a death seen in the Docker events that still holds.
@@ -89,6 +91,7 @@ impl Tracker {
             } else {
                 c.fails = c.fails.saturating_add(1);
                 c.passes = 0;
+                c.event_type = Some(run.event_type);
                 if c.fails >= run.failure_threshold.max(1) {
                     c.failing = true;
                 }
@@ -98,7 +101,7 @@ impl Tracker {
             state.died = None;
         }
         let verdict = match state.checks.iter().zip(runs).find(|(c, _)| c.failing) {
-            Some((_, r)) => Verdict::Unhealthy { event_type: r.event_type },
+            Some((c, r)) => Verdict::Unhealthy { event_type: c.event_type.unwrap_or(r.event_type) },
             None => match state.died {
                 Some(event_type) => Verdict::Unhealthy { event_type },
                 None => Verdict::Healthy,
@@ -225,7 +228,8 @@ mod tests {
                         .iter()
                         .zip(thresholds)
                         .enumerate()
-                        .map(|(i, (&passed, &(f, s)))| CheckRun { passed, event_type: types[i], failure_threshold: f, success_threshold: s })
+                        // A passed run carries no failure type (the agent passes `check_error`).
+                        .map(|(i, (&passed, &(f, s)))| CheckRun { passed, event_type: if passed { "check_error" } else { types[i] }, failure_threshold: f, success_threshold: s })
                         .collect();
                     t.observe_checks("svc", &runs, source).0
                 }

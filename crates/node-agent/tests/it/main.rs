@@ -2,6 +2,7 @@
 //! the Docker engine with the local busybox image, a real nats-server, and an ingest server
 //! that goes away and comes back.
 
+mod check_now;
 mod checks;
 mod cli;
 mod docker;
