@@ -67,7 +67,7 @@ pub struct Config {
     #[arg(long, env = "REJECT_SNOOZE", default_value = "6h", value_parser = parse_duration)]
     pub reject_snooze: Duration,
     /// `low`: low-risk actions go straight to approved. `off` (default): everything waits.
-    #[arg(long, env = "AUTO_APPROVE", default_value = "off", value_parser = parse_auto_approve)]
+    #[arg(long, env = "AUTO_APPROVE", default_value = "off", value_parser = parse_auto_approve, action = clap::ArgAction::Set)]
     pub auto_approve: bool,
     /// Auto-approvals per service per hour; past that, actions wait in pending.
     #[arg(long, env = "AUTO_APPROVE_MAX_PER_HOUR", default_value_t = 3)]
@@ -181,6 +181,10 @@ pub struct Supervisor {
     /// `memory` / `last_good` differ from what is on disk (a write failed): write them again.
     memory_unsaved: bool,
     last_good_unsaved: bool,
+    /// What world/drift.json last said, and when it was written: it is rewritten when the
+    /// drifts change, or every tick to keep `generated_at` fresh, not at every reconcile (the
+    /// supervisor watches world/, so each write would wake it again).
+    last_drift: Option<(Vec<homelab_core::drift::DriftEntry>, std::time::Instant)>,
 }
 
 impl Supervisor {
@@ -227,6 +231,7 @@ impl Supervisor {
             write_errors: WriteErrors::new(DAEMON),
             memory_unsaved: false,
             last_good_unsaved: false,
+            last_drift: None,
         })
     }
 
@@ -379,10 +384,17 @@ impl Supervisor {
                     }
                 };
             }
-            // The one truth about drift, at every reconcile (an empty list when there is none).
-            if let Err(e) = self.root.write_drift(&plan.drift_file(&self.policy, now)) {
-                write_failures += 1;
-                self.write_errors.failed(homelab_store::DRIFT_FILE, &e);
+            // The one truth about drift (an empty list when there is none), whenever it changes.
+            let drift = plan.drift_file(&self.policy, now);
+            let fresh = self.last_drift.as_ref().is_some_and(|(d, at)| *d == drift.drifts && at.elapsed() < self.config.tick);
+            if !fresh {
+                match self.root.write_drift(&drift) {
+                    Ok(()) => self.last_drift = Some((drift.drifts, std::time::Instant::now())),
+                    Err(e) => {
+                        write_failures += 1;
+                        self.write_errors.failed(homelab_store::DRIFT_FILE, &e);
+                    }
+                }
             }
             if load.in_force != self.last_good || self.last_good_unsaved {
                 self.last_good_unsaved = match self.root.write_json(LAST_GOOD_FILE, &load.in_force) {

@@ -56,3 +56,32 @@ fn daemon_proposes_and_cancels_on_world_changes() {
     let out = wait_output(guard.0.take().unwrap(), Duration::from_secs(10));
     assert!(out.status.success(), "clean exit on SIGTERM: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The supervisor watches world/ and writes world/drift.json: it rewrites the file only when
+/// the drifts change (or once a tick), so its own write never wakes it into a busy loop.
+#[test]
+fn an_unchanged_drift_is_not_rewritten() {
+    let t = TempRoot::new();
+    t.write_host("edge-1", EDGE);
+    let world = || WorldBuilder::new().node("edge-1", 5).healthy("edge-1", &["mosquitto", "zigbee2mqtt"]).service("edge-1", "web", Some("http_check_failed"));
+    world().write(&t);
+    let child = Command::new(BIN).arg("--root").arg(t.root()).arg("--hosts").arg(t.hosts()).args(["--tick", "1h"]).env("MISSING_GRACE", "0").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut guard = testkit::KillOnDrop(child);
+    let root = homelab_store::DataRoot::open(t.root()).unwrap();
+    let reconciles = || {
+        root.read_json::<homelab_core::Heartbeat>("state/heartbeat/supervisor.json").ok().flatten().and_then(|h| h.counters.get("reconciles").copied()).unwrap_or(0)
+    };
+    let drift = || root.read_drift().ok().flatten();
+    // Settled: the redeploy was proposed, and the next reconcile says it is active.
+    wait_until("drift.json with the unhealthy web's action active", Duration::from_secs(20), || {
+        drift().is_some_and(|d| d.drifts.len() == 1 && d.drifts[0].decision == homelab_core::drift::NextStep::AlreadyActive)
+    });
+    let first = drift().unwrap().generated_at;
+    let before = reconciles();
+    // A world rewrite with the same content: a reconcile, the same drift.
+    world().write(&t);
+    wait_until("another reconcile", Duration::from_secs(10), || reconciles() > before);
+    assert_eq!(drift().unwrap().generated_at, first, "the same drifts are not written again");
+    assert!(reconciles() <= before + 3, "no busy loop: {} reconciles after one change", reconciles() - before);
+    guard.terminate(Duration::from_secs(10));
+}
