@@ -6,6 +6,7 @@ pub mod actions;
 pub mod alertmanager;
 pub mod audit;
 pub mod check;
+pub mod check_now;
 pub mod health;
 pub mod init;
 pub mod mirror;
@@ -76,6 +77,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Mute a node, a service or an action type for a while: add, list, expire.
     Silence(silence::SilenceArgs),
+    /// Ask a node's agent to run a service's checks now (the result shows as fresh events).
+    CheckNow(check_now::CheckNowArgs),
 }
 
 /// Runs a parsed command line. Errors are for people: the caller prints them and exits 1.
@@ -127,6 +130,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Silence(mut a) => {
             a.root = root;
             silence::run(&a)
+        }
+        Command::CheckNow(mut a) => {
+            a.root = root;
+            check_now::run(&a)
         }
     }
 }
