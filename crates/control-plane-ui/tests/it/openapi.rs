@@ -72,7 +72,7 @@ async fn schemathesis_finds_no_failure() {
             .current_dir(&dir)
             .args(["--config-file"])
             .arg(&config)
-            .args(["run", &url, "--checks", "all", "--max-examples", "20", "--max-time", "35", "--seed", "1", "--workers", "4"])
+            .args(["run", &url, "--checks", "all", "--max-examples", "20", "--max-time", "35", "--seed", "1", "--workers", "1"])
             .args(["--request-timeout", "10", "--no-color", "-H", &format!("Authorization: Bearer {UI_TOKEN}")])
             .output()
             .unwrap()
