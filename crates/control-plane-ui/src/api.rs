@@ -48,6 +48,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/alertmanager", post(alertmanager))
         .merge(crate::silences::routes())
         .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/nodes/{node}/services/{service}/check-now", post(check_now))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
@@ -492,6 +493,65 @@ pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Opt
     let auth = state.auth.clone();
     let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
     result
+}
+
+/// `POST /api/v1/nodes/{node}/services/{service}/check-now`: asks the node's agent to run the
+/// service's checks at once (`state/check_now/<node>/<service>.json`, which the agent serves and
+/// removes; the result shows as fresh events). Operator credentials as for approve, the node's
+/// groups respected; the service must be a checked one of that node in hosts/ (else 404). JSON
+/// clients get 202 and the request; the node page's form (field `csrf`) is sent back to the page.
+async fn check_now(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path((node, service)): Path<(String, String)>, body: Bytes) -> ApiResult<Response> {
+    let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let csrf = form.then(|| form_field(&body, "csrf")).flatten();
+    let op = state.auth.for_mutation(&headers, peer.0, csrf.as_deref())?;
+    for (what, name) in [("node", &node), ("service", &service)] {
+        homelab_core::validate_name(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{what}: {e}")))?;
+    }
+    let desired = state.snapshot().await.ok().and_then(|snap| snap.desired.clone());
+    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source_of(peer.0), "check_now", &format!("{node}/{service}"), "ok");
+    if let Err(why) = op.may_act_on(&node, &crate::auth::groups_of(desired.as_ref(), &node)) {
+        rec.outcome = "refused".into();
+        let auth = state.auth.clone();
+        let rec = rec.detail(why.clone());
+        let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
+        return Err(ApiError::new(StatusCode::FORBIDDEN, why));
+    }
+    let checked = desired.as_ref().and_then(|d| d.hosts.get(&node)).and_then(|h| h.services.get(&service)).is_some_and(|s| s.monitor && !s.alert_only());
+    if !checked {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("{node}/{service} is not a service the agent of {node} checks (hosts/{node}/services.yaml)")));
+    }
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
+    let req = homelab_store::check_now::CheckNowRequest { node: node.clone(), service: service.clone(), requested_by: op.by.clone(), requested_at: now };
+    let (root, req2) = (state.root.clone(), req.clone());
+    tokio::task::spawn_blocking(move || root.request_check_now(&req2)).await.map_err(ApiError::internal)?.map_err(|e| ApiError::write_failed(&e))?;
+    tracing::info!(node, service, by = %op.by, "check now requested");
+    let auth = state.auth.clone();
+    let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
+    if form {
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, format!("{}/nodes/{node}", state.base))]).into_response());
+    }
+    Ok((StatusCode::ACCEPTED, Json(req)).into_response())
+}
+
+/// One field of an `application/x-www-form-urlencoded` body, decoded.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let raw = text.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                out.push(u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
