@@ -26,10 +26,12 @@ pub fn now() -> Timestamp {
     chrono::Utc::now()
 }
 
-/// Builds world/services.json and world/nodes.json.
+/// Builds world/services.json and world/nodes.json, every time in it relative to one instant
+/// (taken at `new`), so that what the builder says happened together did.
 pub struct WorldBuilder {
     services: ServicesFile,
     nodes: NodesFile,
+    at: Timestamp,
 }
 
 impl Default for WorldBuilder {
@@ -40,9 +42,11 @@ impl Default for WorldBuilder {
 
 impl WorldBuilder {
     pub fn new() -> WorldBuilder {
+        let at = now();
         WorldBuilder {
-            services: ServicesFile { generated_at: now(), services: Default::default() },
-            nodes: NodesFile { generated_at: now(), nodes: Default::default() },
+            services: ServicesFile { generated_at: at, services: Default::default() },
+            nodes: NodesFile { generated_at: at, nodes: Default::default() },
+            at,
         }
     }
 
@@ -50,7 +54,7 @@ impl WorldBuilder {
     pub fn node(mut self, node: &str, secs_ago: i64) -> Self {
         let status = if secs_ago <= 90 { NodeStatus::Up } else { NodeStatus::Stale };
         let state = NodeState {
-            last_seen: Some(now() - chrono::Duration::seconds(secs_ago)),
+            last_seen: Some(self.at - chrono::Duration::seconds(secs_ago)),
             status,
             disk_pressure: None,
             disks: None,
@@ -66,8 +70,8 @@ impl WorldBuilder {
             status: if reason.is_some() { ServiceStatus::Unhealthy } else { ServiceStatus::Healthy },
             reason: reason.map(str::to_owned),
             detail: None,
-            since: now(),
-            last_event_at: now(),
+            since: self.at,
+            last_event_at: self.at,
             last_event_id: uuid::Uuid::new_v4(),
             consecutive_failures: u32::from(reason.is_some()),
         };

@@ -63,8 +63,8 @@ fn daemon_proposes_and_cancels_on_world_changes() {
 fn an_unchanged_drift_is_not_rewritten() {
     let t = TempRoot::new();
     t.write_host("edge-1", EDGE);
-    let world = || WorldBuilder::new().node("edge-1", 5).healthy("edge-1", &["mosquitto", "zigbee2mqtt"]).service("edge-1", "web", Some("http_check_failed"));
-    world().write(&t);
+    let world = WorldBuilder::new().node("edge-1", 5).healthy("edge-1", &["mosquitto", "zigbee2mqtt"]).service("edge-1", "web", Some("http_check_failed"));
+    world.write(&t);
     let child = Command::new(BIN).arg("--root").arg(t.root()).arg("--hosts").arg(t.hosts()).args(["--tick", "1h"]).env("MISSING_GRACE", "0").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let mut guard = testkit::KillOnDrop(child);
     let root = homelab_store::DataRoot::open(t.root()).unwrap();
@@ -79,7 +79,7 @@ fn an_unchanged_drift_is_not_rewritten() {
     let first = drift().unwrap().generated_at;
     let before = reconciles();
     // A world rewrite with the same content: a reconcile, the same drift.
-    world().write(&t);
+    world.write(&t);
     wait_until("another reconcile", Duration::from_secs(10), || reconciles() > before);
     assert_eq!(drift().unwrap().generated_at, first, "the same drifts are not written again");
     assert!(reconciles() <= before + 3, "no busy loop: {} reconciles after one change", reconciles() - before);
