@@ -61,6 +61,9 @@ struct Layout<'a> {
     user: Option<String>,
     csrf: Option<String>,
     live: bool,
+    /// The ETag of `body` as `?fragment=1` would answer it: live updates start from it, so
+    /// an unchanged page is never swapped in again.
+    etag: String,
     body: String,
 }
 
@@ -95,7 +98,7 @@ impl From<anyhow::Error> for PageError {
 
 fn message_page(state: &AppState, status: StatusCode, heading: &str, message: &str, back: &str) -> Response {
     let body = MessageT { heading, message, back }.render().unwrap_or_default();
-    let html = Layout { title: heading, active: "", base: &state.base, user: None, csrf: None, live: false, body }.render().unwrap_or_default();
+    let html = Layout { title: heading, active: "", base: &state.base, user: None, csrf: None, live: false, etag: String::new(), body }.render().unwrap_or_default();
     (status, axum::response::Html(html)).into_response()
 }
 
@@ -131,7 +134,8 @@ fn respond(state: &AppState, headers: &HeaderMap, q: &PageQuery, title: &str, v:
         "Events" => "events",
         _ => "",
     };
-    let html = Layout { title, active, base: &state.base, user: v.user, csrf: v.csrf, live: true, body }.render().map_err(|e| anyhow::anyhow!("template: {e}"))?;
+    let etag = etag_of(body.as_bytes());
+    let html = Layout { title, active, base: &state.base, user: v.user, csrf: v.csrf, live: true, etag, body }.render().map_err(|e| anyhow::anyhow!("template: {e}"))?;
     Ok(([(header::CACHE_CONTROL, "no-cache")], axum::response::Html(html)).into_response())
 }
 
@@ -1001,7 +1005,7 @@ struct LoginT<'a> {
 
 fn login_response(state: &AppState, status: StatusCode, message: Option<&str>) -> Response {
     let body = LoginT { base: &state.base, message }.render().unwrap_or_default();
-    let html = Layout { title: "Log in", active: "", base: &state.base, user: None, csrf: None, live: false, body }.render().unwrap_or_default();
+    let html = Layout { title: "Log in", active: "", base: &state.base, user: None, csrf: None, live: false, etag: String::new(), body }.render().unwrap_or_default();
     (status, axum::response::Html(html)).into_response()
 }
 

@@ -4,7 +4,8 @@
 (function () {
   "use strict";
   var main = document.getElementById("live");
-  var etag = null;
+  // The page arrives with its content's ETag: the first poll of an unchanged page is a 304.
+  var etag = (main && main.dataset.etag) || null;
   function busy() {
     var a = document.activeElement;
     return a && main.contains(a) && (a.tagName === "INPUT" || a.tagName === "SELECT" || a.tagName === "TEXTAREA");

@@ -43,7 +43,10 @@ pub enum SilenceCommand {
         json: bool,
     },
     /// End a silence now.
-    Expire { id: String },
+    Expire {
+        /// The silence's id, as `hcp silence list` shows it.
+        id: String,
+    },
 }
 
 pub fn run(args: &SilenceArgs) -> anyhow::Result<ExitCode> {

@@ -241,6 +241,22 @@ async fn quarantine_card_on_phone_and_desktop() {
     tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
 }
 
+/// Runs a find-and-use step again when live updates replaced the element between the find and
+/// the use (the page swaps in its content when it changes, and relative times change).
+pub async fn unstale<T, F, Fut>(step: F) -> Result<T, fantoccini::error::CmdError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+{
+    let mut tries = 0;
+    loop {
+        match step().await {
+            Err(e) if e.is_stale_element_reference() && tries < 10 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// The dashboard with the supervisor's drift rows (an action proposed, a remediation exhausted
 /// with its Retry button, a service waiting for its grace) and an unreadable-files banner, on a
 /// phone (390 px) and a desktop (1280 px): everything fits the width, the banner is near the
@@ -290,7 +306,7 @@ async fn drift_rows_retry_and_error_banner_on_phone_and_desktop() {
             client.set_window_size(width, height).await?;
             client.goto(&format!("{base}/")).await?;
             client.wait().at_most(DEADLINE).for_element(Locator::Css("tr.drift-row[data-decision=\"remediation_exhausted\"] button.retry")).await?;
-            let banner = client.find(Locator::Id("file-errors")).await?.text().await?;
+            let banner = unstale(|| async { client.find(Locator::Id("file-errors")).await?.text().await }).await?;
             let layout: serde_json::Value = client
                 .execute(
                     "const b = document.getElementById('file-errors').getBoundingClientRect();
@@ -309,7 +325,7 @@ async fn drift_rows_retry_and_error_banner_on_phone_and_desktop() {
             seen.push((width, banner, layout, rows));
         }
         // Retry from the dashboard: lands on the fresh pending action.
-        client.find(Locator::Css("tr.drift-row[data-decision=\"remediation_exhausted\"] button.retry")).await?.click().await?;
+        unstale(|| async { client.find(Locator::Css("tr.drift-row[data-decision=\"remediation_exhausted\"] button.retry")).await?.click().await }).await?;
         let state = client.wait().at_most(DEADLINE).for_element(Locator::Id("action-state")).await?.text().await?;
         std::fs::write(shots.join("retry-result-1280.png"), client.screenshot().await?).unwrap();
         Ok::<_, fantoccini::error::CmdError>((seen, state))
