@@ -171,5 +171,5 @@ async fn every_message_arrives_at_least_once_across_a_kill_9() {
     for (id, bodies) in &by_id {
         assert!(bodies.iter().all(|b| b == &bodies[0]), "a duplicate of {id} differs");
     }
-    assert!(s.requests.len() >= SERVICES + 1);
+    assert!(s.requests.len() > SERVICES, "at least one duplicate");
 }
