@@ -80,6 +80,38 @@ container killed 5 times, each time as soon as it runs again).
   `check process`, not an `exec`).
 
 The ratios "ours / Docker's policy" divide medians measured in the same run.
+
+## What limits the figures that miss (profiled on 2026-12-01, the run above)
+
+- **Node agent, 500 checks, one pass.** The `exec` checks: each is three Docker API calls
+  (create, start, inspect) and a `runc exec` in the engine, about 50 ms of engine time each, and
+  the engine runs them nearly one after the other on 2 cores. The per-kind durations the
+  benchmark prints show it: `exec` p50 ≈ 4.8 s against `http` ≈ 60–100 ms and `container` ≈
+  100 ms; the same 500 checks without `exec` checks (the `0 % exec` row) take ≈ 1.2 s. The
+  agent starts every service's checks at once (no bound); a bound (for example a semaphore on
+  Docker API checks) would keep the engine and the agent responsive but cannot make ~90 execs
+  fit in 2 s on this engine: that needs fewer `exec` checks per pass (a `container` check where
+  it suffices) or spreading them over the interval. Not changed here (daemon code). A few TCP
+  checks take ≈ 1 s: a SYN retransmission when ~400 connections open at once to the
+  benchmark's own server.
+- **`hcp up` idle CPU.** `perf record -g -p <pid>` on an idle `hcp up` (200 services) shows the
+  supervisor rewriting `world/drift.json` and its heartbeat about twice a second (fsyncs in
+  `homelab_store::atomic::write_temp`, `list_names`, `plan`): its own write woke its watcher.
+  Commit 887f30a ("world/drift.json rewritten only when the drifts change") landed during this
+  run, after its binaries were built; the next run measures it.
+- **UI at 10k services, RSS.** The UI keeps one snapshot: the 2.3 MB `/summary` JSON, its gzip
+  copy, the parsed world and what the pages need; after 50 clients the allocator keeps the
+  peak. The observer, supervisor and executor stay under 48 MiB at 10k services.
+- **`/summary` server time.** The server's own time is microseconds while the snapshot is
+  fresh; a request that arrives when the snapshot is older than the refresh age (1 s) waits for
+  the rebuild, which is what the p99 of the identity run at 10k shows. The clients' own p99 is
+  listed beside it: on 2 cores it is mostly the clients themselves. Since this run every phase
+  lasts at least 5 s, so each holds its share of rebuilds.
+- **Latencies with a p99 target (landed → pending, approve → claimed)** are fsync-bound (every
+  transition is temp file, fsync, rename, fsync of the folder) and this run's load average was
+  5–11 on 2 cores: the p50s are near the figures of a quiet machine, the p99s are the noise.
+  Compare them between runs of the same machine, or use `valgrind --tool=callgrind` (instruction
+  counts) when a change is suspected.
 EOF
 }
 
