@@ -232,7 +232,7 @@ measure() {
     log "$name failed (see below); its figures of this repeat are missing"; tail -5 "$logf" >&2
     SKIPPED+=("$name repeat $rep (failed: $(tail -1 "$logf" | cut -c1-160))")
   fi
-  grep '^BENCH ' "$logf" | sed 's/^BENCH //' | while read -r line; do
+  { grep '^BENCH ' "$logf" || true; } | sed 's/^BENCH //' | while read -r line; do
     SEQ=$((SEQ + 1))
     jq -c --argjson run "$rep" --arg m "$name" '. + {run: $run, measure: $m}' <<<"$line" >>"$RAW" || true
   done
