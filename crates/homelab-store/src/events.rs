@@ -69,29 +69,19 @@ impl DayDir {
         if len > max_len {
             return Err(ReadError::TooLarge(len));
         }
-        let mut bytes = vec![0u8; len as usize + 1];
+        // Event files are written whole and renamed into place, never appended to: reading the
+        // size fstat gave is reading the file (no extra read to find the end).
+        let mut bytes = vec![0u8; len as usize];
         let mut filled = 0;
-        loop {
+        while filled < bytes.len() {
             match rustix::io::read(&fd, &mut bytes[filled..]) {
                 Ok(0) => break,
-                Ok(n) => {
-                    filled += n;
-                    if filled == bytes.len() {
-                        // Grew while we read: read the rest up to the limit.
-                        if filled as u64 > max_len {
-                            return Err(ReadError::TooLarge(filled as u64));
-                        }
-                        bytes.resize(bytes.len() * 2, 0);
-                    }
-                }
+                Ok(n) => filled += n,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(ReadError::Io(e.into())),
             }
         }
         bytes.truncate(filled);
-        if filled as u64 > max_len {
-            return Err(ReadError::TooLarge(filled as u64));
-        }
         Ok(bytes)
     }
 }
