@@ -849,7 +849,7 @@ async fn events(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
         let now = chrono::Utc::now();
         // Agent events from disk (not when only action entries are asked for).
         let tl = if action_verb.is_some() {
-            crate::timeline::TimelinePage { events: Vec::new(), next: None }
+            crate::timeline::TimelinePage { events: Vec::new(), more: false }
         } else {
             let root = state.root.clone();
             let (n2, s2, k2) = (node.clone(), service.clone(), event_kind.clone());
@@ -874,7 +874,7 @@ async fn events(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
         }
         let mut merged: Vec<(Timestamp, Item)> = tl.events.iter().map(|e| (e.ts, Item::Ev(e))).chain(acts.iter().map(|e| (e.at, Item::Act(e)))).collect();
         merged.sort_by(|a, b| b.0.cmp(&a.0));
-        let more = merged.len() > (page + 1) * per || tl.next.is_some();
+        let more = merged.len() > (page + 1) * per || tl.more;
         let rows = merged
             .into_iter()
             .skip(page * per)
