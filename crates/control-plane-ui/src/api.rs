@@ -472,27 +472,42 @@ pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Opt
             .await
             .unwrap_or_else(|e| Err(DecideError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) }))),
     };
-    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source_of(peer), what, &id, "ok");
-    match &result {
+    let class = |e: &DecideError| match e {
+        DecideError::Forbidden(_) => "refused",
+        DecideError::Store(_) => "failed",
+        _ => "conflict",
+    };
+    record_outcome(state, op, peer, what, &id, &result, class).await;
+    result
+}
+
+/// Logs an operator's move on an action (decision or retry), refreshes the view when it took
+/// effect, and appends it to the audit log with its outcome: `ok`, or what `class` says of the
+/// error (`refused`, `failed`, `conflict`).
+async fn record_outcome<E: std::fmt::Display>(
+    state: &AppState,
+    op: &Operator,
+    peer: Option<IpAddr>,
+    what: &str,
+    id: &str,
+    result: &Result<homelab_core::Action, E>,
+    class: impl Fn(&E) -> &'static str,
+) {
+    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source_of(peer), what, id, "ok");
+    match result {
         Ok(a) => {
             state.invalidate();
-            tracing::info!(action = %a.id, by = %op.by, state = %a.state, "operator decision recorded");
+            tracing::info!(what, action = %a.id, by = %op.by, state = %a.state, "operator's move recorded");
             rec = rec.detail(format!("node {}", a.node));
         }
         Err(e) => {
-            tracing::info!(by = %op.by, error = %e, "operator decision not applied");
-            rec.outcome = match e {
-                DecideError::Forbidden(_) => "refused",
-                DecideError::Store(_) => "failed",
-                _ => "conflict",
-            }
-            .to_owned();
+            tracing::info!(what, by = %op.by, error = %e, "operator's move not applied");
+            rec.outcome = class(e).to_owned();
             rec = rec.detail(e.to_string());
         }
     }
     let auth = state.auth.clone();
     let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
-    result
 }
 
 /// `POST /api/v1/nodes/{node}/services/{service}/check-now`: asks the node's agent to run the
@@ -586,26 +601,12 @@ pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option
         }
         r => r,
     };
-    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source_of(peer), "retry", &id, "ok");
-    match &result {
-        Ok(a) => {
-            state.invalidate();
-            tracing::info!(action = %a.id, by = %op.by, "action proposed again by an operator");
-            rec = rec.detail(format!("node {}", a.node));
-        }
-        Err(e) => {
-            tracing::info!(by = %op.by, error = %e, "retry not applied");
-            rec.outcome = match e {
-                RetryError::Forbidden(_) => "refused",
-                RetryError::Store(_) => "failed",
-                _ => "conflict",
-            }
-            .to_owned();
-            rec = rec.detail(e.to_string());
-        }
-    }
-    let auth = state.auth.clone();
-    let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
+    let class = |e: &RetryError| match e {
+        RetryError::Forbidden(_) => "refused",
+        RetryError::Store(_) => "failed",
+        _ => "conflict",
+    };
+    record_outcome(state, op, peer, "retry", &id, &result, class).await;
     result
 }
 
