@@ -245,7 +245,7 @@ impl Observer {
         let events_dir = self.root.events_dir();
         let mut candidates = Vec::new();
         let mut hosts_changed = false;
-        let mut days_to_scan = BTreeSet::new();
+        let mut events_dir_changed = false;
         let mut files = Vec::new();
         for path in paths {
             if let Some(hosts) = &self.config.hosts {
@@ -259,18 +259,16 @@ impl Observer {
             match parts.as_slice() {
                 // A new day folder (files may have landed before its watch existed), or an
                 // odd entry of events/: a rescan of events/ sorts it out.
-                [top] if !top.starts_with('.') => {
-                    days_to_scan.insert(top.to_string());
-                }
+                [top] if !top.starts_with('.') => events_dir_changed = true,
                 [day, file] if !file.starts_with('.') && is_day(day) => files.push((day.to_string(), file.to_string())),
                 _ => {}
             }
         }
-        if !days_to_scan.is_empty() {
+        if hosts_changed {
+            self.reload_hosts();
+        }
+        if events_dir_changed {
             // One listing of events/ handles new days and odd entries alike.
-            if hosts_changed {
-                self.reload_hosts();
-            }
             return self.full_scan();
         }
         for (day, file) in files {
@@ -282,9 +280,6 @@ impl Observer {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(day, file, error = %e, "cannot look at a new event file; the next rescan retries"),
             }
-        }
-        if hosts_changed {
-            self.reload_hosts();
         }
         self.fold_candidates(candidates, &mut stats);
         stats
