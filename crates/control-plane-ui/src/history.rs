@@ -287,15 +287,17 @@ impl HistoryCache {
         inner.days.retain(|d, _| days.contains(d));
         let mut history = (*self.get()).clone();
         let mut budget = MAX_READS_PER_REFRESH;
+        /// An event file larger than this is not an event (the observer quarantines it).
+        const MAX_EVENT_BYTES: u64 = 256 * 1024;
         let mut opened = 0;
         for day in &days {
             let scan = inner.days.entry(day.clone()).or_default();
-            let dir = root.events_dir().join(day);
-            let Ok(meta) = std::fs::metadata(&dir) else { continue };
-            let mtime = meta.modified().ok();
+            // Through the store: a symlinked day or event file is never followed out of the root.
+            let mtime = root.day_modified(day).ok();
             if mtime.is_some() && scan.settled == mtime {
                 continue;
             }
+            let Ok(dir) = root.open_day(day) else { continue };
             let Ok(names) = root.event_files(day) else { continue };
             let mut complete = true;
             for name in names {
@@ -313,7 +315,7 @@ impl HistoryCache {
                     continue;
                 }
                 opened += 1;
-                let Ok(bytes) = std::fs::read(root.event_path(day, &name)) else { continue };
+                let Ok(bytes) = dir.read_event(&name, MAX_EVENT_BYTES) else { continue };
                 if let Ok(e) = serde_json::from_slice::<Event>(&bytes) {
                     history.record(&e);
                 }

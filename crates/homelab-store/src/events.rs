@@ -183,11 +183,6 @@ impl DataRoot {
         }
     }
 
-    /// Reads one event file (see [`DayDir::read_event`]).
-    pub fn read_event_file(&self, day: &str, file: &str, max_len: u64) -> Result<Vec<u8>, ReadError> {
-        self.open_day(day)?.read_event(file, max_len)
-    }
-
     /// Day folders under `events/`, oldest first. Anything that is not a day is ignored.
     pub fn event_days(&self) -> io::Result<Vec<String>> {
         Ok(list_names(&self.events_dir())?
@@ -205,16 +200,11 @@ impl DataRoot {
         self.events_dir().join(day).join(file)
     }
 
-    /// Moves an event file to `quarantine/events/` with a `.reason` file beside it. Never
-    /// overwrites an earlier quarantined file of the same name: a numbered suffix is added.
-    /// Returns the quarantined path.
-    pub fn quarantine_event(&self, day: &str, file: &str, reason: &str) -> io::Result<PathBuf> {
-        self.quarantine_events_entry(&format!("{day}/{file}"), reason)
-    }
-
     /// Moves any entry below `events/` (`<day>/<file>`, or `<name>` for an odd entry of
     /// `events/` itself: a symlink, a file, a folder that is not a day) to `quarantine/events/`
-    /// with a `.reason` beside it. The entry itself is renamed, never followed or read.
+    /// with a `.reason` beside it. The entry itself is renamed, never followed or read. Never
+    /// overwrites an earlier quarantined entry of the same name: a numbered suffix is added.
+    /// Returns the quarantined path.
     pub fn quarantine_events_entry(&self, rel: &str, reason: &str) -> io::Result<PathBuf> {
         if rel.split('/').any(|p| p.is_empty() || p == "." || p == ".." ) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad entry {rel:?}")));

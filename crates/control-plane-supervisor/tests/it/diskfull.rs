@@ -2,8 +2,7 @@
 //! catches up by itself once the disk takes writes again. The data root is a small tmpfs the
 //! test mounts (root only; CI runs as root).
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
