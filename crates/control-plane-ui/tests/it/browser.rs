@@ -49,33 +49,44 @@ impl Drop for Driver {
     }
 }
 
+/// The fixture's UI served on a loopback port, and a headless Chromium session on it.
+pub struct Served {
+    pub base: String,
+    pub client: fantoccini::Client,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _driver: Driver,
+}
+
+impl Served {
+    pub async fn start(fx: &Fx) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
+        let driver = Driver::start().await;
+        let profile = tempfile_dir();
+        let client = tokio::time::timeout(DEADLINE, ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(chromium_caps(&profile)).connect(&driver.url))
+            .await
+            .expect("WebDriver session timed out")
+            .expect("WebDriver session");
+        Served { base, client, shutdown, server, _driver: driver }
+    }
+
+    /// Stops the server and chromedriver. The test closes its browser session itself, before
+    /// the assertions that may still read pages over HTTP.
+    pub async fn stop_server(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(DEADLINE, self.server).await.expect("server stops").unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approve_in_a_real_browser() {
     let fx = Fx::with(|c| c.refresh = Duration::from_secs(1));
     let id = fx.pending("edge-1", "zigbee2mqtt");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
-
-    let driver = Driver::start().await;
-    let profile = tempfile_dir();
-    let caps = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-                     format!("--user-data-dir={}", profile.display())]
-        }
-    });
-    let caps = match caps {
-        serde_json::Value::Object(m) => m,
-        _ => unreachable!(),
-    };
-    let client = tokio::time::timeout(DEADLINE, ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(caps).connect(&driver.url))
-        .await
-        .expect("WebDriver session timed out")
-        .expect("WebDriver session");
+    let ui = Served::start(&fx).await;
+    let (base, client) = (ui.base.clone(), ui.client.clone());
 
     let result = tokio::time::timeout(Duration::from_secs(90), async {
         // Log in with the token as password.
@@ -122,8 +133,7 @@ async fn approve_in_a_real_browser() {
     assert_eq!(digest, md, "the copied digest is /summary.md");
     assert!(digest.contains(&id));
 
-    shutdown.cancel();
-    tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
+    ui.stop_server().await;
 }
 
 pub fn tempfile_dir() -> std::path::PathBuf {
@@ -192,17 +202,8 @@ async fn quarantine_card_on_phone_and_desktop() {
     fx.tmp.write_host("edge-1", "services:\n  mosquitto: {}\n  zigbee2mqtt:\n    depends_on: [mosquitto]\n");
     fx.pending("edge-1", "zigbee2mqtt");
     seed_quarantine(&fx.tmp.root());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
-
-    let driver = Driver::start().await;
-    let profile = tempfile_dir();
-    let client = tokio::time::timeout(DEADLINE, ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(chromium_caps(&profile)).connect(&driver.url))
-        .await
-        .expect("WebDriver session timed out")
-        .expect("WebDriver session");
+    let ui = Served::start(&fx).await;
+    let (base, client) = (ui.base.clone(), ui.client.clone());
     let shots = shots_dir();
     let result = tokio::time::timeout(Duration::from_secs(90), async {
         let mut sizes = Vec::new();
@@ -237,8 +238,7 @@ async fn quarantine_card_on_phone_and_desktop() {
         assert!(f("left") >= 0.0 && f("right") <= f("inner"), "{width}px: the card does not fit: {layout}");
         assert!(f("top") < 400.0, "{width}px: the card is near the top: {layout}");
     }
-    shutdown.cancel();
-    tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
+    ui.stop_server().await;
 }
 
 /// Runs a find-and-use step again when live updates replaced the element between the find and
@@ -281,17 +281,8 @@ async fn drift_rows_retry_and_error_banner_on_phone_and_desktop() {
     );
     // A heartbeat that is not JSON: the banner names it, the daemon reads as stopped.
     std::fs::write(fx.tmp.root().join("state/heartbeat/supervisor.json"), "{\"daemon\": \"supervisor\", trunc").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
-
-    let driver = Driver::start().await;
-    let profile = tempfile_dir();
-    let client = tokio::time::timeout(DEADLINE, ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(chromium_caps(&profile)).connect(&driver.url))
-        .await
-        .expect("WebDriver session timed out")
-        .expect("WebDriver session");
+    let ui = Served::start(&fx).await;
+    let (base, client) = (ui.base.clone(), ui.client.clone());
     let shots = shots_dir();
     let result = tokio::time::timeout(Duration::from_secs(90), async {
         client.goto(&format!("{base}/login")).await?;
@@ -346,6 +337,5 @@ async fn drift_rows_retry_and_error_banner_on_phone_and_desktop() {
     assert_eq!(state, "pending");
     let a = fx.state.root.read_active(ActionState::Pending, "redeploy-edge-1-web").unwrap().expect("written");
     assert_eq!(a.history[0].by, "ui:dana");
-    shutdown.cancel();
-    tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
+    ui.stop_server().await;
 }

@@ -3,17 +3,15 @@
 //! open the pending action, see exactly what it will run, approve it from phone width. Nothing
 //! scrolls sideways at 390 px. The run writes the screenshots in docs/screenshots/.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use homelab_core::drift::NextStep;
 use homelab_core::plan::DriftKind;
 use homelab_core::world::{NodeFacts, ServiceState, World};
 use homelab_core::{Action, ActionState, ActionType, DiskLevel, Event, HistoryEntry, ServiceStatus};
-use tokio_util::sync::CancellationToken;
 
-use crate::browser::{Driver, chromium_caps, tempfile_dir};
+use crate::browser::Served;
 use crate::files::{drift_entry, write_drift};
 use crate::fixture::*;
 
@@ -176,16 +174,8 @@ async fn no_sideways_scroll(client: &Client, what: &str) -> Result<(), fantoccin
 async fn console_on_phone_and_desktop() {
     let fx = Fx::new();
     let id = seed_fleet(&fx);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
-    let driver = Driver::start().await;
-    let profile = tempfile_dir();
-    let client = tokio::time::timeout(DEADLINE, ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(chromium_caps(&profile)).connect(&driver.url))
-        .await
-        .expect("WebDriver session timed out")
-        .expect("WebDriver session");
+    let ui = Served::start(&fx).await;
+    let (base, client) = (ui.base.clone(), ui.client.clone());
     let shots = shots();
     let result = tokio::time::timeout(Duration::from_secs(120), async {
         // Desktop: log in, read the dashboard.
@@ -274,6 +264,5 @@ async fn console_on_phone_and_desktop() {
     assert_eq!(state, "approved");
     let a = fx.state.root.read_active(ActionState::Approved, &id).unwrap().expect("approved on disk");
     assert_eq!(a.history.last().unwrap().by, "ui:alice");
-    shutdown.cancel();
-    tokio::time::timeout(DEADLINE, server).await.expect("server stops").unwrap().unwrap();
+    ui.stop_server().await;
 }
