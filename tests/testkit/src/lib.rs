@@ -139,6 +139,28 @@ pub struct Alertmanager {
 }
 
 impl Alertmanager {
+    /// A configuration that sends every alert, grouped by `group_by` (1 s group wait and
+    /// interval) and resolved ones too, to the UI's receiver on `ui_port` with a bearer token.
+    pub fn webhook_config(ui_port: u16, token: &str, group_by: &str) -> String {
+        format!(
+            r#"route:
+  receiver: homelab
+  group_by: [{group_by}]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: homelab
+    webhook_configs:
+      - url: http://127.0.0.1:{ui_port}/api/v1/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials: "{token}"
+"#
+        )
+    }
+
     pub const BIN: &'static str = "/usr/bin/prometheus-alertmanager";
 
     /// Starts it with `config` (alertmanager.yml) and waits until `/-/ready` answers 200.

@@ -53,23 +53,7 @@ fn alerts(starts_at: &str, ends_at: Option<&str>) -> String {
 fn config(ui_port: u16) -> String {
     // One aggregation group per `group` label: its 8 alerts go out in one webhook after
     // group_wait; the resolved ones in one webhook at the next group_interval.
-    format!(
-        r#"route:
-  receiver: homelab
-  group_by: [group]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: homelab
-    webhook_configs:
-      - url: http://127.0.0.1:{ui_port}/api/v1/alertmanager
-        send_resolved: true
-        http_config:
-          authorization:
-            credentials: "{TOKEN}"
-"#
-    )
+    Alertmanager::webhook_config(ui_port, TOKEN, "group")
 }
 
 /// Alertmanager's events on disk: (node, service, type, ts, group label).

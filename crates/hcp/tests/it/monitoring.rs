@@ -143,23 +143,7 @@ fn an_alert_check_drives_drift_and_a_pending_action_end_to_end() {
     let result = std::panic::catch_unwind(|| {
         // The agent reports its node and the ui service, never ghost.
         wait_for("the agent's first events folded", Duration::from_secs(60), || service_state(&root, "uptest", "ui"));
-        let am = Alertmanager::start(&format!(
-            r#"route:
-  receiver: homelab
-  group_by: [alertname]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: homelab
-    webhook_configs:
-      - url: http://127.0.0.1:{ui_port}/api/v1/alertmanager
-        send_resolved: true
-        http_config:
-          authorization:
-            credentials: "{TOKEN}"
-"#
-        ));
+        let am = Alertmanager::start(&Alertmanager::webhook_config(ui_port, TOKEN, "alertname"));
         assert!(service_state(&root, "uptest", "ghost").is_none(), "no event about ghost before the alert");
         assert!(store.read_active(ActionState::Pending, id).unwrap().is_none(), "no action for ghost before the alert");
 
