@@ -1,7 +1,7 @@
 //! Compose failures and timeouts, with a stand-in `docker-compose` first on PATH of the executor
 //! binary: the exit status, the error naming what failed, and the output kept.
 
-use homelab_core::{ActionState, ActionType};
+use homelab_core::ActionState;
 use testkit::TempRoot;
 
 use crate::crash::{executor, fake_compose};
@@ -10,12 +10,7 @@ use crate::*;
 fn redeploy_with(body: &str, timeout: &str, env: &[(&str, &str)]) -> homelab_core::action::ActionResult {
     let t = TempRoot::new();
     let (_bin, path_env) = fake_compose(body);
-    let compose_dir = t.path().join("app");
-    std::fs::create_dir_all(&compose_dir).unwrap();
-    t.write_host("local", &format!("compose_command: docker-compose\nservices:\n  app:\n    compose_dir: {}\n", compose_dir.display()));
-    crate::gate::world_up(&t.root(), "local");
-    let action = approved(ActionType::Redeploy, "local", Some("app"));
-    approve(&t.root(), &action);
+    let action = crate::crash::approved_local_redeploy(&t);
     let status = executor(&t, &path_env, true).env("ACTION_TIMEOUT", timeout).envs(env.iter().copied()).status().unwrap();
     assert!(status.success());
     ended(&t.root(), &action.id, ActionState::Failed).result.unwrap()

@@ -11,6 +11,18 @@ use testkit::{TempRoot, wait_for};
 use crate::*;
 
 /// A folder with a fake `docker-compose` first on PATH, running `body` (a shell script).
+/// A host `local` with one compose service `app` (its folder under the temp folder, run by
+/// `docker-compose`), the node up, and an approved redeploy of it, as the executor finds it.
+pub fn approved_local_redeploy(t: &TempRoot) -> Action {
+    let compose_dir = t.path().join("app");
+    std::fs::create_dir_all(&compose_dir).unwrap();
+    t.write_host("local", &format!("compose_command: docker-compose\nservices:\n  app:\n    compose_dir: {}\n", compose_dir.display()));
+    crate::gate::world_up(&t.root(), "local");
+    let action = approved(ActionType::Redeploy, "local", Some("app"));
+    approve(&t.root(), &action);
+    action
+}
+
 pub fn fake_compose(body: &str) -> (tempfile::TempDir, String) {
     let bin = tempfile::Builder::new().prefix("hx-fakebin-").tempdir().unwrap();
     let script = bin.path().join("docker-compose");
@@ -44,12 +56,7 @@ fn kill_9_during_a_redeploy_fails_it_as_interrupted_at_restart() {
     let t = TempRoot::new();
     let marker = t.path().join("compose.pid");
     let (_bin, path_env) = fake_compose(&format!("echo $$ > {m}.tmp && mv {m}.tmp {m}\nexec sleep 3600", m = marker.display()));
-    let compose_dir = t.path().join("app");
-    std::fs::create_dir_all(&compose_dir).unwrap();
-    t.write_host("local", &format!("compose_command: docker-compose\nservices:\n  app:\n    compose_dir: {}\n", compose_dir.display()));
-    crate::gate::world_up(&t.root(), "local");
-    let action = approved(ActionType::Redeploy, "local", Some("app"));
-    approve(&t.root(), &action);
+    let action = crate::crash::approved_local_redeploy(&t);
 
     let mut first = KillOnDrop(executor(&t, &path_env, false).spawn().unwrap());
     let pid: i32 = wait_for("the redeploy to be running", Duration::from_secs(30), || {
@@ -75,12 +82,7 @@ fn executor_dry_run_env_runs_nothing() {
     let t = TempRoot::new();
     let ran = t.path().join("ran");
     let (_bin, path_env) = fake_compose(&format!("touch {}", ran.display()));
-    let compose_dir = t.path().join("app");
-    std::fs::create_dir_all(&compose_dir).unwrap();
-    t.write_host("local", &format!("compose_command: docker-compose\nservices:\n  app:\n    compose_dir: {}\n", compose_dir.display()));
-    crate::gate::world_up(&t.root(), "local");
-    let action = approved(ActionType::Redeploy, "local", Some("app"));
-    approve(&t.root(), &action);
+    let action = crate::crash::approved_local_redeploy(&t);
 
     let status = executor(&t, &path_env, true).env("EXECUTOR_DRY_RUN", "1").status().unwrap();
     assert!(status.success());

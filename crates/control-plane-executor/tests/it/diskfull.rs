@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use homelab_core::{ActionState, ActionType};
+use homelab_core::ActionState;
 use homelab_store::DataRoot;
 use testkit::{TempRoot, Tmpfs, wait_for, wait_until};
 
@@ -60,12 +60,7 @@ impl Setup {
         let filler = t.root().join("filler");
         let then = then.replace("{filler}", &filler.display().to_string());
         let (bin, path_env) = fake_compose(&format!("echo run >> {}\n{then}\nexit 0", runs.display()));
-        let compose_dir = t.path().join("app");
-        std::fs::create_dir_all(&compose_dir).unwrap();
-        t.write_host("local", &format!("compose_command: docker-compose\nservices:\n  app:\n    compose_dir: {}\n", compose_dir.display()));
-        crate::gate::world_up(&t.root(), "local");
-        let action = approved(ActionType::Redeploy, "local", Some("app"));
-        approve(&t.root(), &action);
+        let action = crate::crash::approved_local_redeploy(&t);
         let log = t.path().join("executor.log");
         Setup { t, _fs: fs, _bin: bin, path_env, runs, filler, log, id: action.id }
     }
