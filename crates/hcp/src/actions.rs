@@ -152,7 +152,14 @@ pub fn run(args: &ActionsArgs) -> anyhow::Result<ExitCode> {
 pub fn retry(root: &DataRoot, id: &str) -> anyhow::Result<ExitCode> {
     use control_plane_ui::RetryError;
     let by = operator();
-    match control_plane_ui::retry(root, id, &by, chrono::Utc::now()) {
+    let result = control_plane_ui::retry(root, id, &by, chrono::Utc::now());
+    let (outcome, detail) = match &result {
+        Ok(a) => ("ok", format!("node {}", a.node)),
+        Err(RetryError::Store(e)) => ("failed", e.to_string()),
+        Err(e) => ("conflict", e.to_string()),
+    };
+    crate::audit::record_detail(root, "retry", id, outcome, Some(detail));
+    match result {
         Ok(a) => {
             println!("{} proposed again by {by}: pending (approve with: hcp actions approve {})", a.id, a.id);
             Ok(ExitCode::SUCCESS)
@@ -253,20 +260,28 @@ fn open(root: &RootArg) -> anyhow::Result<DataRoot> {
 pub fn decide(root: &DataRoot, id: &str, to: ActionState, note: Option<String>) -> anyhow::Result<ExitCode> {
     homelab_core::validate_action_id(id).map_err(|e| anyhow::anyhow!("{e}"))?;
     let by = operator();
+    let what = if to == ActionState::Rejected { "reject" } else { "approve" };
+    let audit = |outcome: &str, detail: String| crate::audit::record_detail(root, what, id, outcome, Some(detail));
     match root.transition(id, ActionState::Pending, to, chrono::Utc::now(), &by, note, |_| {}) {
         Ok(a) => {
+            audit("ok", format!("node {}", a.node));
             println!("{} {} by {by}", a.id, to);
             Ok(ExitCode::SUCCESS)
         }
         Err(TransitionError::NotInState { current: Some(current), .. }) => {
+            audit("conflict", format!("{current}, not pending"));
             println!("{id} is {current}, not pending: nothing changed");
             Ok(ExitCode::FAILURE)
         }
         Err(TransitionError::NotInState { current: None, .. }) => {
+            audit("conflict", "no such action".into());
             println!("no action {id} (hint: hcp actions list --state pending)");
             Ok(ExitCode::FAILURE)
         }
-        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot move {id} to {to}"))),
+        Err(e) => {
+            audit("failed", e.to_string());
+            Err(anyhow::Error::new(e).context(format!("cannot move {id} to {to}")))
+        }
     }
 }
 

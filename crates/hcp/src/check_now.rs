@@ -32,6 +32,7 @@ pub fn run(args: &CheckNowArgs) -> anyhow::Result<ExitCode> {
     let root = DataRoot::open_existing(&args.root.root).with_context(|| format!("cannot open the data root {}", args.root.root.display()))?;
     let req = CheckNowRequest { node: args.node.clone(), service: args.service.clone(), requested_by: crate::actions::operator(), requested_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3) };
     root.request_check_now(&req).context("cannot write the check-now request")?;
+    crate::audit::record(&root, "check_now", &format!("{}/{}", args.node, args.service), "ok");
     println!("asked {}'s agent to check {} now; the result shows as fresh events", args.node, args.service);
     let Some(wait) = args.wait else { return Ok(ExitCode::SUCCESS) };
     let deadline = Instant::now() + wait;

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use homelab_store::DataRoot;
-use homelab_store::audit::AuditRecord;
 use homelab_store::users::{Role, User, hash_password, new_token, valid_name};
 
 use crate::RootArg;
@@ -141,20 +140,6 @@ fn open(root: &RootArg) -> anyhow::Result<DataRoot> {
     DataRoot::open(&root.root).with_context(|| format!("cannot open the data root {}", root.root.display()))
 }
 
-fn audit(root: &DataRoot, what: &str, target: &str, outcome: &str) {
-    let by = crate::actions::operator();
-    let who = by.strip_prefix("cli:").unwrap_or(&by);
-    let rec = AuditRecord::new(who, "admin", "cli", "local", what, target, outcome);
-    if let Err(e) = root.append_audit(&rec, audit_retention()) {
-        eprintln!("hcp: warning: cannot write the audit log: {e}");
-    }
-}
-
-/// `AUDIT_RETENTION_DAYS` (default 90).
-pub fn audit_retention() -> u32 {
-    std::env::var("AUDIT_RETENTION_DAYS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(homelab_store::audit::DEFAULT_RETENTION_DAYS)
-}
-
 fn read_password(input: &PasswordInput) -> anyhow::Result<String> {
     let pw = if input.password_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
@@ -215,7 +200,7 @@ pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
                 f.users.insert(name.clone(), User { role: *role, groups, password_hash: hash, telegram_ids, created_at: now, updated_at: now, sessions_not_before: None });
                 Ok(())
             })?;
-            audit(&root, "user_add", name, "ok");
+            crate::audit::record(&root, "user_add", name, "ok");
             println!("user {name} added ({role})");
         }
         UserCommand::Passwd { name, password } => {
@@ -231,7 +216,7 @@ pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
                 Ok(())
             })?;
             end_sessions(&root, name)?;
-            audit(&root, "user_passwd", name, "ok");
+            crate::audit::record(&root, "user_passwd", name, "ok");
             println!("password of {name} changed; their sessions ended");
         }
         UserCommand::Set { name, role, groups, telegram_ids } => {
@@ -256,7 +241,7 @@ pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
                 u.updated_at = now;
                 Ok(())
             })?;
-            audit(&root, "user_set", name, "ok");
+            crate::audit::record(&root, "user_set", name, "ok");
             println!("user {name} changed");
         }
         UserCommand::Remove { name } => {
@@ -267,7 +252,7 @@ pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
                 Ok(before - f.tokens.len())
             })?;
             end_sessions(&root, name)?;
-            audit(&root, "user_remove", name, "ok");
+            crate::audit::record(&root, "user_remove", name, "ok");
             println!("user {name} removed with {tokens} token(s); their sessions ended");
         }
         UserCommand::Logout { name } => {
@@ -278,7 +263,7 @@ pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
                 }
                 Ok(())
             })?;
-            audit(&root, "user_logout", name, "ok");
+            crate::audit::record(&root, "user_logout", name, "ok");
             println!("{n} session(s) of {name} ended");
         }
         UserCommand::List { json } => {
@@ -353,7 +338,7 @@ pub fn run_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
                 f.tokens.push(rec);
                 Ok(())
             })?;
-            audit(&root, "token_create", &format!("{id} ({user})"), "ok");
+            crate::audit::record(&root, "token_create", &format!("{id} ({user})"), "ok");
             eprintln!("token {id} for {user}, valid until {}; it is shown only now:", homelab_core::rfc3339(until));
             println!("{token}");
         }
@@ -362,7 +347,7 @@ pub fn run_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
                 let i = f.tokens.iter().position(|t| &t.id == id).ok_or_else(|| anyhow::anyhow!("no token {id:?} (hint: hcp token list)"))?;
                 Ok(f.tokens.remove(i).user)
             })?;
-            audit(&root, "token_revoke", &format!("{id} ({user})"), "ok");
+            crate::audit::record(&root, "token_revoke", &format!("{id} ({user})"), "ok");
             println!("token {id} of {user} revoked");
         }
         TokenCommand::List { user, json } => {

@@ -26,6 +26,12 @@ pub const AUDIT_DIR: &str = "audit";
 /// Default retention (`AUDIT_RETENTION_DAYS`).
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 
+/// `AUDIT_RETENTION_DAYS` from the environment (default [`DEFAULT_RETENTION_DAYS`]), for the
+/// writers that are not the UI (`hcp`, Telegram, the supervisor).
+pub fn retention_from_env() -> u32 {
+    std::env::var("AUDIT_RETENTION_DAYS").ok().and_then(|v| v.trim().parse().ok()).filter(|d| *d > 0).unwrap_or(DEFAULT_RETENTION_DAYS)
+}
+
 /// One audited event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {

@@ -427,7 +427,7 @@ impl Engine {
         let what = if to == ActionState::Approved { "approve" } else { "reject" };
         let audit = |root: &DataRoot, who: &str, role: &str, outcome: &str, detail: &str| {
             let rec = homelab_store::audit::AuditRecord::new(who, role, "telegram", &format!("telegram:{user_id}"), what, id, outcome).detail(detail);
-            if let Err(e) = root.append_audit(&rec, audit_retention()) {
+            if let Err(e) = root.append_audit(&rec, homelab_store::audit::retention_from_env()) {
                 tracing::error!(error = %e, "cannot append to the audit log");
             }
         };
@@ -502,7 +502,7 @@ impl Engine {
         }
         let audit = |root: &DataRoot, who: &str, role: &str, outcome: &str, detail: &str| {
             let rec = homelab_store::audit::AuditRecord::new(who, role, "telegram", &format!("telegram:{user_id}"), "silence", &target, outcome).detail(detail);
-            if let Err(e) = root.append_audit(&rec, audit_retention()) {
+            if let Err(e) = root.append_audit(&rec, homelab_store::audit::retention_from_env()) {
                 tracing::error!(error = %e, "cannot append to the audit log");
             }
         };
@@ -587,7 +587,3 @@ fn locate(root: &DataRoot, id: &str, created_at: Timestamp) -> std::io::Result<O
     Ok(None)
 }
 
-/// `AUDIT_RETENTION_DAYS` (default 90), as the UI reads it.
-fn audit_retention() -> u32 {
-    std::env::var("AUDIT_RETENTION_DAYS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(homelab_store::audit::DEFAULT_RETENTION_DAYS)
-}

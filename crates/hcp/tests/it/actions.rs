@@ -31,6 +31,13 @@ fn pending(root: &DataRoot, node: &str, service: &str) -> Action {
     a
 }
 
+/// Today's audit records as (who, channel, what, target, outcome).
+fn audit(root: &DataRoot) -> Vec<(String, String, String, String, String)> {
+    let read = root.read_audit(chrono::Utc::now().date_naive(), &Default::default()).unwrap();
+    assert_eq!(read.skipped, 0);
+    read.records.into_iter().map(|r| (r.who, r.channel, r.what, r.target, r.outcome)).collect()
+}
+
 fn init(t: &TempRoot) -> DataRoot {
     let out = hcp(&["init", "--root", t.root().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -72,6 +79,8 @@ fn approve_moves_a_pending_action_and_records_the_operator() {
     assert!(text(&out).contains("redeploy-edge-1-z2m is approved, not pending: nothing changed"), "{}", text(&out));
     let again = root.read_active(ActionState::Approved, &a.id).unwrap().unwrap();
     assert_eq!(again.history.len(), 2);
+    let rec = |outcome: &str| ("tester".to_owned(), "cli".to_owned(), "approve".to_owned(), a.id.clone(), outcome.to_owned());
+    assert_eq!(audit(&root), [rec("ok"), rec("conflict")]);
 
     let out = hcp(&["actions", "--root", r, "list", "--state", "approved"]);
     let s = text(&out);
@@ -108,6 +117,8 @@ fn reject_records_the_reason_and_lands_in_a_timestamped_file() {
     let out = hcp(&["actions", "--root", r.to_str().unwrap(), "reject", &a.id, "--reason", "again"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("is rejected, not pending"), "{}", text(&out));
+    let outcomes: Vec<(String, String)> = audit(&root).into_iter().map(|r| (r.2, r.4)).collect();
+    assert_eq!(outcomes, [("reject".to_owned(), "ok".to_owned()), ("reject".to_owned(), "conflict".to_owned())]);
     // --reason is required.
     let out = hcp(&["actions", "--root", r.to_str().unwrap(), "reject", &a.id]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -138,6 +149,9 @@ fn racing_approvals_and_rejections_have_exactly_one_winner() {
     assert_eq!(found.action.history.len(), 2, "one decision recorded: {:?}", found.action.history);
     let in_folders: usize = ActionState::ALL.iter().map(|s| root.list_actions(*s).unwrap().len()).sum();
     assert_eq!(in_folders, 1);
+    // The audit log tells the same story: one decision, seven that found it taken.
+    let outcomes: Vec<String> = audit(&root).into_iter().map(|r| r.4).collect();
+    assert_eq!((outcomes.iter().filter(|o| *o == "ok").count(), outcomes.iter().filter(|o| *o == "conflict").count()), (1, 7), "{outcomes:?}");
 }
 
 #[test]
@@ -247,6 +261,9 @@ fn retry_writes_a_fresh_pending_action_as_the_cli_user_then_refuses() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("no drift holds for redeploy-edge-2-web"), "{}", text(&out));
     assert!(root.read_active(ActionState::Pending, "redeploy-edge-2-web").unwrap().is_none());
+    let got: Vec<(String, String)> = audit(&root).into_iter().map(|r| (r.3, r.4)).collect();
+    let want = [("edge-1", "conflict"), ("edge-1", "ok"), ("edge-1", "conflict"), ("edge-2", "conflict")].map(|(n, o)| (format!("redeploy-{n}-web"), o.to_owned()));
+    assert_eq!(got, want);
 }
 
 /// Without $USER (a container's `docker exec`), the history names the uid's user, not `uid0`.
