@@ -235,6 +235,28 @@ impl Supervisor {
         })
     }
 
+    /// Appends each configuration error not seen at the previous load to the audit log
+    /// (`who: supervisor`, `channel: hosts`, `what: config_error`, the file as target, the error
+    /// with line and column as detail), and `config_ok` once hosts/ is valid again. After a
+    /// restart the errors still in force are recorded once more: the log then tells which
+    /// errors each start found.
+    fn audit_config_errors(&self, errors: &[ConfigError]) {
+        use homelab_store::audit::AuditRecord;
+        let mut records: Vec<AuditRecord> = errors
+            .iter()
+            .filter(|e| !self.last_errors.contains(e))
+            .map(|e| AuditRecord::new("supervisor", "", "hosts", "", "config_error", &e.file, "refused").detail(e.to_string()))
+            .collect();
+        if errors.is_empty() && !self.last_errors.is_empty() {
+            records.push(AuditRecord::new("supervisor", "", "hosts", "", "config_ok", "hosts/", "ok"));
+        }
+        for rec in records {
+            if let Err(e) = self.root.append_audit(&rec, homelab_store::audit::retention_from_env()) {
+                tracing::warn!(error = %e, "cannot append a configuration error to the audit log");
+            }
+        }
+    }
+
     pub fn root(&self) -> &DataRoot {
         &self.root
     }
@@ -261,6 +283,9 @@ impl Supervisor {
             }
             if load.errors.is_empty() && !self.last_errors.is_empty() {
                 tracing::info!("hosts/ is valid again");
+            }
+            if !self.config.dry_run {
+                self.audit_config_errors(&load.errors);
             }
             self.last_errors = load.errors.clone();
         }

@@ -34,6 +34,14 @@ fn broken_yaml_keeps_the_last_good_version_across_two_runs() {
         assert_eq!(errors[0]["line"], 4);
         assert!(errors[0]["file"].as_str().unwrap().ends_with("edge-1/services.yaml"));
     }
+    // Each run found the error and said so in the audit log (one record per run, not per pass).
+    let audit = config_audit(&t);
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    for (what, target, outcome, detail) in &audit {
+        assert_eq!((what.as_str(), outcome.as_str()), ("config_error", "refused"));
+        assert!(target.ends_with("edge-1/services.yaml"), "{target}");
+        assert!(detail.contains("services.yaml:4:") && detail.contains("unknown field"), "{detail}");
+    }
 
     // Fixed: the new file is in force now, web is really gone and newsvc is missing.
     t.write_host("edge-1", "services:\n  mosquitto: {}\n  zigbee2mqtt: {}\n  newsvc:\n    compose_dir: /srv/new\n");
@@ -44,6 +52,46 @@ fn broken_yaml_keeps_the_last_good_version_across_two_runs() {
     assert_eq!(ids(&t, ActionState::Cancelled), ["container-restart-edge-1-web"]);
     let hb: serde_json::Value = DataRoot::open(t.root()).unwrap().read_json("state/heartbeat/supervisor.json").unwrap().unwrap();
     assert!(hb.get("config_errors").is_none_or(|e| e.as_array().unwrap().is_empty()), "{hb}");
+}
+
+/// Today's audit records of the supervisor: (what, target, outcome, detail).
+fn config_audit(t: &TempRoot) -> Vec<(String, String, String, String)> {
+    let read = DataRoot::open(t.root()).unwrap().read_audit(chrono::Utc::now().date_naive(), &Default::default()).unwrap();
+    read.records.into_iter().filter(|r| r.who == "supervisor").map(|r| (r.what, r.target, r.outcome, r.detail.unwrap_or_default())).collect()
+}
+
+/// A running supervisor records a configuration error once when it appears (not at every
+/// reconcile), a second error when it appears, and `config_ok` when hosts/ is valid again.
+#[test]
+fn configuration_errors_reach_the_audit_log_once_each() {
+    let t = TempRoot::new();
+    t.write_host("edge-1", EDGE);
+    WorldBuilder::new().node("edge-1", 5).healthy("edge-1", &["mosquitto", "zigbee2mqtt"]).write(&t);
+    let mut sup = control_plane_supervisor::Supervisor::open(control_plane_supervisor::Config::new(t.root(), t.hosts())).unwrap();
+    let now = chrono::Utc::now;
+    sup.reconcile(now()).unwrap();
+    assert_eq!(config_audit(&t), []);
+
+    t.write_host("edge-1", "services:\n  mosquitto: {}\n  newsvc:\n    compse_dir: /srv/new\n");
+    for _ in 0..3 {
+        assert_eq!(sup.reconcile(now()).unwrap().config_errors.len(), 1);
+    }
+    let audit = config_audit(&t);
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(audit[0].3.contains("unknown field"), "{audit:?}");
+
+    t.write_host("edge-2", "services: [");
+    assert_eq!(sup.reconcile(now()).unwrap().config_errors.len(), 2);
+    let audit = config_audit(&t);
+    assert_eq!(audit.len(), 2, "only the new error is added: {audit:?}");
+    assert!(audit[1].1.ends_with("edge-2/services.yaml"), "{audit:?}");
+
+    t.write_host("edge-1", EDGE);
+    std::fs::remove_dir_all(t.hosts().join("edge-2")).unwrap();
+    assert!(sup.reconcile(now()).unwrap().config_errors.is_empty());
+    sup.reconcile(now()).unwrap();
+    let audit = config_audit(&t);
+    assert_eq!(audit.iter().map(|r| (r.0.as_str(), r.2.as_str())).collect::<Vec<_>>(), [("config_error", "refused"), ("config_error", "refused"), ("config_ok", "ok")]);
 }
 
 #[test]
