@@ -307,8 +307,7 @@ impl Observer {
     }
 
     fn quarantine_odd(&mut self, day: &str, file: &str, kind: EntryKind, stats: &mut ScanStats) -> bool {
-        let reason = format!("{} where an event file belongs: only regular files inside the data root are read", kind.describe());
-        self.quarantine(&format!("{day}/{file}"), "not_regular_file", &reason, stats)
+        self.quarantine(&format!("{day}/{file}"), "not_regular_file", &not_regular_file(kind.describe()), stats)
     }
 
     /// Reads the candidates not folded yet (in parallel: reading and parsing is most of a
@@ -658,6 +657,11 @@ struct ReadCheck {
     max_age: Duration,
 }
 
+/// The reason given to something in a day folder that is not a regular file (`what` it is).
+fn not_regular_file(what: &str) -> String {
+    format!("{what} where an event file belongs: only regular files inside the data root are read")
+}
+
 impl ReadCheck {
     fn read(&self, day: &str, dir: &DayDir, file: &str) -> Read {
         let Some(name) = EventFileName::parse(file) else {
@@ -668,7 +672,7 @@ impl ReadCheck {
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Read::Gone,
             Err(ReadError::Io(e)) => return Read::Retry(e),
             Err(ReadError::NotARegularFile) => {
-                return Read::Quarantine("not_regular_file", "not a regular file where an event file belongs: only regular files inside the data root are read".into());
+                return Read::Quarantine("not_regular_file", not_regular_file("not a regular file"));
             }
             Err(ReadError::TooLarge(n)) => return Read::Quarantine("invalid", format!("{n} bytes: not an event (at most {MAX_EVENT_BYTES})")),
         };
