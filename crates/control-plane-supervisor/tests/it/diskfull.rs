@@ -11,7 +11,7 @@ use homelab_core::ActionState;
 use homelab_store::DataRoot;
 use testkit::{TempRoot, wait_for, wait_until};
 
-use crate::{BIN, EDGE, WorldBuilder, files_below, ids, wait_output};
+use crate::{BIN, EDGE, WorldBuilder, files_below, ids};
 use testkit::Tmpfs;
 
 /// Names starting with `.` below `dir` (temp files), except the lock folder's content.
@@ -84,21 +84,12 @@ fn the_daemon_keeps_running_on_a_full_disk_and_catches_up_by_itself() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    struct Guard(Option<std::process::Child>);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            if let Some(c) = &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-    let mut guard = Guard(Some(child));
+    let mut guard = testkit::KillOnDrop(child);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_until("the write failure in the log", Duration::from_secs(20), || read_log().contains("write failed"));
     // It retries on its own backoff: wait for a few retries, and it is still there.
     wait_until("two more failed tries", Duration::from_secs(20), || read_log().matches("write still failing").count() >= 2);
-    assert!(guard.0.as_mut().unwrap().try_wait().unwrap().is_none(), "the supervisor exited on a full disk:\n{}", read_log());
+    assert!(guard.0.try_wait().unwrap().is_none(), "the supervisor exited on a full disk:\n{}", read_log());
     assert_eq!(read_log().matches("write failed").count(), 1, "one log line for the problem, not one per retry:\n{}", read_log());
     assert_eq!(ids(&t, ActionState::Pending), Vec::<String>::new());
 
@@ -114,10 +105,7 @@ fn the_daemon_keeps_running_on_a_full_disk_and_catches_up_by_itself() {
     assert!(read_log().contains("writes work again"), "{}", read_log());
     assert_eq!(dot_files(&t.root()), Vec::<String>::new());
 
-    let pid = guard.0.as_ref().unwrap().id();
-    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    let out = wait_output(guard.0.take().unwrap(), Duration::from_secs(10));
-    assert!(out.status.success(), "clean exit on SIGTERM:\n{}", read_log());
+    assert!(guard.terminate(Duration::from_secs(10)).success(), "clean exit on SIGTERM:\n{}", read_log());
     drop(fs);
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use homelab_core::ActionState;
 use testkit::{TempRoot, wait_until};
 
-use crate::{BIN, EDGE, WorldBuilder, ids, wait_output};
+use crate::{BIN, EDGE, WorldBuilder, ids};
 
 #[test]
 fn daemon_proposes_and_cancels_on_world_changes() {
@@ -22,22 +22,12 @@ fn daemon_proposes_and_cancels_on_world_changes() {
         .args(["--tick", "1h"])
         // This test is about triggers: a missing service is proposed at once.
         .env("MISSING_GRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(t.root().join("supervisor.log")).unwrap())
         .spawn()
         .unwrap();
-    // Kill it whatever happens, so a failing assertion does not leave it behind.
-    struct Guard(Option<std::process::Child>);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            if let Some(c) = &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-    let mut guard = Guard(Some(child));
-    let pid = guard.0.as_ref().unwrap().id();
+    // Killed whatever happens, so a failing assertion does not leave it behind.
+    let mut guard = testkit::KillOnDrop(child);
     let hb = t.root().join("state/heartbeat/supervisor.json");
     wait_until("the first reconcile", Duration::from_secs(20), || hb.is_file());
 
@@ -51,10 +41,8 @@ fn daemon_proposes_and_cancels_on_world_changes() {
     t.write_host("edge-1", &format!("{EDGE}  extra: {{}}\n"));
     wait_until("a redeploy for the new service", Duration::from_secs(10), || ids(&t, ActionState::Pending) == ["redeploy-edge-1-extra"]);
 
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    assert!(status.success());
-    let out = wait_output(guard.0.take().unwrap(), Duration::from_secs(10));
-    assert!(out.status.success(), "clean exit on SIGTERM: {}", String::from_utf8_lossy(&out.stderr));
+    let status = guard.terminate(Duration::from_secs(10));
+    assert!(status.success(), "clean exit on SIGTERM: {}", std::fs::read_to_string(t.root().join("supervisor.log")).unwrap_or_default());
 }
 
 /// The supervisor watches world/ and writes world/drift.json: it rewrites the file only when
