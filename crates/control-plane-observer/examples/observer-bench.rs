@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Parser as _;
 use homelab_core::Event;
 use homelab_store::DataRoot;
+use testkit::bench;
 
 #[derive(clap::Parser)]
 struct Cli {
@@ -73,13 +74,6 @@ fn replay(count: usize) {
     let (tag, target) = if count % 1_000_000 == 0 { (format!("{}m", count / 1_000_000), Some(150_000.0)) } else { (format!("{}k", count / 1000), None) };
     bench(&format!("observer.replay_{tag}"), &format!("replay, {tag} events"), count as f64 / secs, "events/s", target.map(|t| (">=", t)));
     bench(&format!("observer.replay_{tag}.checkpoint_bytes"), &format!("replay, {tag} events: checkpoint size"), checkpoint as f64, "bytes", None);
-}
-
-/// A machine-readable line for scripts/bench.sh: `BENCH {"name":…,"value":…,"unit":…,"target":…,"cmp":…}`.
-fn bench(name: &str, label: &str, value: f64, unit: &str, target: Option<(&str, f64)>) {
-    let (cmp, target) = target.map_or((serde_json::Value::Null, serde_json::Value::Null), |(c, t)| (c.into(), t.into()));
-    let line = serde_json::json!({"name": name, "label": label, "value": (value * 1000.0).round() / 1000.0, "unit": unit, "target": target, "cmp": cmp});
-    println!("BENCH {line}");
 }
 
 /// Bytes of the files below `dir`.

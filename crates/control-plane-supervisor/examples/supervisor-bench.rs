@@ -156,12 +156,9 @@ fn reconcile_time(nodes: usize, services: usize) {
     bench("supervisor.reconcile_first", &format!("first reconcile of {n} services ({unhealthy} actions written)"), first.elapsed, None);
 }
 
-/// A machine-readable line for scripts/bench.sh: `BENCH {"name":…,"value":…,"unit":"ms","target":…,"cmp":…}`.
+/// A duration figure in ms for scripts/bench.sh (`target_ms`: at most this).
 fn bench(name: &str, label: &str, value: Duration, target_ms: Option<f64>) {
-    let target = target_ms.map_or(serde_json::Value::Null, Into::into);
-    let cmp = if target_ms.is_some() { serde_json::Value::from("<=") } else { serde_json::Value::Null };
-    let value = (value.as_secs_f64() * 1e6).round() / 1e3;
-    println!("BENCH {}", serde_json::json!({"name": name, "label": label, "value": value, "unit": "ms", "target": target, "cmp": cmp}));
+    testkit::bench(name, label, value.as_secs_f64() * 1e3, "ms", target_ms.map(|t| ("<=", t)));
 }
 
 /// Both daemons' release binaries, next to this example's folder.

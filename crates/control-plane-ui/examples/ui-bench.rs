@@ -21,6 +21,7 @@ use control_plane_ui::{AppState, Config};
 use hdrhistogram::Histogram;
 use homelab_core::world::{NodeFacts, ServiceState, ServiceStatus, World};
 use tokio_util::sync::CancellationToken;
+use testkit::bench;
 
 const CLIENTS: usize = 50;
 /// Every client keeps asking for at least this long.
@@ -39,13 +40,6 @@ async fn timing(req: axum::extract::Request, next: axum::middleware::Next) -> ax
     let us = t.elapsed().as_micros() as u64;
     SERVER.lock().unwrap().get_or_insert_with(|| Histogram::new(3).unwrap()).record(us.max(1)).unwrap();
     resp
-}
-
-/// `BENCH {"name":…,"label":…,"value":…,"unit":…,"target":…,"cmp":…}` for scripts/bench.sh.
-fn bench(name: &str, label: &str, value: f64, unit: &str, target: Option<(&str, f64)>) {
-    let (cmp, target) = target.map_or((serde_json::Value::Null, serde_json::Value::Null), |(c, t)| (c.into(), t.into()));
-    let line = serde_json::json!({"name": name, "label": label, "value": (value * 1000.0).round() / 1000.0, "unit": unit, "target": target, "cmp": cmp});
-    println!("BENCH {line}");
 }
 
 fn rss_kib(field: &str) -> u64 {

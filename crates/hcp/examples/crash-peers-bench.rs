@@ -25,16 +25,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use testkit::bench;
 
 const LABEL: &str = "hl-crash-bench=1";
 const RESTART_DEADLINE: Duration = Duration::from_secs(30);
 const LOOP_CRASHES: usize = 5;
-
-fn bench(name: &str, label: &str, value: f64, unit: &str, target: Option<(&str, f64)>) {
-    let (cmp, target) = target.map_or((serde_json::Value::Null, serde_json::Value::Null), |(c, t)| (c.into(), t.into()));
-    let line = serde_json::json!({"name": name, "label": label, "value": (value * 1000.0).round() / 1000.0, "unit": unit, "target": target, "cmp": cmp});
-    println!("BENCH {line}");
-}
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("docker");

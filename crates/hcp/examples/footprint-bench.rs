@@ -25,12 +25,7 @@ use std::time::{Duration, Instant};
 
 use homelab_core::Event;
 use homelab_store::DataRoot;
-
-fn bench(name: &str, label: &str, value: f64, unit: &str, target: Option<(&str, f64)>) {
-    let (cmp, target) = target.map_or((serde_json::Value::Null, serde_json::Value::Null), |(c, t)| (c.into(), t.into()));
-    let line = serde_json::json!({"name": name, "label": label, "value": (value * 1000.0).round() / 1000.0, "unit": unit, "target": target, "cmp": cmp});
-    println!("BENCH {line}");
-}
+use testkit::bench;
 
 fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
+use testkit::bench;
 
 #[derive(clap::Parser)]
 struct Cli {
@@ -37,12 +38,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-fn bench(name: &str, label: &str, value: f64, unit: &str, target: Option<(&str, f64)>) {
-    let (cmp, target) = target.map_or((serde_json::Value::Null, serde_json::Value::Null), |(c, t)| (c.into(), t.into()));
-    let line = serde_json::json!({"name": name, "label": label, "value": (value * 1000.0).round() / 1000.0, "unit": unit, "target": target, "cmp": cmp});
-    println!("BENCH {line}");
 }
 
 /// Where a pass' time goes: each check's own duration (`data.checks[].duration_ms` of the

@@ -342,3 +342,12 @@ impl Drop for Tmpfs {
         }
     }
 }
+
+/// Prints one machine-readable benchmark figure for scripts/bench.sh:
+/// `BENCH {"name":…,"label":…,"value":…,"unit":…,"target":…,"cmp":…}` (value to 3 decimals;
+/// `target` as (comparison, figure), e.g. `("<=", 50.0)`, when the issue names one).
+pub fn bench(name: &str, label: &str, value: f64, unit: &str, target: Option<(&str, f64)>) {
+    let (cmp, target) = target.map_or((serde_json::Value::Null, serde_json::Value::Null), |(c, t)| (c.into(), t.into()));
+    let line = serde_json::json!({"name": name, "label": label, "value": (value * 1000.0).round() / 1000.0, "unit": unit, "target": target, "cmp": cmp});
+    println!("BENCH {line}");
+}
