@@ -94,7 +94,7 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    fn keeps(&self, r: &AuditRecord) -> bool {
+    pub fn keeps(&self, r: &AuditRecord) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w.is_empty() || w == have);
         eq(&self.who, &r.who) && eq(&self.what, &r.what) && eq(&self.outcome, &r.outcome) && eq(&self.target, &r.target)
     }
