@@ -283,7 +283,7 @@ pub fn ago(d: chrono::Duration) -> String {
     }
 }
 
-/// "ends in 42 s", "ends in 5 min", "ends in 3 h", "ends in 2 d"; a time past reads
+/// "ends in 42 s", "ends in 5 min", "ends in 3 h 59 min", "ends in 2 d"; a time past reads
 /// "ended 5 min ago".
 pub fn until(d: chrono::Duration) -> String {
     let s = d.num_seconds();
@@ -291,6 +291,7 @@ pub fn until(d: chrono::Duration) -> String {
         ..=0 => format!("ended {}", ago(-d)),
         1..=59 => format!("ends in {s} s"),
         60..=3599 => format!("ends in {} min", s / 60),
+        3600..=86_399 if s % 3600 >= 60 => format!("ends in {} h {} min", s / 3600, s % 3600 / 60),
         3600..=86_399 => format!("ends in {} h", s / 3600),
         _ => format!("ends in {} d", s / 86_400),
     }
