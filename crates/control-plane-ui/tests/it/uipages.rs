@@ -287,3 +287,18 @@ async fn the_audit_page_is_for_admins_and_its_filters_filter() {
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     assert!(!p.body.contains("container-restart"));
 }
+
+#[tokio::test]
+async fn the_audit_page_shows_the_newest_500_of_a_busy_day() {
+    let fx = Fx::new();
+    users(&fx);
+    for i in 0..505 {
+        let r = AuditRecord::new("bot", "operator", "api", "192.0.2.9", "check_now", &format!("edge-1/svc{i:03}"), "ok");
+        fx.state.root.append_audit(&r, 90).unwrap();
+    }
+    let admin = password_login(&fx, "ada", PW, "192.0.2.40").await;
+    let p = page(&fx, "/audit?who=bot", &admin).await;
+    assert!(p.body.contains("Showing the newest 500 of 505 records"), "{}", p.body);
+    assert_eq!(p.body.matches("class=\"audit-row ").count(), 500);
+    assert!(p.body.contains("edge-1/svc504") && p.body.contains("edge-1/svc005") && !p.body.contains("edge-1/svc004"), "the oldest five are left out");
+}
