@@ -1,4 +1,5 @@
-//! Server-rendered pages (askama): dashboard, actions, one action, events, node, login.
+//! Server-rendered pages (askama): dashboard, actions, one action, events, node, silences, the
+//! audit log, login.
 //! Every page answers `?fragment=1` with only its `<main>` content and an ETag, which the page
 //! script polls once a second for live updates.
 
@@ -13,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use homelab_core::action::{RunDefaults, RunPlan, RunWhere, RunWork, run_plan};
 use homelab_core::desired::DesiredState;
+use homelab_core::silence::Matcher;
 use homelab_core::{Action, ActionState, ServiceStatus, Timestamp};
 use serde::Deserialize;
 
@@ -33,6 +35,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/actions/{id}/retry", post(form_retry))
         .route("/events", get(events))
         .route("/nodes/{node}", get(node))
+        .route("/silences", get(silences_page).post(silence_add))
+        .route("/silences/{id}/expire", post(silence_expire))
+        .route("/audit", get(audit_page))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../static/app.js")) }))
@@ -55,10 +60,13 @@ async fn security_headers(mut r: Response) -> Response {
 #[template(path = "layout.html")]
 struct Layout<'a> {
     title: &'a str,
-    /// The nav entry of this page (`dashboard`, `actions`, `events`), for `aria-current`.
+    /// The nav entry of this page (`dashboard`, `actions`, `events`, `silences`, `audit`), for
+    /// `aria-current`.
     active: &'a str,
     base: &'a str,
     user: Option<String>,
+    /// Shows the Audit entry.
+    admin: bool,
     csrf: Option<String>,
     live: bool,
     /// The ETag of `body` as `?fragment=1` would answer it: live updates start from it, so
@@ -71,6 +79,7 @@ struct Layout<'a> {
 struct Viewer {
     user: Option<String>,
     csrf: Option<String>,
+    op: Option<Operator>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -82,6 +91,8 @@ struct PageQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
     page: Option<usize>,
+    /// Fills the silences form's target.
+    target: Option<String>,
 }
 
 enum PageError {
@@ -98,7 +109,7 @@ impl From<anyhow::Error> for PageError {
 
 fn message_page(state: &AppState, status: StatusCode, heading: &str, message: &str, back: &str) -> Response {
     let body = MessageT { heading, message, back }.render().unwrap_or_default();
-    let html = Layout { title: heading, active: "", base: &state.base, user: None, csrf: None, live: false, etag: String::new(), body }.render().unwrap_or_default();
+    let html = Layout { title: heading, active: "", base: &state.base, user: None, admin: false, csrf: None, live: false, etag: String::new(), body }.render().unwrap_or_default();
     (status, axum::response::Html(html)).into_response()
 }
 
@@ -112,14 +123,15 @@ struct MessageT<'a> {
 
 fn viewer(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<Viewer, PageError> {
     match state.auth.for_read(headers, peer.0) {
-        Ok(Some(op)) => Ok(Viewer { user: Some(op.user().to_owned()), csrf: op.csrf }),
-        Ok(None) => Ok(Viewer { user: None, csrf: None }),
+        Ok(Some(op)) => Ok(Viewer { user: Some(op.user().to_owned()), csrf: op.csrf.clone(), op: Some(op) }),
+        Ok(None) => Ok(Viewer { user: None, csrf: None, op: None }),
         Err(_) => Err(PageError::Refused),
     }
 }
 
 /// Wraps page content: the whole page, or with `?fragment=1` only the content with an ETag.
-fn respond(state: &AppState, headers: &HeaderMap, q: &PageQuery, title: &str, v: Viewer, body: Result<String, askama::Error>) -> Result<Response, PageError> {
+/// A page with a form people fill in is not `live` (a swap would take what they typed).
+fn respond(state: &AppState, headers: &HeaderMap, q: &PageQuery, title: &str, v: Viewer, live: bool, body: Result<String, askama::Error>) -> Result<Response, PageError> {
     let body = body.map_err(|e| anyhow::anyhow!("template: {e}"))?;
     if q.fragment.is_some() {
         let etag = etag_of(body.as_bytes());
@@ -132,10 +144,13 @@ fn respond(state: &AppState, headers: &HeaderMap, q: &PageQuery, title: &str, v:
         "Dashboard" | "Node" => "dashboard",
         "Actions" | "Action" => "actions",
         "Events" => "events",
+        "Silences" => "silences",
+        "Audit" => "audit",
         _ => "",
     };
     let etag = etag_of(body.as_bytes());
-    let html = Layout { title, active, base: &state.base, user: v.user, csrf: v.csrf, live: true, etag, body }.render().map_err(|e| anyhow::anyhow!("template: {e}"))?;
+    let admin = v.op.as_ref().is_some_and(|op| op.may_administer().is_ok());
+    let html = Layout { title, active, base: &state.base, user: v.user, admin, csrf: v.csrf, live, etag, body }.render().map_err(|e| anyhow::anyhow!("template: {e}"))?;
     Ok(([(header::CACHE_CONTROL, "no-cache")], axum::response::Html(html)).into_response())
 }
 
@@ -165,6 +180,8 @@ pub struct ServiceRow {
     failures: u32,
     desired: bool,
     bar: String,
+    /// "until 15:03 UTC (ends in 58 min)" (HTML) while a silence mutes it; filled on the node page.
+    muted: String,
 }
 
 /// Unhealthy first, then never reported, then healthy.
@@ -185,6 +202,7 @@ fn service_rows(s: &Summary, desired: Option<&DesiredState>, h: &History, only_n
                     failures: sv.consecutive_failures,
                     desired: sv.desired,
                     bar: view::bar_svg(&h.bars(node, name, now)),
+                    muted: String::new(),
                 },
             ));
         }
@@ -207,6 +225,7 @@ fn service_rows(s: &Summary, desired: Option<&DesiredState>, h: &History, only_n
                         failures: 0,
                         desired: true,
                         bar: view::bar_svg(&h.bars(node, name, now)),
+                        muted: String::new(),
                     },
                 ));
             }
@@ -264,7 +283,7 @@ pub fn ago(d: chrono::Duration) -> String {
     }
 }
 
-/// "ends in 42 s", "ends in 5 min", "ends in 3 h", "ends in 2 d"; a time past reads
+/// "ends in 42 s", "ends in 5 min", "ends in 3 h 59 min", "ends in 2 d"; a time past reads
 /// "ended 5 min ago".
 pub fn until(d: chrono::Duration) -> String {
     let s = d.num_seconds();
@@ -272,6 +291,7 @@ pub fn until(d: chrono::Duration) -> String {
         ..=0 => format!("ended {}", ago(-d)),
         1..=59 => format!("ends in {s} s"),
         60..=3599 => format!("ends in {} min", s / 60),
+        3600..=86_399 if s % 3600 >= 60 => format!("ends in {} h {} min", s / 3600, s % 3600 / 60),
         3600..=86_399 => format!("ends in {} h", s / 3600),
         _ => format!("ends in {} d", s / 86_400),
     }
@@ -323,6 +343,7 @@ fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, s: &Summary, base: &st
                 ("settling", _) => "an action just ended: waiting for it to settle".into(),
                 ("flapping", _) => "flapping: waiting for it to hold".into(),
                 ("node_unreachable", _) => "the node is not reporting: no action until it does".into(),
+                ("silenced", _) => format!("muted: nothing is proposed, nobody is notified (<a href=\"{base}/silences\">silences</a>)"),
                 (other, _) => view::esc(&other.replace('_', " ")),
             };
             DriftRow {
@@ -507,6 +528,9 @@ struct DashboardT<'a> {
     quarantine: Vec<QuarantineRow>,
     /// Quarantined entries not listed on the card.
     quarantine_more: usize,
+    /// No mute column here (the node pages have it).
+    mute: bool,
+    may_mute: bool,
 }
 
 async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
@@ -579,8 +603,10 @@ async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
             timeline: dashboard_timeline(&snap, &h, &state.base, now),
             quarantine,
             quarantine_more,
+            mute: false,
+            may_mute: false,
         };
-        respond(&state, &headers, &q, "Dashboard", v, t.render())
+        respond(&state, &headers, &q, "Dashboard", v, true, t.render())
     }
     .await;
     finish(&state, r)
@@ -654,7 +680,7 @@ async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
             states: ActionState::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str() == fstate)).collect(),
             sections,
         };
-        respond(&state, &headers, &q, "Actions", v, t.render())
+        respond(&state, &headers, &q, "Actions", v, true, t.render())
     }
     .await;
     finish(&state, r)
@@ -788,7 +814,7 @@ async fn action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
             a: &a,
             history,
         };
-        respond(&state, &headers, &q, &format!("Action {id}"), v, t.render())
+        respond(&state, &headers, &q, &format!("Action {id}"), v, true, t.render())
     }
     .await;
     finish(&state, r)
@@ -930,7 +956,7 @@ async fn events(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
             prev_link: link(page.saturating_sub(1)),
             next_link: more.then(|| link(page + 1)),
         };
-        respond(&state, &headers, &q, "Events", v, t.render())
+        respond(&state, &headers, &q, "Events", v, true, t.render())
     }
     .await;
     finish(&state, r)
@@ -954,6 +980,11 @@ struct NodeT<'a> {
     drift: Vec<DriftRow<'a>>,
     services: Vec<ServiceRow>,
     rows: Vec<ActionRow<'a>>,
+    /// The services table has a mute column (this page); the viewer may mute this node.
+    mute: bool,
+    may_mute: bool,
+    /// "until …" (HTML) while a silence mutes the whole node.
+    node_muted: String,
 }
 
 async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(name): Path<String>, Query(q): Query<PageQuery>) -> Response {
@@ -974,6 +1005,19 @@ async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap
         let proto = if behind_tls(&headers) { "https" } else { "http" };
         let host_header = headers.get("x-forwarded-host").or_else(|| headers.get(header::HOST)).and_then(|v| v.to_str().ok()).unwrap_or("control-plane:18180");
         let host_header: String = host_header.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']')).collect();
+        // Silences: what is muted now, and whether this viewer may mute here (the rule of every channel).
+        let muting = crate::silences::listing(&state).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e.body, "cannot list silences for the node page");
+            Vec::new()
+        });
+        let mut services = service_rows(s, snap.desired.as_ref(), &h, Some(&name), now);
+        for row in &mut services {
+            if let Some(m) = homelab_core::silence::active_match(&muting, &row.node, Some(&row.name), None, now) {
+                row.muted = view::until_html(m.end(), now);
+            }
+        }
+        let node_muted = homelab_core::silence::active_match(&muting, &name, None, None, now).map(|m| view::until_html(m.end(), now)).unwrap_or_default();
+        let may_mute = v.csrf.is_some() && v.op.as_ref().is_some_and(|op| op.may_act_on(&name, &crate::auth::groups_of(snap.desired.as_ref(), &name)).is_ok());
         let t = NodeT {
             base: &state.base,
             csrf: v.csrf.clone(),
@@ -987,10 +1031,13 @@ async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap
             ui_url: format!("{proto}://{host_header}{}", state.base),
             ssh: host.and_then(|h| h.ssh.as_ref()).map(|t| format!("{}{}", t.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(), t.host)).unwrap_or_else(|| format!("root@{name}")),
             drift: drift_rows(s.drift.iter().filter(|d| d.node == name), s, &state.base, now),
-            services: service_rows(s, snap.desired.as_ref(), &h, Some(&name), now),
+            services,
             rows,
+            mute: true,
+            may_mute,
+            node_muted,
         };
-        respond(&state, &headers, &q, &format!("Node {name}"), v, t.render())
+        respond(&state, &headers, &q, &format!("Node {name}"), v, true, t.render())
     }
     .await;
     finish(&state, r)
@@ -1005,7 +1052,7 @@ struct LoginT<'a> {
 
 fn login_response(state: &AppState, status: StatusCode, message: Option<&str>) -> Response {
     let body = LoginT { base: &state.base, message }.render().unwrap_or_default();
-    let html = Layout { title: "Log in", active: "", base: &state.base, user: None, csrf: None, live: false, etag: String::new(), body }.render().unwrap_or_default();
+    let html = Layout { title: "Log in", active: "", base: &state.base, user: None, admin: false, csrf: None, live: false, etag: String::new(), body }.render().unwrap_or_default();
     (status, axum::response::Html(html)).into_response()
 }
 
@@ -1124,4 +1171,308 @@ async fn form_retry(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
             r
         }
     }
+}
+
+/// One silence as the page lists it.
+struct SilenceRow {
+    id: String,
+    mutes: String,
+    reason: String,
+    by: String,
+    created: String,
+    /// Active: "until 15:03 UTC (ends in 58 min)"; ended: when, relative (HTML).
+    when: String,
+    expired_by: String,
+    can_expire: bool,
+}
+
+/// What the add form holds: what was typed, sent back with an error.
+#[derive(Debug, Deserialize, Default)]
+struct SilenceForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    action_type: String,
+    /// One of [`DURATIONS`] from the select.
+    #[serde(default)]
+    duration: String,
+    /// Typed; wins over the select when filled.
+    #[serde(default)]
+    duration_custom: String,
+    #[serde(default)]
+    reason: String,
+    /// `node`: a mute button of the node page; go back there.
+    #[serde(default)]
+    from: String,
+}
+
+/// The durations the add form offers (value, label).
+const DURATIONS: [(&str, &str); 4] = [("30m", "30 minutes"), ("1h", "1 hour"), ("4h", "4 hours"), ("1d", "1 day")];
+
+#[derive(Template)]
+#[template(path = "silences.html")]
+struct SilencesT<'a> {
+    base: &'a str,
+    /// Set when this viewer gets the add form (logged in with a browser credential, not a viewer).
+    csrf: Option<String>,
+    /// Why there is no form ("" when there is one).
+    no_form: String,
+    error: Option<String>,
+    form: &'a SilenceForm,
+    durations: Vec<(&'static str, &'static str, bool)>,
+    action_types: Vec<(&'static str, bool)>,
+    targets: Vec<String>,
+    active: Vec<SilenceRow>,
+    ended: Vec<SilenceRow>,
+}
+
+/// The silences page: active and recently ended silences, and the add form (with `error` and
+/// what was typed after a refused add).
+async fn render_silences(state: &Arc<AppState>, headers: &HeaderMap, q: &PageQuery, v: Viewer, form: &SilenceForm, error: Option<String>) -> Result<Response, PageError> {
+    let snap = state.snapshot().await?;
+    let now = chrono::Utc::now();
+    let list = crate::silences::listing(state).await.map_err(|e| anyhow::anyhow!("cannot list silences: {}", e.body))?;
+    let desired = snap.desired.as_ref();
+    let csrf = v.csrf.clone().filter(|_| v.op.as_ref().is_some_and(|op| op.role != crate::auth::Role::Viewer));
+    let no_form = match &v.op {
+        None => "Log in to add or end a silence.".to_owned(),
+        Some(op) if op.role == crate::auth::Role::Viewer => format!("{} is a viewer: you may read silences, not add or end them.", op.name),
+        Some(_) if v.csrf.is_none() => "Use the API or hcp silence to add one with a token.".to_owned(),
+        Some(_) => String::new(),
+    };
+    let (mut active, mut ended) = (Vec::new(), Vec::new());
+    for s in &list {
+        let is_active = s.is_active(now);
+        let row = SilenceRow {
+            id: s.id.clone(),
+            mutes: s.target(),
+            reason: s.reason.clone(),
+            by: s.created_by.clone(),
+            created: view::time_ago(s.created_at, now),
+            when: if is_active { view::until_html(s.end(), now) } else { view::time_ago(s.end(), now) },
+            expired_by: s.expired_by.clone().unwrap_or_default(),
+            can_expire: is_active && csrf.is_some() && v.op.as_ref().is_some_and(|op| crate::silences::allowed(op, desired, s).is_ok()),
+        };
+        if is_active { active.push(row) } else { ended.push(row) }
+    }
+    // Targets to pick from: every node and node/service of world state and hosts/.
+    let s = &snap.summary;
+    let mut targets: std::collections::BTreeSet<String> = s.nodes.keys().cloned().collect();
+    for (node, svcs) in &s.services {
+        targets.insert(node.clone());
+        targets.extend(svcs.keys().map(|sv| format!("{node}/{sv}")));
+    }
+    if let Some(d) = desired {
+        for (node, h) in &d.hosts {
+            targets.insert(node.clone());
+            targets.extend(h.services.keys().map(|sv| format!("{node}/{sv}")));
+        }
+    }
+    let chosen = if form.duration.is_empty() { "1h" } else { form.duration.as_str() };
+    let t = SilencesT {
+        base: &state.base,
+        csrf,
+        no_form,
+        error,
+        form,
+        durations: DURATIONS.iter().map(|(d, l)| (*d, *l, *d == chosen)).collect(),
+        action_types: ["container_restart", "redeploy", "disk_cleanup"].into_iter().map(|t| (t, form.action_type == t)).collect(),
+        targets: targets.into_iter().collect(),
+        active,
+        ended,
+    };
+    respond(state, headers, q, "Silences", v, false, t.render())
+}
+
+async fn silences_page(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
+    let r = async {
+        let v = viewer(&state, &headers, peer)?;
+        // `?target=edge-1` fills the form (the node page's "with a reason" link).
+        let form = SilenceForm { target: q.target.clone().unwrap_or_default(), ..Default::default() };
+        render_silences(&state, &headers, &q, v, &form, None).await
+    }
+    .await;
+    finish(&state, r)
+}
+
+/// The add form and the node page's mute buttons: `silences::add` (checks, write, audit), then
+/// back to where it came from; a refusal is shown on the form, with what was typed.
+async fn silence_add(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Form(f): Form<SilenceForm>) -> Response {
+    let op = match state.auth.for_mutation(&headers, peer.0, f.csrf.as_deref()) {
+        Ok(op) => op,
+        Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
+    };
+    let custom = f.duration_custom.trim();
+    let req = crate::silences::NewSilence {
+        target: Some(f.target.trim().to_owned()).filter(|t| !t.is_empty()),
+        action_type: Some(f.action_type.clone()).filter(|t| !t.is_empty()),
+        duration: if custom.is_empty() { f.duration.clone() } else { custom.to_owned() },
+        reason: f.reason.clone(),
+    };
+    match crate::silences::add(&state, &op, peer.0, req).await {
+        Ok(s) => match (f.from.as_str(), &s.node) {
+            ("node", Some(node)) => Redirect::to(&state.url(&format!("/nodes/{node}"))).into_response(),
+            _ => Redirect::to(&state.url("/silences")).into_response(),
+        },
+        Err(e) => {
+            let msg = format!("Not muted: {}", e.body["error"].as_str().unwrap_or("the silence could not be written"));
+            if f.from == "node" {
+                let back = Matcher::target(&f.target).node.map(|n| state.url(&format!("/nodes/{n}"))).unwrap_or_else(|| state.url("/silences"));
+                return message_page(&state, e.status, "Not muted", &msg, &back);
+            }
+            let v = Viewer { user: Some(op.user().to_owned()), csrf: op.csrf.clone(), op: Some(op) };
+            let r = render_silences(&state, &headers, &PageQuery::default(), v, &f, Some(msg)).await;
+            with_status(finish(&state, r), e.status)
+        }
+    }
+}
+
+/// "Expire now": `silences::end` (checks, write, audit), then back to the list.
+async fn silence_expire(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    let op = match state.auth.for_mutation(&headers, peer.0, f.csrf.as_deref()) {
+        Ok(op) => op,
+        Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
+    };
+    match crate::silences::end(&state, &op, peer.0, &id).await {
+        Ok(_) => Redirect::to(&state.url("/silences")).into_response(),
+        Err(e) => {
+            let msg = format!("Not ended: {}", e.body["error"].as_str().unwrap_or("the silence could not be written"));
+            let v = Viewer { user: Some(op.user().to_owned()), csrf: op.csrf.clone(), op: Some(op) };
+            let r = render_silences(&state, &headers, &PageQuery::default(), v, &SilenceForm::default(), Some(msg)).await;
+            with_status(finish(&state, r), e.status)
+        }
+    }
+}
+
+fn with_status(mut r: Response, status: StatusCode) -> Response {
+    if r.status().is_success() {
+        *r.status_mut() = status;
+    }
+    r
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct AuditPageQuery {
+    fragment: Option<String>,
+    /// `YYYY-MM-DD`, UTC; today when absent.
+    day: Option<String>,
+    who: Option<String>,
+    what: Option<String>,
+    outcome: Option<String>,
+    target: Option<String>,
+}
+
+/// The audit page shows at most this many records (the newest).
+const AUDIT_ROWS: usize = 500;
+/// The outcomes records carry (docs/users.md).
+const AUDIT_OUTCOMES: [&str; 5] = ["ok", "refused", "rate_limited", "conflict", "failed"];
+
+struct AuditRow {
+    time: String,
+    r: homelab_store::audit::AuditRecord,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditT<'a> {
+    base: &'a str,
+    day: String,
+    is_today: bool,
+    who: String,
+    what: String,
+    target: String,
+    whos: Vec<String>,
+    whats: Vec<String>,
+    outcomes: Vec<(&'static str, bool)>,
+    rows: Vec<AuditRow>,
+    /// Records of the day that pass the filters, and of the day at all.
+    matched: usize,
+    total: usize,
+    skipped: usize,
+    prev_link: String,
+    next_link: Option<String>,
+    clear_link: String,
+}
+
+/// `application/x-www-form-urlencoded` for a query value.
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One day of the audit log, newest first, filtered (admins only; the API is `GET /api/v1/audit`).
+async fn audit_page(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<AuditPageQuery>) -> Response {
+    let r = async {
+        let v = viewer(&state, &headers, peer)?;
+        match &v.op {
+            None => return Ok(message_page(&state, StatusCode::FORBIDDEN, "Not allowed", "The audit log is for admins: log in as an admin to read it.", &state.url("/login"))),
+            Some(op) => {
+                if let Err(why) = op.may_administer() {
+                    return Ok(message_page(&state, StatusCode::FORBIDDEN, "Not allowed", &format!("The audit log is for admins: {why}."), &state.url("/")));
+                }
+            }
+        }
+        let today = chrono::Utc::now().date_naive();
+        let day = match q.day.as_deref().filter(|d| !d.is_empty()) {
+            None => today,
+            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .ok()
+                .filter(|_| d.len() == 10)
+                .ok_or_else(|| PageError::Status(StatusCode::BAD_REQUEST, format!("{d:?} is not a day: use YYYY-MM-DD.")))?,
+        };
+        let pick = |o: &Option<String>| o.as_deref().map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned);
+        let filter = homelab_store::audit::AuditFilter { who: pick(&q.who), what: pick(&q.what), outcome: pick(&q.outcome), target: pick(&q.target) };
+        let root = state.root.clone();
+        let read = tokio::task::spawn_blocking(move || root.read_audit(day, &Default::default())).await.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
+        let whos: std::collections::BTreeSet<String> = read.records.iter().map(|r| r.who.clone()).collect();
+        let mut whats: std::collections::BTreeSet<String> = read.records.iter().map(|r| r.what.clone()).collect();
+        whats.extend(filter.what.clone());
+        let mut rows: Vec<AuditRow> = read
+            .records
+            .iter()
+            .filter(|r| filter.keeps(r))
+            .map(|r| AuditRow { time: format!("<time datetime=\"{}\" title=\"{}\">{}</time>", homelab_core::rfc3339(r.time), view::utc(r.time), r.time.format("%H:%M:%S")), r: r.clone() })
+            .collect();
+        rows.reverse();
+        let matched = rows.len();
+        rows.truncate(AUDIT_ROWS);
+        let text = |o: &Option<String>| o.clone().unwrap_or_default();
+        let link = |d: chrono::NaiveDate| {
+            let mut l = format!("{}/audit?day={}", state.base, d.format("%Y-%m-%d"));
+            for (k, val) in [("who", &filter.who), ("what", &filter.what), ("outcome", &filter.outcome), ("target", &filter.target)] {
+                if let Some(x) = val {
+                    l.push_str(&format!("&{k}={}", query_value(x)));
+                }
+            }
+            l
+        };
+        let t = AuditT {
+            base: &state.base,
+            day: day.format("%Y-%m-%d").to_string(),
+            is_today: day == today,
+            who: text(&filter.who),
+            what: text(&filter.what),
+            target: text(&filter.target),
+            whos: whos.into_iter().collect(),
+            whats: whats.into_iter().collect(),
+            outcomes: AUDIT_OUTCOMES.iter().map(|o| (*o, filter.outcome.as_deref() == Some(*o))).collect(),
+            rows,
+            matched,
+            total: read.records.len(),
+            skipped: read.skipped,
+            prev_link: link(day - chrono::Duration::days(1)),
+            next_link: (day < today).then(|| link(day + chrono::Duration::days(1))),
+            clear_link: format!("{}/audit?day={}", state.base, day.format("%Y-%m-%d")),
+        };
+        let pq = PageQuery { fragment: q.fragment.clone(), ..Default::default() };
+        respond(&state, &headers, &pq, "Audit", v, false, t.render())
+    }
+    .await;
+    finish(&state, r)
 }

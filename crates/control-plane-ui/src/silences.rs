@@ -3,7 +3,9 @@
 //! "reason": "..."}`) and `POST /api/v1/silences/{id}/expire`. Writing needs operator
 //! credentials like approve (bearer token, or session cookie + CSRF header); a viewer is refused,
 //! an operator only for nodes of their groups (a silence of an action type everywhere: admins).
+//! Every add and expire, allowed or not, is in the audit log (`silence`, `silence_expire`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -14,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use homelab_core::silence::{Matcher, Silence, new_id, parse_action_type};
+use homelab_store::audit::AuditRecord;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -38,21 +41,51 @@ pub struct NewSilence {
     pub reason: String,
 }
 
-/// Whether `op` may mute what `s` matches.
-fn allowed(state: &AppState, op: &Operator, desired: Option<&homelab_core::DesiredState>, s: &Silence) -> Result<(), ApiError> {
+/// Whether `op` may mute (or end the muting of) what `s` matches; the page asks it too, to show
+/// an "Expire now" button only where it would work.
+pub fn allowed(op: &Operator, desired: Option<&homelab_core::DesiredState>, s: &Silence) -> Result<(), ApiError> {
     let refuse = |why: String| ApiError::new(StatusCode::FORBIDDEN, why);
     match &s.node {
         Some(node) => op.may_act_on(node, &crate::auth::groups_of(desired, node)).map_err(refuse),
         None if op.role == crate::auth::Role::Admin => Ok(()),
-        None => {
-            let _ = state;
-            Err(refuse(format!("{} may not mute an action type on every node: only an admin may; give a node", op.name)))
-        }
+        None => Err(refuse(format!("{} may not mute an action type on every node: only an admin may; give a node", op.name))),
     }
 }
 
-/// Builds, checks and writes a new silence for `op` (the API and the page share this).
-pub async fn add(state: &Arc<AppState>, op: &Operator, req: NewSilence) -> Result<Silence, ApiError> {
+/// Appends the outcome of an add or expire to the audit log: `ok`, `refused` (403), `failed`
+/// (could not be written), else `conflict` (bad input, unknown id, already ended).
+async fn audit<T>(state: &AppState, op: &Operator, peer: Option<IpAddr>, what: &str, target: &str, result: &Result<T, ApiError>, ok_detail: impl FnOnce(&T) -> String) {
+    let source = peer.map(|p| p.to_string()).unwrap_or_default();
+    // The target may be what was typed: one short line.
+    let target: String = target.chars().map(|c| if c.is_control() { ' ' } else { c }).take(120).collect();
+    let mut rec = AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source, what, &target, "ok");
+    rec = match result {
+        Ok(v) => rec.detail(ok_detail(v)),
+        Err(e) => {
+            rec.outcome = match e.status {
+                StatusCode::FORBIDDEN => "refused",
+                s if s.is_server_error() => "failed",
+                _ => "conflict",
+            }
+            .into();
+            rec.detail(e.body["error"].as_str().unwrap_or_default())
+        }
+    };
+    let auth = state.auth.clone();
+    let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
+}
+
+/// Builds, checks and writes a new silence for `op` (the API and the page share this); audited
+/// as `silence` with what it mutes as the target.
+pub async fn add(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, req: NewSilence) -> Result<Silence, ApiError> {
+    let target = [req.target.clone().unwrap_or_default(), req.action_type.clone().unwrap_or_default()].into_iter().filter(|t| !t.trim().is_empty()).collect::<Vec<_>>().join(" ");
+    let result = write_new(state, op, req).await;
+    let target = result.as_ref().map(|s| s.target()).unwrap_or(target);
+    audit(state, op, peer, "silence", &target, &result, |s| format!("silence {} until {} ({})", s.id, homelab_core::rfc3339(s.ends_at), s.reason)).await;
+    result
+}
+
+async fn write_new(state: &Arc<AppState>, op: &Operator, req: NewSilence) -> Result<Silence, ApiError> {
     let now = chrono::Utc::now();
     let mut m = req.target.as_deref().map(Matcher::target).unwrap_or_default();
     if let Some(t) = req.action_type.as_deref().filter(|t| !t.trim().is_empty()) {
@@ -61,7 +94,7 @@ pub async fn add(state: &Arc<AppState>, op: &Operator, req: NewSilence) -> Resul
     let duration = homelab_core::duration::parse_duration(&req.duration).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("duration: {e}")))?;
     let s = Silence::new(new_id(now, uuid::Uuid::new_v4().as_u128() as u32), m, duration, &req.reason, &op.by, now).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     let desired = state.snapshot().await.ok().and_then(|snap| snap.desired.clone());
-    allowed(state, op, desired.as_ref(), &s)?;
+    allowed(op, desired.as_ref(), &s)?;
     let root = state.root.clone();
     let s2 = s.clone();
     tokio::task::spawn_blocking(move || root.write_silence(&s2)).await.map_err(ApiError::internal)?.map_err(|e| ApiError::write_failed(&e))?;
@@ -69,14 +102,20 @@ pub async fn add(state: &Arc<AppState>, op: &Operator, req: NewSilence) -> Resul
     Ok(s)
 }
 
-/// Ends a silence now for `op`.
-pub async fn end(state: &Arc<AppState>, op: &Operator, id: &str) -> Result<Silence, ApiError> {
+/// Ends a silence now for `op`; audited as `silence_expire` with the silence id as the target.
+pub async fn end(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: &str) -> Result<Silence, ApiError> {
+    let result = expire_now(state, op, id).await;
+    audit(state, op, peer, "silence_expire", id, &result, |s| format!("mutes {} ({})", s.target(), s.reason)).await;
+    result
+}
+
+async fn expire_now(state: &Arc<AppState>, op: &Operator, id: &str) -> Result<Silence, ApiError> {
     let root = state.root.clone();
     let id2 = id.to_owned();
     let found = tokio::task::spawn_blocking(move || root.read_silence(&id2)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
     let Some(s) = found else { return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no silence {id}"))) };
     let desired = state.snapshot().await.ok().and_then(|snap| snap.desired.clone());
-    allowed(state, op, desired.as_ref(), &s)?;
+    allowed(op, desired.as_ref(), &s)?;
     let e = s.expire(&op.by, chrono::Utc::now()).map_err(|e| ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "code": "ended" }) })?;
     let root = state.root.clone();
     let e2 = e.clone();
@@ -113,11 +152,11 @@ async fn create(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     let req: NewSilence = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"target\": \"node[/service]\", \"action_type\": null, \"duration\": \"1h\", \"reason\": \"...\"}}: {e}")))?;
-    let s = add(&state, &op, req).await?;
+    let s = add(&state, &op, peer.0, req).await?;
     Ok((StatusCode::CREATED, Json(s)).into_response())
 }
 
 async fn expire(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Silence>, ApiError> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
-    Ok(Json(end(&state, &op, &id).await?))
+    Ok(Json(end(&state, &op, peer.0, &id).await?))
 }

@@ -55,7 +55,7 @@ fn in_future(d: chrono::Duration) -> String {
     }
 }
 
-/// A clock time for "until": `until 17:58 UTC (ends in 3 h)`, exact time on hover.
+/// A clock time for "until": `until 17:58 UTC (ends in 3 h 10 min)`, exact time on hover.
 pub fn until_html(t: Timestamp, now: Timestamp) -> String {
     let d = t.signed_duration_since(now);
     let rel = crate::pages::until(d);
@@ -167,7 +167,7 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-05-27T14:03:23Z").unwrap().with_timezone(&chrono::Utc);
         let t = now - chrono::Duration::seconds(12);
         assert_eq!(time_ago(t, now), "<time datetime=\"2026-05-27T14:03:11.000Z\" title=\"2026-05-27 14:03:11 UTC\">12 s ago</time>");
-        assert!(until_html(now + chrono::Duration::minutes(75), now).contains("until 15:18 UTC (ends in 1 h)"));
+        assert!(until_html(now + chrono::Duration::minutes(75), now).contains("until 15:18 UTC (ends in 1 h 15 min)"));
         assert_eq!(time_text("<b>", now), "&lt;b&gt;");
     }
 

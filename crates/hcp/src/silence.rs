@@ -61,7 +61,7 @@ pub fn run(args: &SilenceArgs) -> anyhow::Result<ExitCode> {
             }
             let s = Silence::new(new_id(now, uuid::Uuid::new_v4().as_u128() as u32), m, *duration, reason, &by, now)?;
             root.write_silence(&s).context("cannot write the silence")?;
-            crate::audit::record_detail(&root, "silence_add", &s.target(), "ok", Some(format!("{} until {}: {}", s.id, homelab_core::rfc3339(s.ends_at), s.reason)));
+            crate::audit::record_detail(&root, "silence", &s.target(), "ok", Some(format!("silence {} until {} ({})", s.id, homelab_core::rfc3339(s.ends_at), s.reason)));
             println!("{} muted until {} ({})", s.target(), homelab_core::rfc3339(s.ends_at), s.id);
             Ok(ExitCode::SUCCESS)
         }
@@ -91,7 +91,7 @@ pub fn run(args: &SilenceArgs) -> anyhow::Result<ExitCode> {
             let Some(s) = root.read_silence(id)? else { bail!("no silence {id}: see hcp silence list") };
             let e = s.expire(&by, now)?;
             root.write_silence(&e).context("cannot write the silence")?;
-            crate::audit::record_detail(&root, "silence_expire", &e.target(), "ok", Some(e.id.clone()));
+            crate::audit::record_detail(&root, "silence_expire", &e.id, "ok", Some(format!("mutes {} ({})", e.target(), e.reason)));
             println!("{} ({}) ended", e.id, e.target());
             Ok(ExitCode::SUCCESS)
         }

@@ -46,8 +46,9 @@ pub struct AuditRecord {
     /// Source address (`192.0.2.1`), `telegram:<user id>`, or `local` for the CLI.
     #[serde(default)]
     pub source: String,
-    /// `login`, `logout`, `approve`, `reject`, `retry`, `user_add`, `user_passwd`, `user_remove`,
-    /// `user_set`, `user_logout`, `token_create`, `token_revoke`, `token_refused`.
+    /// `login`, `logout`, `approve`, `reject`, `retry`, `check_now`, `silence`, `silence_expire`,
+    /// `user_add`, `user_passwd`, `user_remove`, `user_set`, `user_logout`, `token_create`,
+    /// `token_revoke`, `token_refused`.
     pub what: String,
     /// What it was about: an action id, a user name, a token id.
     #[serde(default)]
@@ -100,7 +101,7 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    fn keeps(&self, r: &AuditRecord) -> bool {
+    pub fn keeps(&self, r: &AuditRecord) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w.is_empty() || w == have);
         eq(&self.who, &r.who) && eq(&self.what, &r.what) && eq(&self.outcome, &r.outcome) && eq(&self.target, &r.target)
     }

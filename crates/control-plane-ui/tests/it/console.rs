@@ -266,3 +266,109 @@ async fn console_on_phone_and_desktop() {
     assert_eq!(a.history.last().unwrap().by, "ui:alice");
     ui.stop_server().await;
 }
+
+/// The silences and audit pages in Chromium at desktop (1440×900) and phone (390×844) width: add
+/// a silence through the form, see it listed and on the node page, end it with "Expire now",
+/// read both in the audit page. Nothing scrolls sideways at 390 px. Writes
+/// `docs/screenshots/{silences,audit}-{desktop,phone}.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_and_audit_pages_on_phone_and_desktop() {
+    let fx = Fx::new();
+    seed_fleet(&fx);
+    // A service the supervisor reports as silenced, and a silence that ended yesterday.
+    let mut drift = fx.state.root.read_json::<homelab_core::drift::DriftFile>("world/drift.json").unwrap().unwrap().drifts;
+    let mut muted = drift_entry("nas-1", Some("jellyfin"), DriftKind::UnhealthyService, NextStep::Silenced, None, Some(50 * 60));
+    muted.reason = "muted by ui:bob until 15:03 UTC (re-indexing the library), silence s-20260601T140300.000Z-0000beef".into();
+    drift.push(muted);
+    write_drift(&fx, drift);
+    let r = fx.send(bearer_post("/api/v1/silences", UI_TOKEN, r#"{"target": "nas-1/jellyfin", "duration": "1h", "reason": "re-indexing the library"}"#)).await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.body);
+    let old = homelab_core::silence::Silence::new("s-20260101T000000.000Z-0000cafe".into(), homelab_core::silence::Matcher::target("edge-1/mqtt"), Duration::from_secs(3600), "broker upgrade", "ui:bob", chrono::Utc::now() - chrono::Duration::hours(30)).unwrap();
+    fx.state.root.write_silence(&old).unwrap();
+    fx.state.root.append_audit(&homelab_store::audit::AuditRecord::new("carl", "operator", "api", "192.0.2.77", "approve", "redeploy-nas-1-jellyfin", "refused").detail("not allowed: operator carl acts on groups [web]; node nas-1 is in [media]"), 90).unwrap();
+    let ui = Served::start(&fx).await;
+    let (base, client) = (ui.base.clone(), ui.client.clone());
+    let shots = shots();
+    let result = tokio::time::timeout(Duration::from_secs(150), async {
+        client.set_window_size(1440, 900).await?;
+        client.goto(&format!("{base}/login")).await?;
+        let user = client.find(Locator::Id("login-user")).await?;
+        user.clear().await?;
+        user.send_keys("alice").await?;
+        client.find(Locator::Id("login-token")).await?.send_keys(UI_TOKEN).await?;
+        client.find(Locator::Id("login-submit")).await?.click().await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("who")).await?;
+
+        // Add one through the form.
+        client.goto(&format!("{base}/silences")).await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("silence-form")).await?;
+        client.find(Locator::Id("silence-target")).await?.send_keys("edge-1/web").await?;
+        client.find(Locator::Id("silence-duration")).await?.select_by_value("4h").await?;
+        client.find(Locator::Id("silence-reason")).await?.send_keys("moving it to the new box").await?;
+        click(&client, "#silence-submit").await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Css("#active tr.silence td.why")).await?;
+        let listed = text(&client, "#active").await?;
+        std::fs::write(shots.join("silences-desktop.png"), client.screenshot().await?).unwrap();
+        // The node page says so, with its until.
+        client.goto(&format!("{base}/nodes/edge-1")).await?;
+        let web_row = text(&client, "tr.svc[data-service=\"web\"]").await?;
+        let nas = {
+            client.goto(&format!("{base}/nodes/nas-1")).await?;
+            text(&client, "tr.drift-row[data-decision=\"silenced\"] td.next").await?
+        };
+        let review = std::env::temp_dir().join("hcp-ui-review");
+        std::fs::create_dir_all(&review).unwrap();
+        std::fs::write(review.join("node-silenced-desktop.png"), client.screenshot().await?).unwrap();
+
+        // End it.
+        client.goto(&format!("{base}/silences")).await?;
+        let id: serde_json::Value = client.execute("return [...document.querySelectorAll('#active tr.silence')].find(r => r.innerText.includes('edge-1/web')).dataset.id;", vec![]).await?;
+        let id = id.as_str().unwrap_or_default().to_owned();
+        click(&client, &format!("tr.silence[data-id=\"{id}\"] button.expire")).await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Css(&format!("tr.silence.ended[data-id=\"{id}\"]"))).await?;
+        let active_after = text(&client, "#active").await?;
+
+        // The audit log has both, newest first.
+        client.goto(&format!("{base}/audit")).await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("audit")).await?;
+        let audit = text(&client, "#audit tbody").await?;
+        let whats: serde_json::Value = client.execute("return [...document.querySelectorAll('#audit tr.audit-row')].map(r => r.dataset.what);", vec![]).await?;
+        std::fs::write(shots.join("audit-desktop.png"), client.screenshot().await?).unwrap();
+
+        // Phone.
+        client.set_window_size(390, 844).await?;
+        let mut phone = Vec::new();
+        for (path, shot) in [("/silences", Some("silences-phone.png")), ("/audit", Some("audit-phone.png")), ("/nodes/edge-1", None), ("/nodes/nas-1", None)] {
+            client.goto(&format!("{base}{path}")).await?;
+            client.wait().at_most(DEADLINE).for_element(Locator::Css("main h1")).await?;
+            no_sideways_scroll(&client, &format!("{path} at 390 px")).await?;
+            let nav: serde_json::Value = client.execute("const n = document.querySelector('header.top nav').getBoundingClientRect(); return n.right <= document.documentElement.clientWidth && n.height < 140;", vec![]).await?;
+            phone.push((path, nav));
+            if let Some(shot) = shot {
+                std::fs::write(shots.join(shot), client.screenshot().await?).unwrap();
+            }
+            client.set_window_size(390, 2000).await?;
+            std::fs::write(review.join(format!("{}-phone-full.png", path.trim_start_matches('/').replace('/', "_"))), client.screenshot().await?).unwrap();
+            client.set_window_size(390, 844).await?;
+        }
+        Ok::<_, fantoccini::error::CmdError>((listed, web_row, nas, id, active_after, audit, whats, phone))
+    })
+    .await;
+    let _ = client.close().await;
+    let (listed, web_row, nas, id, active_after, audit, whats, phone) = result.expect("browser steps timed out").expect("browser step failed");
+
+    assert!(listed.contains("edge-1/web") && listed.contains("moving it to the new box") && listed.contains("ui:alice") && listed.contains("(ends in 3 h 5"), "{listed}");
+    assert!(web_row.contains("muted until") && web_row.contains("UTC"), "{web_row}");
+    assert!(nas.contains("SILENCED") && nas.contains("muted: nothing is proposed") && (nas.contains("(ends in 50 min)") || nas.contains("(ends in 49 min)")), "{nas}");
+    assert!(!active_after.contains("edge-1/web") && active_after.contains("nas-1/jellyfin"), "{active_after}");
+    let s = fx.state.root.read_silence(&id).unwrap().expect("on disk");
+    assert_eq!(s.expired_by.as_deref(), Some("ui:alice"));
+    let whats: Vec<&str> = whats.as_array().unwrap().iter().filter_map(|w| w.as_str()).collect();
+    let (expire_at, add_at) = (whats.iter().position(|w| *w == "silence_expire"), whats.iter().rposition(|w| *w == "silence"));
+    assert!(expire_at.is_some() && add_at.is_some() && expire_at < add_at, "newest first: {whats:?}");
+    assert!(audit.contains("refused") && audit.contains("carl"), "{audit}");
+    for (path, nav) in phone {
+        assert_eq!(nav, true, "{path}: the nav fits 390 px in at most a few lines");
+    }
+    ui.stop_server().await;
+}

@@ -10,3 +10,4 @@ mod openapi;
 mod retry;
 mod roles;
 mod router;
+mod uipages;

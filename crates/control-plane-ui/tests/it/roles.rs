@@ -14,17 +14,17 @@ use homelab_store::users::{Role, User, hash_password, new_token};
 use crate::files::{drift_entry, write_drift};
 use crate::fixture::*;
 
-const PW: &str = "a long enough password";
+pub const PW: &str = "a long enough password";
 
 /// Nodes: web-1 (`group: web`), db-1 (`groups: [db, backup]`), misc-1 (no group).
-fn hosts(fx: &Fx) {
+pub fn hosts(fx: &Fx) {
     fx.tmp.write_host("web-1", "group: web\nservices:\n  app: {}\n");
     fx.tmp.write_host("db-1", "groups: [db, backup]\nservices:\n  pg: {}\n");
     fx.tmp.write_host("misc-1", "services:\n  tool: {}\n");
 }
 
 /// Users with a password and an API token each; returns (name, token).
-fn users(fx: &Fx) -> Vec<(&'static str, String)> {
+pub fn users(fx: &Fx) -> Vec<(&'static str, String)> {
     let now = chrono::Utc::now();
     let hash = hash_password(PW).unwrap();
     let list: [(&str, Role, &[&str]); 4] =
@@ -60,7 +60,7 @@ fn post_as(uri: &str, token: &str, peer: &str) -> axum::http::Request<Body> {
     req("POST", uri, peer).header("authorization", format!("Bearer {token}")).header("content-type", "application/json").body(Body::empty()).unwrap()
 }
 
-fn audit_today(fx: &Fx) -> Vec<homelab_store::audit::AuditRecord> {
+pub fn audit_today(fx: &Fx) -> Vec<homelab_store::audit::AuditRecord> {
     fx.state.root.read_audit(chrono::Utc::now().date_naive(), &Default::default()).unwrap().records
 }
 
@@ -213,7 +213,7 @@ async fn proxy_users_get_role_and_groups_from_headers_only_from_trusted_proxies(
 }
 
 /// Logs in with a password from `peer`; returns the `Cookie` header value.
-async fn password_login(fx: &Fx, user: &str, pw: &str, peer: &str) -> String {
+pub async fn password_login(fx: &Fx, user: &str, pw: &str, peer: &str) -> String {
     let r = try_login(fx, user, pw, peer).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     r.header("set-cookie").split(';').next().unwrap().to_owned()

@@ -37,6 +37,6 @@ fn add_list_expire() {
     // Both changes are in the audit log (the refused adds wrote nothing, so nothing to record).
     let read = homelab_store::DataRoot::open(t.root()).unwrap().read_audit(chrono::Utc::now().date_naive(), &Default::default()).unwrap();
     let got: Vec<(&str, &str, &str, &str)> = read.records.iter().map(|r| (r.who.as_str(), r.what.as_str(), r.target.as_str(), r.outcome.as_str())).collect();
-    assert_eq!(got, [("tester", "silence_add", "edge-1/web", "ok"), ("tester", "silence_expire", "edge-1/web", "ok")]);
+    assert_eq!(got, [("tester", "silence", "edge-1/web", "ok"), ("tester", "silence_expire", id.as_str(), "ok")]);
     assert!(read.records[0].detail.as_deref().is_some_and(|d| d.contains("moving the disk") && d.contains(&id)), "{:?}", read.records[0]);
 }
