@@ -522,7 +522,7 @@ impl Agent {
     #[allow(clippy::too_many_arguments)]
     async fn service_verdict(&mut self, service: &str, emit: Option<&'static str>, verdict: &Verdict, detail: String, data: Option<serde_json::Value>, source: Source, pass: u64) -> Option<bool> {
         let failing = matches!(verdict, Verdict::Unhealthy { .. });
-        let Some(kind) = emit else { return None };
+        let kind = emit?;
         if source == Source::Pass && pass == self.pass {
             self.reported.insert(service.to_owned());
         }
