@@ -486,8 +486,9 @@ impl Agent {
                         // Not in the spool: served again with the next answer that lists it.
                         Some(false) => {}
                     }
-                    // A newer request may have waited for this one.
-                    if self.check_now_root.is_none() {
+                    // A newer request may have waited for this one (not at once after a failed
+                    // hand-over: that would run the same request again and again).
+                    if self.check_now_root.is_none() && emitted != Some(false) {
                         self.serve_check_now(self.remote_pending.clone());
                     }
                 }
