@@ -677,13 +677,40 @@ fn counted(state: &AppState, endpoint: &'static str, source: &'static str, r: &A
     }
 }
 
-async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
-    let r = ingest_inner(state.clone(), headers, body).await;
+#[derive(Debug, Default, Deserialize)]
+struct IngestQuery {
+    /// Check-now requests the agent served without an event to carry the acknowledgement:
+    /// `<service>@<requested_at>`, comma-separated.
+    served: Option<String>,
+}
+
+/// `POST /api/v1/events`: the agent's events (one, or an array; `[]` is the agent's poll). The
+/// answer lists this node's pending check-now requests (`check_now`). An ingested event with
+/// `data.check_now.requested_at`, or a `served` entry, finishes the matching request
+/// (`finish_check_now`: not when a newer request replaced it).
+async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<IngestQuery>, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+    let r = ingest_inner(state.clone(), headers, q, body).await;
     counted(&state, "events", "agent", &r);
     r
 }
 
-async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+/// `(service, requested_at)` of a check-now request an event reports as served.
+fn served_by(event: &Event) -> Option<(String, homelab_core::Timestamp)> {
+    let at = event.data.as_ref()?.get("check_now")?.get("requested_at")?.as_str()?;
+    Some((event.service.clone()?, chrono::DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&chrono::Utc)))
+}
+
+/// The `served` query: `<service>@<requested_at>`, comma-separated.
+fn parse_served(q: &str) -> Result<Vec<(String, homelab_core::Timestamp)>, String> {
+    q.split(',').filter(|s| !s.is_empty()).map(|item| {
+        let (service, at) = item.split_once('@').ok_or_else(|| format!("served: {item:?} is not <service>@<requested_at>"))?;
+        homelab_core::validate_name(service).map_err(|e| format!("served: service {service:?}: {e}"))?;
+        let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| format!("served: {at:?} is not an RFC 3339 time: {e}"))?;
+        Ok((service.to_owned(), at.with_timezone(&chrono::Utc)))
+    }).collect()
+}
+
+async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, q: IngestQuery, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -691,6 +718,7 @@ async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, body: Bytes) -> 
         .map(str::trim)
         .ok_or_else(|| ApiError::from(Refusal::NoCredentials))?;
     let node = node_for_token(&state, token).map_err(ApiError::internal)?.ok_or_else(|| ApiError::from(Refusal::WrongToken))?;
+    let mut served = parse_served(q.served.as_deref().unwrap_or("")).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))?;
     let items = match value {
         serde_json::Value::Array(items) => items,
@@ -712,7 +740,8 @@ async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, body: Bytes) -> 
         events.push(event);
     }
     let root = state.root.clone();
-    let (written, duplicates) = tokio::task::spawn_blocking(move || -> std::io::Result<(usize, usize)> {
+    let node2 = node.clone();
+    let (written, duplicates, pending) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let (mut w, mut d) = (0, 0);
         for e in &events {
             match root.write_event(e)? {
@@ -720,13 +749,27 @@ async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, body: Bytes) -> 
                 homelab_store::events::Written::AlreadyThere => d += 1,
             }
         }
-        Ok((w, d))
+        // Written (or there already, a spool replay): the check-now requests they served are done.
+        served.extend(events.iter().filter_map(served_by));
+        for (service, requested_at) in served {
+            let done = homelab_store::check_now::CheckNowRequest { node: node2.clone(), service, requested_by: String::new(), requested_at };
+            if let Err(e) = root.finish_check_now(&done) {
+                tracing::warn!(node = %node2, service = %done.service, error = %e, "cannot remove a served check-now request");
+            }
+        }
+        // One folder listing: cheap enough for a poll every second per node.
+        let pending = root.pending_check_now(&node2).unwrap_or_else(|e| {
+            tracing::warn!(node = %node2, error = %e, "cannot list check-now requests");
+            Vec::new()
+        });
+        Ok((w, d, pending))
     })
     .await
     .map_err(ApiError::internal)?
     .map_err(|e| ApiError::write_failed(&e))?;
     tracing::debug!(%node, written, duplicates, "events ingested");
-    Ok(Json(json!({ "written": written, "duplicates": duplicates })))
+    let check_now: Vec<_> = pending.iter().map(|r| json!({ "service": r.service, "requested_by": r.requested_by, "requested_at": homelab_core::rfc3339(r.requested_at) })).collect();
+    Ok(Json(json!({ "written": written, "duplicates": duplicates, "check_now": check_now })))
 }
 
 /// Alertmanager's webhook (payload version 4): firing alerts become negative service events,

@@ -91,7 +91,7 @@ pub struct DriftReport {
 /// `quarantine` in `/summary`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct QuarantineSummary {
-    /// Quarantined entries (files, symlinks, folders) of both folders; `.reason` files and
+    /// Quarantined entries (files, symlinks, folders) of every quarantine folder; `.reason` files and
     /// dot-files are not counted.
     pub count: usize,
     /// The newest, newest first, at most [`RECENT_QUARANTINE`].

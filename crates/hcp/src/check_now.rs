@@ -1,7 +1,9 @@
 //! `hcp check-now NODE SERVICE [--wait 10s]`: ask a node's agent to run a service's checks at
 //! once. Writes `state/check_now/<node>/<service>.json` (the file the UI's button and
 //! `POST /api/v1/nodes/{node}/services/{service}/check-now` write too); the agent serves it
-//! within a second, emits the result as fresh events and removes the file.
+//! within a second or so and emits the result as fresh events; the file goes once served (a
+//! local agent removes it, the ingest endpoint does when a remote agent's result arrives), which
+//! is what `--wait` waits for.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -1,9 +1,12 @@
 //! `state/check_now/<node>/<service>.json`: an operator's request that a node's agent run a
 //! service's checks at once (UI button, `POST /api/v1/nodes/{node}/services/{service}/check-now`,
 //! `hcp check-now NODE SERVICE`). One file per node and service, written atomically: asking
-//! twice before the agent served it is one request. The agent (local mode) polls its node's
-//! folder, runs the checks, emits their events and removes the file, but only if it still holds
-//! the request it served (a newer one written meanwhile is served next).
+//! twice before the agent served it is one request. The agent polls its node's folder (local
+//! mode) or gets the list in every ingest answer (remote mode), runs the checks, emits their
+//! events, and the file is removed (by the agent, or by the ingest once those events arrive),
+//! but only if it still holds the request that was served (a newer one written meanwhile is
+//! served next). A file that does not parse, or names another node or service than its place,
+//! is moved to `quarantine/check_now/<node>-<file>` with a `.reason` beside it.
 
 use std::io;
 use std::path::PathBuf;
@@ -11,7 +14,8 @@ use std::path::PathBuf;
 use homelab_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{DataRoot, list_names, write_atomic};
+use crate::atomic::{sync_dir, write_new};
+use crate::{DataRoot, list_names, rename_noreplace, write_atomic};
 
 /// The folder, relative to the data root.
 pub const CHECK_NOW_DIR: &str = "state/check_now";
@@ -44,7 +48,9 @@ impl DataRoot {
         write_atomic(&dir.join(format!("{}.json", req.service)), &serde_json::to_vec_pretty(req).map_err(io::Error::other)?)
     }
 
-    /// The requests waiting for `node`'s agent, oldest first. Unreadable files are skipped.
+    /// The requests waiting for `node`'s agent, oldest first. A file that does not parse, or
+    /// names another node or service than its place, is quarantined (never served); one that
+    /// cannot be read now is skipped with a warning.
     pub fn pending_check_now(&self, node: &str) -> io::Result<Vec<CheckNowRequest>> {
         if homelab_core::validate_name(node).is_err() {
             return Ok(Vec::new());
@@ -52,10 +58,23 @@ impl DataRoot {
         let mut out = Vec::new();
         for name in list_names(&self.check_now_dir(node))? {
             let Some(service) = name.strip_suffix(".json").filter(|s| homelab_core::validate_name(s).is_ok()) else { continue };
-            match self.read_json::<CheckNowRequest>(&format!("{CHECK_NOW_DIR}/{node}/{service}.json")) {
-                Ok(Some(r)) if r.node == node && r.service == service => out.push(r),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(node, service, error = %e, "unreadable check-now request; ignored"),
+            let bad = match self.read_json::<CheckNowRequest>(&format!("{CHECK_NOW_DIR}/{node}/{service}.json")) {
+                Ok(Some(r)) if r.node == node && r.service == service => {
+                    out.push(r);
+                    continue;
+                }
+                Ok(Some(r)) => format!("names {}/{}, not {node}/{service}", r.node, r.service),
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => e.to_string(),
+                Err(e) => {
+                    tracing::warn!(node, service, error = %e, "cannot read a check-now request now; skipped");
+                    continue;
+                }
+            };
+            match self.quarantine_check_now(node, &name, &bad) {
+                Ok(Some(to)) => tracing::warn!(node, service, reason = %bad, file = %to.display(), "bad check-now request quarantined"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(node, service, reason = %bad, error = %e, "bad check-now request; cannot quarantine it"),
             }
         }
         out.sort_by(|a, b| a.requested_at.cmp(&b.requested_at).then_with(|| a.service.cmp(&b.service)));
@@ -77,6 +96,35 @@ impl DataRoot {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Moves `state/check_now/<node>/<name>` to `quarantine/check_now/<node>-<name>` (a `.1`,
+    /// `.2` … when taken), its `.reason` written first. `None` when someone else moved it first.
+    fn quarantine_check_now(&self, node: &str, name: &str, reason: &str) -> io::Result<Option<PathBuf>> {
+        let from = self.check_now_dir(node).join(name);
+        let qdir = self.quarantine_kind_dir("check_now");
+        std::fs::create_dir_all(&qdir)?;
+        let base = format!("{node}-{name}");
+        for n in 0.. {
+            let qname = if n == 0 { base.clone() } else { format!("{base}.{n}") };
+            let text = format!("unreadable check-now request (from {CHECK_NOW_DIR}/{node}/{name}): {reason}\n");
+            match write_new(&qdir.join(format!("{qname}.reason")), text.as_bytes()) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                r => r?,
+            }
+            return match rename_noreplace(&from, &qdir.join(&qname)) {
+                Ok(()) => {
+                    sync_dir(&qdir)?;
+                    sync_dir(&self.check_now_dir(node))?;
+                    Ok(Some(qdir.join(qname)))
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(qdir.join(format!("{qname}.reason")));
+                    if e.kind() == io::ErrorKind::NotFound { Ok(None) } else { Err(e) }
+                }
+            };
+        }
+        unreachable!()
     }
 }
 
@@ -105,5 +153,28 @@ mod tests {
         root.finish_check_now(&left[0]).unwrap();
         root.finish_check_now(&left[0]).unwrap();
         assert!(root.pending_check_now("edge-1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bad_request_file_is_quarantined_with_its_reason_and_never_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = DataRoot::open(tmp.path()).unwrap();
+        let dir = root.check_now_dir("edge-1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("web.json"), b"{not json").unwrap();
+        // In edge-1's folder but for nas-1: never served to either.
+        let other = CheckNowRequest { node: "nas-1".into(), service: "db".into(), requested_by: "cli:ops".into(), requested_at: chrono::Utc::now() };
+        std::fs::write(dir.join("db.json"), serde_json::to_vec(&other).unwrap()).unwrap();
+        assert!(root.pending_check_now("edge-1").unwrap().is_empty());
+        assert!(list_names(&dir).unwrap().is_empty(), "both moved out");
+        let listing = root.quarantine_listing(10).unwrap();
+        assert_eq!(listing.by_kind["check_now"], 2);
+        let reasons: Vec<_> = listing.recent.iter().map(|e| (e.file.as_str(), e.reason.as_str())).collect();
+        assert!(reasons.iter().any(|(f, r)| *f == "quarantine/check_now/edge-1-web.json" && r.contains("state/check_now/edge-1/web.json")), "{reasons:?}");
+        assert!(reasons.iter().any(|(f, r)| *f == "quarantine/check_now/edge-1-db.json" && r.contains("names nas-1/db, not edge-1/db")), "{reasons:?}");
+        // The same name again gets a number.
+        std::fs::write(dir.join("web.json"), b"[]").unwrap();
+        assert!(root.pending_check_now("edge-1").unwrap().is_empty());
+        assert!(root.quarantine_kind_dir("check_now").join("edge-1-web.json.1").exists());
     }
 }

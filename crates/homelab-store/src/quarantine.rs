@@ -1,4 +1,4 @@
-//! What sits in `quarantine/events/` and `quarantine/actions/`, listed for people (the UI's
+//! What sits in `quarantine/events/`, `quarantine/actions/` and `quarantine/check_now/`, listed for people (the UI's
 //! `/summary`, dashboard and metrics).
 //!
 //! A quarantined entry may be anything the observer (or another daemon) moved aside: a file, a
@@ -24,7 +24,7 @@ use homelab_core::Timestamp;
 use crate::{DataRoot, list_names};
 
 /// The quarantine folders below the data root, by kind.
-pub const QUARANTINE_KINDS: [&str; 2] = ["events", "actions"];
+pub const QUARANTINE_KINDS: [&str; 3] = ["events", "actions", "check_now"];
 
 /// At most this much of a reason file is read.
 pub const MAX_REASON_BYTES: u64 = 4096;
@@ -32,7 +32,7 @@ pub const MAX_REASON_BYTES: u64 = 4096;
 /// One quarantined entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantineEntry {
-    /// `events` or `actions`.
+    /// `events`, `actions` or `check_now`.
     pub kind: &'static str,
     /// Relative to the data root: `quarantine/events/<name>`.
     pub file: String,
@@ -46,7 +46,7 @@ pub struct QuarantineEntry {
 /// What is quarantined now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QuarantineListing {
-    /// Entries per kind (`events`, `actions`); both keys are always present.
+    /// Entries per kind (`events`, `actions`, `check_now`); every key is always present.
     pub by_kind: BTreeMap<&'static str, usize>,
     /// The newest entries of all kinds, newest first (ties by file name), at most `limit`.
     pub recent: Vec<QuarantineEntry>,
@@ -60,12 +60,12 @@ impl QuarantineListing {
 }
 
 impl DataRoot {
-    /// `quarantine/<kind>/` (`events` or `actions`).
+    /// `quarantine/<kind>/` (`events`, `actions` or `check_now`).
     pub fn quarantine_kind_dir(&self, kind: &str) -> std::path::PathBuf {
         self.path().join("quarantine").join(kind)
     }
 
-    /// Lists both quarantine folders: counts and the `limit` newest entries with their reasons.
+    /// Lists the quarantine folders: counts and the `limit` newest entries with their reasons.
     /// A missing folder is empty. Fails only when a folder exists but cannot be listed.
     pub fn quarantine_listing(&self, limit: usize) -> io::Result<QuarantineListing> {
         let mut out = QuarantineListing::default();

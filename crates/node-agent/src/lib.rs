@@ -11,8 +11,10 @@
 //!   serves the agent's metrics (check results and durations, events).
 //! - "Check now": an operator's request (`state/check_now/<node>/<service>.json`, written by
 //!   the UI, the API or `hcp check-now`) runs that service's checks at once. With `--root` the
-//!   agent polls its node's request folder every [`CHECK_NOW_POLL`]; the events go out like a
-//!   pass's, and the request file is removed once served.
+//!   agent polls its node's request folder every [`CHECK_NOW_POLL`] and removes the file once
+//!   served; with `--control-plane` every ingest answer lists the node's requests (an empty
+//!   batch asks every [`CHECK_NOW_POLL_REMOTE`]) and the result events, once ingested, finish
+//!   the request. The events go out like a pass's, with `data.check_now`.
 //! - `alert:` checks are not run here: their health comes from Alertmanager through the
 //!   receiver. A service with only `alert:` checks gets no event from the agent at all; a
 //!   service with some gets its local failures and recoveries, but no periodic
@@ -36,21 +38,26 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::SubsecRound;
 use homelab_core::desired::{ConfigError, HostFile};
-use homelab_core::{DiskLevel, Event, HostSpec};
+use homelab_core::{DiskLevel, Event, HostSpec, Timestamp};
+use homelab_store::check_now::CheckNowRequest;
 use serde_json::json;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::checks::{CheckResult, Checker, service_verdict};
 use crate::nats::{HealthIssue, Publisher};
-use crate::sink::{Deliverer, Sink, Spool};
+use crate::sink::{Acks, Deliverer, PendingCheckNow, Sink, Spool};
 use crate::tracker::{CheckRun, Source, Tracker, Verdict};
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How often a local agent (`--root`) looks for check-now requests.
 pub const CHECK_NOW_POLL: Duration = Duration::from_millis(250);
+
+/// How long a remote agent (`--control-plane`) goes without an ingest answer (which lists the
+/// check-now requests) before it asks with an empty batch.
+pub const CHECK_NOW_POLL_REMOTE: Duration = Duration::from_secs(1);
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     homelab_core::duration::parse_duration(s)
@@ -150,6 +157,11 @@ pub async fn run_with_listener(config: Config, shutdown: CancellationToken, list
         (Some(root), false) => Some(homelab_store::DataRoot::open(root)?),
         _ => None,
     };
+    // Remote: the deliverer hands over each ingest answer's list and takes acknowledgements.
+    let (remote_requests, remote_acks) = match &deliverer {
+        Some((d, _)) if !config.once => (Some(d.requests()), Some(d.acks())),
+        _ => (None, None),
+    };
     let nats = match &config.nats_url {
         Some(url) => Some(Publisher::connect(url).await?),
         None => None,
@@ -175,6 +187,9 @@ pub async fn run_with_listener(config: Config, shutdown: CancellationToken, list
         emit_failures: 0,
         check_now_root,
         check_now: BTreeMap::new(),
+        remote_acks,
+        handled: BTreeMap::new(),
+        remote_pending: Vec::new(),
     };
 
     if config.once {
@@ -210,7 +225,7 @@ pub async fn run_with_listener(config: Config, shutdown: CancellationToken, list
     agent.reload_hosts();
     tasks.spawn(docker_events::watch(shared.checker.clone(), shared.clone(), agent.tx.clone(), shutdown.clone()));
     tracing::info!(node = %config.node, interval = ?config.check_interval, "node agent started");
-    agent.main_loop(rx, config.check_interval, shutdown.clone()).await;
+    agent.main_loop(rx, remote_requests, config.check_interval, shutdown.clone()).await;
     tasks.close();
     tasks.wait().await;
     Ok(())
@@ -265,11 +280,28 @@ struct Agent {
     /// Where check-now requests are read (`--root` only).
     check_now_root: Option<homelab_store::DataRoot>,
     /// Check-now requests being served, by service.
-    check_now: BTreeMap<String, homelab_store::check_now::CheckNowRequest>,
+    check_now: BTreeMap<String, CheckNowRequest>,
+    /// Remote: acknowledgements of requests served without an event (sent with the next poll).
+    remote_acks: Option<Acks>,
+    /// Remote: requests served whose acknowledgement has not reached the control plane yet
+    /// (`requested_at` by service): not run again while the answers still list them.
+    handled: BTreeMap<String, Timestamp>,
+    /// Remote: the latest list of pending requests.
+    remote_pending: Vec<CheckNowRequest>,
+}
+
+/// The next list of check-now requests from the deliverer; never, without one.
+async fn next_requests(rx: &mut Option<watch::Receiver<Vec<PendingCheckNow>>>) -> Vec<PendingCheckNow> {
+    if let Some(rx) = rx
+        && rx.changed().await.is_ok()
+    {
+        return rx.borrow_and_update().clone();
+    }
+    std::future::pending().await
 }
 
 impl Agent {
-    async fn main_loop(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>, interval: Duration, shutdown: CancellationToken) {
+    async fn main_loop(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>, mut requests: Option<watch::Receiver<Vec<PendingCheckNow>>>, interval: Duration, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut check_now_tick = tokio::time::interval(CHECK_NOW_POLL);
@@ -279,6 +311,10 @@ impl Agent {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => self.start_pass(),
                 _ = check_now_tick.tick(), if self.check_now_root.is_some() => self.poll_check_now(),
+                list = next_requests(&mut requests) => {
+                    self.remote_pending = list.into_iter().map(|p| CheckNowRequest { node: self.node.clone(), service: p.service, requested_by: p.requested_by, requested_at: p.requested_at }).collect();
+                    self.serve_check_now(self.remote_pending.clone());
+                }
                 Some(msg) = rx.recv() => self.handle(msg).await,
             }
         }
@@ -349,23 +385,26 @@ impl Agent {
         });
     }
 
-    /// Starts the checks of every new check-now request for this node.
+    /// Local: reads this node's check-now requests from the data root and serves them.
     fn poll_check_now(&mut self) {
         let Some(root) = self.check_now_root.clone() else { return };
-        let requests = match root.pending_check_now(&self.node) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read check-now requests");
-                return;
-            }
-        };
+        match root.pending_check_now(&self.node) {
+            Ok(requests) => self.serve_check_now(requests),
+            Err(e) => tracing::warn!(error = %e, "cannot read check-now requests"),
+        }
+    }
+
+    /// Starts the checks of every new check-now request for this node.
+    fn serve_check_now(&mut self, requests: Vec<CheckNowRequest>) {
+        // Gone from the list: its acknowledgement arrived (or a newer request replaced it).
+        self.handled.retain(|service, at| requests.iter().any(|r| &r.service == service && r.requested_at == *at));
         let spec = self.shared.spec();
         for req in requests {
-            if self.check_now.get(&req.service).is_some_and(|r| r.requested_at == req.requested_at) {
-                continue; // being served
-            }
             if self.check_now.contains_key(&req.service) {
-                continue; // a newer one: served once the running checks are done
+                continue; // being served; a newer one is served once the running checks are done
+            }
+            if self.handled.get(&req.service) == Some(&req.requested_at) {
+                continue; // served; the control plane has not seen the result yet
             }
             match spec.as_ref().and_then(|s| s.services.get(&req.service)).filter(|s| s.monitor && !s.alert_only()) {
                 Some(svc) => {
@@ -376,11 +415,22 @@ impl Agent {
                 }
                 None => {
                     tracing::warn!(service = %req.service, by = %req.requested_by, "check-now request for a service this agent does not check; removed");
-                    if let Err(e) = root.finish_check_now(&req) {
-                        tracing::warn!(error = %e, "cannot remove a check-now request");
-                    }
+                    self.finish_without_event(&req);
                 }
             }
+        }
+    }
+
+    /// A request served with no event to carry the acknowledgement: removed from the data root
+    /// (local), or acknowledged with the next poll (remote).
+    fn finish_without_event(&mut self, req: &CheckNowRequest) {
+        if let Some(root) = &self.check_now_root {
+            if let Err(e) = root.finish_check_now(req) {
+                tracing::warn!(error = %e, "cannot remove a check-now request");
+            }
+        } else if let Some(acks) = &self.remote_acks {
+            acks.lock().unwrap_or_else(|e| e.into_inner()).push((req.service.clone(), req.requested_at));
+            self.handled.insert(req.service.clone(), req.requested_at);
         }
     }
 
@@ -423,12 +473,24 @@ impl Agent {
                     (Verdict::Healthy, Verdict::Unhealthy { .. }) => detail = format!("{detail} (waiting for success_threshold passes)"),
                     _ => {}
                 }
-                self.service_verdict(&service, emit, &verdict, detail, Some(data), source, pass).await;
-                // Served: its events are written; the request goes (unless a newer one replaced it).
-                if let (Some(req), Some(root)) = (served, &self.check_now_root)
-                    && let Err(e) = root.finish_check_now(&req)
-                {
-                    tracing::warn!(error = %e, "cannot remove a served check-now request");
+                let emitted = self.service_verdict(&service, emit, &verdict, detail, Some(data), source, pass).await;
+                // Served: its events are handed over; the request goes (unless a newer one
+                // replaced it). Remote: the control plane removes it when the event arrives.
+                if let Some(req) = served {
+                    match emitted {
+                        _ if self.check_now_root.is_some() => self.finish_without_event(&req),
+                        Some(true) => {
+                            self.handled.insert(req.service.clone(), req.requested_at);
+                        }
+                        None => self.finish_without_event(&req),
+                        // Not in the spool: served again with the next answer that lists it.
+                        Some(false) => {}
+                    }
+                    // A newer request may have waited for this one (not at once after a failed
+                    // hand-over: that would run the same request again and again).
+                    if self.check_now_root.is_none() && emitted != Some(false) {
+                        self.serve_check_now(self.remote_pending.clone());
+                    }
                 }
             }
             Msg::ContainerDown { service, detail } => {
@@ -457,25 +519,25 @@ impl Agent {
         }
     }
 
+    /// Emits the service's event, if any; `Some(handed over)` when there was one to emit.
     #[allow(clippy::too_many_arguments)]
-    async fn service_verdict(&mut self, service: &str, emit: Option<&'static str>, verdict: &Verdict, detail: String, data: Option<serde_json::Value>, source: Source, pass: u64) {
+    async fn service_verdict(&mut self, service: &str, emit: Option<&'static str>, verdict: &Verdict, detail: String, data: Option<serde_json::Value>, source: Source, pass: u64) -> Option<bool> {
         let failing = matches!(verdict, Verdict::Unhealthy { .. });
-        let Some(kind) = emit else { return };
+        let kind = emit?;
         if source == Source::Pass && pass == self.pass {
             self.reported.insert(service.to_owned());
         }
         // Part of its health comes from alerts: a periodic positive would clear a firing alert.
         // Failures and recoveries of the local checks are still news.
         let quiet = kind == "service_healthy" && self.shared.spec().and_then(|s| s.services.get(service).map(|s| s.has_alert_checks())).unwrap_or(false);
-        let ts = if quiet {
-            chrono::Utc::now()
+        let (ts, emitted) = if quiet {
+            (chrono::Utc::now(), None)
         } else {
             let mut event = self.event(kind, Some(service));
             event.detail = Some(detail.clone());
             event.data = data;
             let ts = event.ts;
-            self.emit(event).await;
-            ts
+            (ts, Some(self.emit(event).await))
         };
         if failing && self.nats.is_some() {
             let issue_detail = format!("{kind}: {detail}");
@@ -489,6 +551,7 @@ impl Agent {
             let done = self.outstanding == 0;
             self.flush_issues_async(done).await;
         }
+        emitted
     }
 
     /// Publishes waiting issues whose dependencies have all reported in this pass (or all of
@@ -588,15 +651,17 @@ impl Agent {
         Event::new(chrono::Utc::now().trunc_subsecs(3), &self.node, kind, service)
     }
 
-    async fn emit(&mut self, event: Event) {
+    /// Hands an event to the sink; false when it could not be.
+    async fn emit(&mut self, event: Event) -> bool {
         let (kind, service) = (event.kind.clone(), event.service.clone());
         tracing::debug!(kind = %kind, service = ?service, detail = ?event.detail, "event");
         let result = self.sink.emit(event).await;
         self.shared.metrics.event(&kind, result.is_ok());
-        if let Err(e) = result {
+        if let Err(e) = &result {
             self.emit_failures += 1;
             tracing::error!(error = format!("{e:#}"), kind = %kind, service = ?service, "cannot hand over an event");
         }
+        result.is_ok()
     }
 }
 

@@ -8,6 +8,12 @@
 //! them. A crash between the answer and the delete re-sends one event, which the ingest endpoint
 //! recognises by its id: none lost, none duplicated.
 //!
+//! Every answer of the ingest endpoint lists this node's pending check-now requests. While the
+//! spool is empty, the deliverer asks for them with an empty batch (`[]`) every
+//! [`crate::CHECK_NOW_POLL_REMOTE`], on the same client (keep-alive), and publishes each list to
+//! the agent ([`Deliverer::requests`]). A request served without an event to say so is
+//! acknowledged in the next poll (`?served=<service>@<requested_at>`).
+//!
 //! An event the control plane will never take (a 4xx other than 401/403/408/429, e.g. 422 for a
 //! time outside `MAX_CLOCK_SKEW` or the retention, or 400 for an invalid event) is moved to
 //! `<spool>/rejected/` with a `<name>.reason` file holding the status and the control plane's
@@ -20,9 +26,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use homelab_core::Event;
+use homelab_core::{Event, Timestamp};
 use homelab_store::DataRoot;
-use tokio::sync::Notify;
+use serde::Deserialize;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How long one POST to the control plane may take.
@@ -189,19 +196,87 @@ pub enum DeliveryError {
     Spool(#[from] anyhow::Error),
 }
 
+/// A check-now request of this node, as the ingest answer lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PendingCheckNow {
+    pub service: String,
+    pub requested_by: String,
+    #[serde(with = "homelab_core::ts_format")]
+    pub requested_at: Timestamp,
+}
+
+/// What the agent reads in an ingest answer (a control plane without check-now has no list).
+#[derive(Deserialize)]
+struct Answer {
+    check_now: Option<Vec<PendingCheckNow>>,
+}
+
+/// Check-now requests served without an event: `(service, requested_at)`, sent as `served`.
+pub type Acks = Arc<std::sync::Mutex<Vec<(String, Timestamp)>>>;
+
 /// Sends spooled events to `<control plane>/api/v1/events`, oldest first, one at a time.
 pub struct Deliverer {
     spool: Arc<Spool>,
     client: reqwest::Client,
     url: String,
     token: String,
+    requests: watch::Sender<Vec<PendingCheckNow>>,
+    acks: Acks,
 }
 
 impl Deliverer {
     pub fn new(spool: Arc<Spool>, control_plane: &str, token: String) -> anyhow::Result<Deliverer> {
         let url = format!("{}/api/v1/events", control_plane.trim_end_matches('/'));
         let client = reqwest::Client::builder().timeout(POST_TIMEOUT).build()?;
-        Ok(Deliverer { spool, client, url, token })
+        Ok(Deliverer { spool, client, url, token, requests: watch::Sender::new(Vec::new()), acks: Acks::default() })
+    }
+
+    /// The node's pending check-now requests, as of the latest ingest answer.
+    pub fn requests(&self) -> watch::Receiver<Vec<PendingCheckNow>> {
+        self.requests.subscribe()
+    }
+
+    /// Where the agent puts requests it served without an event; sent with the next poll.
+    pub fn acks(&self) -> Acks {
+        self.acks.clone()
+    }
+
+    /// Publishes the check-now list of a 2xx answer (reading the body also frees the
+    /// connection for the next request).
+    async fn read_answer(&self, resp: reqwest::Response) {
+        if let Ok(Answer { check_now: Some(list) }) = resp.json::<Answer>().await {
+            self.requests.send_replace(list);
+        }
+    }
+
+    /// `POST []` (writes nothing): the answer lists the pending check-now requests; `served`
+    /// acknowledges the ones served without an event.
+    pub async fn poll(&self) -> Result<(), DeliveryError> {
+        let acks = self.acks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut req = self.client.post(&self.url).bearer_auth(&self.token).header(reqwest::header::CONTENT_TYPE, "application/json").body("[]");
+        if !acks.is_empty() {
+            let served: Vec<String> = acks.iter().map(|(service, at)| format!("{service}@{}", homelab_core::rfc3339(*at))).collect();
+            req = req.query(&[("served", served.join(","))]);
+        }
+        let resp = req.send().await.map_err(|e| DeliveryError::Unreachable { url: self.url.clone(), reason: e.without_url().to_string() })?;
+        let status = resp.status();
+        if status.is_success() || status.as_u16() == 400 {
+            // 400: the control plane will never take these acknowledgements; do not resend them.
+            self.acks.lock().unwrap_or_else(|e| e.into_inner()).retain(|a| !acks.contains(a));
+        }
+        match status.as_u16() {
+            _ if status.is_success() => {
+                self.read_answer(resp).await;
+                Ok(())
+            }
+            400 => {
+                let reason = error_message(resp).await;
+                tracing::warn!(%reason, "the control plane refused the check-now poll");
+                Ok(())
+            }
+            401 | 403 => Err(DeliveryError::Unauthorized { status: status.as_u16() }),
+            _ => Err(DeliveryError::Unreachable { url: self.url.clone(), reason: format!("answered {status}") }),
+        }
     }
 
     /// Delivers everything in the spool, in order. Returns how many were delivered; stops at the
@@ -239,6 +314,7 @@ impl Deliverer {
                 if status.is_success() {
                     tokio::task::spawn_blocking(move || spool.remove(&name)).await.map_err(anyhow::Error::from)?.map_err(anyhow::Error::from)?;
                     delivered += 1;
+                    self.read_answer(resp).await;
                 } else if status.as_u16() == 401 || status.as_u16() == 403 {
                     return Err(DeliveryError::Unauthorized { status: status.as_u16() });
                 } else if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
@@ -257,13 +333,19 @@ impl Deliverer {
         }
     }
 
-    /// Delivers whenever woken, retrying with backoff while the control plane is down, until
-    /// shutdown. What is still spooled at shutdown is sent after the next start.
+    /// Delivers whenever woken, and polls for check-now requests once the spool is empty (or
+    /// acknowledgements wait) at most [`crate::CHECK_NOW_POLL_REMOTE`] after the last round,
+    /// retrying with backoff while the control plane is down, until shutdown. What is still
+    /// spooled at shutdown is sent after the next start.
     pub async fn run(self, wake: Arc<Notify>, shutdown: CancellationToken) {
         let mut backoff = RETRY_MIN;
         let mut was_down = false;
         loop {
-            let wait = match self.deliver_all().await {
+            let round = match self.deliver_all().await {
+                Ok(n) if n == 0 || !self.acks.lock().unwrap_or_else(|e| e.into_inner()).is_empty() => self.poll().await.map(|()| n),
+                r => r,
+            };
+            let wait = match round {
                 Ok(n) => {
                     if was_down || n > 0 {
                         tracing::debug!(delivered = n, "spool delivered");
@@ -286,10 +368,11 @@ impl Deliverer {
                 }
             };
             match wait {
-                // Up: wait for the next event.
+                // Up: wait for the next event, or the next poll.
                 None => tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = wake.notified() => {}
+                    _ = tokio::time::sleep(crate::CHECK_NOW_POLL_REMOTE) => {}
                 },
                 // Down: retry after the backoff; a new event does not make it retry sooner.
                 Some(wait) => tokio::select! {

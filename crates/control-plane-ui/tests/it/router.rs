@@ -337,13 +337,13 @@ async fn agent_ingest_per_node_token() {
     let e = event("edge-1", "containers_not_running", Some("mqtt"));
     let body = serde_json::to_string(&e).unwrap();
     let r = fx.send(bearer_post("/api/v1/events", "node-token-1", &body)).await;
-    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"written": 1, "duplicates": 0})));
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"written": 1, "duplicates": 0, "check_now": []})));
     let path = fx.tmp.root().join("events").join(e.day()).join(e.file_name());
     let written: Event = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(written, e);
     // Sending it again is harmless: same file name, nothing new.
     let r = fx.send(bearer_post("/api/v1/events", "node-token-1", &body)).await;
-    assert_eq!(r.json(), json!({"written": 0, "duplicates": 1}));
+    assert_eq!(r.json(), json!({"written": 0, "duplicates": 1, "check_now": []}));
     // The env token works for its node, as an array.
     let batch = serde_json::to_string(&vec![event("edge-2", "node_heartbeat", None), event("edge-2", "service_healthy", Some("web"))]).unwrap();
     assert_eq!(fx.send(bearer_post("/api/v1/events", "env-token-2", &batch)).await.json()["written"], 2);
@@ -367,6 +367,66 @@ async fn agent_ingest_per_node_token() {
         assert_eq!(r.status, want, "{what}: {}", r.body);
         assert_eq!(fx.disk(), before, "{what} changed the disk");
     }
+}
+
+/// The ingest answer carries the token's node's check-now requests, never another node's; an
+/// ingested event that says it served one (or a `served` entry) finishes it, unless a newer
+/// request replaced it; `[]` (the agent's poll) writes nothing.
+#[tokio::test]
+async fn ingest_answers_with_this_nodes_check_now_requests_and_finishes_served_ones() {
+    use homelab_store::check_now::CheckNowRequest;
+    let fx = Fx::new();
+    fx.state.root.write_json("state/secrets/agent_tokens.json", &json!({"edge-1": "node-token-1", "edge-2": "node-token-2"})).unwrap();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    let ask = |node: &str, service: &str, ts: &str| {
+        let r = CheckNowRequest { node: node.into(), service: service.into(), requested_by: "cli:ops".into(), requested_at: at(ts) };
+        fx.state.root.request_check_now(&r).unwrap();
+        r
+    };
+    ask("edge-1", "web", "2026-05-27T14:00:00.001Z");
+    ask("edge-2", "db", "2026-05-27T14:00:00.002Z");
+    let before = fx.disk();
+    let poll = |token: &'static str, query: &'static str| fx.send(bearer_post(&format!("/api/v1/events{query}"), token, "[]"));
+    let r = poll("node-token-1", "").await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"written": 0, "duplicates": 0, "check_now": [{"service": "web", "requested_by": "cli:ops", "requested_at": "2026-05-27T14:00:00.001Z"}]})));
+    assert_eq!(poll("node-token-2", "").await.json()["check_now"][0]["service"], "db");
+    assert_eq!(fx.disk(), before, "a poll writes nothing");
+
+    // edge-1 cannot finish edge-2's request, by event or by `served`.
+    let mut e = event("edge-1", "service_healthy", Some("db"));
+    e.data = Some(json!({"check_now": {"requested_by": "cli:ops", "requested_at": "2026-05-27T14:00:00.002Z"}}));
+    assert_eq!(fx.send(bearer_post("/api/v1/events?served=db@2026-05-27T14:00:00.002Z", "node-token-1", &serde_json::to_string(&e).unwrap())).await.status, StatusCode::OK);
+    assert_eq!(fx.state.root.pending_check_now("edge-2").unwrap().len(), 1, "edge-2's request stays");
+
+    // A newer request replaced the one served: the result event does not finish the newer one.
+    let mut done = event("edge-1", "service_recovered", Some("web"));
+    done.data = Some(json!({"check_now": {"requested_by": "cli:ops", "requested_at": "2026-05-27T14:00:00.001Z"}}));
+    let done = serde_json::to_string(&done).unwrap();
+    ask("edge-1", "web", "2026-05-27T14:00:05.000Z");
+    let r = fx.send(bearer_post("/api/v1/events", "node-token-1", &done)).await;
+    assert_eq!(r.json()["check_now"][0]["requested_at"], "2026-05-27T14:00:05.000Z");
+    // The newer one's result, replayed twice (a spool after a crash): finished, then harmless.
+    let mut newer = event("edge-1", "service_healthy", Some("web"));
+    newer.data = Some(json!({"check_now": {"requested_by": "cli:ops", "requested_at": "2026-05-27T14:00:05.000Z"}}));
+    let newer = serde_json::to_string(&newer).unwrap();
+    for want in [json!({"written": 1, "duplicates": 0, "check_now": []}), json!({"written": 0, "duplicates": 1, "check_now": []})] {
+        assert_eq!(fx.send(bearer_post("/api/v1/events", "node-token-1", &newer)).await.json(), want);
+    }
+
+    // `served` finishes a request served without an event; a stale entry does not.
+    ask("edge-1", "mqtt", "2026-05-27T14:00:07.000Z");
+    assert_eq!(poll("node-token-1", "?served=mqtt@2026-05-27T14:00:06.000Z").await.json()["check_now"].as_array().unwrap().len(), 1);
+    assert_eq!(poll("node-token-1", "?served=mqtt@2026-05-27T14:00:07.000Z").await.json()["check_now"], json!([]));
+    for bad in ["?served=mqtt", "?served=../x@2026-05-27T14:00:07.000Z", "?served=mqtt@yesterday"] {
+        let r = poll("node-token-1", bad).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+
+    // A corrupt request file is quarantined with its reason, never served.
+    std::fs::write(fx.state.root.check_now_dir("edge-1").join("web.json"), "{oops").unwrap();
+    assert_eq!(poll("node-token-1", "").await.json()["check_now"], json!([]));
+    let reason = std::fs::read_to_string(fx.state.root.quarantine_kind_dir("check_now").join("edge-1-web.json.reason")).unwrap();
+    assert!(reason.contains("state/check_now/edge-1/web.json"), "{reason}");
 }
 
 #[tokio::test]

@@ -30,8 +30,9 @@ impl Ingest {
                     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer node-token") {
                         return StatusCode::UNAUTHORIZED;
                     }
-                    let event: Event = serde_json::from_str(&body).unwrap();
-                    rx.lock().unwrap().push(event);
+                    // An array is the agent's poll for check-now requests (`[]`).
+                    let events: Vec<Event> = serde_json::from_str(&body).or_else(|_| serde_json::from_str(&body).map(|e| vec![e])).unwrap();
+                    rx.lock().unwrap().extend(events);
                     StatusCode::ACCEPTED
                 }),
             )
