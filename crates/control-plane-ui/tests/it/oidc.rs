@@ -1,8 +1,8 @@
 //! OpenID Connect login (issue 16) against a real provider: Debian's glewlwyd, started by each
 //! test on 127.0.0.1 (testkit::Glewlwyd). Headless Chromium logs in through the provider's own
 //! login page and the session survives a UI restart; roles and groups come from claims (a local
-//! user's win); a replayed, unknown or foreign state is refused, audited and logs nobody in; a
-//! provider that is down leaves the UI serving and the login page saying why.
+//! user's win); a replayed, unknown or foreign state and a wrong nonce are refused, audited and
+//! log nobody in; a provider that is down leaves the UI serving and the login page saying why.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,7 +168,7 @@ async fn roles_and_groups_come_from_claims_and_a_local_user_wins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_unknown_and_foreign_states_are_refused_and_audited() {
+async fn replayed_unknown_foreign_states_and_a_wrong_nonce_are_refused_and_audited() {
     let (idp, fx) = setup();
     idp.add_user("otto", PW, Some("operator"), &["web"]);
     let peer = "192.0.2.50";
@@ -211,13 +211,23 @@ async fn replayed_unknown_and_foreign_states_are_refused_and_audited() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     assert!(r.body.contains("the provider answered access_denied (user said no)"), "{}", r.body);
 
-    // Audited: one ok login of otto, five refused, all on channel oidc, no code or secret.
+    // The authorization request altered on its way (another nonce): the provider signs what it
+    // was asked, and the ID token's nonce is not this login's.
+    let (url, pending) = begin(&fx, peer).await;
+    let nonce = url.split("nonce=").nth(1).unwrap().split('&').next().unwrap();
+    let path = provider(&idp, "otto", &url.replace(&format!("nonce={nonce}"), "nonce=not-the-one"));
+    let r = callback(&fx, &path, &pending, peer).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert!(r.body.contains("the ID token was refused") && r.body.to_lowercase().contains("nonce"), "{}", r.body);
+    assert_eq!(sessions(&fx), 1, "nobody more logged in");
+
+    // Audited: one ok login of otto, six refused, all on channel oidc, no code or secret.
     let audit: Vec<AuditRecord> = audit_today(&fx).into_iter().filter(|r| r.what == "login").collect();
     let ok: Vec<_> = audit.iter().filter(|r| r.outcome == "ok").collect();
     let refused: Vec<_> = audit.iter().filter(|r| r.outcome == "refused").collect();
     assert_eq!(ok.len(), 1, "{audit:?}");
     assert_eq!((ok[0].who.as_str(), ok[0].role.as_str(), ok[0].channel.as_str(), ok[0].source.as_str()), ("otto", "operator", "oidc", peer));
-    assert_eq!(refused.len(), 5, "{audit:?}");
+    assert_eq!(refused.len(), 6, "{audit:?}");
     assert!(refused.iter().all(|r| r.channel == "oidc" && r.who == "?" && r.source == peer), "{refused:?}");
     let code = path.split("code=").nth(1).unwrap().split('&').next().unwrap();
     let text = std::fs::read_to_string(fx.state.root.path().join(format!("audit/{}.jsonl", chrono::Utc::now().date_naive()))).unwrap();
@@ -227,10 +237,10 @@ async fn replayed_unknown_and_foreign_states_are_refused_and_audited() {
     let m = fx.send(get("/metrics")).await;
     let line = |outcome: &str| m.body.lines().find(|l| l.starts_with("homelab_auth_attempts_total") && l.contains("kind=\"oidc\"") && l.contains(&format!("outcome=\"{outcome}\""))).map(str::to_owned);
     assert!(line("ok").is_some_and(|l| l.ends_with(" 1")), "{}", m.body);
-    assert!(line("refused").is_some_and(|l| l.ends_with(" 5")), "{}", m.body);
+    assert!(line("refused").is_some_and(|l| l.ends_with(" 6")), "{}", m.body);
 
     // Failures count against the address: after ten, it waits (429 at once, even for a start).
-    for _ in 0..5 {
+    for _ in 0..4 {
         callback(&fx, "/auth/oidc/callback?state=forged&code=x", "", peer).await;
     }
     let r = fx.send(req("GET", "/auth/oidc/login", peer).body(Body::empty()).unwrap()).await;
