@@ -49,8 +49,10 @@ impl Glewlwyd {
         let d = dir.path();
         let port = free_port();
         // The database: the package's schema, and the user attributes the claims come from.
-        let schema = Command::new("zcat").arg(format!("{}/database/init.sqlite3.sql.gz", Self::DOC)).stdout(Stdio::piped()).spawn().expect("zcat");
-        run(Command::new("sqlite3").arg(d.join("glewlwyd.db")).stdin(schema.stdout.expect("zcat output")), "sqlite3 < init.sqlite3.sql");
+        let schema = Command::new("zcat").arg(format!("{}/database/init.sqlite3.sql.gz", Self::DOC)).output().expect("zcat the schema");
+        assert!(schema.status.success(), "zcat the schema: {}", String::from_utf8_lossy(&schema.stderr));
+        std::fs::write(d.join("init.sql"), &schema.stdout).unwrap();
+        run(Command::new("sqlite3").arg(d.join("glewlwyd.db")).stdin(std::fs::File::open(d.join("init.sql")).unwrap()), "sqlite3 < init.sqlite3.sql");
         let field = r#"json('{"multiple":false,"read":true,"write":true,"profile-read":true,"profile-write":false}')"#;
         let multi = r#"json('{"multiple":true,"read":true,"write":true,"profile-read":true,"profile-write":false}')"#;
         let sql = format!(
