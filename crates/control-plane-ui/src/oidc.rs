@@ -87,7 +87,8 @@ impl Settings {
     pub fn from_access(cfg: &AccessConfig, root: &DataRoot) -> anyhow::Result<Option<Settings>> {
         let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
         let Some(issuer) = set(&cfg.oidc_issuer) else {
-            for (var, v) in [("OIDC_CLIENT_ID", &cfg.oidc_client_id), ("OIDC_REDIRECT_URL", &cfg.oidc_redirect_url)] {
+            let secret = cfg.oidc_client_secret.as_ref().map(|s| s.0.clone());
+            for (var, v) in [("OIDC_CLIENT_ID", &cfg.oidc_client_id), ("OIDC_REDIRECT_URL", &cfg.oidc_redirect_url), ("OIDC_CLIENT_SECRET", &secret)] {
                 if set(v).is_some() {
                     anyhow::bail!("{var} is set but OIDC_ISSUER is not: set OIDC_ISSUER to the provider's issuer URL to enable single sign-on");
                 }
