@@ -678,11 +678,6 @@ impl Auth {
         }
     }
 
-    /// The operator behind a session id (for pages that just started one).
-    pub fn identify_session(&self, id: &str) -> Option<Operator> {
-        self.session(id)
-    }
-
     /// The operator behind a session id, when the session is live and its user still allowed.
     fn session(&self, id: &str) -> Option<Operator> {
         if id.is_empty() {
@@ -945,9 +940,9 @@ impl Auth {
     }
 
     /// The provider's redirect back: checks it (crate::oidc), starts a persisted session for the
-    /// user it names and returns its id. Every outcome is audited (channel `oidc`), counted, and
+    /// user it names and returns (its id, the user). Every outcome is audited (channel `oidc`), counted, and
     /// a failure counts against the address like a wrong password.
-    pub async fn oidc_callback(self: &Arc<Self>, peer: Option<IpAddr>, q: &OidcCallback, pending_cookie: Option<&str>) -> Result<String, OidcError> {
+    pub async fn oidc_callback(self: &Arc<Self>, peer: Option<IpAddr>, q: &OidcCallback, pending_cookie: Option<&str>) -> Result<(String, String), OidcError> {
         let oidc = self.oidc.as_ref().ok_or(OidcError::Off)?;
         self.oidc_limited(peer)?;
         let src = source(peer);
@@ -997,7 +992,7 @@ impl Auth {
             .detail(format!("single sign-on through {}; groups [{}]", oidc.settings.issuer, id.groups.join(", ")));
         let me = self.clone();
         let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
-        Ok(session)
+        Ok((session, id.user))
     }
 }
 

@@ -1095,12 +1095,18 @@ struct OidcDoneT<'a> {
 /// The provider's redirect back. On success the session cookie is set on a small page that
 /// moves on to the dashboard itself: the session cookie is SameSite=Strict, and a redirect
 /// answering a cross-site navigation would arrive without it.
-async fn oidc_callback(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<crate::auth::OidcCallback>) -> Response {
+async fn oidc_callback(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    q: Result<Query<crate::auth::OidcCallback>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    // A query that does not parse is a refused login like any other (audited, counted).
+    let q = q.map(|Query(q)| q).unwrap_or_default();
     let pending = crate::auth::cookie(&headers, crate::oidc::PENDING_COOKIE);
     let clear_pending = pending_cookie(&state, &headers, "", 0);
     let mut r = match state.auth.oidc_callback(peer.0, &q, pending.as_deref()).await {
-        Ok(id) => {
-            let user = state.auth.identify_session(&id).map(|op| op.name).unwrap_or_default();
+        Ok((id, user)) => {
             let html = OidcDoneT { base: &state.base, user: &user }.render().unwrap_or_default();
             let mut r = axum::response::Html(html).into_response();
             let cookie = session_cookie(&state, &headers, &id, state.auth.session_ttl().as_secs());
