@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs on a fresh Debian machine: a Docker engine with
 # docker-compose v1, sshd, nats-server, Chromium with its WebDriver, busybox for test images,
-# Prometheus' Alertmanager (with amtool) and promtool.
+# Prometheus' Alertmanager (with amtool) and promtool, glewlwyd (an OpenID Connect provider).
 # Safe to run again: it only installs what is missing and only starts what is not running.
 set -euo pipefail
 
@@ -24,6 +24,11 @@ pkg_installed busybox-static || need+=(busybox-static)
 { have promtool && have prometheus; } || need+=(prometheus)
 # systemd-analyze verifies (and scores) the node agent's unit in the tests.
 have systemd-analyze || need+=(systemd)
+# A real OpenID Connect provider for the UI's single sign-on tests (the test starts it with a
+# fresh SQLite database made with sqlite3 and a key made with openssl).
+have glewlwyd || need+=(glewlwyd)
+have sqlite3 || need+=(sqlite3)
+have openssl || need+=(openssl)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -66,6 +66,56 @@ pub struct AccessConfig {
     /// Days of `audit/YYYY-MM-DD.jsonl` kept.
     #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = homelab_store::audit::DEFAULT_RETENTION_DAYS)]
     pub audit_retention_days: u32,
+    /// OpenID Connect issuer URL; setting it enables single sign-on (docs/users.md).
+    #[arg(long, env = "OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The client id registered at the provider.
+    #[arg(long, env = "OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The client secret (else `state/secrets/oidc_client_secret`; none for a public client).
+    #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<Secret>,
+    /// Where the provider sends the browser back: this UI's external URL + `/auth/oidc/callback`.
+    #[arg(long, env = "OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// Scopes asked for (space or comma separated; must include `openid`).
+    #[arg(long, env = "OIDC_SCOPES", default_value = "openid profile email")]
+    pub oidc_scopes: String,
+    /// The claim holding the role (`viewer`, `operator`, `admin`).
+    #[arg(long, env = "OIDC_ROLE_CLAIM", default_value = "hcp_role")]
+    pub oidc_role_claim: String,
+    /// The claim holding the node groups (array of strings, or `,`/`|` separated).
+    #[arg(long, env = "OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+    /// The claim holding the user name (`sub` when it is missing).
+    #[arg(long, env = "OIDC_USER_CLAIM", default_value = "preferred_username")]
+    pub oidc_user_claim: String,
+    /// Role of a single sign-on user without a role claim and in none of the groups below.
+    #[arg(long, env = "OIDC_DEFAULT_ROLE", default_value = "viewer")]
+    pub oidc_default_role: String,
+    /// Groups (from the groups claim) whose members are admins (comma-separated).
+    #[arg(long, env = "OIDC_ADMIN_GROUPS", default_value = "")]
+    pub oidc_admin_groups: String,
+    /// Groups (from the groups claim) whose members are operators (comma-separated).
+    #[arg(long, env = "OIDC_OPERATOR_GROUPS", default_value = "")]
+    pub oidc_operator_groups: String,
+}
+
+/// A secret setting: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
 }
 
 impl Default for AccessConfig {
@@ -77,6 +127,17 @@ impl Default for AccessConfig {
             proxy_admin_groups: String::new(),
             proxy_operator_groups: String::new(),
             audit_retention_days: homelab_store::audit::DEFAULT_RETENTION_DAYS,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_redirect_url: None,
+            oidc_scopes: "openid profile email".into(),
+            oidc_role_claim: "hcp_role".into(),
+            oidc_groups_claim: "groups".into(),
+            oidc_user_claim: "preferred_username".into(),
+            oidc_default_role: "viewer".into(),
+            oidc_admin_groups: String::new(),
+            oidc_operator_groups: String::new(),
         }
     }
 }
@@ -335,10 +396,13 @@ pub struct AuthCounters {
     login_rate_limited: AtomicU64,
     token_refused: AtomicU64,
     token_rate_limited: AtomicU64,
+    oidc_ok: AtomicU64,
+    oidc_refused: AtomicU64,
+    oidc_rate_limited: AtomicU64,
 }
 
 impl AuthCounters {
-    /// `(kind, outcome, count)`: kind `login` or `token`; outcome `ok`, `refused`, `rate_limited`.
+    /// `(kind, outcome, count)`: kind `login`, `token` or `oidc`; outcome `ok`, `refused`, `rate_limited`.
     pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         vec![
@@ -347,6 +411,9 @@ impl AuthCounters {
             ("login", "rate_limited", g(&self.login_rate_limited)),
             ("token", "refused", g(&self.token_refused)),
             ("token", "rate_limited", g(&self.token_rate_limited)),
+            ("oidc", "ok", g(&self.oidc_ok)),
+            ("oidc", "refused", g(&self.oidc_refused)),
+            ("oidc", "rate_limited", g(&self.oidc_rate_limited)),
         ]
     }
 }
@@ -408,6 +475,8 @@ pub struct Auth {
     sessions: Mutex<Cached<SessionsFile>>,
     /// Per proxy user, the CSRF token their forms carry (proxy users have no session).
     proxy_csrf: Mutex<HashMap<String, String>>,
+    /// Single sign-on, when `OIDC_ISSUER` is set.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// Never prints a secret.
@@ -425,7 +494,8 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-fn list(s: &str) -> Vec<String> {
+/// Group names from a `,` or `|` separated list (invalid names dropped).
+pub(crate) fn list(s: &str) -> Vec<String> {
     s.split([',', '|']).map(str::trim).filter(|g| valid_user(g)).map(str::to_owned).collect()
 }
 
@@ -488,6 +558,7 @@ impl Auth {
             users: Mutex::default(),
             sessions: Mutex::default(),
             proxy_csrf: Mutex::default(),
+            oidc: None,
         }
     }
 
@@ -506,6 +577,9 @@ impl Auth {
         self.audit_retention_days = cfg.audit_retention_days.max(1);
         if let Err(e) = root.read_users() {
             anyhow::bail!("{} cannot be read: {e}", homelab_store::users::USERS_FILE);
+        }
+        if let Some(settings) = crate::oidc::Settings::from_access(cfg, &root)? {
+            self.oidc = Some(Arc::new(crate::oidc::Oidc::new(settings)?));
         }
         self.root = Some(root);
         Ok(self)
@@ -561,10 +635,17 @@ impl Auth {
     /// survives a restart); returns (session id, csrf token). `bootstrap`: logged in with the UI
     /// token (an admin whether or not `user` is a local user).
     pub fn start_session(&self, user: &str, bootstrap: bool) -> std::io::Result<(String, String)> {
+        let now = chrono::Utc::now();
+        self.store_session(StoredSession { user: user.to_owned(), bootstrap, created_at: now, expires_at: now, role: None, groups: Vec::new(), via: None })
+    }
+
+    /// Persists `rec` (its expiry set from now) under a fresh id; returns (session id, csrf).
+    fn store_session(&self, mut rec: StoredSession) -> std::io::Result<(String, String)> {
         let id = random_token();
         let now = chrono::Utc::now();
         let ttl = chrono::Duration::from_std(self.session_ttl).unwrap_or(chrono::Duration::hours(12));
-        let rec = StoredSession { user: user.to_owned(), bootstrap, created_at: now, expires_at: now + ttl };
+        rec.created_at = now;
+        rec.expires_at = now + ttl;
         let Some(root) = &self.root else { return Err(std::io::Error::other("no data root for sessions")) };
         root.update_sessions(|f| -> std::io::Result<()> {
             f.sessions.retain(|_, s| s.expires_at > now);
@@ -612,11 +693,16 @@ impl Auth {
             return Some(Operator::admin(format!("ui:{}", s.user), &s.user, "ui", csrf));
         }
         let users = self.users();
-        let u = users.users.get(&s.user)?;
-        if u.sessions_not_before.is_some_and(|t| s.created_at < t) {
-            return None;
-        }
-        Some(Operator { by: format!("ui:{}", s.user), csrf, name: s.user.clone(), role: u.role, groups: u.groups.clone(), channel: "ui" })
+        let (role, groups) = match users.users.get(&s.user) {
+            Some(u) if u.sessions_not_before.is_some_and(|t| s.created_at < t) => return None,
+            Some(u) => (u.role, u.groups.clone()),
+            // A single sign-on user who is not a local user keeps what the provider said at login.
+            None => match (s.via.as_deref(), s.role) {
+                (Some("oidc"), Some(role)) => (role, s.groups.clone()),
+                _ => return None,
+            },
+        };
+        Some(Operator { by: format!("ui:{}", s.user), csrf, name: s.user.clone(), role, groups, channel: "ui" })
     }
 
     fn proxy_csrf(&self, user: &str) -> String {
@@ -791,6 +877,122 @@ impl Auth {
                 Err(LoginError::Wrong)
             }
         }
+    }
+}
+
+/// Why a single sign-on login failed. The text is shown as "Single sign-on failed: …" and
+/// audited; it never holds a code, token or secret.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum OidcError {
+    #[error("single sign-on is not configured (OIDC_ISSUER)")]
+    Off,
+    #[error("too many failed logins from this address: try again in {0} s")]
+    RateLimited(u64),
+    #[error("{0}")]
+    Refused(String),
+    #[error("logins cannot be recorded now (the data root cannot be written); try again later")]
+    Unavailable,
+}
+
+impl OidcError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OidcError::Off => StatusCode::NOT_FOUND,
+            OidcError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            OidcError::Refused(_) => StatusCode::UNAUTHORIZED,
+            OidcError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            OidcError::RateLimited(s) => Some(*s),
+            OidcError::Unavailable => Some(30),
+            _ => None,
+        }
+    }
+}
+
+/// What the provider's redirect back carries.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct OidcCallback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+impl Auth {
+    fn oidc_limited(&self, peer: Option<IpAddr>) -> Result<(), OidcError> {
+        if let Some(wait) = self.limiter.lock().unwrap().check(peer, None, Instant::now()) {
+            inc(&self.counters.oidc_rate_limited);
+            return Err(OidcError::RateLimited(secs(wait)));
+        }
+        Ok(())
+    }
+
+    /// The "Log in with single sign-on" click: (the provider's URL to redirect to, the
+    /// pending-login cookie value). `Err(Refused)` says why the provider cannot be used now.
+    pub async fn oidc_begin(&self, peer: Option<IpAddr>) -> Result<(String, String), OidcError> {
+        let oidc = self.oidc.as_ref().ok_or(OidcError::Off)?;
+        self.oidc_limited(peer)?;
+        oidc.begin().await.map_err(OidcError::Refused)
+    }
+
+    /// The provider's redirect back: checks it (crate::oidc), starts a persisted session for the
+    /// user it names and returns (its id, the user). Every outcome is audited (channel `oidc`), counted, and
+    /// a failure counts against the address like a wrong password.
+    pub async fn oidc_callback(self: &Arc<Self>, peer: Option<IpAddr>, q: &OidcCallback, pending_cookie: Option<&str>) -> Result<(String, String), OidcError> {
+        let oidc = self.oidc.as_ref().ok_or(OidcError::Off)?;
+        self.oidc_limited(peer)?;
+        let src = source(peer);
+        let checked = match (q.error.as_deref(), q.state.as_deref(), q.code.as_deref()) {
+            (Some(e), state, _) => {
+                // The state is used up all the same.
+                if let Some(st) = state {
+                    let _ = oidc.finish(st, "", None).await;
+                }
+                let desc = q.error_description.as_deref().map(|d| format!(" ({})", crate::oidc::clean(d, 200))).unwrap_or_default();
+                Err(format!("the provider answered {}{desc}", crate::oidc::clean(e, 60)))
+            }
+            (None, Some(state), Some(code)) => oidc.finish(state, code, pending_cookie).await,
+            _ => Err("the provider's answer has no state or no code".into()),
+        };
+        let id = match checked {
+            Ok(id) => id,
+            Err(why) => {
+                inc(&self.counters.oidc_refused);
+                let started = self.limiter.lock().unwrap().fail(peer, None, Instant::now());
+                tracing::warn!(peer = ?peer, reason = %why, "single sign-on login refused");
+                let detail = match started {
+                    Some(b) => format!("{why}; this address now waits {} s", secs(b)),
+                    None => why.clone(),
+                };
+                let rec = AuditRecord::new("?", "", "oidc", &src, "login", "", "refused").detail(detail);
+                let me = self.clone();
+                let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
+                return Err(OidcError::Refused(why));
+            }
+        };
+        // A local user of that name: their role and groups apply (looked up on every request).
+        let role = self.users().users.get(&id.user).map(|u| u.role).unwrap_or(id.role);
+        let now = chrono::Utc::now();
+        let rec = StoredSession { user: id.user.clone(), bootstrap: false, created_at: now, expires_at: now, role: Some(id.role), groups: id.groups.clone(), via: Some("oidc".into()) };
+        let session = match self.store_session(rec) {
+            Ok((sid, _)) => sid,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist a session");
+                return Err(OidcError::Unavailable);
+            }
+        };
+        self.limiter.lock().unwrap().success(peer, &id.user, Instant::now());
+        inc(&self.counters.oidc_ok);
+        tracing::info!(user = %id.user, role = %role, "logged in with single sign-on");
+        let rec = AuditRecord::new(&id.user, role.as_str(), "oidc", &src, "login", &id.user, "ok")
+            .detail(format!("single sign-on through {}; groups [{}]", oidc.settings.issuer, id.groups.join(", ")));
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
+        Ok((session, id.user))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod history;
 pub mod metrics;
+pub mod oidc;
 pub mod pages;
 pub mod silences;
 pub mod snapshot;
@@ -449,9 +450,20 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
     let tasks = tokio_util::task::TaskTracker::new();
     tasks.spawn(watch_changes(state.clone(), shutdown.clone()));
 
+    // Single sign-on: discover the provider now, in the background; a provider that is down
+    // only makes the login page say so (and the next login click tries again).
+    if let Some(oidc) = state.auth.oidc.clone() {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = oidc.discover() => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+    let mut app = router(state.clone());
     // Telegram approvals run next to the UI when TELEGRAM_BOT_TOKEN is set; they move actions
     // with the same store transition as every other channel (`telegram:<user id>`).
-    let mut app = router(state.clone());
     match homelab_telegram::TelegramConfig::from_env() {
         None => {}
         Some(Err(e)) => anyhow::bail!("Telegram approvals are misconfigured: {e}"),

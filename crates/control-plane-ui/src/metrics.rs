@@ -300,7 +300,7 @@ fn extra_families(registry: &mut Registry, snap: &Snapshot, extra: &Extra<'_>, n
     }
 
     if let Some(a) = extra.auth {
-        let attempts = counters(registry, "auth_attempts", "Password logins and operator bearer tokens, by kind (login, token) and outcome (ok, refused, rate_limited) (since the UI started)");
+        let attempts = counters(registry, "auth_attempts", "Password logins, single sign-on logins and operator bearer tokens, by kind (login, oidc, token) and outcome (ok, refused, rate_limited) (since the UI started)");
         for (kind, outcome, n) in a.snapshot() {
             attempts.get_or_create(&vec![("kind".to_owned(), kind.to_owned()), ("outcome".to_owned(), outcome.to_owned())]).inc_by(n);
         }

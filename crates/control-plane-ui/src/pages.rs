@@ -40,6 +40,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/audit", get(audit_page))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/auth/oidc/login", get(oidc_login))
+        .route("/auth/oidc/callback", get(oidc_callback))
         .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../static/app.js")) }))
         .route("/static/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../static/app.css")) }))
         .layer(axum::middleware::map_response(security_headers))
@@ -1048,10 +1050,15 @@ async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap
 struct LoginT<'a> {
     base: &'a str,
     message: Option<&'a str>,
+    /// Single sign-on configured.
+    sso: bool,
+    /// Why single sign-on cannot be used now (the last discovery failed).
+    sso_unavailable: Option<String>,
 }
 
 fn login_response(state: &AppState, status: StatusCode, message: Option<&str>) -> Response {
-    let body = LoginT { base: &state.base, message }.render().unwrap_or_default();
+    let oidc = state.auth.oidc.as_ref();
+    let body = LoginT { base: &state.base, message, sso: oidc.is_some(), sso_unavailable: oidc.and_then(|o| o.unavailable()) }.render().unwrap_or_default();
     let html = Layout { title: "Log in", active: "", base: &state.base, user: None, admin: false, csrf: None, live: false, etag: String::new(), body }.render().unwrap_or_default();
     (status, axum::response::Html(html)).into_response()
 }
@@ -1094,6 +1101,76 @@ async fn login(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMa
             r
         }
     }
+}
+
+/// The pending-login cookie: sent back on the provider's redirect (a cross-site top-level GET,
+/// hence SameSite=Lax), only to the callback's path, for 10 minutes.
+fn pending_cookie(state: &AppState, headers: &HeaderMap, value: &str, max_age: u64) -> String {
+    let secure = if behind_tls(headers) { "; Secure" } else { "" };
+    format!("{}={value}; Path={}/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}", crate::oidc::PENDING_COOKIE, state.base)
+}
+
+/// "Log in with single sign-on": state, nonce and PKCE verifier are kept here, the browser goes
+/// to the provider. A provider that cannot be reached leaves the person on the login page with
+/// the reason.
+async fn oidc_login(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> Response {
+    match state.auth.oidc_begin(peer.0).await {
+        Ok((url, cookie)) => {
+            let mut r = Redirect::to(&url).into_response();
+            r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&pending_cookie(&state, &headers, &cookie, crate::oidc::PENDING_TTL.as_secs())).expect("cookie is ASCII"));
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(crate::auth::OidcError::Refused(why)) => login_response(&state, StatusCode::SERVICE_UNAVAILABLE, Some(&format!("Single sign-on is unavailable: {why}"))),
+        Err(e) => {
+            let mut r = login_response(&state, e.status(), Some(&format!("Single sign-on failed: {e}")));
+            if let Some(secs) = e.retry_after() {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            r
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "oidc_done.html")]
+struct OidcDoneT<'a> {
+    base: &'a str,
+    user: &'a str,
+}
+
+/// The provider's redirect back. On success the session cookie is set on a small page that
+/// moves on to the dashboard itself: the session cookie is SameSite=Strict, and a redirect
+/// answering a cross-site navigation would arrive without it.
+async fn oidc_callback(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    q: Result<Query<crate::auth::OidcCallback>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    // A query that does not parse is a refused login like any other (audited, counted).
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let pending = crate::auth::cookie(&headers, crate::oidc::PENDING_COOKIE);
+    let clear_pending = pending_cookie(&state, &headers, "", 0);
+    let mut r = match state.auth.oidc_callback(peer.0, &q, pending.as_deref()).await {
+        Ok((id, user)) => {
+            let html = OidcDoneT { base: &state.base, user: &user }.render().unwrap_or_default();
+            let mut r = axum::response::Html(html).into_response();
+            let cookie = session_cookie(&state, &headers, &id, state.auth.session_ttl().as_secs());
+            r.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("cookie is ASCII"));
+            r
+        }
+        Err(e) => {
+            let mut r = message_page(&state, e.status(), "Single sign-on failed", &format!("Single sign-on failed: {e}"), &state.url("/login"));
+            if let Some(secs) = e.retry_after() {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            r
+        }
+    };
+    r.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&clear_pending).expect("cookie is ASCII"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 #[derive(Deserialize)]

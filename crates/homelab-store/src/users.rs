@@ -142,6 +142,16 @@ pub struct StoredSession {
     pub bootstrap: bool,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// Role at login, for a single sign-on user who is not a local user (a local user's own
+    /// role applies otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Node groups at login, the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// How the session started when not by password: `oidc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// `state/secrets/sessions.json`.

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub mod glewlwyd;
+pub use glewlwyd::Glewlwyd;
+
 /// A temp folder holding `root/` (the data root) and `hosts/`, removed on drop.
 pub struct TempRoot {
     dir: tempfile::TempDir,
@@ -89,6 +92,11 @@ pub fn is_root() -> bool {
 /// local server without an async client. Returns the status and the raw body (chunked framing,
 /// if the server used it, is left as is). Bounded by a 10 s read/write timeout.
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<(u16, String)> {
+    http_with_head(port, method, path, headers, body).map(|(status, _, body)| (status, body))
+}
+
+/// [`http`], also returning the response's header block (status line and headers, raw).
+pub fn http_with_head(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -108,8 +116,13 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
+    let (head, body) = text.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
+    Ok((status, head, body))
+}
+
+/// The value of the first header `name` (case-insensitive) in a raw header block.
+pub fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
 }
 
 /// A child process killed (SIGKILL) and reaped on drop, so a failing test leaves nothing behind.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fixture::*;
 
-const DEADLINE: Duration = Duration::from_secs(20);
+pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// chromedriver on a free loopback port; killed when dropped.
 pub struct Driver {
@@ -60,7 +60,11 @@ pub struct Served {
 
 impl Served {
     pub async fn start(fx: &Fx) -> Served {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Served::start_on(fx, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+    }
+
+    /// The same on a listener the test bound first (to know the UI's URL before its config).
+    pub async fn start_on(fx: &Fx, listener: tokio::net::TcpListener) -> Served {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
@@ -71,6 +75,18 @@ impl Served {
             .expect("WebDriver session timed out")
             .expect("WebDriver session");
         Served { base, client, shutdown, server, _driver: driver }
+    }
+
+    /// Stops the server and serves `state` on a new loopback port instead (a restart of the UI),
+    /// keeping the browser session; returns the new base URL.
+    pub async fn restart_with(&mut self, state: Arc<control_plane_ui::AppState>) -> String {
+        self.shutdown.cancel();
+        (&mut self.server).await.expect("server task").expect("server stops cleanly");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.base = format!("http://{}", listener.local_addr().unwrap());
+        self.shutdown = CancellationToken::new();
+        self.server = tokio::spawn(control_plane_ui::run_on(state, listener, self.shutdown.clone()));
+        self.base.clone()
     }
 
     /// Stops the server and chromedriver. The test closes its browser session itself, before

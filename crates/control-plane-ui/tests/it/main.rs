@@ -6,6 +6,7 @@ mod console;
 mod disk;
 mod files;
 mod fixture;
+mod oidc;
 mod openapi;
 mod retry;
 mod roles;

@@ -79,3 +79,34 @@ fn users_tokens_and_the_audit_log() {
     let raw: String = std::fs::read_dir(tmp.path().join("audit")).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
     assert!(!raw.contains(pw) && !raw.contains(&token) && !raw.contains("argon2"), "{raw}");
 }
+
+/// `hcp user logout` ends the sessions of a single sign-on user who is no local user (their
+/// sessions carry role and groups themselves), and nobody else's.
+#[test]
+fn logout_ends_sessions_of_single_sign_on_users_too() {
+    use homelab_store::users::{Role, SessionsFile, StoredSession};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = homelab_store::DataRoot::open(tmp.path()).unwrap();
+    let now = chrono::Utc::now();
+    let session = |user: &str| StoredSession {
+        user: user.into(),
+        bootstrap: false,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        role: Some(Role::Operator),
+        groups: vec!["web".into()],
+        via: Some("oidc".into()),
+    };
+    root.update_sessions(|f: &mut SessionsFile| -> std::io::Result<()> {
+        f.sessions.insert("a".repeat(64), session("otto"));
+        f.sessions.insert("b".repeat(64), session("olga"));
+        Ok(())
+    })
+    .unwrap();
+    let out = hcp_stdin(&["user", "logout", "otto", "--root", tmp.path().to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 session(s) of otto ended"), "{}", String::from_utf8_lossy(&out.stdout));
+    let left: Vec<String> = root.read_sessions().unwrap().sessions.into_values().map(|s| s.user).collect();
+    assert_eq!(left, vec!["olga".to_owned()]);
+    assert!(root.read_users().unwrap().users.is_empty(), "no local user was created");
+}
