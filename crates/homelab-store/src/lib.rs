@@ -37,6 +37,7 @@ pub const FOLDERS: &[&str] = &[
     "events",
     "quarantine/events",
     "quarantine/actions",
+    "quarantine/outbox",
     "state/heartbeat",
     "state/secrets",
     "world",
