@@ -56,7 +56,7 @@ pub struct Summary {
     pub counts: Counts,
     pub daemons: BTreeMap<String, DaemonSummary>,
     pub config_errors: Vec<ConfigError>,
-    /// What sits in `quarantine/events/` and `quarantine/actions/`.
+    /// What sits in `quarantine/events/`, `quarantine/actions/` and `quarantine/outbox/`.
     pub quarantine: QuarantineSummary,
     /// Files of the data root that could not be read or do not parse, right now.
     pub errors: Vec<FileError>,
@@ -91,7 +91,7 @@ pub struct DriftReport {
 /// `quarantine` in `/summary`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct QuarantineSummary {
-    /// Quarantined entries (files, symlinks, folders) of both folders; `.reason` files and
+    /// Quarantined entries (files, symlinks, folders) of all three folders; `.reason` files and
     /// dot-files are not counted.
     pub count: usize,
     /// The newest, newest first, at most [`RECENT_QUARANTINE`].
