@@ -187,16 +187,7 @@ pub enum SendError {
     Refused(String),
 }
 
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendError::Retry(e) | SendError::Refused(e) => f.write_str(e),
-        }
-    }
-}
-
 /// What the senders talk through: one HTTP client, and the SMTP transport when e-mail is on.
-#[derive(Clone)]
 pub struct Clients {
     pub http: reqwest::Client,
     pub smtp: Option<email::Mailer>,
