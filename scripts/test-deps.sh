@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs on a fresh Debian machine: a Docker engine with
 # docker-compose v1, sshd, nats-server, Chromium with its WebDriver, busybox for test images,
-# Prometheus' Alertmanager (with amtool) and promtool, glewlwyd (an OpenID Connect provider).
+# Prometheus' Alertmanager (with amtool) and promtool, glewlwyd (an OpenID Connect provider),
+# aiosmtpd and openssl for the e-mail tests.
 # Safe to run again: it only installs what is missing and only starts what is not running.
 set -euo pipefail
 
@@ -28,6 +29,7 @@ have systemd-analyze || need+=(systemd)
 # fresh SQLite database made with sqlite3 and a key made with openssl).
 have glewlwyd || need+=(glewlwyd)
 have sqlite3 || need+=(sqlite3)
+# The e-mail tests make a self-signed certificate for their STARTTLS server with the CLI.
 have openssl || need+=(openssl)
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -51,10 +53,12 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "test-deps: dockerd did not start; see /tmp/dockerd.log" >&2; exit 1; }
 fi
 
-# The OpenAPI test validates the served document and fuzzes the real server (both from PyPI).
+# From PyPI: the OpenAPI test validates the served document and fuzzes the real server.
 py_need=()
 have schemathesis || py_need+=("schemathesis==4.32.5")
 have openapi-spec-validator || py_need+=("openapi-spec-validator==0.9.0")
+# The e-mail tests run a real SMTP server (crates/homelab-notify/tests/smtp_sink.py).
+python3 -c 'import aiosmtpd' 2>/dev/null || py_need+=("aiosmtpd==1.4.6")
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "test-deps: pip installing ${py_need[*]}"
   python3 -m pip install -q "${py_need[@]}"

@@ -494,7 +494,7 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
         }
     }
 
-    // Incident notifications (webhook, ntfy) when configured; see docs/notifications.md.
+    // Incident notifications (webhook, ntfy, e-mail) when configured; see docs/notifications.md.
     match homelab_notify::NotifyConfig::from_env(&state.root) {
         None => {}
         Some(Err(e)) => anyhow::bail!("notifications are misconfigured: {e:#}"),
@@ -525,8 +525,8 @@ async fn watch_changes(state: Arc<AppState>, shutdown: CancellationToken) {
     let actions = root.join("actions");
     let heartbeat = root.join("state/heartbeat");
     // Not recursive: a quarantined folder's content is never looked at.
-    let (q_events, q_actions, q_check_now) = (root.join("quarantine/events"), root.join("quarantine/actions"), root.join("quarantine/check_now"));
-    let mut paths: Vec<(&std::path::Path, bool)> = vec![(&world, false), (&actions, true), (&heartbeat, false), (&q_events, false), (&q_actions, false), (&q_check_now, false)];
+    let (q_events, q_actions, q_check_now, q_outbox) = (root.join("quarantine/events"), root.join("quarantine/actions"), root.join("quarantine/check_now"), root.join("quarantine/outbox"));
+    let mut paths: Vec<(&std::path::Path, bool)> = vec![(&world, false), (&actions, true), (&heartbeat, false), (&q_events, false), (&q_actions, false), (&q_check_now, false), (&q_outbox, false)];
     if let Some(h) = state.hosts.as_deref().filter(|h| h.is_dir()) {
         paths.push((h, true));
     }

@@ -56,7 +56,7 @@ pub struct Summary {
     pub counts: Counts,
     pub daemons: BTreeMap<String, DaemonSummary>,
     pub config_errors: Vec<ConfigError>,
-    /// What sits in `quarantine/events/` and `quarantine/actions/`.
+    /// What sits in `quarantine/events/`, `quarantine/actions/` and `quarantine/outbox/`.
     pub quarantine: QuarantineSummary,
     /// Files of the data root that could not be read or do not parse, right now.
     pub errors: Vec<FileError>,

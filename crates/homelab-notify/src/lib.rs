@@ -1,14 +1,17 @@
 //! Incident notifications beyond Telegram: a generic webhook (JSON, signed with HMAC-SHA256 in
-//! `X-Homelab-Signature: sha256=<hex>`) and ntfy (its HTTP publish API). Run by the UI process
-//! next to Telegram.
+//! `X-Homelab-Signature: sha256=<hex>`), ntfy (its HTTP publish API) and e-mail over SMTP
+//! ([`email`]: lettre, STARTTLS by default). Run by the UI process next to Telegram.
 //!
 //! Each pass reads `world/drift.json`, runs the pure [`homelab_core::notify::step`] (incidents
 //! started, flapping, resolved; floods as digests) and writes every new message into the durable
 //! outbox, one file per message and channel (`state/outbox/<seq>-<channel>.json`), **before**
 //! saving `state/notify.json`. Senders deliver each channel's files oldest first and remove a
-//! file only after a 2xx; failures back off (1 s doubling to 5 min) and keep the order. A crash
-//! between the send and the removal sends that message again, with the same `id` (the
-//! idempotency id, also in the `X-Homelab-Id` header): receivers drop duplicates by it.
+//! file only after the receiver took it (a 2xx, an SMTP 250); failures back off (1 s doubling to
+//! 5 min) and keep the order. Only a mail server's permanent refusal of one mail (a 5xx that is
+//! not about the login) moves that file to `quarantine/outbox/` instead, so it cannot hold up
+//! the channel. A crash between the send and the removal sends that message again, with the
+//! same `id` (the idempotency id, also in the `X-Homelab-Id` header and the mail's
+//! `Message-ID`): receivers drop duplicates by it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,11 +24,13 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
+pub mod email;
+
 /// `state/notify.json`.
 pub const STATE_FILE: &str = "state/notify.json";
 /// The signature header of the webhook.
 pub const SIGNATURE_HEADER: &str = "X-Homelab-Signature";
-/// The idempotency id header (webhook and ntfy).
+/// The idempotency id header (webhook, ntfy and e-mail).
 pub const ID_HEADER: &str = "X-Homelab-Id";
 
 /// One channel's configuration. Secrets never leave this struct (Debug hides them).
@@ -35,6 +40,8 @@ pub enum Channel {
     Webhook { url: String, secret: String },
     /// `NTFY_URL` (`https://ntfy.sh/my-topic`), optional `NTFY_TOKEN`.
     Ntfy { url: String, token: Option<String> },
+    /// `SMTP_HOST`, `SMTP_FROM`, `SMTP_TO`, … (see [`email::Email`]).
+    Email(Box<email::Email>),
 }
 
 impl Channel {
@@ -42,6 +49,7 @@ impl Channel {
         match self {
             Channel::Webhook { .. } => "webhook",
             Channel::Ntfy { .. } => "ntfy",
+            Channel::Email(_) => "email",
         }
     }
 }
@@ -51,6 +59,7 @@ impl std::fmt::Debug for Channel {
         match self {
             Channel::Webhook { url, .. } => write!(f, "Webhook {{ url: {url:?}, secret: <redacted> }}"),
             Channel::Ntfy { url, token } => write!(f, "Ntfy {{ url: {url:?}, token: {:?} }}", token.as_ref().map(|_| "<redacted>")),
+            Channel::Email(e) => e.fmt(f),
         }
     }
 }
@@ -61,7 +70,8 @@ pub struct NotifyConfig {
     pub policy: NotifyPolicy,
     /// `NOTIFY_TICK` (5 s): how often the drift file and the outbox are looked at.
     pub tick: Duration,
-    /// `NOTIFY_TIMEOUT` (10 s) per HTTP call.
+    /// `NOTIFY_TIMEOUT` (10 s) per HTTP call; for e-mail the connect, and three times it the
+    /// whole delivery.
     pub timeout: Duration,
     /// Backoff bounds for a failing channel.
     pub min_backoff: Duration,
@@ -78,8 +88,8 @@ impl NotifyConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>, secret_file: impl Fn(&str) -> Option<String>) -> Option<anyhow::Result<NotifyConfig>> {
         let var = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let file = |k: &str| secret_file(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let (webhook, ntfy) = (var("NOTIFY_WEBHOOK_URL"), var("NTFY_URL"));
-        if webhook.is_none() && ntfy.is_none() {
+        let (webhook, ntfy, email) = (var("NOTIFY_WEBHOOK_URL"), var("NTFY_URL"), email::Email::from_lookup(&var, &file));
+        if webhook.is_none() && ntfy.is_none() && email.is_none() {
             return None;
         }
         Some((|| {
@@ -94,6 +104,9 @@ impl NotifyConfig {
             if let Some(url) = ntfy {
                 check_url("NTFY_URL", &url)?;
                 channels.push(Channel::Ntfy { url, token: var("NTFY_TOKEN").or_else(|| file("ntfy_token")) });
+            }
+            if let Some(e) = email {
+                channels.push(Channel::Email(Box::new(e?)));
             }
             let dur = |k: &str, d: Duration| -> anyhow::Result<Duration> {
                 var(k).map(|v| homelab_core::duration::parse_duration(&v).map_err(|e| anyhow::anyhow!("{k}: {e}"))).transpose().map(|v| v.unwrap_or(d))
@@ -162,8 +175,37 @@ pub fn produce(root: &DataRoot, cfg: &NotifyConfig, state: &mut NotifyState, now
     Ok(messages.len())
 }
 
-/// Sends one entry on its channel. `Ok` only on a 2xx.
-pub async fn send(http: &reqwest::Client, channel: &Channel, m: &Message) -> Result<(), String> {
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Try again later (with back-off, keeping the order): the receiver is down, busy, or
+    /// refuses the channel's configuration (a wrong URL, secret, token or login), which holds
+    /// for every message alike.
+    Retry(String),
+    /// The receiver refused this message for good (a mail server's 5xx to it): retrying cannot
+    /// help, so it goes to `quarantine/outbox/` and the channel goes on.
+    Refused(String),
+}
+
+/// What the senders talk through: one HTTP client, and the SMTP transport when e-mail is on.
+pub struct Clients {
+    pub http: reqwest::Client,
+    pub smtp: Option<email::Mailer>,
+}
+
+impl Clients {
+    pub fn new(cfg: &NotifyConfig) -> anyhow::Result<Clients> {
+        let http = reqwest::Client::builder().timeout(cfg.timeout).build().context("building the HTTP client")?;
+        let smtp = cfg.channels.iter().find_map(|c| if let Channel::Email(e) = c { Some(e.mailer(cfg.timeout)) } else { None }).transpose()?;
+        Ok(Clients { http, smtp })
+    }
+}
+
+/// Sends one entry on its channel. `Ok` only when the receiver took it (2xx, SMTP 250). The
+/// webhook and ntfy retry every other answer: a 4xx there means a wrong URL, secret or token,
+/// the same for every message.
+pub async fn send(clients: &Clients, channel: &Channel, m: &Message) -> Result<(), SendError> {
+    let http = &clients.http;
     let req = match channel {
         Channel::Webhook { url, secret } => {
             let body = webhook_body(m);
@@ -180,12 +222,16 @@ pub async fn send(http: &reqwest::Client, channel: &Channel, m: &Message) -> Res
             }
             r
         }
+        Channel::Email(e) => {
+            let smtp = clients.smtp.as_ref().ok_or_else(|| SendError::Retry("no SMTP transport was set up".into()))?;
+            return email::send(smtp, e, m).await;
+        }
     };
     match req.send().await {
         Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("answered {}", r.status())),
+        Ok(r) => Err(SendError::Retry(format!("answered {}", r.status()))),
         // Without the URL: it may carry a topic or credentials.
-        Err(e) => Err(format!("{}", e.without_url())),
+        Err(e) => Err(SendError::Retry(format!("{}", e.without_url()))),
     }
 }
 
@@ -194,8 +240,9 @@ pub async fn send(http: &reqwest::Client, channel: &Channel, m: &Message) -> Res
 struct Backoffs(BTreeMap<String, (tokio::time::Instant, Duration)>);
 
 /// Delivers what is in the outbox, per channel oldest first; stops a channel at its first
-/// failure (order is kept). Returns how many were sent.
-async fn deliver(root: &DataRoot, cfg: &NotifyConfig, http: &reqwest::Client, backoffs: &mut Backoffs, counters: &mut BTreeMap<String, u64>) -> usize {
+/// failure (order is kept); a message refused for good is quarantined and the channel goes on.
+/// Returns how many were sent.
+async fn deliver(root: &DataRoot, cfg: &NotifyConfig, clients: &Clients, backoffs: &mut Backoffs, counters: &mut BTreeMap<String, u64>) -> usize {
     let names = match root.list_outbox() {
         Ok(n) => n,
         Err(e) => {
@@ -222,7 +269,7 @@ async fn deliver(root: &DataRoot, cfg: &NotifyConfig, http: &reqwest::Client, ba
             blocked.insert(entry.channel.clone());
             continue;
         }
-        match send(http, channel, &entry.message).await {
+        match send(clients, channel, &entry.message).await {
             Ok(()) => {
                 if let Err(e) = root.remove_outbox(&name) {
                     tracing::error!(file = %name, error = %e, "sent, but cannot remove it from the outbox: it will be sent again (same id)");
@@ -231,12 +278,25 @@ async fn deliver(root: &DataRoot, cfg: &NotifyConfig, http: &reqwest::Client, ba
                 *counters.entry(format!("{}_sent", entry.channel)).or_default() += 1;
                 sent += 1;
             }
-            Err(e) => {
+            Err(failure) => {
+                let retry = match failure {
+                    SendError::Retry(e) => e,
+                    SendError::Refused(e) => match root.quarantine_outbox(&name, &format!("{} refused {} for good: {e}", entry.channel, entry.message.id)) {
+                        Ok(to) => {
+                            // The receiver answered, so the channel works: on to the next one.
+                            *counters.entry(format!("{}_refused", entry.channel)).or_default() += 1;
+                            tracing::error!(channel = %entry.channel, id = %entry.message.id, error = %e, to = %to, "notification refused for good; moved to quarantine, the channel goes on");
+                            backoffs.0.remove(&entry.channel);
+                            continue;
+                        }
+                        Err(qe) => format!("{e} (refused for good, but it cannot be moved to quarantine: {qe})"),
+                    },
+                };
                 let prev = backoffs.0.get(&entry.channel).map(|(_, d)| *d);
                 let wait = prev.map_or(cfg.min_backoff, |d| (d * 2).min(cfg.max_backoff));
                 backoffs.0.insert(entry.channel.clone(), (tokio::time::Instant::now() + wait, wait));
                 *counters.entry(format!("{}_failures", entry.channel)).or_default() += 1;
-                tracing::warn!(channel = %entry.channel, id = %entry.message.id, error = %e, retry_in_secs = wait.as_secs_f32(), "notification not delivered; will retry");
+                tracing::warn!(channel = %entry.channel, id = %entry.message.id, error = %retry, retry_in_secs = wait.as_secs_f32(), "notification not delivered; will retry");
                 blocked.insert(entry.channel.clone());
             }
         }
@@ -246,7 +306,7 @@ async fn deliver(root: &DataRoot, cfg: &NotifyConfig, http: &reqwest::Client, ba
 
 /// Runs the notifier until `shutdown`: produce from drift.json, deliver the outbox.
 pub async fn run(cfg: NotifyConfig, root: DataRoot, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().timeout(cfg.timeout).build().context("building the HTTP client")?;
+    let clients = Clients::new(&cfg)?;
     let mut state: NotifyState = root.read_json(STATE_FILE).with_context(|| format!("reading {STATE_FILE} (delete it to start afresh)"))?.unwrap_or_default();
     if state.epoch.is_empty() {
         state.epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
@@ -260,7 +320,7 @@ pub async fn run(cfg: NotifyConfig, root: DataRoot, shutdown: CancellationToken)
         if let Err(e) = produce(&root, &cfg, &mut state, now) {
             tracing::warn!(error = format!("{e:#}"), "notification pass failed; will retry");
         }
-        deliver(&root, &cfg, &http, &mut backoffs, &mut counters).await;
+        deliver(&root, &cfg, &clients, &mut backoffs, &mut counters).await;
         let hb = homelab_core::Heartbeat {
             daemon: "notify".into(),
             pid: std::process::id(),

@@ -14,8 +14,7 @@ use std::path::PathBuf;
 use homelab_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{sync_dir, write_new};
-use crate::{DataRoot, list_names, rename_noreplace, write_atomic};
+use crate::{DataRoot, list_names, write_atomic};
 
 /// The folder, relative to the data root.
 pub const CHECK_NOW_DIR: &str = "state/check_now";
@@ -101,30 +100,12 @@ impl DataRoot {
     /// Moves `state/check_now/<node>/<name>` to `quarantine/check_now/<node>-<name>` (a `.1`,
     /// `.2` … when taken), its `.reason` written first. `None` when someone else moved it first.
     fn quarantine_check_now(&self, node: &str, name: &str, reason: &str) -> io::Result<Option<PathBuf>> {
-        let from = self.check_now_dir(node).join(name);
-        let qdir = self.quarantine_kind_dir("check_now");
-        std::fs::create_dir_all(&qdir)?;
-        let base = format!("{node}-{name}");
-        for n in 0.. {
-            let qname = if n == 0 { base.clone() } else { format!("{base}.{n}") };
-            let text = format!("unreadable check-now request (from {CHECK_NOW_DIR}/{node}/{name}): {reason}\n");
-            match write_new(&qdir.join(format!("{qname}.reason")), text.as_bytes()) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                r => r?,
-            }
-            return match rename_noreplace(&from, &qdir.join(&qname)) {
-                Ok(()) => {
-                    sync_dir(&qdir)?;
-                    sync_dir(&self.check_now_dir(node))?;
-                    Ok(Some(qdir.join(qname)))
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(qdir.join(format!("{qname}.reason")));
-                    if e.kind() == io::ErrorKind::NotFound { Ok(None) } else { Err(e) }
-                }
-            };
+        let text = format!("unreadable check-now request (from {CHECK_NOW_DIR}/{node}/{name}): {reason}");
+        match self.move_to_quarantine("check_now", &self.check_now_dir(node).join(name), &format!("{node}-{name}"), &text) {
+            Ok(to) => Ok(Some(to)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
-        unreachable!()
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use homelab_core::Event;
 
-use crate::atomic::{rename_noreplace, sync_dir, write_new};
+use crate::atomic::{sync_dir, write_new};
 use crate::{DataRoot, list_names};
 
 /// What a folder entry is, as its folder says (symlinks are not followed).
@@ -209,41 +209,8 @@ impl DataRoot {
         if rel.split('/').any(|p| p.is_empty() || p == "." || p == ".." ) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad entry {rel:?}")));
         }
-        let from = self.events_dir().join(rel);
         let file = rel.rsplit('/').next().unwrap_or(rel);
-        let q = self.quarantine_dir();
-        let mut n = 0u32;
-        loop {
-            let name = if n == 0 { file.to_owned() } else { format!("{file}.{n}") };
-            let to = q.join(&name);
-            // The reason goes first: a quarantined file never lacks its reason.
-            let reason_path = q.join(format!("{name}.reason"));
-            match write_new(&reason_path, format!("{reason}\n(from events/{rel})\n").as_bytes()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    n += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            return match rename_noreplace(&from, &to) {
-                Ok(()) => {
-                    sync_dir(&q)?;
-                    if let Some(parent) = from.parent() {
-                        sync_dir(parent)?;
-                    }
-                    Ok(to)
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(&reason_path);
-                    if e.kind() == io::ErrorKind::AlreadyExists {
-                        n += 1;
-                        continue;
-                    }
-                    Err(e)
-                }
-            };
-        }
+        self.move_to_quarantine("events", &self.events_dir().join(rel), file, &format!("{reason}\n(from events/{rel})"))
     }
 
     /// Writes one segment of the observer's applied-files record:

@@ -38,6 +38,7 @@ pub const FOLDERS: &[&str] = &[
     "quarantine/events",
     "quarantine/actions",
     "quarantine/check_now",
+    "quarantine/outbox",
     "state/heartbeat",
     "state/secrets",
     "world",

@@ -1,6 +1,7 @@
 //! `state/outbox/`: notification messages waiting to be sent, one file per message and
 //! channel (`<seq>-<channel>.json`), written atomically before anything is sent and removed only
-//! after the receiver answered 2xx. Names sort in the order the messages were made.
+//! after the receiver accepted it. Names sort in the order the messages were made. A message a
+//! receiver refused for good is moved to `quarantine/outbox/` with its reason.
 
 use std::io;
 
@@ -41,6 +42,16 @@ impl DataRoot {
             Err(e) => return Err(e),
         }
         std::fs::File::open(self.outbox_dir())?.sync_all()
+    }
+
+    /// Moves an outbox file that a receiver refused for good to `quarantine/outbox/<name>` with
+    /// `reason` beside it: it no longer holds up its channel, and a person can read it (and move
+    /// it back into `state/outbox/` to send it again, with the same id). Returns the quarantined
+    /// path relative to the data root.
+    pub fn quarantine_outbox(&self, name: &str, reason: &str) -> io::Result<String> {
+        check_name(name)?;
+        let to = self.move_to_quarantine("outbox", &self.outbox_dir().join(name), name, &format!("{reason}\n(from {OUTBOX_DIR}/{name})"))?;
+        Ok(format!("quarantine/outbox/{}", to.file_name().unwrap_or_default().to_string_lossy()))
     }
 }
 

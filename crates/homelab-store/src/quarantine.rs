@@ -1,5 +1,7 @@
-//! What sits in `quarantine/events/`, `quarantine/actions/` and `quarantine/check_now/`, listed for people (the UI's
-//! `/summary`, dashboard and metrics).
+//! What sits in `quarantine/events/`, `quarantine/actions/`, `quarantine/check_now/` and
+//! `quarantine/outbox/` (messages a receiver refused for good), listed for people (the UI's
+//! `/summary`, dashboard and metrics), and the one way entries get there
+//! ([`DataRoot::move_to_quarantine`]).
 //!
 //! A quarantined entry may be anything the observer (or another daemon) moved aside: a file, a
 //! symlink, a directory, a device. The listing never follows a symlink and never opens an entry:
@@ -21,10 +23,11 @@ use std::path::Path;
 
 use homelab_core::Timestamp;
 
+use crate::atomic::{rename_noreplace, sync_dir, write_new};
 use crate::{DataRoot, list_names};
 
 /// The quarantine folders below the data root, by kind.
-pub const QUARANTINE_KINDS: [&str; 3] = ["events", "actions", "check_now"];
+pub const QUARANTINE_KINDS: [&str; 4] = ["events", "actions", "check_now", "outbox"];
 
 /// At most this much of a reason file is read.
 pub const MAX_REASON_BYTES: u64 = 4096;
@@ -32,7 +35,7 @@ pub const MAX_REASON_BYTES: u64 = 4096;
 /// One quarantined entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantineEntry {
-    /// `events`, `actions` or `check_now`.
+    /// `events`, `actions`, `check_now` or `outbox`.
     pub kind: &'static str,
     /// Relative to the data root: `quarantine/events/<name>`.
     pub file: String,
@@ -46,7 +49,7 @@ pub struct QuarantineEntry {
 /// What is quarantined now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QuarantineListing {
-    /// Entries per kind (`events`, `actions`, `check_now`); every key is always present.
+    /// Entries per kind (`events`, `actions`, `check_now`, `outbox`); every key is always present.
     pub by_kind: BTreeMap<&'static str, usize>,
     /// The newest entries of all kinds, newest first (ties by file name), at most `limit`.
     pub recent: Vec<QuarantineEntry>,
@@ -60,9 +63,49 @@ impl QuarantineListing {
 }
 
 impl DataRoot {
-    /// `quarantine/<kind>/` (`events`, `actions` or `check_now`).
+    /// `quarantine/<kind>/` (`events`, `actions`, `check_now` or `outbox`).
     pub fn quarantine_kind_dir(&self, kind: &str) -> std::path::PathBuf {
         self.path().join("quarantine").join(kind)
+    }
+
+    /// Moves the entry `from` (renamed, never followed or read) to `quarantine/<kind>/<file>`
+    /// with `<file>.reason` holding `reason`, written first: a quarantined entry never lacks its
+    /// reason. Never overwrites an earlier entry of the same name: a numbered suffix is added.
+    /// Both folders are fsynced. Returns the quarantined path.
+    pub(crate) fn move_to_quarantine(&self, kind: &str, from: &Path, file: &str, reason: &str) -> io::Result<std::path::PathBuf> {
+        let q = self.quarantine_kind_dir(kind);
+        std::fs::create_dir_all(&q)?;
+        let mut n = 0u32;
+        loop {
+            let name = if n == 0 { file.to_owned() } else { format!("{file}.{n}") };
+            let to = q.join(&name);
+            let reason_path = q.join(format!("{name}.reason"));
+            match write_new(&reason_path, format!("{reason}\n").as_bytes()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    n += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            return match rename_noreplace(from, &to) {
+                Ok(()) => {
+                    sync_dir(&q)?;
+                    if let Some(parent) = from.parent() {
+                        sync_dir(parent)?;
+                    }
+                    Ok(to)
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&reason_path);
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        n += 1;
+                        continue;
+                    }
+                    Err(e)
+                }
+            };
+        }
     }
 
     /// Lists the quarantine folders: counts and the `limit` newest entries with their reasons.

@@ -767,6 +767,7 @@ async fn metrics_carry_heartbeat_counters_and_quarantine_gauges() {
         "homelab_write_errors_total{daemon=\"executor\"} 11",
         "homelab_quarantine_files{kind=\"events\"} 2",
         "homelab_quarantine_files{kind=\"actions\"} 1",
+        "homelab_quarantine_files{kind=\"outbox\"} 0",
     ] {
         assert!(lines.contains(&want), "metrics lack {want:?}:\n{}", r.body);
     }
