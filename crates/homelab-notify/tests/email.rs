@@ -4,6 +4,8 @@
 //! back; a permanent 550; a refused login; a server that never answers. The notifier is the real one ([`homelab_notify::run`])
 //! configured through [`NotifyConfig::from_lookup`] like in production.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,7 +13,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use homelab_core::drift::{DriftEntry, DriftFile, NextStep};
-use homelab_core::plan::DriftKind;
 use homelab_notify::NotifyConfig;
 use homelab_store::DataRoot;
 use testkit::{KillOnDrop, free_port, wait_for, wait_until};
@@ -146,18 +147,7 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn row() -> DriftEntry {
-    DriftEntry {
-        node: "n1".into(),
-        service: Some("web".into()),
-        kind: DriftKind::UnhealthyService,
-        trigger: "containers_not_running".into(),
-        root_cause: None,
-        since: Some(chrono::Utc::now()),
-        decision: NextStep::ActionCreated,
-        reason: "web is unhealthy (containers_not_running): container-restart-n1-web is proposed and waits for approval.".into(),
-        action_id: Some("container-restart-n1-web".into()),
-        until: None,
-    }
+    common::web_unhealthy(NextStep::ActionCreated)
 }
 
 fn set_drift(root: &DataRoot, rows: Vec<DriftEntry>) {

@@ -2,6 +2,8 @@
 //! first two tries, and a server speaking ntfy's publish API (POST /<topic>, Title, Priority,
 //! Tags, bearer token). Nothing leaves 127.0.0.1.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +14,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use homelab_core::drift::{DriftEntry, DriftFile, NextStep};
 use homelab_core::notify::NotifyPolicy;
-use homelab_core::plan::DriftKind;
 use homelab_notify::{Channel, NotifyConfig, sign};
 use homelab_store::DataRoot;
 use tokio_util::sync::CancellationToken;
@@ -53,26 +54,11 @@ async fn ntfy(State(seen): State<Shared>, Path(topic): Path<String>, headers: He
 }
 
 fn row(decision: NextStep) -> DriftEntry {
-    DriftEntry {
-        node: "n1".into(),
-        service: Some("web".into()),
-        kind: DriftKind::UnhealthyService,
-        trigger: "containers_not_running".into(),
-        root_cause: None,
-        since: Some(chrono::Utc::now()),
-        decision,
-        reason: "web is unhealthy (containers_not_running): container-restart-n1-web is proposed and waits for approval.".into(),
-        action_id: Some("container-restart-n1-web".into()),
-        until: None,
-    }
+    common::web_unhealthy(decision)
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    testkit::wait_until(what, Duration::from_secs(20), f)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

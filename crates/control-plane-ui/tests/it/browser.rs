@@ -59,6 +59,18 @@ pub struct Served {
 }
 
 impl Served {
+    /// Logs the browser in as `name` with the bootstrap token and waits for the signed-in page.
+    pub async fn log_in(&self, name: &str) -> Result<(), fantoccini::error::CmdError> {
+        self.client.goto(&format!("{}/login", self.base)).await?;
+        let user = self.client.find(Locator::Id("login-user")).await?;
+        user.clear().await?;
+        user.send_keys(name).await?;
+        self.client.find(Locator::Id("login-token")).await?.send_keys(UI_TOKEN).await?;
+        self.client.find(Locator::Id("login-submit")).await?.click().await?;
+        self.client.wait().at_most(DEADLINE).for_element(Locator::Id("who")).await?;
+        Ok(())
+    }
+
     pub async fn start(fx: &Fx) -> Served {
         Served::start_on(fx, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
     }
@@ -106,13 +118,7 @@ async fn approve_in_a_real_browser() {
 
     let result = tokio::time::timeout(Duration::from_secs(90), async {
         // Log in with the token as password.
-        client.goto(&format!("{base}/login")).await?;
-        let user = client.find(Locator::Id("login-user")).await?;
-        user.clear().await?;
-        user.send_keys("carol").await?;
-        client.find(Locator::Id("login-token")).await?.send_keys(UI_TOKEN).await?;
-        client.find(Locator::Id("login-submit")).await?.click().await?;
-        client.wait().at_most(DEADLINE).for_element(Locator::Id("who")).await?;
+        ui.log_in("carol").await?;
 
         // The pending action is listed with an Approve button; press it.
         client.goto(&format!("{base}/actions")).await?;
@@ -301,13 +307,7 @@ async fn drift_rows_retry_and_error_banner_on_phone_and_desktop() {
     let (base, client) = (ui.base.clone(), ui.client.clone());
     let shots = shots_dir();
     let result = tokio::time::timeout(Duration::from_secs(90), async {
-        client.goto(&format!("{base}/login")).await?;
-        let user = client.find(Locator::Id("login-user")).await?;
-        user.clear().await?;
-        user.send_keys("dana").await?;
-        client.find(Locator::Id("login-token")).await?.send_keys(UI_TOKEN).await?;
-        client.find(Locator::Id("login-submit")).await?.click().await?;
-        client.wait().at_most(DEADLINE).for_element(Locator::Id("who")).await?;
+        ui.log_in("dana").await?;
         let mut seen = Vec::new();
         for (width, height) in [(390u32, 844u32), (1280, 900)] {
             client.set_window_size(width, height).await?;

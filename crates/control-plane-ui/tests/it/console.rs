@@ -180,13 +180,7 @@ async fn console_on_phone_and_desktop() {
     let result = tokio::time::timeout(Duration::from_secs(120), async {
         // Desktop: log in, read the dashboard.
         client.set_window_size(1440, 900).await?;
-        client.goto(&format!("{base}/login")).await?;
-        let user = client.find(Locator::Id("login-user")).await?;
-        user.clear().await?;
-        user.send_keys("alice").await?;
-        client.find(Locator::Id("login-token")).await?.send_keys(UI_TOKEN).await?;
-        client.find(Locator::Id("login-submit")).await?.click().await?;
-        client.wait().at_most(DEADLINE).for_element(Locator::Id("who")).await?;
+        ui.log_in("alice").await?;
         client.wait().at_most(DEADLINE).for_element(Locator::Css("svg.hb rect.bad")).await?;
         let headline = text(&client, "#headline").await?;
         let healthy = text(&client, "#count-healthy").await?;
@@ -291,13 +285,7 @@ async fn silences_and_audit_pages_on_phone_and_desktop() {
     let shots = shots();
     let result = tokio::time::timeout(Duration::from_secs(150), async {
         client.set_window_size(1440, 900).await?;
-        client.goto(&format!("{base}/login")).await?;
-        let user = client.find(Locator::Id("login-user")).await?;
-        user.clear().await?;
-        user.send_keys("alice").await?;
-        client.find(Locator::Id("login-token")).await?.send_keys(UI_TOKEN).await?;
-        client.find(Locator::Id("login-submit")).await?.click().await?;
-        client.wait().at_most(DEADLINE).for_element(Locator::Id("who")).await?;
+        ui.log_in("alice").await?;
 
         // Add one through the form.
         client.goto(&format!("{base}/silences")).await?;
