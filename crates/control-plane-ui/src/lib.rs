@@ -1,9 +1,12 @@
 //! The operator UI and HTTP API (`control-plane-ui`, port 18180): server-rendered pages,
 //! approvals, `/summary` for mirrors, agent event ingest, Prometheus metrics.
 //!
-//! It reads the data root through `homelab_store` and changes it in exactly two ways: an
-//! operator's decision on a pending action ([`decide`], a rename through
-//! `DataRoot::transition`) and agent events (`DataRoot::write_event`). GET never changes state.
+//! It reads the data root through `homelab_store` and writes only what people and agents hand
+//! it: an operator's decision on a pending action ([`decide`], a rename through
+//! `DataRoot::transition`) or a retry ([`retry`]), silences, check-now requests (and their
+//! removal once served), events from agents and Alertmanager (`DataRoot::write_event`),
+//! sessions and the audit log; the notifier and Telegram running in this process keep their
+//! own state and outbox under `state/`. A GET changes nothing.
 
 pub mod api;
 pub mod auth;
