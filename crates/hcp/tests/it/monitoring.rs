@@ -387,7 +387,7 @@ fn the_shipped_alert_rules_pass_promtool() {
     let out = Command::new("promtool").args(["test", "rules", "prometheus-rules.test.yml"]).current_dir(&docs).output().unwrap();
     assert!(out.status.success(), "promtool test rules: {}", text_of(&out));
     let rules = std::fs::read_to_string(docs.join("prometheus-rules.yml")).unwrap();
-    for alert in ["HomelabDaemonNotLooping", "HomelabActionsFailing", "HomelabQuarantineGrowing", "HomelabIngestFailing"] {
+    for alert in ["HomelabDaemonNotLooping", "HomelabActionsFailing", "HomelabQuarantineGrowing", "HomelabIngestFailing", "HomelabNotificationRefused"] {
         assert!(rules.contains(&format!("alert: {alert}")), "{alert}");
     }
 }
