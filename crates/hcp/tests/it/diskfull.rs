@@ -135,7 +135,8 @@ fn hcp_up_survives_a_full_disk_and_catches_up_by_itself() {
     assert_eq!(root.active_state(id), Some(ActionState::Approved), "not claimed while nothing can be written");
     assert_nothing_partial(&t.root());
 
-    // Room again: everything catches up without a restart.
+    // Room again: everything catches up without a restart. (Heartbeat times are in whole ms.)
+    let freed = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
     std::fs::remove_file(&filler).unwrap();
     wait_until("world state with the events from before and while full", Duration::from_secs(60), || {
         service_in_world(&root, "extnode", "before-full") && service_in_world(&root, "extnode", "while-full")
@@ -144,13 +145,14 @@ fn hcp_up_survives_a_full_disk_and_catches_up_by_itself() {
         root.list_actions(ActionState::Failed).ok()?.into_iter().find(|a| a.action.id == id && a.action.result.is_some())
     });
     assert!(failed.action.result.unwrap().error.unwrap_or_default().contains("no compose_dir"));
-    let started = chrono::Utc::now();
+    // Fresh: written after the room came back (one written before the disk filled also says
+    // no write error).
     let heartbeats = wait_for("fresh heartbeats with no write error in force", Duration::from_secs(60), || {
         let hbs = root.read_heartbeats().ok()?;
         let fresh = |d: &str| {
             hbs.get(d).is_some_and(|hb| {
                 let at = hb["last_loop_at"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
-                at.is_some_and(|at| at >= started - chrono::Duration::seconds(5)) && hb["extra"]["last_write_error"].is_null()
+                at.is_some_and(|at| at >= freed) && hb["extra"]["last_write_error"].is_null()
             })
         };
         (fresh("supervisor") && fresh("executor") && fresh("observer")).then_some(hbs)
