@@ -113,16 +113,4 @@ async fn connect(node: &str, t: &SshTarget, defaults: &SshDefaults, docker_timeo
 }
 
 /// An error with its sources, on one line (openssh puts the useful part in the source).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let msg = c.to_string();
-        if !s.contains(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use homelab_core::error_chain;

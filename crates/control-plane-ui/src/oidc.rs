@@ -183,17 +183,7 @@ impl std::fmt::Debug for Oidc {
 
 /// An error and its causes on one line, cut to a readable length.
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = c.source();
-    }
-    clean(&s, 300)
+    clean(&homelab_core::error_chain(e), 300)
 }
 
 /// One printable line of at most `max` characters.

@@ -104,3 +104,19 @@ mod tests {
         assert_eq!(parse_compact_ts("20260527T140311Z"), None);
     }
 }
+
+/// An error and its sources on one line, `a: b: c`, leaving out a source whose text is already
+/// in what came before (many errors repeat their source in their own message).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    out
+}

@@ -129,7 +129,7 @@ impl WriteErrors {
 
     /// [`WriteErrors::failed`] with the clocks given (tests).
     pub fn failed_at(&self, what: &str, error: &(dyn std::error::Error + 'static), now: Timestamp, mono: Instant) -> Duration {
-        let message = format!("{what}: {}", chain(error));
+        let message = format!("{what}: {}", homelab_core::error_chain(error));
         let class = classify(error);
         let mut guard = self.lock();
         let s = &mut *guard;
@@ -225,21 +225,6 @@ impl WriteErrors {
     }
 }
 
-/// The error and its sources, `a: b: c`, without repeating a source whose text the previous
-/// message already ends with.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut cur = error.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.ends_with(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = e.source();
-    }
-    out
-}
 
 /// The kind of the first `io::Error` in the chain (`StorageFull`, `ReadOnlyFilesystem`, …).
 fn classify(error: &(dyn std::error::Error + 'static)) -> String {
@@ -359,7 +344,7 @@ mod tests {
         }
         let e = Wrap(enospc());
         assert_eq!(classify(&e), "StorageFull");
-        assert!(chain(&e).starts_with("action x: No space left on device"), "{}", chain(&e));
+        assert!(homelab_core::error_chain(&e).starts_with("action x: No space left on device"), "{}", homelab_core::error_chain(&e));
         assert_eq!(classify(&io::Error::from_raw_os_error(30)), "ReadOnlyFilesystem");
     }
 }
