@@ -431,10 +431,6 @@ pub async fn node_groups(state: &Arc<AppState>, node: &str) -> Vec<String> {
     }
 }
 
-fn source_of(peer: Option<IpAddr>) -> String {
-    peer.map(|p| p.to_string()).unwrap_or_default()
-}
-
 /// Runs a decision for an authenticated operator and answers with the moved action. The
 /// operator's role and groups are checked against the action's node first (nothing changes on a
 /// refusal), and every outcome is appended to the audit log.
@@ -493,7 +489,7 @@ async fn record_outcome<E: std::fmt::Display>(
     result: &Result<homelab_core::Action, E>,
     class: impl Fn(&E) -> &'static str,
 ) {
-    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source_of(peer), what, id, "ok");
+    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &crate::auth::source(peer), what, id, "ok");
     match result {
         Ok(a) => {
             state.invalidate();
@@ -506,8 +502,7 @@ async fn record_outcome<E: std::fmt::Display>(
             rec = rec.detail(e.to_string());
         }
     }
-    let auth = state.auth.clone();
-    let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
+    state.auth.audit_now(rec).await;
 }
 
 /// `POST /api/v1/nodes/{node}/services/{service}/check-now`: asks the node's agent to run the
@@ -523,12 +518,10 @@ async fn check_now(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
         homelab_core::validate_name(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{what}: {e}")))?;
     }
     let desired = state.snapshot().await.ok().and_then(|snap| snap.desired.clone());
-    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source_of(peer.0), "check_now", &format!("{node}/{service}"), "ok");
+    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &crate::auth::source(peer.0), "check_now", &format!("{node}/{service}"), "ok");
     if let Err(why) = op.may_act_on(&node, &crate::auth::groups_of(desired.as_ref(), &node)) {
         rec.outcome = "refused".into();
-        let auth = state.auth.clone();
-        let rec = rec.detail(why.clone());
-        let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
+        state.auth.audit_now(rec.detail(why.clone())).await;
         return Err(ApiError::new(StatusCode::FORBIDDEN, why));
     }
     let checked = desired.as_ref().and_then(|d| d.hosts.get(&node)).and_then(|h| h.services.get(&service)).is_some_and(|s| s.monitor && !s.alert_only());
@@ -540,8 +533,7 @@ async fn check_now(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
     let (root, req2) = (state.root.clone(), req.clone());
     tokio::task::spawn_blocking(move || root.request_check_now(&req2)).await.map_err(ApiError::internal)?.map_err(|e| ApiError::write_failed(&e))?;
     tracing::info!(node, service, by = %op.by, "check now requested");
-    let auth = state.auth.clone();
-    let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
+    state.auth.audit_now(rec).await;
     if form {
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, format!("{}/nodes/{node}", state.base))]).into_response());
     }
@@ -837,7 +829,7 @@ async fn audit_log(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
     op.may_administer().map_err(|why| ApiError::new(StatusCode::FORBIDDEN, why))?;
     let day = match q.day.as_deref() {
         None => chrono::Utc::now().date_naive(),
-        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().filter(|_| d.len() == 10).ok_or(()).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("day {d:?}: use YYYY-MM-DD")))?,
+        Some(d) => homelab_store::audit::parse_day(d).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("day {d:?}: use YYYY-MM-DD")))?,
     };
     let filter = homelab_store::audit::AuditFilter { who: q.who, what: q.what, outcome: q.outcome, target: q.target };
     let root = state.root.clone();

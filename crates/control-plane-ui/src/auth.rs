@@ -531,7 +531,8 @@ impl LoginError {
     }
 }
 
-fn source(peer: Option<IpAddr>) -> String {
+/// The source address as the audit log writes it (empty when unknown).
+pub(crate) fn source(peer: Option<IpAddr>) -> String {
     peer.map(|p| p.to_string()).unwrap_or_default()
 }
 
@@ -618,6 +619,13 @@ impl Auth {
         {
             tracing::error!(error = %e, what = %rec.what, "cannot append to the audit log");
         }
+    }
+
+    /// Appends off the async runtime and waits for it (fsync): the answer goes out after the
+    /// record is durable.
+    pub async fn audit_now(self: &Arc<Self>, rec: AuditRecord) {
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
     }
 
     /// Same, off the async runtime when there is one.
@@ -856,9 +864,8 @@ impl Auth {
                 self.limiter.lock().unwrap().success(peer, user, Instant::now());
                 inc(&self.counters.login_ok);
                 tracing::info!(user, role = %role, how, "logged in");
-                let me = self.clone();
                 let rec = AuditRecord::new(user, role.as_str(), "ui", &src, "login", user, "ok").detail(format!("with the {how}"));
-                let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
+                self.audit_now(rec).await;
                 Ok(id)
             }
             Err(()) => {
@@ -872,8 +879,7 @@ impl Auth {
                     Some(b) => format!("wrong user name or password; now waits {} s", secs(b)),
                     None => "wrong user name or password".into(),
                 });
-                let me = self.clone();
-                let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
+                self.audit_now(rec).await;
                 Err(LoginError::Wrong)
             }
         }
@@ -969,8 +975,7 @@ impl Auth {
                     None => why.clone(),
                 };
                 let rec = AuditRecord::new("?", "", "oidc", &src, "login", "", "refused").detail(detail);
-                let me = self.clone();
-                let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
+                self.audit_now(rec).await;
                 return Err(OidcError::Refused(why));
             }
         };
@@ -990,8 +995,7 @@ impl Auth {
         tracing::info!(user = %id.user, role = %role, "logged in with single sign-on");
         let rec = AuditRecord::new(&id.user, role.as_str(), "oidc", &src, "login", &id.user, "ok")
             .detail(format!("single sign-on through {}; groups [{}]", oidc.settings.issuer, id.groups.join(", ")));
-        let me = self.clone();
-        let _ = tokio::task::spawn_blocking(move || me.audit(&rec)).await;
+        self.audit_now(rec).await;
         Ok((session, id.user))
     }
 }

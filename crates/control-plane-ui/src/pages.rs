@@ -1473,16 +1473,6 @@ struct AuditT<'a> {
     clear_link: String,
 }
 
-/// `application/x-www-form-urlencoded` for a query value.
-fn query_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// One day of the audit log, newest first, filtered (admins only; the API is `GET /api/v1/audit`).
 async fn audit_page(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<AuditPageQuery>) -> Response {
     let r = async {
@@ -1498,10 +1488,7 @@ async fn audit_page(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
         let today = chrono::Utc::now().date_naive();
         let day = match q.day.as_deref().filter(|d| !d.is_empty()) {
             None => today,
-            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .ok()
-                .filter(|_| d.len() == 10)
-                .ok_or_else(|| PageError::Status(StatusCode::BAD_REQUEST, format!("{d:?} is not a day: use YYYY-MM-DD.")))?,
+            Some(d) => homelab_store::audit::parse_day(d).ok_or_else(|| PageError::Status(StatusCode::BAD_REQUEST, format!("{d:?} is not a day: use YYYY-MM-DD.")))?,
         };
         let pick = |o: &Option<String>| o.as_deref().map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned);
         let filter = homelab_store::audit::AuditFilter { who: pick(&q.who), what: pick(&q.what), outcome: pick(&q.outcome), target: pick(&q.target) };
@@ -1521,13 +1508,14 @@ async fn audit_page(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
         rows.truncate(AUDIT_ROWS);
         let text = |o: &Option<String>| o.clone().unwrap_or_default();
         let link = |d: chrono::NaiveDate| {
-            let mut l = format!("{}/audit?day={}", state.base, d.format("%Y-%m-%d"));
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("day", &d.format("%Y-%m-%d").to_string());
             for (k, val) in [("who", &filter.who), ("what", &filter.what), ("outcome", &filter.outcome), ("target", &filter.target)] {
                 if let Some(x) = val {
-                    l.push_str(&format!("&{k}={}", query_value(x)));
+                    query.append_pair(k, x);
                 }
             }
-            l
+            format!("{}/audit?{}", state.base, query.finish())
         };
         let t = AuditT {
             base: &state.base,

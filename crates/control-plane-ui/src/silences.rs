@@ -55,10 +55,9 @@ pub fn allowed(op: &Operator, desired: Option<&homelab_core::DesiredState>, s: &
 /// Appends the outcome of an add or expire to the audit log: `ok`, `refused` (403), `failed`
 /// (could not be written), else `conflict` (bad input, unknown id, already ended).
 async fn audit<T>(state: &AppState, op: &Operator, peer: Option<IpAddr>, what: &str, target: &str, result: &Result<T, ApiError>, ok_detail: impl FnOnce(&T) -> String) {
-    let source = peer.map(|p| p.to_string()).unwrap_or_default();
     // The target may be what was typed: one short line.
     let target: String = target.chars().map(|c| if c.is_control() { ' ' } else { c }).take(120).collect();
-    let mut rec = AuditRecord::new(&op.name, op.role.as_str(), op.channel, &source, what, &target, "ok");
+    let mut rec = AuditRecord::new(&op.name, op.role.as_str(), op.channel, &crate::auth::source(peer), what, &target, "ok");
     rec = match result {
         Ok(v) => rec.detail(ok_detail(v)),
         Err(e) => {
@@ -71,8 +70,7 @@ async fn audit<T>(state: &AppState, op: &Operator, peer: Option<IpAddr>, what: &
             rec.detail(e.body["error"].as_str().unwrap_or_default())
         }
     };
-    let auth = state.auth.clone();
-    let _ = tokio::task::spawn_blocking(move || auth.audit(&rec)).await;
+    state.auth.audit_now(rec).await;
 }
 
 /// Builds, checks and writes a new silence for `op` (the API and the page share this); audited

@@ -26,6 +26,11 @@ pub const AUDIT_DIR: &str = "audit";
 /// Default retention (`AUDIT_RETENTION_DAYS`).
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 
+/// A day as the audit log names it, `YYYY-MM-DD` exactly (`2026-6-1` is refused).
+pub fn parse_day(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().filter(|_| s.len() == 10)
+}
+
 /// `AUDIT_RETENTION_DAYS` from the environment (default [`DEFAULT_RETENTION_DAYS`]), for the
 /// writers that are not the UI (`hcp`, Telegram, the supervisor).
 pub fn retention_from_env() -> u32 {
