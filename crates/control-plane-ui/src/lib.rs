@@ -417,7 +417,7 @@ pub fn retry_checked(root: &DataRoot, id: &str, by: &str, now: Timestamp, allow:
 
 /// A reject reason as stored: one line, printable, at most 500 characters.
 fn clean_reason(reason: Option<&str>) -> String {
-    let r: String = reason.unwrap_or("").chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect();
+    let r = homelab_core::one_line(reason.unwrap_or(""), 500);
     let r = r.trim();
     if r.is_empty() { "rejected by operator (no reason given)".to_owned() } else { r.to_owned() }
 }

@@ -188,7 +188,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// One printable line of at most `max` characters.
 pub fn clean(s: &str, max: usize) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect::<String>().trim().to_owned()
+    homelab_core::one_line(s, max).trim().to_owned()
 }
 
 impl Oidc {

@@ -56,7 +56,7 @@ pub fn allowed(op: &Operator, desired: Option<&homelab_core::DesiredState>, s: &
 /// (could not be written), else `conflict` (bad input, unknown id, already ended).
 async fn audit<T>(state: &AppState, op: &Operator, peer: Option<IpAddr>, what: &str, target: &str, result: &Result<T, ApiError>, ok_detail: impl FnOnce(&T) -> String) {
     // The target may be what was typed: one short line.
-    let target: String = target.chars().map(|c| if c.is_control() { ' ' } else { c }).take(120).collect();
+    let target = homelab_core::one_line(target, 120);
     let mut rec = AuditRecord::new(&op.name, op.role.as_str(), op.channel, &crate::auth::source(peer), what, &target, "ok");
     rec = match result {
         Ok(v) => rec.detail(ok_detail(v)),

@@ -120,3 +120,9 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+/// Text for one line of a log, a record or a page: control characters (newlines included)
+/// become spaces, and at most `max` characters are kept.
+pub fn one_line(s: &str, max: usize) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect()
+}

@@ -123,7 +123,7 @@ impl Silence {
         if duration.is_zero() || duration > MAX_DURATION {
             return Err(SilenceError::BadDuration);
         }
-        let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_REASON).collect();
+        let reason = crate::one_line(reason, MAX_REASON);
         let reason = reason.trim().to_owned();
         if reason.is_empty() {
             return Err(SilenceError::NoReason);

@@ -82,8 +82,7 @@ impl AuditRecord {
     }
 
     pub fn detail(mut self, d: impl Into<String>) -> AuditRecord {
-        let d: String = d.into().chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect();
-        self.detail = Some(d);
+        self.detail = Some(homelab_core::one_line(&d.into(), 300));
         self
     }
 }

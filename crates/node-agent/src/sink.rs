@@ -180,7 +180,7 @@ async fn error_message(resp: reqwest::Response) -> String {
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
         .unwrap_or(body);
-    let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect();
+    let line = homelab_core::one_line(&text, 500);
     let line = line.trim();
     if line.is_empty() { "(no message)".into() } else { line.to_owned() }
 }
