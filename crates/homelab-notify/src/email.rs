@@ -99,8 +99,9 @@ impl Email {
                 None => None,
                 Some(path) => {
                     let pem = std::fs::read(&path).with_context(|| format!("SMTP_CA_FILE: cannot read {path:?}"))?;
-                    // lettre takes a file without certificates as an empty list.
-                    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") || Certificate::from_pem(&pem).is_err() {
+                    // lettre takes a file without certificates as an empty list; the
+                    // certificates themselves are parsed once, by tls_parameters below.
+                    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
                         anyhow::bail!("SMTP_CA_FILE: {path:?} holds no PEM certificate");
                     }
                     Some((path, pem))
