@@ -373,7 +373,10 @@ async fn crash_loop(docker: &Docker, quick: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&compose_dir)?;
     std::fs::write(
         compose_dir.join("docker-compose.yml"),
-        format!("version: \"2.4\"\nservices:\n  loop:\n    image: {}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n    network_mode: none\n", image()),
+        format!(
+            "version: \"2.4\"\nservices:\n  loop:\n    image: {}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n    network_mode: none\n",
+            image()
+        ),
     )?;
     let project = control_plane_executor::docker::compose_project(compose_dir.to_str().unwrap());
     struct Down(PathBuf);
@@ -447,11 +450,7 @@ async fn crash_loop(docker: &Docker, quick: bool) -> anyhow::Result<()> {
         let decision = drift.as_ref().and_then(|d| {
             let list = d.get("drifts").or_else(|| d.get("entries")).and_then(|v| v.as_array())?;
             let e = list.iter().find(|e| e.get("service").and_then(|s| s.as_str()) == Some("loop"))?;
-            Some(format!(
-                "{}: {}",
-                e.get("decision").map(|v| v.to_string()).unwrap_or_default(),
-                e.get("reason").and_then(|v| v.as_str()).unwrap_or_default()
-            ))
+            Some(format!("{}: {}", e.get("decision").map(|v| v.to_string()).unwrap_or_default(), e.get("reason").and_then(|v| v.as_str()).unwrap_or_default()))
         });
         for l in &lines {
             println!("  ours: {l}");

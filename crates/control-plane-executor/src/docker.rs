@@ -132,7 +132,9 @@ pub async fn prune(docker: &Docker, node: &str, label: Option<&str>) -> Result<D
 mod tests {
     #[test]
     fn compose_project_names() {
-        for (dir, want) in [("/srv/homelab/mosquitto", "mosquitto"), ("/srv/Zigbee2MQTT/", "zigbee2mqtt"), ("/tmp/redeploy-12.x", "redeploy-12x"), ("/srv/a_b", "a_b")] {
+        for (dir, want) in
+            [("/srv/homelab/mosquitto", "mosquitto"), ("/srv/Zigbee2MQTT/", "zigbee2mqtt"), ("/tmp/redeploy-12.x", "redeploy-12x"), ("/srv/a_b", "a_b")]
+        {
             assert_eq!(super::compose_project(dir), want, "{dir}");
         }
     }

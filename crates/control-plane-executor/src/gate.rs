@@ -76,10 +76,8 @@ mod tests {
     fn check_case(s: &Situation) -> Result<(), String> {
         let now = at(s.now);
         let mut services = BTreeMap::new();
-        services.insert(
-            "z2m".to_owned(),
-            ServiceSpec { compose_dir: None, containers: vec![], depends_on: vec!["mqtt".into()], monitor: true, checks: vec![] },
-        );
+        services
+            .insert("z2m".to_owned(), ServiceSpec { compose_dir: None, containers: vec![], depends_on: vec!["mqtt".into()], monitor: true, checks: vec![] });
         let host = HostSpec {
             node: "edge-1".into(),
             ssh: None,
@@ -151,16 +149,49 @@ mod tests {
         // (situation, Ok or the words the reason must contain)
         let cases: &[(Situation, Result<(), &str>)] = &[
             // A low-risk restart never waits, even with the node stale and the broker down.
-            (Situation { action: ContainerRestart, node_up: Some(false), deps_in_world: &[("mqtt", false)], windows: &[], now: "2026-11-25T12:00:00Z" }, Ok(())),
+            (
+                Situation { action: ContainerRestart, node_up: Some(false), deps_in_world: &[("mqtt", false)], windows: &[], now: "2026-11-25T12:00:00Z" },
+                Ok(()),
+            ),
             // Redeploy with the node up and its broker healthy, no windows: go.
             (Situation { action: Redeploy, node_up: Some(true), deps_in_world: &[("mqtt", true)], windows: &[], now: "2026-11-25T12:00:00Z" }, Ok(())),
-            (Situation { action: Redeploy, node_up: Some(false), deps_in_world: &[("mqtt", true)], windows: &[], now: "2026-11-25T12:00:00Z" }, Err("node edge-1 is stale")),
-            (Situation { action: Redeploy, node_up: None, deps_in_world: &[("mqtt", true)], windows: &[], now: "2026-11-25T12:00:00Z" }, Err("has not reported yet")),
-            (Situation { action: Redeploy, node_up: Some(true), deps_in_world: &[("mqtt", false)], windows: &[], now: "2026-11-25T12:00:00Z" }, Err("dependency mqtt of z2m is unhealthy (port_unreachable)")),
-            (Situation { action: Redeploy, node_up: Some(true), deps_in_world: &[], windows: &[], now: "2026-11-25T12:00:00Z" }, Err("dependency mqtt of z2m has no health report")),
+            (
+                Situation { action: Redeploy, node_up: Some(false), deps_in_world: &[("mqtt", true)], windows: &[], now: "2026-11-25T12:00:00Z" },
+                Err("node edge-1 is stale"),
+            ),
+            (
+                Situation { action: Redeploy, node_up: None, deps_in_world: &[("mqtt", true)], windows: &[], now: "2026-11-25T12:00:00Z" },
+                Err("has not reported yet"),
+            ),
+            (
+                Situation { action: Redeploy, node_up: Some(true), deps_in_world: &[("mqtt", false)], windows: &[], now: "2026-11-25T12:00:00Z" },
+                Err("dependency mqtt of z2m is unhealthy (port_unreachable)"),
+            ),
+            (
+                Situation { action: Redeploy, node_up: Some(true), deps_in_world: &[], windows: &[], now: "2026-11-25T12:00:00Z" },
+                Err("dependency mqtt of z2m has no health report"),
+            ),
             // Inside the nightly window: go; at noon: wait.
-            (Situation { action: Redeploy, node_up: Some(true), deps_in_world: &[("mqtt", true)], windows: &[("02:00", "05:00")], now: "2026-11-25T03:00:00Z" }, Ok(())),
-            (Situation { action: Redeploy, node_up: Some(true), deps_in_world: &[("mqtt", true)], windows: &[("02:00", "05:00")], now: "2026-11-25T12:00:00Z" }, Err("outside the maintenance windows of node edge-1 (daily 02:00-05:00 UTC)")),
+            (
+                Situation {
+                    action: Redeploy,
+                    node_up: Some(true),
+                    deps_in_world: &[("mqtt", true)],
+                    windows: &[("02:00", "05:00")],
+                    now: "2026-11-25T03:00:00Z",
+                },
+                Ok(()),
+            ),
+            (
+                Situation {
+                    action: Redeploy,
+                    node_up: Some(true),
+                    deps_in_world: &[("mqtt", true)],
+                    windows: &[("02:00", "05:00")],
+                    now: "2026-11-25T12:00:00Z",
+                },
+                Err("outside the maintenance windows of node edge-1 (daily 02:00-05:00 UTC)"),
+            ),
             // Disk cleanup has no service, so only the node and the windows count.
             (Situation { action: DiskCleanup, node_up: Some(true), deps_in_world: &[], windows: &[], now: "2026-11-25T12:00:00Z" }, Ok(())),
             (Situation { action: DiskCleanup, node_up: Some(false), deps_in_world: &[], windows: &[], now: "2026-11-25T12:00:00Z" }, Err("stale")),

@@ -107,8 +107,8 @@ const DEBOUNCE: Duration = Duration::from_millis(1);
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let root = DataRoot::open(&config.root).with_context(|| format!("cannot open the data root {}", config.root.display()))?;
     let mut last_good: BTreeMap<String, HostFile> = BTreeMap::new();
-    let first = load_hosts(&config.hosts, &last_good)
-        .with_context(|| format!("cannot read hosts folder {} (set --hosts or HOSTS_DIR)", config.hosts.display()))?;
+    let first =
+        load_hosts(&config.hosts, &last_good).with_context(|| format!("cannot read hosts folder {} (set --hosts or HOSTS_DIR)", config.hosts.display()))?;
     for e in &first.errors {
         tracing::error!(error = %e, "invalid hosts file; its last good version stays in force");
     }
@@ -143,11 +143,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // Notifications name paths under the folder as it was watched: watch the canonical path and
     // compare against it.
     let hosts_dir = std::fs::canonicalize(&config.hosts).unwrap_or_else(|_| config.hosts.clone());
-    let mut watcher = Watcher::new(
-        &[(&root.action_dir(ActionState::Approved), false), (&root.world_dir(), false), (&hosts_dir, true)],
-        config.rescan_interval,
-    )
-    .context("cannot watch the data root")?;
+    let mut watcher = Watcher::new(&[(&root.action_dir(ActionState::Approved), false), (&root.world_dir(), false), (&hosts_dir, true)], config.rescan_interval)
+        .context("cannot watch the data root")?;
 
     let started_at = chrono::Utc::now();
     let tasks = TaskTracker::new();

@@ -101,7 +101,8 @@ async fn connect(node: &str, t: &SshTarget, defaults: &SshDefaults, docker_timeo
         .map_err(|_| format!("cannot reach node {node} over SSH ({shown}): timed out after {}s", (defaults.connect_timeout * 2).as_secs()))?
         .map_err(|e| format!("cannot reach node {node} over SSH ({shown}): {}", error_chain(&e)))?;
 
-    let dir = tempfile::Builder::new().prefix("executor-docker-").tempdir().map_err(|e| format!("cannot create a folder for the forwarded docker socket: {e}"))?;
+    let dir =
+        tempfile::Builder::new().prefix("executor-docker-").tempdir().map_err(|e| format!("cannot create a folder for the forwarded docker socket: {e}"))?;
     let local = dir.path().join("docker.sock");
     let remote_sock = PathBuf::from(t.docker_socket.as_deref().unwrap_or("/var/run/docker.sock"));
     tokio::time::timeout(defaults.connect_timeout, session.request_port_forward(ForwardType::Local, local.clone(), remote_sock.clone()))

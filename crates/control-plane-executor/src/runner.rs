@@ -10,8 +10,8 @@ use std::time::Duration;
 use bollard::Docker;
 use homelab_core::action::{ActionResult, output_tail};
 use homelab_core::{Action, ActionState, ActionType, HostSpec, Timestamp};
-use homelab_store::{DataRoot, TransitionError, WriteErrors};
 use homelab_store::actions::RunLock;
+use homelab_store::{DataRoot, TransitionError, WriteErrors};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
@@ -239,7 +239,15 @@ pub async fn execute(
 /// backoff until it succeeds. If the executor is stopped first, the action is left in running/
 /// and the next start moves it to failed/ as `executor_interrupted` (never run twice); the
 /// result is in the log. Returns the terminal file's name once written.
-async fn record_end(ctx: &Ctx, id: &str, to: ActionState, note: Option<String>, result: ActionResult, at: Timestamp, shutdown: &CancellationToken) -> Option<String> {
+async fn record_end(
+    ctx: &Ctx,
+    id: &str,
+    to: ActionState,
+    note: Option<String>,
+    result: ActionResult,
+    at: Timestamp,
+    shutdown: &CancellationToken,
+) -> Option<String> {
     let counter = if result.ok { &ctx.counters.completed } else { &ctx.counters.failed };
     // The end (`at`) is when the work ended, before the node was released, not when the disk
     // took it: it is the history entry's time and names the file.

@@ -134,12 +134,10 @@ pub fn verified_now(services: Option<&ServicesFile>, nodes: Option<&NodesFile>, 
     // millisecond as the end still counts.
     let ended = chrono::DurationRound::duration_trunc(ended, chrono::TimeDelta::milliseconds(1)).unwrap_or(ended);
     match service {
-        Some(svc) => services
-            .and_then(|s| s.services.get(node).and_then(|m| m.get(svc)))
-            .is_some_and(|s| s.status == ServiceStatus::Healthy && s.last_event_at >= ended),
-        None => nodes
-            .and_then(|n| n.nodes.get(node))
-            .is_some_and(|n| n.disk_pressure != Some(DiskLevel::High) && n.last_seen.is_some_and(|t| t >= ended)),
+        Some(svc) => {
+            services.and_then(|s| s.services.get(node).and_then(|m| m.get(svc))).is_some_and(|s| s.status == ServiceStatus::Healthy && s.last_event_at >= ended)
+        }
+        None => nodes.and_then(|n| n.nodes.get(node)).is_some_and(|n| n.disk_pressure != Some(DiskLevel::High) && n.last_seen.is_some_and(|t| t >= ended)),
     }
 }
 

@@ -71,7 +71,8 @@ fn replay(count: usize) {
         checkpoint,
         record
     );
-    let (tag, target) = if count % 1_000_000 == 0 { (format!("{}m", count / 1_000_000), Some(150_000.0)) } else { (format!("{}k", count / 1000), None) };
+    let (tag, target) =
+        if count.is_multiple_of(1_000_000) { (format!("{}m", count / 1_000_000), Some(150_000.0)) } else { (format!("{}k", count / 1000), None) };
     bench(&format!("observer.replay_{tag}"), &format!("replay, {tag} events"), count as f64 / secs, "events/s", target.map(|t| (">=", t)));
     bench(&format!("observer.replay_{tag}.checkpoint_bytes"), &format!("replay, {tag} events: checkpoint size"), checkpoint as f64, "bytes", None);
 }
@@ -79,11 +80,7 @@ fn replay(count: usize) {
 /// Bytes of the files below `dir`.
 fn du(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| if e.file_type().unwrap().is_dir() { du(&e.path()) } else { e.metadata().unwrap().len() })
-                .sum()
-        })
+        .map(|rd| rd.filter_map(Result::ok).map(|e| if e.file_type().unwrap().is_dir() { du(&e.path()) } else { e.metadata().unwrap().len() }).sum())
         .unwrap_or(0)
 }
 
@@ -108,10 +105,10 @@ fn latency(count: usize) {
         root.write_event(&e).unwrap();
         // Poll the world file until it names this event (a tight poll: the figure is the observer's).
         loop {
-            if let Ok(text) = std::fs::read_to_string(&services) {
-                if text.contains(&id) {
-                    break;
-                }
+            if let Ok(text) = std::fs::read_to_string(&services)
+                && text.contains(&id)
+            {
+                break;
             }
             if t.elapsed() > Duration::from_secs(10) {
                 panic!("event {i} not in world after 10 s");
@@ -131,4 +128,3 @@ fn latency(count: usize) {
     bench("observer.landed_to_world.p50", "event landed -> world updated, p50", hist.value_at_quantile(0.5) as f64 / 1000.0, "ms", None);
     bench("observer.landed_to_world.p99", "event landed -> world updated, p99", hist.value_at_quantile(0.99) as f64 / 1000.0, "ms", None);
 }
-

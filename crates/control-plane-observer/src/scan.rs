@@ -75,10 +75,7 @@ pub struct Observer {
     write_errors: homelab_store::WriteErrors,
 }
 
-type View = (
-    BTreeMap<String, BTreeMap<String, homelab_core::ServiceState>>,
-    BTreeMap<String, homelab_core::world::NodeState>,
-);
+type View = (BTreeMap<String, BTreeMap<String, homelab_core::ServiceState>>, BTreeMap<String, homelab_core::world::NodeState>);
 
 /// One file to look at: its day and its name.
 type Candidate = (String, String);
@@ -248,11 +245,11 @@ impl Observer {
         let mut events_dir_changed = false;
         let mut files = Vec::new();
         for path in paths {
-            if let Some(hosts) = &self.config.hosts {
-                if path.starts_with(hosts) {
-                    hosts_changed = true;
-                    continue;
-                }
+            if let Some(hosts) = &self.config.hosts
+                && path.starts_with(hosts)
+            {
+                hosts_changed = true;
+                continue;
             }
             let Ok(rel) = path.strip_prefix(&events_dir) else { continue };
             let parts: Vec<_> = rel.iter().filter_map(|p| p.to_str()).collect();
@@ -340,11 +337,7 @@ impl Observer {
                 }
             }
         }
-        let check = ReadCheck {
-            now,
-            max_skew: self.config.max_clock_skew,
-            max_age: Duration::from_secs(u64::from(self.config.event_retention_days) * 86400),
-        };
+        let check = ReadCheck { now, max_skew: self.config.max_clock_skew, max_age: Duration::from_secs(u64::from(self.config.event_retention_days) * 86400) };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
         let reads: Vec<Read> = if work.len() < 256 || threads < 2 {
             work.iter().map(|(d, f)| check.read(&days[*d].0, &days[*d].1, f)).collect()
@@ -507,11 +500,8 @@ impl Observer {
         let mut written: Vec<(String, Vec<u64>)> = Vec::new();
         for (day, unsaved) in self.applied.unsaved() {
             let on_disk = self.segments.get(day).map_or(0, Vec::len);
-            let (segment, replaces) = if on_disk >= MAX_SEGMENTS_PER_DAY {
-                (self.applied.day_segment(day), self.segments[day].clone())
-            } else {
-                (unsaved.clone(), Vec::new())
-            };
+            let (segment, replaces) =
+                if on_disk >= MAX_SEGMENTS_PER_DAY { (self.applied.day_segment(day), self.segments[day].clone()) } else { (unsaved.clone(), Vec::new()) };
             self.root.write_applied_segment(day, seq, &encode_segment(&segment)).with_context(|| format!("cannot write the applied-files record of {day}"))?;
             written.push((day.clone(), replaces));
         }

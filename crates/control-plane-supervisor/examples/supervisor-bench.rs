@@ -167,11 +167,7 @@ fn bins() -> (PathBuf, PathBuf) {
     let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
     let (obs, sup) = (dir.join("control-plane-observer"), dir.join("control-plane-supervisor"));
     for b in [&obs, &sup] {
-        assert!(
-            b.exists(),
-            "{} is not built: run `cargo build --release -p control-plane-observer -p control-plane-supervisor` first",
-            b.display()
-        );
+        assert!(b.exists(), "{} is not built: run `cargo build --release -p control-plane-observer -p control-plane-supervisor` first", b.display());
     }
     (obs, sup)
 }

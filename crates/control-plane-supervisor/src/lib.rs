@@ -210,7 +210,13 @@ impl Supervisor {
         };
         if !config.dry_run {
             // Temp files of writes a crash interrupted, in the folders this daemon writes.
-            let dirs = [root.state_dir(), root.state_dir().join("heartbeat"), root.action_dir(ActionState::Pending), root.action_dir(ActionState::Approved), root.action_dir(ActionState::Cancelled)];
+            let dirs = [
+                root.state_dir(),
+                root.state_dir().join("heartbeat"),
+                root.action_dir(ActionState::Pending),
+                root.action_dir(ActionState::Approved),
+                root.action_dir(ActionState::Cancelled),
+            ];
             for dir in dirs {
                 if let Err(e) = homelab_store::remove_stale_temps(&dir, homelab_store::STALE_TEMP_AGE) {
                     tracing::warn!(error = %e, "cannot remove leftover temp files");
@@ -273,10 +279,8 @@ impl Supervisor {
         let _enter = span.enter();
         let started = Instant::now();
 
-        let load = self
-            .hosts_cache
-            .load(&self.config.hosts, &self.last_good)
-            .with_context(|| format!("cannot read hosts folder {}", self.config.hosts.display()))?;
+        let load =
+            self.hosts_cache.load(&self.config.hosts, &self.last_good).with_context(|| format!("cannot read hosts folder {}", self.config.hosts.display()))?;
         if load.errors != self.last_errors {
             for e in &load.errors {
                 tracing::error!("{e}: the last good version of this file stays in force");
@@ -309,18 +313,21 @@ impl Supervisor {
             tracing::warn!(error = %e, "cannot read state/silences/; no silence applies in this reconcile");
             Vec::new()
         });
-        let plan = plan_with_silences(PlanInput {
-            desired: &load.desired,
-            unknown_nodes: &unknown_nodes,
-            services: &services,
-            nodes: &nodes,
-            active: &active,
-            outcomes: &outcomes,
-            memory: &self.memory,
-            policy: &self.policy,
-            started_at: self.started_at,
-            now,
-        }, &silences);
+        let plan = plan_with_silences(
+            PlanInput {
+                desired: &load.desired,
+                unknown_nodes: &unknown_nodes,
+                services: &services,
+                nodes: &nodes,
+                active: &active,
+                outcomes: &outcomes,
+                memory: &self.memory,
+                policy: &self.policy,
+                started_at: self.started_at,
+                now,
+            },
+            &silences,
+        );
         if !self.config.dry_run && silences.iter().any(|s| !s.is_kept(now)) {
             let _ = self.root.prune_silences(now);
         }
@@ -362,7 +369,12 @@ impl Supervisor {
                     a.drift = u.drift.clone();
                     a.trigger = u.trigger.clone();
                     a.updated_at = now;
-                    a.history.push(homelab_core::HistoryEntry { state: ActionState::Pending, at: now, by: "supervisor".to_owned(), note: Some(u.note.clone()) });
+                    a.history.push(homelab_core::HistoryEntry {
+                        state: ActionState::Pending,
+                        at: now,
+                        by: "supervisor".to_owned(),
+                        note: Some(u.note.clone()),
+                    });
                 });
                 match result {
                     Ok(_) => {
@@ -543,7 +555,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let report = report?;
         print_report(&report, dry_run);
         if let Some(problem) = sup.write_errors().current() {
-            bail!("{} write(s) failed; the last: {} (nothing partial is left; run again once the data root takes writes)", report.write_failures, problem.error);
+            bail!(
+                "{} write(s) failed; the last: {} (nothing partial is left; run again once the data root takes writes)",
+                report.write_failures,
+                problem.error
+            );
         }
         if !report.config_errors.is_empty() {
             bail!(
@@ -563,8 +579,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if silences.is_dir() {
         watched.push((silences.as_path(), false));
     }
-    let mut watcher = homelab_store::watch::Watcher::new(&watched, tick)
-        .context("cannot watch world/, actions/ and hosts/")?;
+    let mut watcher = homelab_store::watch::Watcher::new(&watched, tick).context("cannot watch world/, actions/ and hosts/")?;
     tracing::info!(root = %root.path().display(), hosts = %hosts.display(), tick_secs = tick.as_secs(), dry_run, "supervisor started");
     let mut first = true;
     let write_errors = sup.write_errors().clone();
@@ -617,13 +632,7 @@ fn print_report(report: &Report, dry_run: bool) {
     let _ = if dry_run {
         write!(out, "dry run: nothing written\n{}", report.plan)
     } else {
-        writeln!(
-            out,
-            "reconciled: {} drift(s), {} action(s) created, {} cancelled",
-            report.plan.drifts.len(),
-            report.created,
-            report.cancelled
-        )
+        writeln!(out, "reconciled: {} drift(s), {} action(s) created, {} cancelled", report.plan.drifts.len(), report.created, report.cancelled)
     };
     let _ = out.flush();
     let mut err = std::io::stderr().lock();
@@ -660,10 +669,11 @@ mod tests {
     #[test]
     fn broken_folder_without_last_good_is_unknown() {
         let e = |f: &str| ConfigError { file: f.into(), line: 1, column: 1, message: "x".into(), hint: None };
-        let got = broken_without_last_good(Path::new("/h"), &[e("/h/edge-1/services.yaml"), e("/h/edge-2/services.yaml")], &BTreeMap::from([(
-            "edge-2".to_owned(),
-            homelab_core::desired::parse_host_file("f", "edge-2", "services: {}").unwrap(),
-        )]));
+        let got = broken_without_last_good(
+            Path::new("/h"),
+            &[e("/h/edge-1/services.yaml"), e("/h/edge-2/services.yaml")],
+            &BTreeMap::from([("edge-2".to_owned(), homelab_core::desired::parse_host_file("f", "edge-2", "services: {}").unwrap())]),
+        );
         assert_eq!(got, BTreeSet::from(["edge-1".to_owned()]));
     }
 }

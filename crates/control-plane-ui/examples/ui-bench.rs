@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use control_plane_ui::{AppState, Config};
 use hdrhistogram::Histogram;
 use homelab_core::world::{NodeFacts, ServiceState, ServiceStatus, World};
-use tokio_util::sync::CancellationToken;
 use testkit::bench;
+use tokio_util::sync::CancellationToken;
 
 const CLIENTS: usize = 50;
 /// Every client keeps asking for at least this long.
@@ -158,11 +158,9 @@ async fn main() -> anyhow::Result<()> {
     println!("/summary with {services} services on {nodes} nodes: {size} bytes");
     take_server();
 
-    for (what, key, etag, gzip) in [
-        ("full answers, gzip", "gzip", None, true),
-        ("If-None-Match (304)", "304", etag.clone(), false),
-        ("full answers, identity", "identity", None, false),
-    ] {
+    for (what, key, etag, gzip) in
+        [("full answers, gzip", "gzip", None, true), ("If-None-Match (304)", "304", etag.clone(), false), ("full answers, identity", "identity", None, false)]
+    {
         let (h, took, bytes) = run_clients(&url, etag, gzip, requests).await;
         let s = take_server();
         let n = h.len();
@@ -176,8 +174,20 @@ async fn main() -> anyhow::Result<()> {
             n as f64 / took.as_secs_f64()
         );
         let server_target = (key != "identity").then_some(("<=", target));
-        bench(&format!("ui.summary_{tag}.{key}.server_p99"), &format!("`/summary` {tag} services, 50 clients, {what}: server p99"), pct(&s, 0.99), "ms", server_target);
-        bench(&format!("ui.summary_{tag}.{key}.client_p99"), &format!("`/summary` {tag} services, 50 clients, {what}: client p99 (same 2 cores)"), pct(&h, 0.99), "ms", None);
+        bench(
+            &format!("ui.summary_{tag}.{key}.server_p99"),
+            &format!("`/summary` {tag} services, 50 clients, {what}: server p99"),
+            pct(&s, 0.99),
+            "ms",
+            server_target,
+        );
+        bench(
+            &format!("ui.summary_{tag}.{key}.client_p99"),
+            &format!("`/summary` {tag} services, 50 clients, {what}: client p99 (same 2 cores)"),
+            pct(&h, 0.99),
+            "ms",
+            None,
+        );
     }
     println!(
         "process RSS (server + bench clients): before start {} MiB, now {} MiB, peak {} MiB",
@@ -236,7 +246,13 @@ async fn separate_process(tmp: &testkit::TempRoot, requests: usize, tag: &str) -
         now / 1024,
         peak / 1024
     );
-    bench(&format!("ui.rss_{tag}_under_load"), &format!("UI process alone, {tag} services, after 50 clients (gzip, identity): RSS peak"), peak as f64 / 1024.0, "MiB", None);
+    bench(
+        &format!("ui.rss_{tag}_under_load"),
+        &format!("UI process alone, {tag} services, after 50 clients (gzip, identity): RSS peak"),
+        peak as f64 / 1024.0,
+        "MiB",
+        None,
+    );
     child.start_kill()?;
     child.wait().await?;
     Ok(())

@@ -87,7 +87,6 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
     ApiError::new(StatusCode::NOT_FOUND, format!("no such endpoint {}: see /api/v1/openapi.json", uri.path())).into_response()
 }
 
-
 /// The connecting address (the proxy's, behind a reverse proxy); `None` when unknown.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub Option<IpAddr>);
@@ -168,9 +167,7 @@ impl From<DecideError> for ApiError {
         match &e {
             DecideError::BadId(_) => ApiError::new(StatusCode::BAD_REQUEST, &e),
             DecideError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, &e),
-            DecideError::NotPending { state, .. } => {
-                ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "state": state }) }
-            }
+            DecideError::NotPending { state, .. } => ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "state": state }) },
             DecideError::Store(_) => match decide_storage_error(&e) {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
@@ -374,7 +371,14 @@ async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: H
         None => ActionState::ALL.to_vec(),
         Some(s) => s
             .split(',')
-            .map(|one| ActionState::parse(one.trim()).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown state {one:?}: use pending, approved, running, completed, failed, rejected or cancelled"))))
+            .map(|one| {
+                ActionState::parse(one.trim()).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("unknown state {one:?}: use pending, approved, running, completed, failed, rejected or cancelled"),
+                    )
+                })
+            })
             .collect::<Result<_, _>>()?,
     };
     let node = q.node.filter(|n| !n.is_empty());
@@ -439,7 +443,13 @@ pub async fn apply_decision(state: &Arc<AppState>, op: &Operator, id: String, de
 }
 
 /// [`apply_decision`] with the request's source address for the audit log.
-pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: String, decision: Decision) -> Result<homelab_core::Action, DecideError> {
+pub async fn apply_decision_from(
+    state: &Arc<AppState>,
+    op: &Operator,
+    peer: Option<IpAddr>,
+    id: String,
+    decision: Decision,
+) -> Result<homelab_core::Action, DecideError> {
     let what = match decision {
         Decision::Approve => "approve",
         Decision::Reject { .. } => "reject",
@@ -510,7 +520,13 @@ async fn record_outcome<E: std::fmt::Display>(
 /// removes; the result shows as fresh events). Operator credentials as for approve, the node's
 /// groups respected; the service must be a checked one of that node in hosts/ (else 404). JSON
 /// clients get 202 and the request; the node page's form (field `csrf`) is sent back to the page.
-async fn check_now(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path((node, service)): Path<(String, String)>, body: Bytes) -> ApiResult<Response> {
+async fn check_now(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path((node, service)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     let csrf = form.then(|| form_field(&body, "csrf")).flatten();
     let op = state.auth.for_mutation(&headers, peer.0, csrf.as_deref())?;
@@ -518,7 +534,15 @@ async fn check_now(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
         homelab_core::validate_name(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{what}: {e}")))?;
     }
     let desired = state.snapshot().await.ok().and_then(|snap| snap.desired.clone());
-    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &crate::auth::source(peer.0), "check_now", &format!("{node}/{service}"), "ok");
+    let mut rec = homelab_store::audit::AuditRecord::new(
+        &op.name,
+        op.role.as_str(),
+        op.channel,
+        &crate::auth::source(peer.0),
+        "check_now",
+        &format!("{node}/{service}"),
+        "ok",
+    );
     if let Err(why) = op.may_act_on(&node, &crate::auth::groups_of(desired.as_ref(), &node)) {
         rec.outcome = "refused".into();
         state.auth.audit_now(rec.detail(why.clone())).await;
@@ -588,7 +612,9 @@ pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option
     .unwrap_or_else(|e| Err(RetryError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) })));
     // A viewer is refused even when there is nothing to retry.
     let result = match result {
-        Err(RetryError::NoDrift { .. } | RetryError::NotReported { .. } | RetryError::DriftUnreadable { .. } | RetryError::Active { .. }) if op.role == crate::auth::Role::Viewer => {
+        Err(RetryError::NoDrift { .. } | RetryError::NotReported { .. } | RetryError::DriftUnreadable { .. } | RetryError::Active { .. })
+            if op.role == crate::auth::Role::Viewer =>
+        {
             Err(RetryError::Forbidden(format!("{} is a viewer and may only read", op.name)))
         }
         r => r,
@@ -614,7 +640,13 @@ struct RejectBody {
     reason: Option<String>,
 }
 
-async fn reject(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<homelab_core::Action>> {
+async fn reject(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<homelab_core::Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     let body: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
         RejectBody::default()
@@ -694,12 +726,15 @@ fn served_by(event: &Event) -> Option<(String, homelab_core::Timestamp)> {
 
 /// The `served` query: `<service>@<requested_at>`, comma-separated.
 fn parse_served(q: &str) -> Result<Vec<(String, homelab_core::Timestamp)>, String> {
-    q.split(',').filter(|s| !s.is_empty()).map(|item| {
-        let (service, at) = item.split_once('@').ok_or_else(|| format!("served: {item:?} is not <service>@<requested_at>"))?;
-        homelab_core::validate_name(service).map_err(|e| format!("served: service {service:?}: {e}"))?;
-        let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| format!("served: {at:?} is not an RFC 3339 time: {e}"))?;
-        Ok((service.to_owned(), at.with_timezone(&chrono::Utc)))
-    }).collect()
+    q.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (service, at) = item.split_once('@').ok_or_else(|| format!("served: {item:?} is not <service>@<requested_at>"))?;
+            homelab_core::validate_name(service).map_err(|e| format!("served: service {service:?}: {e}"))?;
+            let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| format!("served: {at:?} is not an RFC 3339 time: {e}"))?;
+            Ok((service.to_owned(), at.with_timezone(&chrono::Utc)))
+        })
+        .collect()
 }
 
 async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, q: IngestQuery, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
@@ -760,7 +795,10 @@ async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, q: IngestQuery, 
     .map_err(ApiError::internal)?
     .map_err(|e| ApiError::write_failed(&e))?;
     tracing::debug!(%node, written, duplicates, "events ingested");
-    let check_now: Vec<_> = pending.iter().map(|r| json!({ "service": r.service, "requested_by": r.requested_by, "requested_at": homelab_core::rfc3339(r.requested_at) })).collect();
+    let check_now: Vec<_> = pending
+        .iter()
+        .map(|r| json!({ "service": r.service, "requested_by": r.requested_by, "requested_at": homelab_core::rfc3339(r.requested_at) }))
+        .collect();
     Ok(Json(json!({ "written": written, "duplicates": duplicates, "check_now": check_now })))
 }
 
@@ -783,11 +821,13 @@ async fn alertmanager_inner(state: Arc<AppState>, peer: Peer, headers: HeaderMap
             return Err(ApiError::new(StatusCode::FORBIDDEN, format!("{} is a viewer and may only read", op.name)));
         }
     }
-    let hook: Webhook =
-        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook body: {e}")))?;
+    let hook: Webhook = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook body: {e}")))?;
     // Alertmanager sends only these two; anything else is a wrong body, refused whole.
     if let Some((i, a)) = hook.alerts.iter().enumerate().find(|(_, a)| a.status != "firing" && a.status != "resolved") {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("not an Alertmanager webhook body: alert {i}: status {:?} is neither firing nor resolved", a.status)));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("not an Alertmanager webhook body: alert {i}: status {:?} is neither firing nor resolved", a.status),
+        ));
     }
     let now = chrono::Utc::now();
     // Through the alert: checks of hosts/ as the view has them, else by labels.

@@ -168,9 +168,7 @@ pub enum Refusal {
 impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
-            Refusal::NoCredentials | Refusal::WrongToken | Refusal::BadSession | Refusal::UntrustedProxy | Refusal::BadProxyUser => {
-                StatusCode::UNAUTHORIZED
-            }
+            Refusal::NoCredentials | Refusal::WrongToken | Refusal::BadSession | Refusal::UntrustedProxy | Refusal::BadProxyUser => StatusCode::UNAUTHORIZED,
             Refusal::Csrf | Refusal::CrossSite | Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
             Refusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -746,7 +744,14 @@ impl Auth {
         if token.starts_with(TOKEN_PREFIX) {
             let users = self.users();
             if let Some((t, u)) = users.find_token(token, chrono::Utc::now()) {
-                return Ok(Operator { by: format!("api:{}", t.user), csrf: None, name: t.user.clone(), role: u.role, groups: u.groups.clone(), channel: "api" });
+                return Ok(Operator {
+                    by: format!("api:{}", t.user),
+                    csrf: None,
+                    name: t.user.clone(),
+                    role: u.role,
+                    groups: u.groups.clone(),
+                    channel: "api",
+                });
             }
         }
         inc(&self.counters.token_refused);
@@ -982,7 +987,15 @@ impl Auth {
         // A local user of that name: their role and groups apply (looked up on every request).
         let role = self.users().users.get(&id.user).map(|u| u.role).unwrap_or(id.role);
         let now = chrono::Utc::now();
-        let rec = StoredSession { user: id.user.clone(), bootstrap: false, created_at: now, expires_at: now, role: Some(id.role), groups: id.groups.clone(), via: Some("oidc".into()) };
+        let rec = StoredSession {
+            user: id.user.clone(),
+            bootstrap: false,
+            created_at: now,
+            expires_at: now,
+            role: Some(id.role),
+            groups: id.groups.clone(),
+            via: Some("oidc".into()),
+        };
         let session = match self.store_session(rec) {
             Ok((sid, _)) => sid,
             Err(e) => {
@@ -993,8 +1006,11 @@ impl Auth {
         self.limiter.lock().unwrap().success(peer, &id.user, Instant::now());
         inc(&self.counters.oidc_ok);
         tracing::info!(user = %id.user, role = %role, "logged in with single sign-on");
-        let rec = AuditRecord::new(&id.user, role.as_str(), "oidc", &src, "login", &id.user, "ok")
-            .detail(format!("single sign-on through {}; groups [{}]", oidc.settings.issuer, id.groups.join(", ")));
+        let rec = AuditRecord::new(&id.user, role.as_str(), "oidc", &src, "login", &id.user, "ok").detail(format!(
+            "single sign-on through {}; groups [{}]",
+            oidc.settings.issuer,
+            id.groups.join(", ")
+        ));
         self.audit_now(rec).await;
         Ok((session, id.user))
     }
@@ -1014,7 +1030,8 @@ pub fn telegram_press_check(state: &Arc<crate::AppState>) -> homelab_telegram::P
     Arc::new(move |telegram_id, action| {
         let desired = hosts.as_deref().and_then(|h| homelab_store::hosts::load_hosts(h, &Default::default()).ok()).map(|l| l.desired);
         let groups = groups_of(desired.as_ref(), &action.node);
-        telegram_check(&auth.users(), telegram_id, &action.node, &groups).map(|(user, role)| homelab_telegram::PressActor { user, role: role.as_str().to_owned() })
+        telegram_check(&auth.users(), telegram_id, &action.node, &groups)
+            .map(|(user, role)| homelab_telegram::PressActor { user, role: role.as_str().to_owned() })
     })
 }
 
@@ -1043,11 +1060,7 @@ pub fn check_same_origin(headers: &HeaderMap) -> Result<(), Refusal> {
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().map_err(|_| Refusal::CrossSite)?;
-        let host = headers
-            .get("x-forwarded-host")
-            .or_else(|| headers.get(header::HOST))
-            .and_then(|v| v.to_str().ok())
-            .ok_or(Refusal::CrossSite)?;
+        let host = headers.get("x-forwarded-host").or_else(|| headers.get(header::HOST)).and_then(|v| v.to_str().ok()).ok_or(Refusal::CrossSite)?;
         let origin_host = origin.split_once("://").map(|(_, h)| h).ok_or(Refusal::CrossSite)?;
         if !origin_host.eq_ignore_ascii_case(host) {
             return Err(Refusal::CrossSite);

@@ -200,17 +200,24 @@ impl History {
             let mut run: Option<Incident> = None;
             let mut prev_slot = i64::MIN;
             for (slot, s) in &h.slots {
-                if s.bad == 0 || *slot != prev_slot + 1 {
-                    if let Some(r) = run.take() {
-                        out.push(r);
-                    }
+                if (s.bad == 0 || *slot != prev_slot + 1)
+                    && let Some(r) = run.take()
+                {
+                    out.push(r);
                 }
                 if s.bad > 0 {
                     let (fb, lb) = (s.first_bad.unwrap_or_default(), s.last_bad.unwrap_or_default());
                     match &mut run {
                         Some(r) => r.last_bad = lb,
                         None => {
-                            run = Some(Incident { node: node.clone(), service: service.clone(), start: fb, last_bad: lb, reason: s.reason.clone().unwrap_or_default(), ongoing: false })
+                            run = Some(Incident {
+                                node: node.clone(),
+                                service: service.clone(),
+                                start: fb,
+                                last_bad: lb,
+                                reason: s.reason.clone().unwrap_or_default(),
+                                ongoing: false,
+                            })
                         }
                     }
                     prev_slot = *slot;

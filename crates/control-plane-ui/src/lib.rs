@@ -214,8 +214,11 @@ impl AppState {
             }
         };
         let trusted = auth::parse_proxies(&config.trusted_proxies).map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
-        let header: axum::http::HeaderName =
-            config.trusted_user_header.to_ascii_lowercase().parse().map_err(|_| anyhow::anyhow!("TRUSTED_USER_HEADER {:?} is not a header name", config.trusted_user_header))?;
+        let header: axum::http::HeaderName = config
+            .trusted_user_header
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("TRUSTED_USER_HEADER {:?} is not a header name", config.trusted_user_header))?;
         let env_agent_tokens = match &config.agent_tokens {
             Some(json) if !json.trim().is_empty() => {
                 serde_json::from_str(json).map_err(|e| anyhow::anyhow!("AGENT_TOKENS must be JSON {{\"<node>\": \"<token>\"}}: {e}"))?
@@ -232,7 +235,8 @@ impl AppState {
             auth,
             env_agent_tokens,
             alertmanager_token: config.alertmanager_token.clone().filter(|t| !t.trim().is_empty()),
-            alert_mapping: homelab_core::alertmanager::Mapping::parse(Some(&config.alert_node_labels), Some(&config.alert_service_labels)).map_err(|e| anyhow::anyhow!(e))?,
+            alert_mapping: homelab_core::alertmanager::Mapping::parse(Some(&config.alert_node_labels), Some(&config.alert_service_labels))
+                .map_err(|e| anyhow::anyhow!(e))?,
             counters: metrics::UiCounters::default(),
             node_stale_after: config.node_stale_after,
             refresh: config.refresh,
@@ -528,8 +532,10 @@ async fn watch_changes(state: Arc<AppState>, shutdown: CancellationToken) {
     let actions = root.join("actions");
     let heartbeat = root.join("state/heartbeat");
     // Not recursive: a quarantined folder's content is never looked at.
-    let (q_events, q_actions, q_check_now, q_outbox) = (root.join("quarantine/events"), root.join("quarantine/actions"), root.join("quarantine/check_now"), root.join("quarantine/outbox"));
-    let mut paths: Vec<(&std::path::Path, bool)> = vec![(&world, false), (&actions, true), (&heartbeat, false), (&q_events, false), (&q_actions, false), (&q_check_now, false), (&q_outbox, false)];
+    let (q_events, q_actions, q_check_now, q_outbox) =
+        (root.join("quarantine/events"), root.join("quarantine/actions"), root.join("quarantine/check_now"), root.join("quarantine/outbox"));
+    let mut paths: Vec<(&std::path::Path, bool)> =
+        vec![(&world, false), (&actions, true), (&heartbeat, false), (&q_events, false), (&q_actions, false), (&q_check_now, false), (&q_outbox, false)];
     if let Some(h) = state.hosts.as_deref().filter(|h| h.is_dir()) {
         paths.push((h, true));
     }

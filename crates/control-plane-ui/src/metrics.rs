@@ -25,8 +25,7 @@ pub fn wants_text(accept: &str) -> bool {
 /// OpenMetrics text → Prometheus text format 0.0.4: a counter family `x` (samples `x_total`)
 /// gets its `# HELP`/`# TYPE` as `x_total`; `# UNIT` and `# EOF` are dropped. Samples are the same.
 pub fn to_prometheus_text(openmetrics: &str) -> String {
-    let counters: std::collections::BTreeSet<&str> =
-        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let counters: std::collections::BTreeSet<&str> = openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
     let mut out = String::with_capacity(openmetrics.len());
     for line in openmetrics.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
@@ -152,7 +151,8 @@ pub fn render_with(snap: &Snapshot, extra: &Extra<'_>, now: Timestamp) -> Result
             }
         }
     }
-    let write_errors = counters(&mut registry, "write_errors", "Writes into the data root that failed (ENOSPC, EIO, EROFS, ...), by daemon (from each heartbeat)");
+    let write_errors =
+        counters(&mut registry, "write_errors", "Writes into the data root that failed (ENOSPC, EIO, EROFS, ...), by daemon (from each heartbeat)");
     for (name, hb) in &snap.heartbeats {
         if let Some(n) = hb.as_ref().and_then(|hb| hb.counters.get("write_errors")) {
             write_errors.get_or_create(&l("daemon", name)).inc_by(*n);
@@ -255,7 +255,8 @@ pub async fn render_for(state: &std::sync::Arc<crate::AppState>, snap: &Snapshot
 const SUPERVISOR_ENDED: [(&str, &str); 1] = [("actions_cancelled", "cancelled")];
 const EXECUTOR_ENDED: [(&str, &str); 3] = [("actions_completed", "completed"), ("actions_failed", "failed"), ("actions_interrupted", "interrupted")];
 /// Telegram's counters: (key, outcome).
-const TELEGRAM_SENT: [(&str, &str); 4] = [("messages_sent", "sent"), ("messages_edited", "edited"), ("follow_ups_sent", "follow_up"), ("api_failures", "failed")];
+const TELEGRAM_SENT: [(&str, &str); 4] =
+    [("messages_sent", "sent"), ("messages_edited", "edited"), ("follow_ups_sent", "follow_up"), ("api_failures", "failed")];
 
 fn extra_families(registry: &mut Registry, snap: &Snapshot, extra: &Extra<'_>, now: Timestamp) {
     let _ = now;
@@ -279,7 +280,11 @@ fn extra_families(registry: &mut Registry, snap: &Snapshot, extra: &Extra<'_>, n
     if let Some(n) = hb_counter("supervisor", "actions_created") {
         created.get_or_create(&Vec::new()).inc_by(n);
     }
-    let ended = counters(registry, "actions_ended", "Actions that ended, by outcome: completed/failed/interrupted by the executor, cancelled by the supervisor (since each started; from heartbeats)");
+    let ended = counters(
+        registry,
+        "actions_ended",
+        "Actions that ended, by outcome: completed/failed/interrupted by the executor, cancelled by the supervisor (since each started; from heartbeats)",
+    );
     for (daemon, keys) in [("supervisor", &SUPERVISOR_ENDED[..]), ("executor", &EXECUTOR_ENDED[..])] {
         for (key, outcome) in keys {
             if let Some(n) = hb_counter(daemon, key) {
@@ -287,7 +292,8 @@ fn extra_families(registry: &mut Registry, snap: &Snapshot, extra: &Extra<'_>, n
             }
         }
     }
-    let notifications = counters(registry, "notifications", "Telegram Bot API calls, by outcome: sent, edited, follow_up, failed (since the task started; from its heartbeat)");
+    let notifications =
+        counters(registry, "notifications", "Telegram Bot API calls, by outcome: sent, edited, follow_up, failed (since the task started; from its heartbeat)");
     for (key, outcome) in TELEGRAM_SENT {
         if let Some(n) = hb_counter("telegram", key) {
             notifications.get_or_create(&l("outcome", outcome)).inc_by(n);
@@ -300,17 +306,29 @@ fn extra_families(registry: &mut Registry, snap: &Snapshot, extra: &Extra<'_>, n
     }
 
     if let Some(a) = extra.auth {
-        let attempts = counters(registry, "auth_attempts", "Password logins, single sign-on logins and operator bearer tokens, by kind (login, oidc, token) and outcome (ok, refused, rate_limited) (since the UI started)");
+        let attempts = counters(
+            registry,
+            "auth_attempts",
+            "Password logins, single sign-on logins and operator bearer tokens, by kind (login, oidc, token) and outcome (ok, refused, rate_limited) (since the UI started)",
+        );
         for (kind, outcome, n) in a.snapshot() {
             attempts.get_or_create(&vec![("kind".to_owned(), kind.to_owned()), ("outcome".to_owned(), outcome.to_owned())]).inc_by(n);
         }
     }
     if let Some(c) = extra.counters {
-        let requests = counters(registry, "ingest_requests", "Requests to the ingest endpoints (events from agents, alerts from Alertmanager), by endpoint and HTTP status (since the UI started)");
+        let requests = counters(
+            registry,
+            "ingest_requests",
+            "Requests to the ingest endpoints (events from agents, alerts from Alertmanager), by endpoint and HTTP status (since the UI started)",
+        );
         for ((endpoint, status), n) in c.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             requests.get_or_create(&vec![("endpoint".to_owned(), (*endpoint).to_owned()), ("code".to_owned(), status.to_string())]).inc_by(*n);
         }
-        let events = counters(registry, "ingest_events", "Events taken in over HTTP, by source (agent, alertmanager) and outcome (written, duplicate, skipped) (since the UI started)");
+        let events = counters(
+            registry,
+            "ingest_events",
+            "Events taken in over HTTP, by source (agent, alertmanager) and outcome (written, duplicate, skipped) (since the UI started)",
+        );
         for source in ["agent", "alertmanager"] {
             let _ = events.get_or_create(&vec![("source".to_owned(), source.to_owned()), ("outcome".to_owned(), "written".to_owned())]);
         }

@@ -16,8 +16,8 @@ use homelab_store::DataRoot;
 use homelab_store::users::Role;
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
 use openidconnect::{
-    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
 };
 use serde_json::Value;
 
@@ -96,9 +96,12 @@ impl Settings {
             return Ok(None);
         };
         let issuer = http_url("OIDC_ISSUER", &issuer)?;
-        let client_id = set(&cfg.oidc_client_id).ok_or_else(|| anyhow::anyhow!("OIDC_CLIENT_ID is not set, but OIDC_ISSUER is: set the client id registered at the provider"))?;
+        let client_id = set(&cfg.oidc_client_id)
+            .ok_or_else(|| anyhow::anyhow!("OIDC_CLIENT_ID is not set, but OIDC_ISSUER is: set the client id registered at the provider"))?;
         let redirect_url = set(&cfg.oidc_redirect_url).ok_or_else(|| {
-            anyhow::anyhow!("OIDC_REDIRECT_URL is not set, but OIDC_ISSUER is: set it to this UI's external URL + /auth/oidc/callback (as registered at the provider)")
+            anyhow::anyhow!(
+                "OIDC_REDIRECT_URL is not set, but OIDC_ISSUER is: set it to this UI's external URL + /auth/oidc/callback (as registered at the provider)"
+            )
         })?;
         let redirect_url = http_url("OIDC_REDIRECT_URL", &redirect_url)?;
         if !redirect_url.ends_with("/auth/oidc/callback") {
@@ -124,7 +127,8 @@ impl Settings {
             }
             Ok(v.to_owned())
         };
-        let default_role = Role::parse(&cfg.oidc_default_role).ok_or_else(|| anyhow::anyhow!("OIDC_DEFAULT_ROLE {:?}: use viewer, operator or admin", cfg.oidc_default_role))?;
+        let default_role = Role::parse(&cfg.oidc_default_role)
+            .ok_or_else(|| anyhow::anyhow!("OIDC_DEFAULT_ROLE {:?}: use viewer, operator or admin", cfg.oidc_default_role))?;
         Ok(Some(Settings {
             issuer,
             client_id,
@@ -217,8 +221,12 @@ impl Oidc {
         match CoreProviderMetadata::discover_async(issuer, &self.http).await {
             Ok(meta) => {
                 let redirect = RedirectUrl::new(self.settings.redirect_url.clone()).map_err(|e| e.to_string())?;
-                let client = CoreClient::from_provider_metadata(meta, ClientId::new(self.settings.client_id.clone()), self.settings.client_secret.clone().map(ClientSecret::new))
-                    .set_redirect_uri(redirect);
+                let client = CoreClient::from_provider_metadata(
+                    meta,
+                    ClientId::new(self.settings.client_id.clone()),
+                    self.settings.client_secret.clone().map(ClientSecret::new),
+                )
+                .set_redirect_uri(redirect);
                 *p = Some(Provider { client: client.clone(), at: Instant::now() });
                 *self.unavailable.lock().unwrap() = None;
                 tracing::info!(issuer = %self.settings.issuer, "OpenID Connect provider discovered");
@@ -247,7 +255,9 @@ impl Oidc {
     pub async fn begin(&self) -> Result<(String, String), String> {
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut req = client.authorize_url(AuthenticationFlow::<CoreResponseType>::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge);
+        let mut req = client
+            .authorize_url(AuthenticationFlow::<CoreResponseType>::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .set_pkce_challenge(challenge);
         for s in self.settings.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(s.clone()));
         }
@@ -290,7 +300,8 @@ impl Oidc {
         // Verified: the payload as signed, for claims of any name.
         let jwt = id_token.to_string();
         let payload = jwt.split('.').nth(1).ok_or("the ID token is not a signed JWT")?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).map_err(|_| "the ID token's payload is not base64url")?;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).map_err(|_| "the ID token's payload is not base64url")?;
         let claims: serde_json::Map<String, Value> = serde_json::from_slice(&bytes).map_err(|_| "the ID token's payload is not a JSON object")?;
         self.identity(&claims)
     }
@@ -314,9 +325,8 @@ impl Oidc {
             _ => Vec::new(),
         };
         let role = match claims.get(&s.role_claim) {
-            Some(Value::String(r)) if !r.trim().is_empty() => {
-                Role::parse(r).ok_or_else(|| format!("the role claim {} is {:?}: the provider must send viewer, operator or admin", s.role_claim, clean(r, 40)))?
-            }
+            Some(Value::String(r)) if !r.trim().is_empty() => Role::parse(r)
+                .ok_or_else(|| format!("the role claim {} is {:?}: the provider must send viewer, operator or admin", s.role_claim, clean(r, 40)))?,
             _ if groups.iter().any(|g| s.admin_groups.contains(g)) => Role::Admin,
             _ if groups.iter().any(|g| s.operator_groups.contains(g)) => Role::Operator,
             _ => s.default_role,
@@ -348,31 +358,41 @@ mod tests {
         assert!(oidc(|_| {}).unwrap().is_none());
         let err = |f: fn(&mut AccessConfig)| oidc(f).unwrap_err().to_string();
         assert!(err(|c| c.oidc_client_id = Some("x".into())).starts_with("OIDC_CLIENT_ID is set but OIDC_ISSUER is not"));
-        assert!(err(|c| {
-            full(c);
-            c.oidc_client_id = None;
-        })
-        .starts_with("OIDC_CLIENT_ID is not set"));
-        assert!(err(|c| {
-            full(c);
-            c.oidc_redirect_url = None;
-        })
-        .starts_with("OIDC_REDIRECT_URL is not set"));
-        assert!(err(|c| {
-            full(c);
-            c.oidc_issuer = Some("id.example".into());
-        })
-        .starts_with("OIDC_ISSUER"));
-        assert!(err(|c| {
-            full(c);
-            c.oidc_scopes = "profile email".into();
-        })
-        .contains("must include openid"));
-        assert!(err(|c| {
-            full(c);
-            c.oidc_default_role = "root".into();
-        })
-        .starts_with("OIDC_DEFAULT_ROLE"));
+        assert!(
+            err(|c| {
+                full(c);
+                c.oidc_client_id = None;
+            })
+            .starts_with("OIDC_CLIENT_ID is not set")
+        );
+        assert!(
+            err(|c| {
+                full(c);
+                c.oidc_redirect_url = None;
+            })
+            .starts_with("OIDC_REDIRECT_URL is not set")
+        );
+        assert!(
+            err(|c| {
+                full(c);
+                c.oidc_issuer = Some("id.example".into());
+            })
+            .starts_with("OIDC_ISSUER")
+        );
+        assert!(
+            err(|c| {
+                full(c);
+                c.oidc_scopes = "profile email".into();
+            })
+            .contains("must include openid")
+        );
+        assert!(
+            err(|c| {
+                full(c);
+                c.oidc_default_role = "root".into();
+            })
+            .starts_with("OIDC_DEFAULT_ROLE")
+        );
         let s = oidc(|c| {
             full(c);
             c.oidc_client_secret = Some(crate::auth::Secret("sup3r".into()));
@@ -393,7 +413,8 @@ mod tests {
         .unwrap();
         let o = Oidc::new(s).unwrap();
         let map = |v: Value| v.as_object().unwrap().clone();
-        let id = o.identity(&map(serde_json::json!({"sub": "x1", "preferred_username": "olga", "hcp_role": "operator", "groups": ["web", "bad name"]}))).unwrap();
+        let id =
+            o.identity(&map(serde_json::json!({"sub": "x1", "preferred_username": "olga", "hcp_role": "operator", "groups": ["web", "bad name"]}))).unwrap();
         assert_eq!(id, Identity { user: "olga".into(), role: Role::Operator, groups: vec!["web".into()] });
         let id = o.identity(&map(serde_json::json!({"sub": "x1", "groups": "ops|web"}))).unwrap();
         assert_eq!((id.user.as_str(), id.role, id.groups.len()), ("x1", Role::Admin, 2), "sub when no user claim; admin group");

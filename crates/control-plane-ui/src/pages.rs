@@ -111,7 +111,9 @@ impl From<anyhow::Error> for PageError {
 
 fn message_page(state: &AppState, status: StatusCode, heading: &str, message: &str, back: &str) -> Response {
     let body = MessageT { heading, message, back }.render().unwrap_or_default();
-    let html = Layout { title: heading, active: "", base: &state.base, user: None, admin: false, csrf: None, live: false, etag: String::new(), body }.render().unwrap_or_default();
+    let html = Layout { title: heading, active: "", base: &state.base, user: None, admin: false, csrf: None, live: false, etag: String::new(), body }
+        .render()
+        .unwrap_or_default();
     (status, axum::response::Html(html)).into_response()
 }
 
@@ -133,7 +135,15 @@ fn viewer(state: &AppState, headers: &HeaderMap, peer: Peer) -> Result<Viewer, P
 
 /// Wraps page content: the whole page, or with `?fragment=1` only the content with an ETag.
 /// A page with a form people fill in is not `live` (a swap would take what they typed).
-fn respond(state: &AppState, headers: &HeaderMap, q: &PageQuery, title: &str, v: Viewer, live: bool, body: Result<String, askama::Error>) -> Result<Response, PageError> {
+fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: &PageQuery,
+    title: &str,
+    v: Viewer,
+    live: bool,
+    body: Result<String, askama::Error>,
+) -> Result<Response, PageError> {
     let body = body.map_err(|e| anyhow::anyhow!("template: {e}"))?;
     if q.fragment.is_some() {
         let etag = etag_of(body.as_bytes());
@@ -152,7 +162,9 @@ fn respond(state: &AppState, headers: &HeaderMap, q: &PageQuery, title: &str, v:
     };
     let etag = etag_of(body.as_bytes());
     let admin = v.op.as_ref().is_some_and(|op| op.may_administer().is_ok());
-    let html = Layout { title, active, base: &state.base, user: v.user, admin, csrf: v.csrf, live, etag, body }.render().map_err(|e| anyhow::anyhow!("template: {e}"))?;
+    let html = Layout { title, active, base: &state.base, user: v.user, admin, csrf: v.csrf, live, etag, body }
+        .render()
+        .map_err(|e| anyhow::anyhow!("template: {e}"))?;
     Ok(([(header::CACHE_CONTROL, "no-cache")], axum::response::Html(html)).into_response())
 }
 
@@ -199,7 +211,11 @@ fn service_rows(s: &Summary, desired: Option<&DesiredState>, h: &History, only_n
                     name: name.clone(),
                     pill: if unhealthy { view::pill("bad", "unhealthy") } else { view::pill("ok", "healthy") },
                     unhealthy,
-                    reason: [sv.reason.clone().unwrap_or_default(), sv.detail.clone().unwrap_or_default()].into_iter().filter(|x| !x.is_empty()).collect::<Vec<_>>().join(": "),
+                    reason: [sv.reason.clone().unwrap_or_default(), sv.detail.clone().unwrap_or_default()]
+                        .into_iter()
+                        .filter(|x| !x.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(": "),
                     since: view::time_text(&sv.since, now),
                     failures: sv.consecutive_failures,
                     desired: sv.desired,
@@ -336,7 +352,11 @@ fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, s: &Summary, base: &st
             let next = match (d.decision.as_str(), d.action_id.as_deref()) {
                 ("action_created" | "already_active", Some(id)) => format!("{} {}", link(id), state_of(id).unwrap_or("proposed")),
                 ("root_cause_elsewhere", _) => match &d.root_cause {
-                    Some(rc) => format!("caused by <b>{}</b>: the fix goes there{}", view::esc(rc), d.action_id.as_deref().map(|a| format!(" ({})", link(a))).unwrap_or_default()),
+                    Some(rc) => format!(
+                        "caused by <b>{}</b>: the fix goes there{}",
+                        view::esc(rc),
+                        d.action_id.as_deref().map(|a| format!(" ({})", link(a))).unwrap_or_default()
+                    ),
                     None => "caused by a dependency".into(),
                 },
                 ("remediation_exhausted", _) => "restart and redeploy did not help: nothing more is proposed".into(),
@@ -397,7 +417,8 @@ fn node_cards(s: &Summary, desired: Option<&DesiredState>, now: Timestamp) -> Ve
             let world = s.services.get(name);
             let healthy = world.map_or(0, |m| m.values().filter(|x| x.status == ServiceStatus::Healthy).count());
             let unhealthy = world.map_or(0, |m| m.values().filter(|x| x.status == ServiceStatus::Unhealthy).count());
-            let unreported = desired.and_then(|d| d.hosts.get(name)).map_or(0, |h| h.monitored().filter(|(sv, _)| !world.is_some_and(|m| m.contains_key(*sv))).count());
+            let unreported =
+                desired.and_then(|d| d.hosts.get(name)).map_or(0, |h| h.monitored().filter(|(sv, _)| !world.is_some_and(|m| m.contains_key(*sv))).count());
             NodeCard {
                 name: name.clone(),
                 pill: view::pill(tone, word),
@@ -460,7 +481,7 @@ fn dashboard_timeline(snap: &Snapshot, h: &History, base: &str, now: Timestamp) 
         let (pill, text) = action_line(e, base);
         rows.push(TimelineRow { at: e.at, when: view::time_ago(e.at, now), pill, text });
     }
-    rows.sort_by(|a, b| b.at.cmp(&a.at));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.at));
     rows.truncate(DASHBOARD_TIMELINE);
     rows
 }
@@ -576,9 +597,20 @@ async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
         let c = &s.counts;
         let problems = c.services_unhealthy + c.nodes_stale;
         let (headline, headline_tone) = if !pending.is_empty() {
-            (format!("{} waiting for your approval", if pending.len() == 1 { "1 action is".to_owned() } else { format!("{} actions are", pending.len()) }), "ask")
+            (
+                format!("{} waiting for your approval", if pending.len() == 1 { "1 action is".to_owned() } else { format!("{} actions are", pending.len()) }),
+                "ask",
+            )
         } else if problems > 0 || c.drift > 0 {
-            (format!("{} unhealthy, {} of {} nodes not reporting; the supervisor is on it (see Drift)", plural(c.services_unhealthy, "service"), c.nodes_stale, c.nodes), "bad")
+            (
+                format!(
+                    "{} unhealthy, {} of {} nodes not reporting; the supervisor is on it (see Drift)",
+                    plural(c.services_unhealthy, "service"),
+                    c.nodes_stale,
+                    c.nodes
+                ),
+                "bad",
+            )
         } else if c.services == 0 && c.services_desired == 0 {
             ("Nothing reported yet: start the agents (see the node pages)".to_owned(), "none")
         } else {
@@ -678,7 +710,13 @@ async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
             base: &state.base,
             csrf: v.csrf.clone(),
             errors: &s.errors,
-            nodes: nodes.into_iter().map(|n| { let sel = n == fnode; (n, sel) }).collect(),
+            nodes: nodes
+                .into_iter()
+                .map(|n| {
+                    let sel = n == fnode;
+                    (n, sel)
+                })
+                .collect(),
             states: ActionState::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str() == fstate)).collect(),
             sections,
         };
@@ -717,7 +755,19 @@ fn plan_view(p: &RunPlan) -> PlanView {
         RunWhere::Local => ("local", String::new()),
         RunWhere::Ssh { target, .. } => ("SSH", target.clone()),
     };
-    PlanView { node: p.node.clone(), via, ssh, work, items, command, dir, describe: view::code_ticks(&p.describe()), timeout: p.timeout_secs, verify: p.verify_text(), blocked: p.blocked.clone() }
+    PlanView {
+        node: p.node.clone(),
+        via,
+        ssh,
+        work,
+        items,
+        command,
+        dir,
+        describe: view::code_ticks(&p.describe()),
+        timeout: p.timeout_secs,
+        verify: p.verify_text(),
+        blocked: p.blocked.clone(),
+    }
 }
 
 #[derive(Template)]
@@ -755,21 +805,24 @@ async fn action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
             Lookup::Missing(q) if q.is_empty() => return Err(PageError::Status(StatusCode::NOT_FOUND, format!("There is no action {id}."))),
             Lookup::Missing(q) => {
                 let files: Vec<String> = q.iter().map(|e| format!("{} ({})", e.file, crate::snapshot::one_line(&e.reason))).collect();
-                return Err(PageError::Status(StatusCode::NOT_FOUND, format!("There is no readable action {id}: its file was quarantined: {}.", files.join("; "))));
+                return Err(PageError::Status(
+                    StatusCode::NOT_FOUND,
+                    format!("There is no readable action {id}: its file was quarantined: {}.", files.join("; ")),
+                ));
             }
             Lookup::Unreadable(reason) => {
-                return Err(PageError::Status(StatusCode::CONFLICT, format!("The file of action {id} does not parse: {reason}. It stays listed under the unreadable files until it is fixed or quarantined.")));
+                return Err(PageError::Status(
+                    StatusCode::CONFLICT,
+                    format!("The file of action {id} does not parse: {reason}. It stays listed under the unreadable files until it is fixed or quarantined."),
+                ));
             }
         };
         let snap = state.snapshot().await?;
         let h = history(&state).await;
         let now = chrono::Utc::now();
         let a = found.action;
-        let history = a
-            .history
-            .iter()
-            .map(|x| (view::time_ago(x.at, now), view::state_pill(x.state), x.by.clone(), x.note.clone().unwrap_or_default()))
-            .collect();
+        let history =
+            a.history.iter().map(|x| (view::time_ago(x.at, now), view::state_pill(x.state), x.by.clone(), x.note.clone().unwrap_or_default())).collect();
         let about = |d: &&Drift| d.action_id.as_deref() == Some(a.id.as_str()) || (d.node == a.node && d.service == a.service && d.kind != "node_unreachable");
         let drift = drift_rows(snap.summary.drift.iter().filter(about).take(1), &snap.summary, &state.base, now);
         let host = snap.desired.as_ref().and_then(|d| d.hosts.get(&a.node));
@@ -777,8 +830,13 @@ async fn action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
         let executor_note = match snap.heartbeats.get("executor") {
             None => "No executor has written a heartbeat: an approved action waits in approved/ until one runs.".to_owned(),
             Some(None) => "The executor's heartbeat does not parse: it may not be running.".to_owned(),
-            Some(Some(hb)) if hb.is_stopped(now) => format!("The executor looks stopped (last heartbeat {}): an approved action waits until it runs again.", ago(now.signed_duration_since(hb.last_loop_at))),
-            Some(Some(hb)) if hb.extra.get("dry_run").and_then(|v| v.as_bool()) == Some(true) => "The executor runs in dry-run mode (EXECUTOR_DRY_RUN): it records what it would do and changes nothing.".to_owned(),
+            Some(Some(hb)) if hb.is_stopped(now) => format!(
+                "The executor looks stopped (last heartbeat {}): an approved action waits until it runs again.",
+                ago(now.signed_duration_since(hb.last_loop_at))
+            ),
+            Some(Some(hb)) if hb.extra.get("dry_run").and_then(|v| v.as_bool()) == Some(true) => {
+                "The executor runs in dry-run mode (EXECUTOR_DRY_RUN): it records what it would do and changes nothing.".to_owned()
+            }
             Some(Some(_)) => String::new(),
         };
         let evidence = h
@@ -790,7 +848,8 @@ async fn action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
         if let Some(sv) = &a.service {
             events_link.push_str(&format!("&service={sv}"));
         }
-        let running_since = if a.state == ActionState::Running { a.history.last().map(|x| view::time_ago(x.at, now)).unwrap_or_default() } else { String::new() };
+        let running_since =
+            if a.state == ActionState::Running { a.history.last().map(|x| view::time_ago(x.at, now)).unwrap_or_default() } else { String::new() };
         let result_times = a
             .result
             .as_ref()
@@ -892,7 +951,11 @@ async fn events(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
         } else {
             snap.action_log
                 .iter()
-                .filter(|e| node.as_ref().is_none_or(|n| &e.node == n) && service.as_ref().is_none_or(|s| e.service.as_ref() == Some(s)) && action_verb.as_deref().is_none_or(|v| e.verb() == v))
+                .filter(|e| {
+                    node.as_ref().is_none_or(|n| &e.node == n)
+                        && service.as_ref().is_none_or(|s| e.service.as_ref() == Some(s))
+                        && action_verb.as_deref().is_none_or(|v| e.verb() == v)
+                })
                 .take(want)
                 .collect()
         };
@@ -901,7 +964,7 @@ async fn events(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
             Act(&'x ActionLogEntry),
         }
         let mut merged: Vec<(Timestamp, Item)> = tl.events.iter().map(|e| (e.ts, Item::Ev(e))).chain(acts.iter().map(|e| (e.at, Item::Act(e)))).collect();
-        merged.sort_by(|a, b| b.0.cmp(&a.0));
+        merged.sort_by_key(|m| std::cmp::Reverse(m.0));
         let more = merged.len() > (page + 1) * per || tl.more;
         let rows = merged
             .into_iter()
@@ -949,8 +1012,20 @@ async fn events(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
             base: &state.base,
             node: node.clone(),
             service: service.clone(),
-            node_opts: node_names.into_iter().map(|n| { let sel = node.as_ref() == Some(&n); (n, sel) }).collect(),
-            service_opts: service_names.into_iter().map(|n| { let sel = service.as_ref() == Some(&n); (n, sel) }).collect(),
+            node_opts: node_names
+                .into_iter()
+                .map(|n| {
+                    let sel = node.as_ref() == Some(&n);
+                    (n, sel)
+                })
+                .collect(),
+            service_opts: service_names
+                .into_iter()
+                .map(|n| {
+                    let sel = service.as_ref() == Some(&n);
+                    (n, sel)
+                })
+                .collect(),
             event_types: types.into_iter().map(|t| (t.to_owned(), event_kind.as_deref() == Some(t))).collect(),
             action_types: ACTION_VERBS.iter().map(|v| (format!("action:{v}"), format!("action {v}"), action_verb.as_deref() == Some(*v))).collect(),
             rows,
@@ -1031,7 +1106,10 @@ async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap
             card,
             install,
             ui_url: format!("{proto}://{host_header}{}", state.base),
-            ssh: host.and_then(|h| h.ssh.as_ref()).map(|t| format!("{}{}", t.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(), t.host)).unwrap_or_else(|| format!("root@{name}")),
+            ssh: host
+                .and_then(|h| h.ssh.as_ref())
+                .map(|t| format!("{}{}", t.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(), t.host))
+                .unwrap_or_else(|| format!("root@{name}")),
             drift: drift_rows(s.drift.iter().filter(|d| d.node == name), s, &state.base, now),
             services,
             rows,
@@ -1059,7 +1137,9 @@ struct LoginT<'a> {
 fn login_response(state: &AppState, status: StatusCode, message: Option<&str>) -> Response {
     let oidc = state.auth.oidc.as_ref();
     let body = LoginT { base: &state.base, message, sso: oidc.is_some(), sso_unavailable: oidc.and_then(|o| o.unavailable()) }.render().unwrap_or_default();
-    let html = Layout { title: "Log in", active: "", base: &state.base, user: None, admin: false, csrf: None, live: false, etag: String::new(), body }.render().unwrap_or_default();
+    let html = Layout { title: "Log in", active: "", base: &state.base, user: None, admin: false, csrf: None, live: false, etag: String::new(), body }
+        .render()
+        .unwrap_or_default();
     (status, axum::response::Html(html)).into_response()
 }
 
@@ -1117,11 +1197,16 @@ async fn oidc_login(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
     match state.auth.oidc_begin(peer.0).await {
         Ok((url, cookie)) => {
             let mut r = Redirect::to(&url).into_response();
-            r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&pending_cookie(&state, &headers, &cookie, crate::oidc::PENDING_TTL.as_secs())).expect("cookie is ASCII"));
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&pending_cookie(&state, &headers, &cookie, crate::oidc::PENDING_TTL.as_secs())).expect("cookie is ASCII"),
+            );
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        Err(crate::auth::OidcError::Refused(why)) => login_response(&state, StatusCode::SERVICE_UNAVAILABLE, Some(&format!("Single sign-on is unavailable: {why}"))),
+        Err(crate::auth::OidcError::Refused(why)) => {
+            login_response(&state, StatusCode::SERVICE_UNAVAILABLE, Some(&format!("Single sign-on is unavailable: {why}")))
+        }
         Err(e) => {
             let mut r = login_response(&state, e.status(), Some(&format!("Single sign-on failed: {e}")));
             if let Some(secs) = e.retry_after() {
@@ -1307,7 +1392,14 @@ struct SilencesT<'a> {
 
 /// The silences page: active and recently ended silences, and the add form (with `error` and
 /// what was typed after a refused add).
-async fn render_silences(state: &Arc<AppState>, headers: &HeaderMap, q: &PageQuery, v: Viewer, form: &SilenceForm, error: Option<String>) -> Result<Response, PageError> {
+async fn render_silences(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    q: &PageQuery,
+    v: Viewer,
+    form: &SilenceForm,
+    error: Option<String>,
+) -> Result<Response, PageError> {
     let snap = state.snapshot().await?;
     let now = chrono::Utc::now();
     let list = crate::silences::listing(state).await.map_err(|e| anyhow::anyhow!("cannot list silences: {}", e.body))?;
@@ -1478,7 +1570,15 @@ async fn audit_page(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
     let r = async {
         let v = viewer(&state, &headers, peer)?;
         match &v.op {
-            None => return Ok(message_page(&state, StatusCode::FORBIDDEN, "Not allowed", "The audit log is for admins: log in as an admin to read it.", &state.url("/login"))),
+            None => {
+                return Ok(message_page(
+                    &state,
+                    StatusCode::FORBIDDEN,
+                    "Not allowed",
+                    "The audit log is for admins: log in as an admin to read it.",
+                    &state.url("/login"),
+                ));
+            }
             Some(op) => {
                 if let Err(why) = op.may_administer() {
                     return Ok(message_page(&state, StatusCode::FORBIDDEN, "Not allowed", &format!("The audit log is for admins: {why}."), &state.url("/")));
@@ -1488,12 +1588,15 @@ async fn audit_page(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
         let today = chrono::Utc::now().date_naive();
         let day = match q.day.as_deref().filter(|d| !d.is_empty()) {
             None => today,
-            Some(d) => homelab_store::audit::parse_day(d).ok_or_else(|| PageError::Status(StatusCode::BAD_REQUEST, format!("{d:?} is not a day: use YYYY-MM-DD.")))?,
+            Some(d) => {
+                homelab_store::audit::parse_day(d).ok_or_else(|| PageError::Status(StatusCode::BAD_REQUEST, format!("{d:?} is not a day: use YYYY-MM-DD.")))?
+            }
         };
         let pick = |o: &Option<String>| o.as_deref().map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned);
         let filter = homelab_store::audit::AuditFilter { who: pick(&q.who), what: pick(&q.what), outcome: pick(&q.outcome), target: pick(&q.target) };
         let root = state.root.clone();
-        let read = tokio::task::spawn_blocking(move || root.read_audit(day, &Default::default())).await.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
+        let read =
+            tokio::task::spawn_blocking(move || root.read_audit(day, &Default::default())).await.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
         let whos: std::collections::BTreeSet<String> = read.records.iter().map(|r| r.who.clone()).collect();
         let mut whats: std::collections::BTreeSet<String> = read.records.iter().map(|r| r.what.clone()).collect();
         whats.extend(filter.what.clone());
@@ -1501,7 +1604,10 @@ async fn audit_page(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
             .records
             .iter()
             .filter(|r| filter.keeps(r))
-            .map(|r| AuditRow { time: format!("<time datetime=\"{}\" title=\"{}\">{}</time>", homelab_core::rfc3339(r.time), view::utc(r.time), r.time.format("%H:%M:%S")), r: r.clone() })
+            .map(|r| AuditRow {
+                time: format!("<time datetime=\"{}\" title=\"{}\">{}</time>", homelab_core::rfc3339(r.time), view::utc(r.time), r.time.format("%H:%M:%S")),
+                r: r.clone(),
+            })
             .collect();
         rows.reverse();
         let matched = rows.len();

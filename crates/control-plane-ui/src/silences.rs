@@ -54,7 +54,15 @@ pub fn allowed(op: &Operator, desired: Option<&homelab_core::DesiredState>, s: &
 
 /// Appends the outcome of an add or expire to the audit log: `ok`, `refused` (403), `failed`
 /// (could not be written), else `conflict` (bad input, unknown id, already ended).
-async fn audit<T>(state: &AppState, op: &Operator, peer: Option<IpAddr>, what: &str, target: &str, result: &Result<T, ApiError>, ok_detail: impl FnOnce(&T) -> String) {
+async fn audit<T>(
+    state: &AppState,
+    op: &Operator,
+    peer: Option<IpAddr>,
+    what: &str,
+    target: &str,
+    result: &Result<T, ApiError>,
+    ok_detail: impl FnOnce(&T) -> String,
+) {
     // The target may be what was typed: one short line.
     let target = homelab_core::one_line(target, 120);
     let mut rec = AuditRecord::new(&op.name, op.role.as_str(), op.channel, &crate::auth::source(peer), what, &target, "ok");
@@ -76,7 +84,11 @@ async fn audit<T>(state: &AppState, op: &Operator, peer: Option<IpAddr>, what: &
 /// Builds, checks and writes a new silence for `op` (the API and the page share this); audited
 /// as `silence` with what it mutes as the target.
 pub async fn add(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, req: NewSilence) -> Result<Silence, ApiError> {
-    let target = [req.target.clone().unwrap_or_default(), req.action_type.clone().unwrap_or_default()].into_iter().filter(|t| !t.trim().is_empty()).collect::<Vec<_>>().join(" ");
+    let target = [req.target.clone().unwrap_or_default(), req.action_type.clone().unwrap_or_default()]
+        .into_iter()
+        .filter(|t| !t.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     let result = write_new(state, op, req).await;
     let target = result.as_ref().map(|s| s.target()).unwrap_or(target);
     audit(state, op, peer, "silence", &target, &result, |s| format!("silence {} until {} ({})", s.id, homelab_core::rfc3339(s.ends_at), s.reason)).await;
@@ -87,10 +99,14 @@ async fn write_new(state: &Arc<AppState>, op: &Operator, req: NewSilence) -> Res
     let now = chrono::Utc::now();
     let mut m = req.target.as_deref().map(Matcher::target).unwrap_or_default();
     if let Some(t) = req.action_type.as_deref().filter(|t| !t.trim().is_empty()) {
-        m.action_type = Some(parse_action_type(t).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown action type {t:?}: use container_restart, redeploy or disk_cleanup")))?);
+        m.action_type =
+            Some(parse_action_type(t).ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("unknown action type {t:?}: use container_restart, redeploy or disk_cleanup"))
+            })?);
     }
     let duration = homelab_core::duration::parse_duration(&req.duration).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("duration: {e}")))?;
-    let s = Silence::new(new_id(now, uuid::Uuid::new_v4().as_u128() as u32), m, duration, &req.reason, &op.by, now).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let s = Silence::new(new_id(now, uuid::Uuid::new_v4().as_u128() as u32), m, duration, &req.reason, &op.by, now)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     let desired = state.snapshot().await.ok().and_then(|snap| snap.desired.clone());
     allowed(op, desired.as_ref(), &s)?;
     let root = state.root.clone();
@@ -114,7 +130,9 @@ async fn expire_now(state: &Arc<AppState>, op: &Operator, id: &str) -> Result<Si
     let Some(s) = found else { return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no silence {id}"))) };
     let desired = state.snapshot().await.ok().and_then(|snap| snap.desired.clone());
     allowed(op, desired.as_ref(), &s)?;
-    let e = s.expire(&op.by, chrono::Utc::now()).map_err(|e| ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "code": "ended" }) })?;
+    let e = s
+        .expire(&op.by, chrono::Utc::now())
+        .map_err(|e| ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "code": "ended" }) })?;
     let root = state.root.clone();
     let e2 = e.clone();
     tokio::task::spawn_blocking(move || root.write_silence(&e2)).await.map_err(ApiError::internal)?.map_err(|e| ApiError::write_failed(&e))?;
@@ -148,8 +166,12 @@ async fn list(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap
 
 async fn create(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
-    let req: NewSilence = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"target\": \"node[/service]\", \"action_type\": null, \"duration\": \"1h\", \"reason\": \"...\"}}: {e}")))?;
+    let req: NewSilence = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("body must be {{\"target\": \"node[/service]\", \"action_type\": null, \"duration\": \"1h\", \"reason\": \"...\"}}: {e}"),
+        )
+    })?;
     let s = add(&state, &op, peer.0, req).await?;
     Ok((StatusCode::CREATED, Json(s)).into_response())
 }

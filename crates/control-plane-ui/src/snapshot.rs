@@ -333,7 +333,12 @@ fn reason_of(e: &std::io::Error, path: &Path) -> String {
 /// Reads one JSON file below the root on its own: the file when it parses (and it becomes the
 /// last good copy), nothing when it does not exist, else the error is recorded and the last
 /// good copy is used.
-fn read_one<T: serde::de::DeserializeOwned + Clone>(root: &DataRoot, rel: &str, last: &mut Option<T>, errors: &mut Vec<FileError>) -> (Option<T>, Option<String>) {
+fn read_one<T: serde::de::DeserializeOwned + Clone>(
+    root: &DataRoot,
+    rel: &str,
+    last: &mut Option<T>,
+    errors: &mut Vec<FileError>,
+) -> (Option<T>, Option<String>) {
     match root.read_json::<T>(rel) {
         Ok(Some(v)) => {
             *last = Some(v.clone());
@@ -484,14 +489,38 @@ impl Snapshot {
         };
         let drift_report = drift_report(drift_file.as_ref(), drift_error.as_deref());
         Snapshot::from_parts(
-            Parts { services_file, nodes_file, desired, unknown_nodes, config_errors, actions, heartbeats, quarantine, drift_file, drift_report: Some(drift_report), errors },
+            Parts {
+                services_file,
+                nodes_file,
+                desired,
+                unknown_nodes,
+                config_errors,
+                actions,
+                heartbeats,
+                quarantine,
+                drift_file,
+                drift_report: Some(drift_report),
+                errors,
+            },
             opts.node_stale_after,
             now,
         )
     }
 
     pub fn from_parts(parts: Parts, stale_after: Duration, now: Timestamp) -> Snapshot {
-        let Parts { services_file, nodes_file, desired, unknown_nodes, config_errors, actions, heartbeats, quarantine, drift_file, drift_report: report, errors } = parts;
+        let Parts {
+            services_file,
+            nodes_file,
+            desired,
+            unknown_nodes,
+            config_errors,
+            actions,
+            heartbeats,
+            quarantine,
+            drift_file,
+            drift_report: report,
+            errors,
+        } = parts;
         let wanted = desired.as_ref().map(|d| d.monitored_names()).unwrap_or_default();
         // Unknown desired state (no hosts/, or a broken file with no last good version) never
         // reads as "not desired".

@@ -106,13 +106,25 @@ pub fn tone_icon(tone: &str) -> &'static str {
 /// A small inline icon (decorative: the word next to it says the same).
 pub fn icon(name: &str) -> &'static str {
     match name {
-        "ok" => r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><path d="M3 8.5l3 3 7-7" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" stroke-linejoin="round"/></svg>"#,
-        "bad" => r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><path d="M4 4l8 8M12 4l-8 8" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round"/></svg>"#,
-        "warn" => r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><path d="M8 2L15 14H1z" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linejoin="round"/><path d="M8 6.5v3.5M8 12v.1" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg>"#,
-        "clock" => r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><circle cx="8" cy="8" r="6.2" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M8 4.5V8l2.5 1.8" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg>"#,
-        "none" => r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><circle cx="8" cy="8" r="6.2" fill="none" stroke="currentColor" stroke-width="1.8" stroke-dasharray="2.5 2"/></svg>"#,
+        "ok" => {
+            r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><path d="M3 8.5l3 3 7-7" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" stroke-linejoin="round"/></svg>"#
+        }
+        "bad" => {
+            r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><path d="M4 4l8 8M12 4l-8 8" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round"/></svg>"#
+        }
+        "warn" => {
+            r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><path d="M8 2L15 14H1z" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linejoin="round"/><path d="M8 6.5v3.5M8 12v.1" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg>"#
+        }
+        "clock" => {
+            r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><circle cx="8" cy="8" r="6.2" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M8 4.5V8l2.5 1.8" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg>"#
+        }
+        "none" => {
+            r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><circle cx="8" cy="8" r="6.2" fill="none" stroke="currentColor" stroke-width="1.8" stroke-dasharray="2.5 2"/></svg>"#
+        }
         "play" => r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><path d="M5 3l8 5-8 5z" fill="currentColor"/></svg>"#,
-        "hand" => r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><circle cx="8" cy="8" r="6.2" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M8 4.5v4M8 11v.1" stroke="currentColor" stroke-width="1.9" stroke-linecap="round"/></svg>"#,
+        "hand" => {
+            r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><circle cx="8" cy="8" r="6.2" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M8 4.5v4M8 11v.1" stroke="currentColor" stroke-width="1.9" stroke-linecap="round"/></svg>"#
+        }
         _ => r#"<svg class="i" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><circle cx="8" cy="8" r="3" fill="currentColor"/></svg>"#,
     }
 }
@@ -150,9 +162,13 @@ pub fn bar_svg(bars: &[Bar]) -> String {
         }
     }
     let label = format!("Last 24 hours in half hours: {ok} healthy, {bad} with failures, {none} without events");
-    let mut s = format!("<svg class=\"hb\" viewBox=\"0 0 {} 20\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{label}\"><title>{label}</title>", bars.len() * 4);
+    let mut s = format!(
+        "<svg class=\"hb\" viewBox=\"0 0 {} 20\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{label}\"><title>{label}</title>",
+        bars.len() * 4
+    );
     for b in bars {
-        let _ = write!(s, "<rect x=\"{}\" y=\"0\" width=\"3\" height=\"20\" rx=\"1\" class=\"{}\"><title>{}</title></rect>", b.x, b.state.class(), esc(&b.title));
+        let _ =
+            write!(s, "<rect x=\"{}\" y=\"0\" width=\"3\" height=\"20\" rx=\"1\" class=\"{}\"><title>{}</title></rect>", b.x, b.state.class(), esc(&b.title));
     }
     s.push_str("</svg>");
     s

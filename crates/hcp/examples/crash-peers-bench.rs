@@ -14,6 +14,7 @@
 //! 2. 8 containers crash at once: crash → the last one running again;
 //! 3. a crash loop: one container killed 5 times, each time as soon as it runs again; who
 //!    restarts it every time, and who stops and asks a person.
+//!
 //! "Crash" and "running again" are the `die` and `start` events of the Docker engine
 //! (`timeNano`, one clock), so every peer is timed the same way. For ours, crash → operator
 //! notified is the action's `created_at` (the pending or auto-approved action written) minus the
@@ -38,7 +39,11 @@ fn docker(args: &[&str]) -> String {
 }
 
 fn cleanup_containers() {
-    let ids = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label={LABEL}")]).output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+    let ids = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={LABEL}")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
     let ids: Vec<&str> = ids.split_whitespace().collect();
     if !ids.is_empty() {
         let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
@@ -205,15 +210,19 @@ fn setup(peer: &'static str, image: &str) -> Peer {
             );
             for i in names() {
                 let n = cname(peer, &i);
-                rc.push_str(&format!(
-                    "check program {n} with path \"{} {n}\"\n    if status != 0 then exec \"/usr/bin/docker start {n}\"\n",
-                    check.display()
-                ));
+                rc.push_str(&format!("check program {n} with path \"{} {n}\"\n    if status != 0 then exec \"/usr/bin/docker start {n}\"\n", check.display()));
             }
             let rcfile = dir.path().join("monitrc");
             std::fs::write(&rcfile, rc).unwrap();
             Command::new("chmod").arg("600").arg(&rcfile).status().unwrap();
-            let child = Command::new("monit").arg("-c").arg(&rcfile).arg("-I").stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("monit (apt-get install -y monit)");
+            let child = Command::new("monit")
+                .arg("-c")
+                .arg(&rcfile)
+                .arg("-I")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("monit (apt-get install -y monit)");
             std::thread::sleep(Duration::from_secs(3));
             Peer { name: peer, _watcher: Some(Daemon(child)), root: None, _dir: dir }
         }
@@ -317,10 +326,10 @@ fn run_peer(peer: &Peer, ev: &mut Events, rounds: usize, results: &mut BTreeMap<
             continue;
         };
         one.push((start - die) as f64 / 1e6);
-        if let Some(root) = &peer.root {
-            if let Some(ms) = notified(root, &format!("svc-one-{r}"), die) {
-                notes.push(ms);
-            }
+        if let Some(root) = &peer.root
+            && let Some(ms) = notified(root, &format!("svc-one-{r}"), die)
+        {
+            notes.push(ms);
         }
         settle(peer);
     }
@@ -353,7 +362,10 @@ fn run_peer(peer: &Peer, ev: &mut Events, rounds: usize, results: &mut BTreeMap<
         }
     }
     let burst = (last_start - first_die) as f64 / 1e6;
-    println!("{p}: 8 crashes at once -> last running again: {burst:.0} ms{}", if missing > 0 { format!(" ({missing} not restarted within {RESTART_DEADLINE:?})") } else { String::new() });
+    println!(
+        "{p}: 8 crashes at once -> last running again: {burst:.0} ms{}",
+        if missing > 0 { format!(" ({missing} not restarted within {RESTART_DEADLINE:?})") } else { String::new() }
+    );
     if let (true, Some(root)) = (missing > 0, &peer.root) {
         let waiting: usize = (0..8).map(|i| actions(root, &format!("svc-burst-{i}")).iter().filter(|(s, _)| s == "pending").count()).sum();
         println!("{p}: {waiting} action(s) of the 8 wait in pending for a person");
@@ -390,10 +402,19 @@ fn run_peer(peer: &Peer, ev: &mut Events, rounds: usize, results: &mut BTreeMap<
         None if restarts == LOOP_CRASHES => "restarts it every time (no limit: it would keep going forever)".to_owned(),
         None => "stopped restarting".to_owned(),
     };
-    println!("{p}: crash loop ({LOOP_CRASHES} crashes): restarted {restarts} times ({times:.0?} ms), {what}; {} start events", ev.count(&n, "start", loop_start));
+    println!(
+        "{p}: crash loop ({LOOP_CRASHES} crashes): restarted {restarts} times ({times:.0?} ms), {what}; {} start events",
+        ev.count(&n, "start", loop_start)
+    );
     bench(&format!("crash.loop.{p}.restarts"), &format!("crash loop, {LOOP_CRASHES} crashes: restarts by {p}"), restarts as f64, "restarts", None);
     if let Some(k) = escalated {
-        bench(&format!("crash.loop.{p}.escalated"), &format!("crash loop, {LOOP_CRASHES} crashes: actions waiting for a person ({p})"), k as f64, "actions", None);
+        bench(
+            &format!("crash.loop.{p}.escalated"),
+            &format!("crash loop, {LOOP_CRASHES} crashes: actions waiting for a person ({p})"),
+            k as f64,
+            "actions",
+            None,
+        );
     }
 }
 
@@ -436,12 +457,22 @@ fn main() {
     }
     for (what, target) in [("one", 1.0), ("eight", 2.0)] {
         if let (Some(o), Some(d)) = (results.get(&format!("{what}.ours")), results.get(&format!("{what}.docker"))) {
-            let label = if what == "one" { "one crash -> running, ratio ours / Docker's policy" } else { "8 crashes at once -> last running, ratio ours / Docker's policy" };
+            let label = if what == "one" {
+                "one crash -> running, ratio ours / Docker's policy"
+            } else {
+                "8 crashes at once -> last running, ratio ours / Docker's policy"
+            };
             println!("{label}: {:.2}", o / d);
             bench(&format!("crash.{what}.ratio_ours_docker"), label, o / d, "x", Some(("<=", target)));
         }
         if let (Some(m), Some(d)) = (results.get(&format!("{what}.monit")), results.get(&format!("{what}.docker"))) {
-            bench(&format!("crash.{what}.ratio_monit_docker"), &format!("{}, ratio Monit / Docker's policy", if what == "one" { "one crash" } else { "8 crashes at once" }), m / d, "x", None);
+            bench(
+                &format!("crash.{what}.ratio_monit_docker"),
+                &format!("{}, ratio Monit / Docker's policy", if what == "one" { "one crash" } else { "8 crashes at once" }),
+                m / d,
+                "x",
+                None,
+            );
         }
     }
 }

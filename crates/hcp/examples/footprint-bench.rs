@@ -167,7 +167,10 @@ async fn hcp_up(idle_secs: u64, services: usize) {
     let (secs, ticks) = (t0.elapsed().as_secs_f64(), cpu_ticks(pid) - c0);
     let cpu_pct = ticks as f64 / clk_tck() / secs * 100.0;
     let (rss, hwm) = (status_kib(pid, "VmRSS:") / 1024.0, status_kib(pid, "VmHWM:") / 1024.0);
-    println!("hcp up, {} services on {nodes} nodes, idle for {secs:.0} s: CPU {cpu_pct:.2} % of one core ({ticks} ticks), RSS {rss:.1} MiB, peak {hwm:.1} MiB", nodes * per_node);
+    println!(
+        "hcp up, {} services on {nodes} nodes, idle for {secs:.0} s: CPU {cpu_pct:.2} % of one core ({ticks} ticks), RSS {rss:.1} MiB, peak {hwm:.1} MiB",
+        nodes * per_node
+    );
     let n = nodes * per_node;
     bench(&format!("up.{n}.rss"), &format!("`hcp up` with {n} services: RSS"), rss, "MiB", Some(("<=", 32.0)));
     bench(&format!("up.{n}.rss_peak"), &format!("`hcp up` with {n} services: RSS peak (VmHWM)"), hwm, "MiB", None);

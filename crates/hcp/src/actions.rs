@@ -331,18 +331,18 @@ pub fn show(a: &Action, now: homelab_core::Timestamp) -> String {
     kv("id", a.id.clone());
     kv("state", a.state.to_string());
     kv("type", format!("{} (risk {})", a.kind, format!("{:?}", a.risk).to_lowercase()));
-    kv("target", match &a.service {
-        Some(s) => format!("{s} on {}", a.node),
-        None => a.node.clone(),
-    });
+    kv(
+        "target",
+        match &a.service {
+            Some(s) => format!("{s} on {}", a.node),
+            None => a.node.clone(),
+        },
+    );
     kv("why", why(a));
     kv("created", format!("{} ({})", homelab_core::rfc3339(a.created_at), ago(a.created_at, now)));
     out.push_str("\nhistory\n");
-    let rows: Vec<Vec<String>> = a
-        .history
-        .iter()
-        .map(|h| vec![homelab_core::rfc3339(h.at), h.state.to_string(), h.by.clone(), h.note.clone().unwrap_or_default()])
-        .collect();
+    let rows: Vec<Vec<String>> =
+        a.history.iter().map(|h| vec![homelab_core::rfc3339(h.at), h.state.to_string(), h.by.clone(), h.note.clone().unwrap_or_default()]).collect();
     for line in render(&["AT", "STATE", "BY", "NOTE"], &rows).lines() {
         out.push_str(&format!("  {line}\n"));
     }

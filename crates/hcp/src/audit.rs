@@ -49,17 +49,7 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
-                rows.push(vec![
-                    homelab_core::rfc3339(r.time),
-                    r.who,
-                    r.role,
-                    r.channel,
-                    r.source,
-                    r.what,
-                    r.target,
-                    r.outcome,
-                    r.detail.unwrap_or_default(),
-                ]);
+                rows.push(vec![homelab_core::rfc3339(r.time), r.who, r.role, r.channel, r.source, r.what, r.target, r.outcome, r.detail.unwrap_or_default()]);
             }
         }
     }

@@ -32,7 +32,12 @@ pub fn run(args: &CheckNowArgs) -> anyhow::Result<ExitCode> {
     homelab_core::validate_name(&args.node).map_err(|e| anyhow::anyhow!("node {:?}: {e}", args.node))?;
     homelab_core::validate_name(&args.service).map_err(|e| anyhow::anyhow!("service {:?}: {e}", args.service))?;
     let root = DataRoot::open_existing(&args.root.root).with_context(|| format!("cannot open the data root {}", args.root.root.display()))?;
-    let req = CheckNowRequest { node: args.node.clone(), service: args.service.clone(), requested_by: crate::actions::operator(), requested_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3) };
+    let req = CheckNowRequest {
+        node: args.node.clone(),
+        service: args.service.clone(),
+        requested_by: crate::actions::operator(),
+        requested_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3),
+    };
     root.request_check_now(&req).context("cannot write the check-now request")?;
     crate::audit::record(&root, "check_now", &format!("{}/{}", args.node, args.service), "ok");
     println!("asked {}'s agent to check {} now; the result shows as fresh events", args.node, args.service);
@@ -60,7 +65,12 @@ mod tests {
     fn writes_the_request_and_waits_for_it_to_be_served() {
         let tmp = tempfile::tempdir().unwrap();
         let root = DataRoot::open(tmp.path()).unwrap();
-        let args = |service: &str, wait: Option<Duration>| CheckNowArgs { root: RootArg { root: tmp.path().into() }, node: "edge-1".into(), service: service.into(), wait };
+        let args = |service: &str, wait: Option<Duration>| CheckNowArgs {
+            root: RootArg { root: tmp.path().into() },
+            node: "edge-1".into(),
+            service: service.into(),
+            wait,
+        };
         assert_eq!(run(&args("web", None)).unwrap(), ExitCode::SUCCESS);
         let pending = root.pending_check_now("edge-1").unwrap();
         assert_eq!(pending.len(), 1);

@@ -31,8 +31,7 @@ pub fn init_root(root: &Path) -> anyhow::Result<()> {
     homelab_store::DataRoot::open(root).with_context(|| format!("cannot create the data root {}", root.display()))?;
     for p in PRIVATE {
         let dir = root.join(p);
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot set permissions on {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("cannot set permissions on {}", dir.display()))?;
     }
     Ok(())
 }

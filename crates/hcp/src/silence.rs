@@ -57,11 +57,18 @@ pub fn run(args: &SilenceArgs) -> anyhow::Result<ExitCode> {
         SilenceCommand::Add { target, action_type, duration, reason } => {
             let mut m = target.as_deref().map(Matcher::target).unwrap_or_default();
             if let Some(t) = action_type {
-                m.action_type = Some(parse_action_type(t).with_context(|| format!("unknown action type {t:?}: use container_restart, redeploy or disk_cleanup"))?);
+                m.action_type =
+                    Some(parse_action_type(t).with_context(|| format!("unknown action type {t:?}: use container_restart, redeploy or disk_cleanup"))?);
             }
             let s = Silence::new(new_id(now, uuid::Uuid::new_v4().as_u128() as u32), m, *duration, reason, &by, now)?;
             root.write_silence(&s).context("cannot write the silence")?;
-            crate::audit::record_detail(&root, "silence", &s.target(), "ok", Some(format!("silence {} until {} ({})", s.id, homelab_core::rfc3339(s.ends_at), s.reason)));
+            crate::audit::record_detail(
+                &root,
+                "silence",
+                &s.target(),
+                "ok",
+                Some(format!("silence {} until {} ({})", s.id, homelab_core::rfc3339(s.ends_at), s.reason)),
+            );
             println!("{} muted until {} ({})", s.target(), homelab_core::rfc3339(s.ends_at), s.id);
             Ok(ExitCode::SUCCESS)
         }

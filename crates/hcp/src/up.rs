@@ -54,7 +54,10 @@ const OTHER_ENV: &[(&str, &str)] = &[
     ("TELEGRAM_BOT_TOKEN", "Telegram approvals: the bot token (with TELEGRAM_CHAT_IDS; see docs/telegram.md)"),
     ("TELEGRAM_CHAT_IDS", "Telegram approvals: chats to send to and accept presses from (comma-separated)"),
     ("TELEGRAM_USER_IDS", "Telegram approvals: only these users' presses count"),
-    ("TELEGRAM_MODE", "polling (default) or webhook; also TELEGRAM_WEBHOOK_SECRET, TELEGRAM_WEBHOOK_URL, TELEGRAM_API_BASE, TELEGRAM_POLL_TIMEOUT, TELEGRAM_CALL_TIMEOUT, TELEGRAM_RESCAN"),
+    (
+        "TELEGRAM_MODE",
+        "polling (default) or webhook; also TELEGRAM_WEBHOOK_SECRET, TELEGRAM_WEBHOOK_URL, TELEGRAM_API_BASE, TELEGRAM_POLL_TIMEOUT, TELEGRAM_CALL_TIMEOUT, TELEGRAM_RESCAN",
+    ),
     ("RUST_LOG", "log filter (default info; e.g. debug, control_plane_executor=debug)"),
     ("LOG_FORMAT", "text (default; coloured only on a terminal, NO_COLOR turns colour off) or json (one object per line)"),
 ];
@@ -85,9 +88,8 @@ pub fn environment_help() -> String {
     }
     rows.extend(OTHER_ENV.iter().map(|(v, h)| (v.to_string(), h.to_string())));
     let width = rows.iter().map(|(v, _)| v.len()).max().unwrap_or(0);
-    let mut out = String::from(
-        "Environment (each daemon reads its variables as its own binary does; flags given here win; docs/configuration.md has them all):\n",
-    );
+    let mut out =
+        String::from("Environment (each daemon reads its variables as its own binary does; flags given here win; docs/configuration.md has them all):\n");
     for (var, help) in rows {
         out.push_str(&format!("  {var:<width$}  {help}\n"));
     }
@@ -172,7 +174,11 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<Ex
     println!("  UI         http://{host}:{port}{}/{everywhere}", ui.base_path.trim_end_matches('/'));
     println!("  token      {token_note}");
     println!("  data root  {}", root.display());
-    println!("  hosts      {} ({})", hosts.display(), if report.errors.is_empty() { report.summary() } else { format!("{} errors, see above", report.errors.len()) });
+    println!(
+        "  hosts      {} ({})",
+        hosts.display(),
+        if report.errors.is_empty() { report.summary() } else { format!("{} errors, see above", report.errors.len()) }
+    );
     if args.no_agent {
         println!("  agent      not started (--no-agent)");
     } else {
@@ -186,7 +192,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<Ex
 
     let token = shutdown.child_token();
     let mut set = tokio::task::JoinSet::new();
-    let spawn = |set: &mut tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>, name: &'static str, fut: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>| {
+    let spawn = |set: &mut tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>,
+                 name: &'static str,
+                 fut: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>| {
         set.spawn(async move { (name, fut.await) });
     };
     spawn(&mut set, "observer", Box::pin(control_plane_observer::run(observer, token.clone())));

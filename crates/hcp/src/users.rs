@@ -197,7 +197,10 @@ pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
                 if let Some(id) = telegram_ids.iter().find(|id| f.by_telegram(**id).is_some()) {
                     anyhow::bail!("Telegram id {id} already belongs to another user");
                 }
-                f.users.insert(name.clone(), User { role: *role, groups, password_hash: hash, telegram_ids, created_at: now, updated_at: now, sessions_not_before: None });
+                f.users.insert(
+                    name.clone(),
+                    User { role: *role, groups, password_hash: hash, telegram_ids, created_at: now, updated_at: now, sessions_not_before: None },
+                );
                 Ok(())
             })?;
             crate::audit::record(&root, "user_add", name, "ok");
@@ -284,7 +287,13 @@ pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|(n, u)| {
                         let tg: Vec<String> = u.telegram_ids.iter().map(i64::to_string).collect();
-                        vec![n.clone(), u.role.to_string(), u.groups.join(","), if u.password_hash.is_some() { "yes".into() } else { "no".into() }, tg.join(",")]
+                        vec![
+                            n.clone(),
+                            u.role.to_string(),
+                            u.groups.join(","),
+                            if u.password_hash.is_some() { "yes".into() } else { "no".into() },
+                            tg.join(","),
+                        ]
                     })
                     .collect();
                 print!("{}", render(&["USER", "ROLE", "GROUPS", "PASSWORD", "TELEGRAM"], &rows));
@@ -363,7 +372,11 @@ pub fn run_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
                 let rows: Vec<Vec<String>> = toks
                     .iter()
                     .map(|t| {
-                        let exp = if t.expires_at <= now { format!("{} (expired)", homelab_core::rfc3339(t.expires_at)) } else { homelab_core::rfc3339(t.expires_at) };
+                        let exp = if t.expires_at <= now {
+                            format!("{} (expired)", homelab_core::rfc3339(t.expires_at))
+                        } else {
+                            homelab_core::rfc3339(t.expires_at)
+                        };
                         vec![t.id.clone(), t.user.clone(), t.name.clone(), homelab_core::rfc3339(t.created_at), exp]
                     })
                     .collect();

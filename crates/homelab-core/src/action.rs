@@ -450,23 +450,71 @@ mod tests {
         let d = RunDefaults::default();
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let cases: Vec<(&str, ActionType, Option<&str>, Option<&str>, RunWhere, Option<RunWork>, Option<&str>)> = vec![
-            ("restart by name", ActionType::ContainerRestart, Some("mqtt"), Some(local), RunWhere::Local,
-                Some(RunWork::RestartContainers { containers: strings(&["mosquitto", "mqtt-exporter"]) }), None),
-            ("restart by labels with project", ActionType::ContainerRestart, Some("web"), Some(local), RunWhere::Local,
-                Some(RunWork::RestartByLabels { labels: strings(&["com.docker.compose.service=web", "com.docker.compose.project=web-app"]) }), None),
-            ("restart by service label only", ActionType::ContainerRestart, Some("bare"), Some(local), RunWhere::Local,
-                Some(RunWork::RestartByLabels { labels: strings(&["com.docker.compose.service=bare"]) }), None),
-            ("redeploy local", ActionType::Redeploy, Some("web"), Some(local), RunWhere::Local,
-                Some(RunWork::Compose { argv: strings(&["docker", "compose", "up", "-d", "--force-recreate"]), dir: "/srv/Web-App/".into() }), None),
-            ("redeploy over ssh", ActionType::Redeploy, Some("web"), Some(ssh),
+            (
+                "restart by name",
+                ActionType::ContainerRestart,
+                Some("mqtt"),
+                Some(local),
+                RunWhere::Local,
+                Some(RunWork::RestartContainers { containers: strings(&["mosquitto", "mqtt-exporter"]) }),
+                None,
+            ),
+            (
+                "restart by labels with project",
+                ActionType::ContainerRestart,
+                Some("web"),
+                Some(local),
+                RunWhere::Local,
+                Some(RunWork::RestartByLabels { labels: strings(&["com.docker.compose.service=web", "com.docker.compose.project=web-app"]) }),
+                None,
+            ),
+            (
+                "restart by service label only",
+                ActionType::ContainerRestart,
+                Some("bare"),
+                Some(local),
+                RunWhere::Local,
+                Some(RunWork::RestartByLabels { labels: strings(&["com.docker.compose.service=bare"]) }),
+                None,
+            ),
+            (
+                "redeploy local",
+                ActionType::Redeploy,
+                Some("web"),
+                Some(local),
+                RunWhere::Local,
+                Some(RunWork::Compose { argv: strings(&["docker", "compose", "up", "-d", "--force-recreate"]), dir: "/srv/Web-App/".into() }),
+                None,
+            ),
+            (
+                "redeploy over ssh",
+                ActionType::Redeploy,
+                Some("web"),
+                Some(ssh),
                 RunWhere::Ssh { target: "ops@10.0.0.5:22".into(), user: Some("ops".into()), host: "10.0.0.5".into(), port: 22 },
-                Some(RunWork::Compose { argv: strings(&["docker-compose", "up", "-d", "--force-recreate"]), dir: "/srv/web".into() }), None),
+                Some(RunWork::Compose { argv: strings(&["docker-compose", "up", "-d", "--force-recreate"]), dir: "/srv/web".into() }),
+                None,
+            ),
             ("redeploy without compose_dir", ActionType::Redeploy, Some("mqtt"), Some(local), RunWhere::Local, None, Some("has no compose_dir")),
-            ("service not desired", ActionType::ContainerRestart, Some("gone"), Some(local), RunWhere::Local, None, Some("service gone is not in the desired state")),
+            (
+                "service not desired",
+                ActionType::ContainerRestart,
+                Some("gone"),
+                Some(local),
+                RunWhere::Local,
+                None,
+                Some("service gone is not in the desired state"),
+            ),
             ("node not desired", ActionType::ContainerRestart, Some("web"), None, RunWhere::Local, None, Some("not in desired state")),
-            ("cleanup enabled", ActionType::DiskCleanup, None, Some(ssh),
+            (
+                "cleanup enabled",
+                ActionType::DiskCleanup,
+                None,
+                Some(ssh),
                 RunWhere::Ssh { target: "ops@10.0.0.5:22".into(), user: Some("ops".into()), host: "10.0.0.5".into(), port: 22 },
-                Some(RunWork::Prune { label: None }), None),
+                Some(RunWork::Prune { label: None }),
+                None,
+            ),
             ("cleanup not enabled", ActionType::DiskCleanup, None, Some(local), RunWhere::Local, None, Some("docker_prune is not enabled")),
         ];
         for (what, kind, service, yaml, want_where, want_work, want_blocked) in cases {
@@ -489,7 +537,11 @@ mod tests {
         assert_eq!(p.describe(), "run `docker compose up -d --force-recreate` in /srv/web on node edge-1 (local)");
         assert_eq!(p.verify, RunVerify::ServiceHealthy { within_secs: 120 });
         assert!(p.verify_text().starts_with("edge-1/web reports healthy"), "{}", p.verify_text());
-        let none = RunDefaults { verify_timeout: std::time::Duration::ZERO, action_timeout: std::time::Duration::from_secs(60), prune_label: Some("homelab.prune=true".into()) };
+        let none = RunDefaults {
+            verify_timeout: std::time::Duration::ZERO,
+            action_timeout: std::time::Duration::from_secs(60),
+            prune_label: Some("homelab.prune=true".into()),
+        };
         let p = run_plan(&action(ActionType::Redeploy, Some("web")), Some(&h), &none);
         assert_eq!((p.verify.clone(), p.timeout_secs), (RunVerify::NotChecked, 60));
         let p = run_plan(&action(ActionType::DiskCleanup, None), Some(&h), &RunDefaults::default());
@@ -499,7 +551,9 @@ mod tests {
 
     #[test]
     fn compose_project_names() {
-        for (dir, want) in [("/srv/homelab/mosquitto", "mosquitto"), ("/srv/Zigbee2MQTT/", "zigbee2mqtt"), ("/tmp/redeploy-12.x", "redeploy-12x"), ("/srv/a_b", "a_b")] {
+        for (dir, want) in
+            [("/srv/homelab/mosquitto", "mosquitto"), ("/srv/Zigbee2MQTT/", "zigbee2mqtt"), ("/tmp/redeploy-12.x", "redeploy-12x"), ("/srv/a_b", "a_b")]
+        {
             assert_eq!(compose_project(dir), want, "{dir}");
         }
     }
@@ -519,7 +573,8 @@ mod tests {
     #[test]
     fn state_machine_table() {
         use ActionState::*;
-        let allowed = [(Pending, Approved), (Pending, Rejected), (Pending, Cancelled), (Approved, Running), (Running, Completed), (Running, Failed), (Approved, Failed)];
+        let allowed =
+            [(Pending, Approved), (Pending, Rejected), (Pending, Cancelled), (Approved, Running), (Running, Completed), (Running, Failed), (Approved, Failed)];
         for from in ActionState::ALL {
             for to in ActionState::ALL {
                 assert_eq!(from.can_move_to(to), allowed.contains(&(from, to)), "{from} -> {to}");

@@ -78,13 +78,7 @@ impl Mapping {
             s.split(',')
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
-                .map(|l| {
-                    if crate::desired::is_label_name(l) {
-                        Ok(l.to_owned())
-                    } else {
-                        Err(format!("{what}: {l:?} is not a Prometheus label name"))
-                    }
-                })
+                .map(|l| if crate::desired::is_label_name(l) { Ok(l.to_owned()) } else { Err(format!("{what}: {l:?} is not a Prometheus label name")) })
                 .collect()
         }
         Ok(Mapping {

@@ -66,10 +66,7 @@ impl Applied {
 
     /// Everything recorded for a day, as one segment (for merging a day's segments).
     pub fn day_segment(&self, day: &str) -> BTreeMap<String, Vec<u64>> {
-        self.days
-            .get(day)
-            .map(|d| d.iter().map(|(n, s)| (n.clone(), s.iter().copied().collect())).collect())
-            .unwrap_or_default()
+        self.days.get(day).map(|d| d.iter().map(|(n, s)| (n.clone(), s.iter().copied().collect())).collect()).unwrap_or_default()
     }
 
     pub fn forget_day(&mut self, day: &str) {
@@ -130,8 +127,7 @@ pub fn decode_segment(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u64>>, String
         rest = b;
         Ok(a)
     };
-    loop {
-        let Ok(len) = take(2) else { break };
+    while let Ok(len) = take(2) {
         let len = u16::from_le_bytes([len[0], len[1]]) as usize;
         let node = std::str::from_utf8(take(len)?).map_err(|_| "node name is not UTF-8")?.to_owned();
         let count = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;

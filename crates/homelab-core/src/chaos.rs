@@ -12,11 +12,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::Timestamp;
 use crate::action::{Action, ActionState};
 use crate::desired::{DesiredState, parse_host_file};
-use crate::plan::{Outcome, Policy, SupervisorMemory, plan, PlanInput};
+use crate::plan::{Outcome, PlanInput, Policy, SupervisorMemory, plan};
 use crate::world::{NodeState, NodeStatus, ServiceState, ServiceStatus};
-use crate::Timestamp;
 
 /// What the fleet looks like at a moment: the truth the agents report.
 pub struct Truth<'a> {
@@ -221,7 +221,10 @@ impl Sim<'_> {
     }
 
     fn heartbeat(&mut self, node: &str, now: Timestamp) {
-        self.nodes.insert(node.to_owned(), NodeState { last_seen: Some(now), status: NodeStatus::Up, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None });
+        self.nodes.insert(
+            node.to_owned(),
+            NodeState { last_seen: Some(now), status: NodeStatus::Up, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None },
+        );
     }
 }
 

@@ -390,10 +390,7 @@ impl HostSpec {
 impl DesiredState {
     /// Per node, the names of monitored services (what ghost pruning keeps).
     pub fn monitored_names(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.hosts
-            .iter()
-            .map(|(node, h)| (node.clone(), h.monitored().map(|(n, _)| n.clone()).collect()))
-            .collect()
+        self.hosts.iter().map(|(node, h)| (node.clone(), h.monitored().map(|(n, _)| n.clone()).collect())).collect()
     }
 }
 
@@ -452,7 +449,12 @@ fn find_cycle(services: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
         Visiting,
         Done,
     }
-    fn visit<'a>(name: &'a str, services: &'a BTreeMap<String, Vec<String>>, marks: &mut BTreeMap<&'a str, Mark>, path: &mut Vec<&'a str>) -> Option<Vec<String>> {
+    fn visit<'a>(
+        name: &'a str,
+        services: &'a BTreeMap<String, Vec<String>>,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        path: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
         match marks.get(name) {
             Some(Mark::Done) => return None,
             Some(Mark::Visiting) => {

@@ -7,9 +7,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected a number with an optional unit (ms, s, m, h, d), e.g. 30s or 5m"))?;
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected a number with an optional unit (ms, s, m, h, d), e.g. 30s or 5m"))?;
     let d = match unit {
         "" | "s" => Duration::from_secs(n),
         "ms" => Duration::from_millis(n),

@@ -45,15 +45,8 @@ pub enum EventKind {
 }
 
 /// The negative service event types, in the words of the contract.
-pub const NEGATIVE_TYPES: &[&str] = &[
-    "service_unhealthy",
-    "containers_not_running",
-    "mqtt_unreachable",
-    "http_check_failed",
-    "port_unreachable",
-    "exec_check_failed",
-    "check_error",
-];
+pub const NEGATIVE_TYPES: &[&str] =
+    &["service_unhealthy", "containers_not_running", "mqtt_unreachable", "http_check_failed", "port_unreachable", "exec_check_failed", "check_error"];
 
 /// The positive service event types.
 pub const POSITIVE_TYPES: &[&str] = &["service_healthy", "service_recovered"];
@@ -139,16 +132,12 @@ impl Event {
     /// Parses and validates an event file's bytes against its file name and day folder.
     /// The error is the reason written next to the quarantined file.
     pub fn parse_file(day: &str, file_name: &str, bytes: &[u8]) -> Result<Event, String> {
-        let name = EventFileName::parse(file_name).ok_or_else(|| {
-            format!("bad file name {file_name:?}: expected <YYYYMMDDTHHMMSS.fffZ>-<node>-<8 hex>.json")
-        })?;
+        let name =
+            EventFileName::parse(file_name).ok_or_else(|| format!("bad file name {file_name:?}: expected <YYYYMMDDTHHMMSS.fffZ>-<node>-<8 hex>.json"))?;
         let event: Event = serde_json::from_slice(bytes).map_err(|e| format!("not a valid event: {e}"))?;
         event.validate()?;
         if event.file_name() != file_name {
-            return Err(format!(
-                "file name {file_name:?} does not match the event inside (expected {:?})",
-                event.file_name()
-            ));
+            return Err(format!("file name {file_name:?} does not match the event inside (expected {:?})", event.file_name()));
         }
         if event.day() != day {
             return Err(format!("event of day {} is in the folder of day {day}", event.day()));
@@ -267,7 +256,8 @@ mod tests {
 
     #[test]
     fn file_name_round_trip() {
-        let e = ev(r#"{"id":"7d0c1f5e-0000-4000-8000-000000000001","ts":"2026-05-27T14:03:11.123Z","node":"edge-1","type":"service_healthy","service":"mqtt"}"#);
+        let e =
+            ev(r#"{"id":"7d0c1f5e-0000-4000-8000-000000000001","ts":"2026-05-27T14:03:11.123Z","node":"edge-1","type":"service_healthy","service":"mqtt"}"#);
         assert_eq!(e.file_name(), "20260527T140311.123Z-edge-1-7d0c1f5e.json");
         let parsed = EventFileName::parse(&e.file_name()).unwrap();
         assert_eq!(parsed.node, "edge-1");
@@ -283,7 +273,12 @@ mod tests {
         let cases: &[(&str, &str, &str, &str)] = &[
             ("not json", "2026-05-27", name, "not a valid event"),
             (r#"{"id":"7d0c1f5e-0000-4000-8000-000000000001","ts":"2026-05-27T14:03:11.123Z","node":"edge-1"}"#, "2026-05-27", name, "missing field `type`"),
-            (r#"{"id":"7d0c1f5e-0000-4000-8000-000000000001","ts":"2026-05-27T14:03:11.123Z","node":"edge-1","type":"service_healthy"}"#, "2026-05-27", name, "needs a \"service\""),
+            (
+                r#"{"id":"7d0c1f5e-0000-4000-8000-000000000001","ts":"2026-05-27T14:03:11.123Z","node":"edge-1","type":"service_healthy"}"#,
+                "2026-05-27",
+                name,
+                "needs a \"service\"",
+            ),
             (good, "2026-05-27", "whatever.json", "bad file name"),
             (good, "2026-05-27", "20260527T140311.123Z-edge-2-7d0c1f5e.json", "does not match"),
             (good, "2026-05-28", name, "folder of day"),

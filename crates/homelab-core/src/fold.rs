@@ -30,9 +30,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::Timestamp;
 use crate::event::{Event, EventKind};
 use crate::world::{ServiceState, ServiceStatus, World};
-use crate::Timestamp;
 
 /// How many keys of a healthy streak the fold keeps (each healthy check pass is an event).
 pub const POSITIVE_KEEP: usize = 8;
@@ -174,10 +174,10 @@ impl Checkpoint {
                 let memory = self.nodes.entry(node.to_owned()).or_default();
                 let data = event.data.as_ref();
                 let level = data.and_then(|d| d.get("disk_pressure")).and_then(|v| serde_json::from_value(v.clone()).ok());
-                if let Some(level) = level {
-                    if register(&mut memory.pressure, key) == FoldOutcome::Applied {
-                        facts.disk_pressure = Some(level);
-                    }
+                if let Some(level) = level
+                    && register(&mut memory.pressure, key) == FoldOutcome::Applied
+                {
+                    facts.disk_pressure = Some(level);
                 }
                 let outcome = register(&mut memory.heartbeat, key);
                 if outcome == FoldOutcome::Applied {
@@ -216,12 +216,8 @@ impl Checkpoint {
         let memories = self.services.entry(node.to_owned()).or_default();
         let states = self.world.services.entry(node.to_owned()).or_default();
         let (Some(memory), Some(state)) = (memories.get_mut(service), states.get_mut(service)) else {
-            let memory = ServiceFold {
-                last_positive: positive.then_some(key),
-                last_negative: (!positive).then_some(key),
-                streak: vec![key],
-                streak_start: key,
-            };
+            let memory =
+                ServiceFold { last_positive: positive.then_some(key), last_negative: (!positive).then_some(key), streak: vec![key], streak_start: key };
             states.insert(service.to_owned(), state_of(&memory, event, positive));
             memories.insert(service.to_owned(), memory);
             return FoldOutcome::Applied;
@@ -310,7 +306,7 @@ fn state_of(memory: &ServiceFold, event: &Event, positive: bool) -> ServiceState
 /// Sorts events by (ts, id). Not needed for correctness (the fold does not care about order);
 /// a sorted batch only spares the `late` counter events that merely arrived together.
 pub fn sort_events(events: &mut [(String, Event)]) {
-    events.sort_by(|a, b| (a.1.ts, a.1.id).cmp(&(b.1.ts, b.1.id)));
+    events.sort_by_key(|a| (a.1.ts, a.1.id));
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 //! parameter, so every rule can be tested as a table.
 
 pub mod action;
+pub mod alertmanager;
 pub mod applied;
 pub mod chaos;
-pub mod alertmanager;
 pub mod desired;
 pub mod drift;
 pub mod duration;
@@ -58,9 +58,7 @@ pub mod ts_format {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         let s = String::deserialize(d)?;
-        chrono::DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .map_err(serde::de::Error::custom)
+        chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)).map_err(serde::de::Error::custom)
     }
 
     /// The same for `Option<Timestamp>`.
@@ -77,12 +75,7 @@ pub mod ts_format {
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
             let s = Option::<String>::deserialize(d)?;
-            s.map(|s| {
-                chrono::DateTime::parse_from_rfc3339(&s)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .map_err(serde::de::Error::custom)
-            })
-            .transpose()
+            s.map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)).map_err(serde::de::Error::custom)).transpose()
         }
     }
 }
@@ -90,19 +83,6 @@ pub mod ts_format {
 /// Formats a timestamp as RFC 3339 with milliseconds, as every JSON file carries it.
 pub fn rfc3339(ts: Timestamp) -> String {
     ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compact_ts_round_trips() {
-        let ts = chrono::DateTime::parse_from_rfc3339("2026-05-27T14:03:11.123Z").unwrap().with_timezone(&chrono::Utc);
-        assert_eq!(compact_ts(ts), "20260527T140311.123Z");
-        assert_eq!(parse_compact_ts("20260527T140311.123Z"), Some(ts));
-        assert_eq!(parse_compact_ts("20260527T140311Z"), None);
-    }
 }
 
 /// An error and its sources on one line, `a: b: c`, leaving out a source whose text is already
@@ -125,4 +105,17 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// become spaces, and at most `max` characters are kept.
 pub fn one_line(s: &str, max: usize) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_ts_round_trips() {
+        let ts = chrono::DateTime::parse_from_rfc3339("2026-05-27T14:03:11.123Z").unwrap().with_timezone(&chrono::Utc);
+        assert_eq!(compact_ts(ts), "20260527T140311.123Z");
+        assert_eq!(parse_compact_ts("20260527T140311.123Z"), Some(ts));
+        assert_eq!(parse_compact_ts("20260527T140311Z"), None);
+    }
 }

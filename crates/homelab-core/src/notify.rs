@@ -103,7 +103,13 @@ impl Notice {
 
 fn human(d: chrono::TimeDelta) -> String {
     let s = d.num_seconds().max(0);
-    if s >= 3600 { format!("{} h {} min", s / 3600, (s % 3600) / 60) } else if s >= 60 { format!("{} min", s / 60) } else { format!("{s} s") }
+    if s >= 3600 {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
 }
 
 /// One message to send on every channel: one notice, or a digest of several.
@@ -206,7 +212,8 @@ pub fn incident_key(d: &DriftEntry) -> String {
 /// Whether a row is worth starting an incident for.
 pub fn starts_incident(d: &DriftEntry) -> bool {
     let quiet = matches!(d.decision, NextStep::Silenced | NextStep::WaitingGrace | NextStep::WaitingFreshWorld | NextStep::RootCauseElsewhere);
-    !quiet && !(d.kind == DriftKind::NodeUnreachable && d.trigger == "never_seen")
+    let never_seen = d.kind == DriftKind::NodeUnreachable && d.trigger == "never_seen";
+    !quiet && !never_seen
 }
 
 fn notice(kind: NoticeKind, key: &str, d: &DriftEntry, now: Timestamp) -> Notice {
@@ -271,7 +278,9 @@ pub fn step(state: &mut NotifyState, drift: &DriftFile, policy: &NotifyPolicy, n
             None if starts_incident(d) => {
                 let flapping = d.decision == NextStep::Flapping;
                 let n = notice(if flapping { NoticeKind::Flapping } else { NoticeKind::Started }, &key, d, now);
-                state.open.insert(key.clone(), OpenIncident { notice: Notice { kind: NoticeKind::Started, ..n.clone() }, last_seen: now, flapping_sent: flapping });
+                state
+                    .open
+                    .insert(key.clone(), OpenIncident { notice: Notice { kind: NoticeKind::Started, ..n.clone() }, last_seen: now, flapping_sent: flapping });
                 notices.push(n);
             }
             None => {}
@@ -366,14 +375,38 @@ mod tests {
         use NextStep::*;
         let unreachable = |trigger: &str| row("n2", None, DriftKind::NodeUnreachable, trigger, NodeUnreachable);
         let cases: Vec<(&str, Vec<(i64, Vec<DriftEntry>)>, Vec<&str>)> = vec![
-            ("start, then resolved after the row is gone a minute", vec![(0, vec![web(ActionCreated)]), (10, vec![web(AlreadyActive)]), (20, vec![]), (69, vec![]), (70, vec![])], vec!["0 started n1/web", "70 resolved n1/web"]),
-            ("a row that blinks away and back is one incident", vec![(0, vec![web(ActionCreated)]), (20, vec![]), (40, vec![web(Flapping)]), (60, vec![]), (70, vec![web(Flapping)])], vec!["0 started n1/web", "40 flapping n1/web"]),
+            (
+                "start, then resolved after the row is gone a minute",
+                vec![(0, vec![web(ActionCreated)]), (10, vec![web(AlreadyActive)]), (20, vec![]), (69, vec![]), (70, vec![])],
+                vec!["0 started n1/web", "70 resolved n1/web"],
+            ),
+            (
+                "a row that blinks away and back is one incident",
+                vec![(0, vec![web(ActionCreated)]), (20, vec![]), (40, vec![web(Flapping)]), (60, vec![]), (70, vec![web(Flapping)])],
+                vec!["0 started n1/web", "40 flapping n1/web"],
+            ),
             ("silenced from the start: nothing, also not when it resolves", vec![(0, vec![web(Silenced)]), (10, vec![]), (100, vec![])], vec![]),
-            ("silenced after it started: the resolution still goes out", vec![(0, vec![web(ActionCreated)]), (10, vec![web(Silenced)]), (20, vec![]), (80, vec![])], vec!["0 started n1/web", "80 resolved n1/web"]),
+            (
+                "silenced after it started: the resolution still goes out",
+                vec![(0, vec![web(ActionCreated)]), (10, vec![web(Silenced)]), (20, vec![]), (80, vec![])],
+                vec!["0 started n1/web", "80 resolved n1/web"],
+            ),
             ("the silence expires while it holds: it starts then", vec![(0, vec![web(Silenced)]), (10, vec![web(ActionCreated)])], vec!["10 started n1/web"]),
-            ("waits and root cause elsewhere start nothing", vec![(0, vec![web(WaitingGrace), row("n1", Some("app"), DriftKind::UnhealthyService, "http_check_failed", RootCauseElsewhere)])], vec![]),
-            ("started, then blamed on a root cause: its resolution is not suppressed", vec![(0, vec![web(ActionCreated)]), (5, vec![web(RootCauseElsewhere)]), (10, vec![]), (70, vec![])], vec!["0 started n1/web", "70 resolved n1/web"]),
-            ("a node that never reported is setup; a stale one is an incident", vec![(0, vec![unreachable("never_seen")]), (10, vec![unreachable("stale")]), (20, vec![]), (80, vec![])], vec!["10 started node:n2", "80 resolved node:n2"]),
+            (
+                "waits and root cause elsewhere start nothing",
+                vec![(0, vec![web(WaitingGrace), row("n1", Some("app"), DriftKind::UnhealthyService, "http_check_failed", RootCauseElsewhere)])],
+                vec![],
+            ),
+            (
+                "started, then blamed on a root cause: its resolution is not suppressed",
+                vec![(0, vec![web(ActionCreated)]), (5, vec![web(RootCauseElsewhere)]), (10, vec![]), (70, vec![])],
+                vec!["0 started n1/web", "70 resolved n1/web"],
+            ),
+            (
+                "a node that never reported is setup; a stale one is an incident",
+                vec![(0, vec![unreachable("never_seen")]), (10, vec![unreachable("stale")]), (20, vec![]), (80, vec![])],
+                vec!["10 started node:n2", "80 resolved node:n2"],
+            ),
             ("flapping from the first sight: one flapping notice", vec![(0, vec![web(Flapping)]), (10, vec![web(Flapping)])], vec!["0 flapping n1/web"]),
         ];
         for (what, steps, want) in cases {
@@ -384,7 +417,16 @@ mod tests {
     #[test]
     fn a_flood_becomes_a_digest_and_resolutions_are_in_it() {
         let many = |n: usize, d: NextStep| (0..n).map(|i| row(&format!("n{i}"), Some("web"), DriftKind::UnhealthyService, "x", d)).collect::<Vec<_>>();
-        let got = run(vec![(0, many(3, NextStep::ActionCreated)), (1, many(12, NextStep::ActionCreated)), (2, many(20, NextStep::ActionCreated)), (30, many(20, NextStep::ActionCreated)), (61, vec![]), (121, vec![]), (181, vec![]), (300, vec![])]);
+        let got = run(vec![
+            (0, many(3, NextStep::ActionCreated)),
+            (1, many(12, NextStep::ActionCreated)),
+            (2, many(20, NextStep::ActionCreated)),
+            (30, many(20, NextStep::ActionCreated)),
+            (61, vec![]),
+            (121, vec![]),
+            (181, vec![]),
+            (300, vec![]),
+        ]);
         // 3 single messages, then one digest at once for the next 9, then 8 more wait for the
         // next digest a window later (61 s); at 121 s the 20 resolutions are one digest.
         assert_eq!(got.len(), 6, "{got:#?}");

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
 use crate::action::{Action, ActionState, ActionType, HistoryEntry, Risk};
 use crate::desired::{DesiredState, HostSpec, ServiceSpec};
 use crate::drift::{DriftEntry, DriftFile, NextStep};
 use crate::silence::Silence;
 use crate::world::{DiskLevel, NodeState, NodeStatus, ServiceState, ServiceStatus};
-use crate::Timestamp;
 
 /// The cancel reason when the drift behind a pending action no longer holds.
 pub const DRIFT_RESOLVED_AUTO: &str = "drift_resolved_auto";
@@ -666,7 +666,15 @@ pub fn plan_with_silences(input: PlanInput<'_>, silences: &[Silence]) -> Plan {
                 Some(s) => silenced(s),
                 None => decide(&target, ActionType::DiskCleanup, &active_by_target, &mut memory, policy, now, &mut out),
             };
-            drifts.push(DriftDecision { node: node.clone(), service: None, drift: DriftKind::DiskPressure, trigger, root_cause: None, since: Some(since), decision });
+            drifts.push(DriftDecision {
+                node: node.clone(),
+                service: None,
+                drift: DriftKind::DiskPressure,
+                trigger,
+                root_cause: None,
+                since: Some(since),
+                decision,
+            });
         }
     }
     // Undated drifts are remembered only while they hold (or while their node cannot be judged).
@@ -882,7 +890,15 @@ fn decide(
 }
 
 /// The decision for a target with no active action.
-fn decide_new(t: &Target<'_>, base: ActionType, key: &str, memory: &mut SupervisorMemory, policy: &Policy, now: Timestamp, create: &mut Vec<Action>) -> Decision {
+fn decide_new(
+    t: &Target<'_>,
+    base: ActionType,
+    key: &str,
+    memory: &mut SupervisorMemory,
+    policy: &Policy,
+    now: Timestamp,
+    create: &mut Vec<Action>,
+) -> Decision {
     let ladder: &[ActionType] = match base {
         ActionType::ContainerRestart => &[ActionType::ContainerRestart, ActionType::Redeploy],
         other => &[other],
@@ -1152,7 +1168,9 @@ impl fmt::Display for Decision {
             }
             Decision::WaitingFreshWorld { until } => write!(f, "no action yet: waiting_fresh_world (until {})", crate::rfc3339(*until)),
             Decision::Flapping { until } => write!(f, "no action yet: flapping, must hold until {}", crate::rfc3339(*until)),
-            Decision::FlappingChanges { changes, until } => write!(f, "no action: flapping ({changes} changes), stable at {} at the earliest", crate::rfc3339(*until)),
+            Decision::FlappingChanges { changes, until } => {
+                write!(f, "no action: flapping ({changes} changes), stable at {} at the earliest", crate::rfc3339(*until))
+            }
             Decision::Silenced { silence, until, .. } => write!(f, "no action: silenced ({silence}) until {}", crate::rfc3339(*until)),
         }
     }
@@ -1208,7 +1226,13 @@ impl DriftDecision {
             Decision::RootCause { root } => format!("{what}, but it depends on {root}, which is in drift too: only {root} gets an action."),
             Decision::NodeUnreachable => format!("{what}: nothing is proposed for its services until it reports again."),
             Decision::RemediationExhausted { tried, until } => {
-                let tried = if tried.len() > 1 { "Restart and redeploy both" } else if self.drift == DriftKind::DiskPressure { "A disk cleanup" } else { "A redeploy" };
+                let tried = if tried.len() > 1 {
+                    "Restart and redeploy both"
+                } else if self.drift == DriftKind::DiskPressure {
+                    "A disk cleanup"
+                } else {
+                    "A redeploy"
+                };
                 format!(
                     "{tried} ran in the last {} and {what}: nothing more will be proposed until it recovers or {}; use Retry to try again now.",
                     words(policy.escalation_window),
@@ -1225,10 +1249,16 @@ impl DriftDecision {
                 format!("{what}: the node came back recently, so nothing is proposed before a full check pass, until {}.", clock(*until, now))
             }
             Decision::WaitingGrace { until, dependency: Some(d) } => {
-                format!("{what}: it depends on {d}, which has not been checked since; waiting for that check (until {}) to know which one to fix.", clock(*until, now))
+                format!(
+                    "{what}: it depends on {d}, which has not been checked since; waiting for that check (until {}) to know which one to fix.",
+                    clock(*until, now)
+                )
             }
             Decision::WaitingFreshWorld { until } => {
-                format!("{what}: the control plane just started, so nothing is proposed until every node has reported again, at {} at the earliest.", clock(*until, now))
+                format!(
+                    "{what}: the control plane just started, so nothing is proposed until every node has reported again, at {} at the earliest.",
+                    clock(*until, now)
+                )
             }
             Decision::Flapping { until } => {
                 format!("{what}: it keeps recovering by itself and failing again, so nothing is proposed unless it stays down until {}.", clock(*until, now))

@@ -56,13 +56,13 @@ mod tests {
     use uuid::Uuid;
 
     use super::schemas;
+    use crate::Timestamp;
     use crate::action::{Action, ActionResult, ActionState, ActionType, HistoryEntry, Risk};
     use crate::desired::ConfigError;
     use crate::event::Event;
     use crate::fold::Checkpoint;
     use crate::heartbeat::Heartbeat;
     use crate::world::{DiskLevel, NodeFacts, NodeState, NodeStatus, NodesFile, ServiceState, ServiceStatus, ServicesFile, World};
-    use crate::Timestamp;
 
     fn ts(s: &str) -> Timestamp {
         chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
@@ -241,18 +241,8 @@ mod tests {
             agent_version: Some("0.3.1".into()),
             uptime_secs: Some(86_400),
         };
-        let never = NodeState {
-            last_seen: None,
-            status: NodeStatus::Stale,
-            disk_pressure: None,
-            disks: None,
-            agent_version: None,
-            uptime_secs: None,
-        };
-        let file = NodesFile {
-            generated_at: ts("2026-05-27T14:06:00.000Z"),
-            nodes: BTreeMap::from([("pi4".to_owned(), up), ("nas".to_owned(), never)]),
-        };
+        let never = NodeState { last_seen: None, status: NodeStatus::Stale, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None };
+        let file = NodesFile { generated_at: ts("2026-05-27T14:06:00.000Z"), nodes: BTreeMap::from([("pi4".to_owned(), up), ("nas".to_owned(), never)]) };
         assert_fits("world-nodes.json", &serde_json::to_value(&file).unwrap());
     }
 
@@ -272,7 +262,16 @@ mod tests {
             action_id: Some("redeploy-pi4-mqtt".into()),
             until: Some(ts("2026-05-27T20:00:00.000Z")),
         };
-        let node = DriftEntry { service: None, kind: DriftKind::NodeUnreachable, trigger: "never_seen".into(), since: None, decision: NextStep::NodeUnreachable, action_id: None, until: None, ..row.clone() };
+        let node = DriftEntry {
+            service: None,
+            kind: DriftKind::NodeUnreachable,
+            trigger: "never_seen".into(),
+            since: None,
+            decision: NextStep::NodeUnreachable,
+            action_id: None,
+            until: None,
+            ..row.clone()
+        };
         let file = DriftFile { generated_at: ts("2026-05-27T14:06:00.000Z"), drifts: vec![node, row] };
         let value = serde_json::to_value(&file).unwrap();
         assert_eq!(value["drifts"][1]["kind"], "unhealthy_service");

@@ -89,11 +89,7 @@ impl Matcher {
             Some((n, s)) => (n.trim(), Some(s.trim())),
             None => (target.trim(), None),
         };
-        Matcher {
-            node: Some(node.to_owned()).filter(|n| !n.is_empty()),
-            service: service.map(str::to_owned).filter(|s| !s.is_empty()),
-            action_type: None,
-        }
+        Matcher { node: Some(node.to_owned()).filter(|n| !n.is_empty()), service: service.map(str::to_owned).filter(|s| !s.is_empty()), action_type: None }
     }
 }
 

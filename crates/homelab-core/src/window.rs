@@ -2,8 +2,8 @@
 
 use chrono::{Datelike, NaiveTime, Timelike, Weekday};
 
-use crate::desired::MaintenanceWindow;
 use crate::Timestamp;
+use crate::desired::MaintenanceWindow;
 
 const DAYS: [(&str, Weekday); 7] = [
     ("mon", Weekday::Mon),
@@ -20,10 +20,7 @@ fn parse_time(s: &str) -> Result<NaiveTime, String> {
 }
 
 fn parse_day(s: &str) -> Result<Weekday, String> {
-    DAYS.iter()
-        .find(|(name, _)| *name == s)
-        .map(|(_, d)| *d)
-        .ok_or_else(|| format!("{s:?} is not a day (use mon, tue, wed, thu, fri, sat, sun)"))
+    DAYS.iter().find(|(name, _)| *name == s).map(|(_, d)| *d).ok_or_else(|| format!("{s:?} is not a day (use mon, tue, wed, thu, fri, sat, sun)"))
 }
 
 pub fn validate(w: &MaintenanceWindow) -> Result<(), String> {
@@ -51,11 +48,7 @@ fn in_window(w: &MaintenanceWindow, now: Timestamp) -> bool {
     let t = NaiveTime::from_hms_opt(now.hour(), now.minute(), now.second()).unwrap_or_default();
     let day_ok = |day: Weekday| w.days.is_empty() || w.days.iter().any(|d| parse_day(d) == Ok(day));
     let today = now.weekday();
-    if start < end {
-        day_ok(today) && start <= t && t < end
-    } else {
-        (day_ok(today) && t >= start) || (day_ok(today.pred()) && t < end)
-    }
+    if start < end { day_ok(today) && start <= t && t < end } else { (day_ok(today) && t >= start) || (day_ok(today.pred()) && t < end) }
 }
 
 #[cfg(test)]

@@ -136,12 +136,7 @@ impl World {
     /// Ghost pruning as a view: drops services that are not desired on their node and have had
     /// no event for `ttl`. `desired` maps node to its desired service names; a node absent from
     /// it has no desired services. The fold itself keeps them, so a replay stays equal.
-    pub fn without_ghosts(
-        &self,
-        desired: &BTreeMap<String, std::collections::BTreeSet<String>>,
-        now: Timestamp,
-        ttl: std::time::Duration,
-    ) -> World {
+    pub fn without_ghosts(&self, desired: &BTreeMap<String, std::collections::BTreeSet<String>>, now: Timestamp, ttl: std::time::Duration) -> World {
         let mut out = self.clone();
         for (node, services) in out.services.iter_mut() {
             let wanted = desired.get(node);

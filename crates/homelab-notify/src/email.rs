@@ -65,7 +65,9 @@ impl Email {
                 Some(other) => anyhow::bail!("SMTP_TLS: {other:?} is not one of starttls, tls, none"),
             };
             if tls == SmtpTls::None && !matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1" | "[::1]") {
-                anyhow::bail!("SMTP_TLS: none is only allowed to a relay on this machine (127.0.0.1, localhost, ::1), not {host:?}: no plain-text mail over a network");
+                anyhow::bail!(
+                    "SMTP_TLS: none is only allowed to a relay on this machine (127.0.0.1, localhost, ::1), not {host:?}: no plain-text mail over a network"
+                );
             }
             let default_port = match tls {
                 SmtpTls::StartTls => 587,

@@ -114,7 +114,10 @@ impl NotifyConfig {
             let defaults = NotifyPolicy::default();
             let policy = NotifyPolicy {
                 resolve_after: dur("NOTIFY_RESOLVE_AFTER", defaults.resolve_after)?,
-                flood_limit: var("NOTIFY_FLOOD_LIMIT").map(|v| v.parse().context("NOTIFY_FLOOD_LIMIT: not a number")).transpose()?.unwrap_or(defaults.flood_limit),
+                flood_limit: var("NOTIFY_FLOOD_LIMIT")
+                    .map(|v| v.parse().context("NOTIFY_FLOOD_LIMIT: not a number"))
+                    .transpose()?
+                    .unwrap_or(defaults.flood_limit),
                 flood_window: dur("NOTIFY_FLOOD_WINDOW", defaults.flood_window)?,
             };
             Ok(NotifyConfig {

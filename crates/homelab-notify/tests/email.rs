@@ -64,7 +64,11 @@ struct Mail {
 
 impl Mail {
     fn header(&self, name: &str) -> &str {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
     }
 }
 
@@ -97,7 +101,8 @@ impl Sink {
     }
 
     fn files(&self, ext: &str) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect();
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(self.dir.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect();
         v.sort();
         v
     }
@@ -167,7 +172,10 @@ struct Notifier {
 impl Notifier {
     fn start(vars: &[(&str, impl AsRef<str>)], secrets: &[(&str, &str)]) -> Notifier {
         capture_logs();
-        let mut v: BTreeMap<String, String> = [("NOTIFY_TICK", "50ms"), ("NOTIFY_RESOLVE_AFTER", "300ms"), ("NOTIFY_TIMEOUT", "5s")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let mut v: BTreeMap<String, String> = [("NOTIFY_TICK", "50ms"), ("NOTIFY_RESOLVE_AFTER", "300ms"), ("NOTIFY_TIMEOUT", "5s")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         v.extend(vars.iter().map(|(a, b)| (a.to_string(), b.as_ref().to_owned())));
         let f: BTreeMap<String, String> = secrets.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         let mut cfg = NotifyConfig::from_lookup(|k| v.get(k).cloned(), |k| f.get(k).cloned()).expect("e-mail is on").expect("a valid configuration");
@@ -254,7 +262,15 @@ fn starttls_with_auth_delivers_start_and_resolution_as_two_mails() {
         assert!(m.body.contains(&format!("id: {id}\n")), "{}", m.body);
     }
     assert_ne!(start.header("Message-ID"), resolved.header("Message-ID"));
-    for needle in ["FIRING n1/web", "container-restart-n1-web is proposed", "action: container-restart-n1-web", "kind: started", "decision: action_created", "node: n1", "service: web"] {
+    for needle in [
+        "FIRING n1/web",
+        "container-restart-n1-web is proposed",
+        "action: container-restart-n1-web",
+        "kind: started",
+        "decision: action_created",
+        "node: n1",
+        "service: web",
+    ] {
         assert!(start.body.contains(needle), "{needle:?} not in {}", start.body);
     }
     assert!(resolved.body.contains("kind: resolved"), "{}", resolved.body);
@@ -326,7 +342,11 @@ fn a_permanent_550_quarantines_the_mail_and_the_next_one_is_still_delivered() {
         (l.by_kind["outbox"] == 1).then(|| l.recent[0].clone())
     });
     assert!(quarantined.file.starts_with("quarantine/outbox/") && quarantined.file.ends_with("-email.json"), "{quarantined:?}");
-    assert!(quarantined.reason.contains("email refused") && quarantined.reason.contains("550") && quarantined.reason.contains("refused by the sink"), "{}", quarantined.reason);
+    assert!(
+        quarantined.reason.contains("email refused") && quarantined.reason.contains("550") && quarantined.reason.contains("refused by the sink"),
+        "{}",
+        quarantined.reason
+    );
     // The quarantined file is still the outbox entry: a person can move it back to resend it.
     let entry: homelab_notify::OutboxEntry = serde_json::from_slice(&std::fs::read(n.root.path().join(&quarantined.file)).unwrap()).unwrap();
     assert_eq!(entry.message.notices[0].kind, homelab_core::notify::NoticeKind::Started);

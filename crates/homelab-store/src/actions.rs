@@ -225,7 +225,9 @@ impl DataRoot {
         match self.read_action_file(state, &name)? {
             Some(action) => Ok(Some(StoredAction { state, file_name: name, action })),
             // It was unreadable and is in quarantine now: an older one may still be there.
-            None if !self.action_dir(state).join(&name).exists() && self.quarantined_action_files(id)?.iter().any(|q| q.ends_with(&name)) => self.find_action(id),
+            None if !self.action_dir(state).join(&name).exists() && self.quarantined_action_files(id)?.iter().any(|q| q.ends_with(&name)) => {
+                self.find_action(id)
+            }
             None => Ok(None),
         }
     }
@@ -250,9 +252,7 @@ impl DataRoot {
 
     /// The state of the active action with this id (pending, approved or running), if any.
     pub fn active_state(&self, id: &str) -> Option<ActionState> {
-        [ActionState::Pending, ActionState::Approved, ActionState::Running]
-            .into_iter()
-            .find(|s| self.action_dir(*s).join(format!("{id}.json")).exists())
+        [ActionState::Pending, ActionState::Approved, ActionState::Running].into_iter().find(|s| self.action_dir(*s).join(format!("{id}.json")).exists())
     }
 
     /// Writes a new action into `pending/` or `approved/` (its `state` field says which).
@@ -502,7 +502,9 @@ mod tests {
     fn folders_holding(root: &DataRoot, id: &str) -> Vec<ActionState> {
         ActionState::ALL
             .into_iter()
-            .filter(|s| list_names(&root.action_dir(*s)).unwrap().iter().any(|n| n == &format!("{id}.json") || (s.is_terminal() && n.starts_with(&format!("{id}--")))))
+            .filter(|s| {
+                list_names(&root.action_dir(*s)).unwrap().iter().any(|n| n == &format!("{id}.json") || (s.is_terminal() && n.starts_with(&format!("{id}--"))))
+            })
             .collect()
     }
 
@@ -522,7 +524,15 @@ mod tests {
         let q = root.quarantine_kind_dir("actions");
         let mut names = list_names(&q).unwrap();
         names.sort();
-        assert_eq!(names, ["redeploy-n1-db--20260101T000000.000Z.json", "redeploy-n1-db--20260101T000000.000Z.json.reason", "redeploy-n1-web.json", "redeploy-n1-web.json.reason"]);
+        assert_eq!(
+            names,
+            [
+                "redeploy-n1-db--20260101T000000.000Z.json",
+                "redeploy-n1-db--20260101T000000.000Z.json.reason",
+                "redeploy-n1-web.json",
+                "redeploy-n1-web.json.reason"
+            ]
+        );
         let reason = std::fs::read_to_string(q.join("redeploy-n1-web.json.reason")).unwrap();
         assert!(reason.contains("actions/running/redeploy-n1-web.json") && reason.contains("key must be a string"), "{reason}");
         assert_eq!(std::fs::read_to_string(q.join("redeploy-n1-web.json")).unwrap(), "{\"id\": \"redeploy-n1-web\", trunc", "moved, never rewritten");

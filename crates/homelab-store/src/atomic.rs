@@ -11,10 +11,8 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A temp path next to `path`: `.<name>.<pid>.<n>.tmp`, ignored by every reader.
 pub fn temp_path(path: &Path) -> io::Result<std::path::PathBuf> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no file name in {}", path.display())))?;
+    let name =
+        path.file_name().and_then(|n| n.to_str()).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no file name in {}", path.display())))?;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     Ok(path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id())))
 }

@@ -118,7 +118,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = DataRoot::open(tmp.path()).unwrap();
         let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
-        let req = |service: &str, ts: &str| CheckNowRequest { node: "edge-1".into(), service: service.into(), requested_by: "cli:ops".into(), requested_at: at(ts) };
+        let req =
+            |service: &str, ts: &str| CheckNowRequest { node: "edge-1".into(), service: service.into(), requested_by: "cli:ops".into(), requested_at: at(ts) };
         root.request_check_now(&req("web", "2026-05-27T14:00:01Z")).unwrap();
         root.request_check_now(&req("db", "2026-05-27T14:00:00Z")).unwrap();
         assert!(root.request_check_now(&CheckNowRequest { node: "../x".into(), ..req("web", "2026-05-27T14:00:00Z") }).is_err());

@@ -88,7 +88,14 @@ mod tests {
 
     #[test]
     fn log_format_values() {
-        let cases = [(None, Some(LogFormat::Text)), (Some(""), Some(LogFormat::Text)), (Some("text"), Some(LogFormat::Text)), (Some("JSON"), Some(LogFormat::Json)), (Some(" json "), Some(LogFormat::Json)), (Some("logfmt"), None)];
+        let cases = [
+            (None, Some(LogFormat::Text)),
+            (Some(""), Some(LogFormat::Text)),
+            (Some("text"), Some(LogFormat::Text)),
+            (Some("JSON"), Some(LogFormat::Json)),
+            (Some(" json "), Some(LogFormat::Json)),
+            (Some("logfmt"), None),
+        ];
         for (value, want) in cases {
             assert_eq!(LogFormat::parse(value).ok(), want, "{value:?}");
         }

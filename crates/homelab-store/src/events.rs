@@ -185,10 +185,7 @@ impl DataRoot {
 
     /// Day folders under `events/`, oldest first. Anything that is not a day is ignored.
     pub fn event_days(&self) -> io::Result<Vec<String>> {
-        Ok(list_names(&self.events_dir())?
-            .into_iter()
-            .filter(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
-            .collect())
+        Ok(list_names(&self.events_dir())?.into_iter().filter(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok()).collect())
     }
 
     /// File names in one day folder, sorted, without dot-files.
@@ -206,7 +203,7 @@ impl DataRoot {
     /// overwrites an earlier quarantined entry of the same name: a numbered suffix is added.
     /// Returns the quarantined path.
     pub fn quarantine_events_entry(&self, rel: &str, reason: &str) -> io::Result<PathBuf> {
-        if rel.split('/').any(|p| p.is_empty() || p == "." || p == ".." ) {
+        if rel.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad entry {rel:?}")));
         }
         let file = rel.rsplit('/').next().unwrap_or(rel);

@@ -10,8 +10,8 @@
 
 pub mod actions;
 pub mod atomic;
-pub mod check_now;
 pub mod audit;
+pub mod check_now;
 pub mod daemon;
 pub mod events;
 pub mod hosts;
@@ -174,10 +174,10 @@ impl DataRoot {
     pub fn read_heartbeats(&self) -> io::Result<std::collections::BTreeMap<String, serde_json::Value>> {
         let mut out = std::collections::BTreeMap::new();
         for name in list_names(&self.root.join("state/heartbeat"))? {
-            if let Some(stem) = name.strip_suffix(".json") {
-                if let Some(v) = self.read_json(&format!("state/heartbeat/{name}"))? {
-                    out.insert(stem.to_owned(), v);
-                }
+            if let Some(stem) = name.strip_suffix(".json")
+                && let Some(v) = self.read_json(&format!("state/heartbeat/{name}"))?
+            {
+                out.insert(stem.to_owned(), v);
             }
         }
         Ok(out)
@@ -188,9 +188,7 @@ impl DataRoot {
 /// naming the file when it does not parse.
 pub fn read_json_file<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
     }
@@ -206,10 +204,10 @@ pub fn list_names(dir: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in rd {
         let entry = entry?;
-        if let Some(name) = entry.file_name().to_str() {
-            if !name.starts_with('.') {
-                names.push(name.to_owned());
-            }
+        if let Some(name) = entry.file_name().to_str()
+            && !name.starts_with('.')
+        {
+            names.push(name.to_owned());
         }
     }
     names.sort();

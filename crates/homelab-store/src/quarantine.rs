@@ -238,7 +238,13 @@ mod tests {
         let files: Vec<&str> = l.recent.iter().map(|e| e.file.as_str()).collect();
         assert_eq!(
             files,
-            ["quarantine/events/sneaky.json", "quarantine/events/dir.json", "quarantine/events/link.json", "quarantine/events/bad.json", "quarantine/events/x.reason"]
+            [
+                "quarantine/events/sneaky.json",
+                "quarantine/events/dir.json",
+                "quarantine/events/link.json",
+                "quarantine/events/bad.json",
+                "quarantine/events/x.reason"
+            ]
         );
         assert_eq!(l.recent[0].reason, "(reason file is a symlink; not followed)");
         assert_eq!(l.recent[3].reason, "invalid: expected value\n(from events/2026-05-27/bad.json)");

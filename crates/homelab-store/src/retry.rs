@@ -225,7 +225,6 @@ impl WriteErrors {
     }
 }
 
-
 /// The kind of the first `io::Error` in the chain (`StorageFull`, `ReadOnlyFilesystem`, …).
 fn classify(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(error);

@@ -305,7 +305,18 @@ mod tests {
         let (token, rec) = new_token("alice", "ci", now, chrono::Duration::days(1));
         assert!(token.starts_with("hcpt_t") && token.len() > 70 && !rec.sha256.contains(&token[10..]));
         let mut f = UsersFile::default();
-        f.users.insert("alice".into(), User { role: Role::Operator, groups: vec!["web".into()], password_hash: None, telegram_ids: vec![], created_at: now, updated_at: now, sessions_not_before: None });
+        f.users.insert(
+            "alice".into(),
+            User {
+                role: Role::Operator,
+                groups: vec!["web".into()],
+                password_hash: None,
+                telegram_ids: vec![],
+                created_at: now,
+                updated_at: now,
+                sessions_not_before: None,
+            },
+        );
         f.tokens.push(rec);
         assert_eq!(f.find_token(&token, now).map(|(t, _)| t.user.as_str()), Some("alice"));
         assert!(f.find_token(&format!("{token}x"), now).is_none());
@@ -324,7 +335,18 @@ mod tests {
                 let root = root.clone();
                 s.spawn(move || {
                     root.update_users(|f| -> io::Result<()> {
-                        f.users.insert(format!("u{i}"), User { role: Role::Viewer, groups: vec![], password_hash: None, telegram_ids: vec![], created_at: now, updated_at: now, sessions_not_before: None });
+                        f.users.insert(
+                            format!("u{i}"),
+                            User {
+                                role: Role::Viewer,
+                                groups: vec![],
+                                password_hash: None,
+                                telegram_ids: vec![],
+                                created_at: now,
+                                updated_at: now,
+                                sessions_not_before: None,
+                            },
+                        );
                         Ok(())
                     })
                     .unwrap();

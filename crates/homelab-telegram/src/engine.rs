@@ -61,7 +61,18 @@ impl Engine {
             .read_json::<TelegramState>(STATE_FILE)
             .with_context(|| format!("reading {STATE_FILE} (delete it to start afresh: every pending action is then sent again)"))?
             .unwrap_or_default();
-        Ok(Engine { cfg, root, bot, state, retry_at: None, backoff: MIN_BACKOFF, started_at: Utc::now(), counters: Default::default(), last_api_error: None, press_check: None })
+        Ok(Engine {
+            cfg,
+            root,
+            bot,
+            state,
+            retry_at: None,
+            backoff: MIN_BACKOFF,
+            started_at: Utc::now(),
+            counters: Default::default(),
+            last_api_error: None,
+            press_check: None,
+        })
     }
 
     fn save(&self) {
@@ -586,4 +597,3 @@ fn locate(root: &DataRoot, id: &str, created_at: Timestamp) -> std::io::Result<O
     }
     Ok(None)
 }
-

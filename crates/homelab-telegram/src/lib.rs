@@ -112,12 +112,15 @@ impl TelegramConfig {
         }
         Some((|| {
             let err = |var: &'static str, problem: String| ConfigError { var, problem };
-            let bot_token = token.ok_or_else(|| err("TELEGRAM_BOT_TOKEN", "is not set, but TELEGRAM_CHAT_IDS is: set both to enable Telegram approvals, or neither".into()))?;
+            let bot_token = token
+                .ok_or_else(|| err("TELEGRAM_BOT_TOKEN", "is not set, but TELEGRAM_CHAT_IDS is: set both to enable Telegram approvals, or neither".into()))?;
             if bot_token.chars().any(|c| c.is_whitespace() || c == '/') {
                 return Err(err("TELEGRAM_BOT_TOKEN", "does not look like a bot token (it has a space or a slash)".into()));
             }
-            let chat_ids = ids(chats.as_deref().ok_or_else(|| err("TELEGRAM_CHAT_IDS", "is not set, but TELEGRAM_BOT_TOKEN is: set the chat ids to send approvals to (comma separated)".into()))?)
-                .map_err(|p| err("TELEGRAM_CHAT_IDS", p))?;
+            let chat_ids = ids(chats.as_deref().ok_or_else(|| {
+                err("TELEGRAM_CHAT_IDS", "is not set, but TELEGRAM_BOT_TOKEN is: set the chat ids to send approvals to (comma separated)".into())
+            })?)
+            .map_err(|p| err("TELEGRAM_CHAT_IDS", p))?;
             let user_ids = var("TELEGRAM_USER_IDS").map(|v| ids(&v)).transpose().map_err(|p| err("TELEGRAM_USER_IDS", p))?;
             let mode = match var("TELEGRAM_MODE").as_deref() {
                 None | Some("polling") => Mode::Polling,
@@ -249,7 +252,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn run_inner(cfg: TelegramConfig, root: DataRoot, updates: Option<mpsc::Receiver<Update>>, check: Option<PressCheck>, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn run_inner(
+    cfg: TelegramConfig,
+    root: DataRoot,
+    updates: Option<mpsc::Receiver<Update>>,
+    check: Option<PressCheck>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let bot = api::Bot::new(&cfg.api_base, &cfg.bot_token, cfg.call_timeout).map_err(|e| e.without_url()).context("building the HTTP client")?;
     let mut engine = engine::Engine::load(cfg.clone(), root.clone(), bot.clone())?;
     engine.press_check = check;
@@ -372,7 +381,8 @@ mod tests {
         assert_eq!((c.chat_ids.as_slice(), c.user_ids.clone(), c.mode), (&[42, -1001][..], None, Mode::Polling));
         assert_eq!((c.api_base.as_str(), c.poll_timeout), (DEFAULT_API_BASE, Duration::from_secs(30)));
 
-        let c = check(&[("TELEGRAM_BOT_TOKEN", "t"), ("TELEGRAM_CHAT_IDS", "1"), ("TELEGRAM_USER_IDS", "7,8"), ("TELEGRAM_POLL_TIMEOUT", "2s")]).unwrap().unwrap();
+        let c =
+            check(&[("TELEGRAM_BOT_TOKEN", "t"), ("TELEGRAM_CHAT_IDS", "1"), ("TELEGRAM_USER_IDS", "7,8"), ("TELEGRAM_POLL_TIMEOUT", "2s")]).unwrap().unwrap();
         assert_eq!((c.user_ids, c.poll_timeout), (Some(vec![7, 8]), Duration::from_secs(2)));
 
         let errors = [
@@ -391,9 +401,14 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_secrets() {
-        let c = check(&[("TELEGRAM_BOT_TOKEN", "123:SECRETTOKEN"), ("TELEGRAM_CHAT_IDS", "1"), ("TELEGRAM_MODE", "webhook"), ("TELEGRAM_WEBHOOK_SECRET", "hush-hush")])
-            .unwrap()
-            .unwrap();
+        let c = check(&[
+            ("TELEGRAM_BOT_TOKEN", "123:SECRETTOKEN"),
+            ("TELEGRAM_CHAT_IDS", "1"),
+            ("TELEGRAM_MODE", "webhook"),
+            ("TELEGRAM_WEBHOOK_SECRET", "hush-hush"),
+        ])
+        .unwrap()
+        .unwrap();
         let s = format!("{c:?}");
         assert!(!s.contains("SECRETTOKEN") && !s.contains("hush-hush"), "{s}");
     }

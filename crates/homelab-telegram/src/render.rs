@@ -71,12 +71,8 @@ impl Status {
     /// `telegram:<id>` author with the name the person had in the chat.
     pub fn of(action: Option<&Action>, telegram_name: Option<&str>) -> Status {
         let Some(a) = action else { return Status { state: None, decision: None, muted: None } };
-        let decision = a
-            .history
-            .iter()
-            .rev()
-            .find(|h| matches!(h.state, ActionState::Approved | ActionState::Rejected | ActionState::Cancelled))
-            .map(|h| Decision {
+        let decision =
+            a.history.iter().rev().find(|h| matches!(h.state, ActionState::Approved | ActionState::Rejected | ActionState::Cancelled)).map(|h| Decision {
                 state: h.state,
                 by: match telegram_name {
                     Some(n) if h.by.starts_with("telegram:") => n.to_owned(),
@@ -282,11 +278,7 @@ mod tests {
     }
 
     fn status(state: Option<ActionState>, decision: Option<(ActionState, &str, &str, Option<&str>)>) -> Status {
-        Status {
-            state,
-            decision: decision.map(|(state, by, at, note)| Decision { state, by: by.into(), at: ts(at), note: note.map(Into::into) }),
-            muted: None,
-        }
+        Status { state, decision: decision.map(|(state, by, at, note)| Decision { state, by: by.into(), at: ts(at), note: note.map(Into::into) }), muted: None }
     }
 
     /// The outcome line for situations an operator meets.
@@ -323,7 +315,8 @@ mod tests {
         let data: Vec<_> = kb.inline_keyboard.concat().into_iter().map(|b| b.callback_data).collect();
         assert_eq!(data, ["ok:tok", "no:tok", "mute:tok"]);
         // Once muted: the line says so, and the mute button is gone.
-        let muted = Status { muted: Some("🔕 Muted for 1 h by @a (until 15:03 UTC): muted from Telegram.".into()), ..status(Some(ActionState::Pending), None) };
+        let muted =
+            Status { muted: Some("🔕 Muted for 1 h by @a (until 15:03 UTC): muted from Telegram.".into()), ..status(Some(ActionState::Pending), None) };
         let (text, kb) = render_message(&[("tok", &c, &muted)]);
         assert!(text.ends_with("⏳ Waiting for approval.\n🔕 Muted for 1 h by @a (until 15:03 UTC): muted from Telegram."), "{text}");
         let data: Vec<_> = kb.inline_keyboard.concat().into_iter().map(|b| b.callback_data).collect();
@@ -349,11 +342,20 @@ mod tests {
     fn follow_ups_table() {
         let c = card();
         let ok = |verified| ActionResult { ok: true, verified, ..Default::default() };
-        let failed = ActionResult { ok: false, exit_status: Some(1), error: Some("container not found".into()), output: "line1\nboom".into(), ..Default::default() };
+        let failed =
+            ActionResult { ok: false, exit_status: Some(1), error: Some("container not found".into()), output: "line1\nboom".into(), ..Default::default() };
         let cases: [(ActionState, Option<ActionResult>, Option<&str>); 5] = [
-            (ActionState::Completed, Some(ok(Some(true))), Some("🏁 container_restart on edge-1 / z2m completed and verified: the service reported healthy afterwards.")),
+            (
+                ActionState::Completed,
+                Some(ok(Some(true))),
+                Some("🏁 container_restart on edge-1 / z2m completed and verified: the service reported healthy afterwards."),
+            ),
             (ActionState::Completed, Some(ok(Some(false))), Some("completed, but not verified")),
-            (ActionState::Failed, Some(failed), Some("💥 container_restart on edge-1 / z2m failed: container not found\nExit status: 1\n\nLast output:\nline1\nboom")),
+            (
+                ActionState::Failed,
+                Some(failed),
+                Some("💥 container_restart on edge-1 / z2m failed: container not found\nExit status: 1\n\nLast output:\nline1\nboom"),
+            ),
             (ActionState::Rejected, None, None),
             (ActionState::Cancelled, None, None),
         ];

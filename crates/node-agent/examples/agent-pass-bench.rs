@@ -15,8 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use tokio_util::sync::CancellationToken;
 use testkit::bench;
+use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Parser)]
 struct Cli {
@@ -150,7 +150,12 @@ async fn main() -> anyhow::Result<()> {
         }
         times.sort();
         let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1].as_secs_f64() * 1e3;
-        println!("one pass over {checks} checks (--once), {passes} passes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (target p99 <= 2 s)", pct(0.5), pct(0.99), pct(1.0));
+        println!(
+            "one pass over {checks} checks (--once), {passes} passes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (target p99 <= 2 s)",
+            pct(0.5),
+            pct(0.99),
+            pct(1.0)
+        );
         per_kind(&root);
         if exec_pct == 15 {
             bench(&format!("agent.pass_{checks}.p50"), &format!("node agent, {checks} checks: one pass, p50"), pct(0.5), "ms", None);

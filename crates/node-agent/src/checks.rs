@@ -103,14 +103,9 @@ struct Inner {
 impl Checker {
     pub fn new() -> anyhow::Result<Checker> {
         let build = |insecure: bool| {
-            reqwest::Client::builder()
-                .danger_accept_invalid_certs(insecure)
-                .user_agent(concat!("homelab-node-agent/", env!("CARGO_PKG_VERSION")))
-                .build()
+            reqwest::Client::builder().danger_accept_invalid_certs(insecure).user_agent(concat!("homelab-node-agent/", env!("CARGO_PKG_VERSION"))).build()
         };
-        Ok(Checker {
-            inner: Arc::new(Inner { http: build(false)?, http_insecure: build(true)?, docker: tokio::sync::OnceCell::new() }),
-        })
+        Ok(Checker { inner: Arc::new(Inner { http: build(false)?, http_insecure: build(true)?, docker: tokio::sync::OnceCell::new() }) })
     }
 
     /// The Docker engine, connected through `DOCKER_HOST` or the local socket, with the API
@@ -220,10 +215,8 @@ impl Checker {
             let filters = HashMap::from([("label", vec![format!("{COMPOSE_SERVICE_LABEL}={service}")])]);
             let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
             let list = docker.list_containers(Some(opts)).await.map_err(|e| format!("listing containers failed: {e}"))?;
-            let names: Vec<String> = list
-                .into_iter()
-                .filter_map(|c| c.names.and_then(|n| n.into_iter().next()).map(|n| n.trim_start_matches('/').to_owned()))
-                .collect();
+            let names: Vec<String> =
+                list.into_iter().filter_map(|c| c.names.and_then(|n| n.into_iter().next()).map(|n| n.trim_start_matches('/').to_owned())).collect();
             if names.is_empty() {
                 return Ok(Outcome::Fail(format!("no container carries the label {COMPOSE_SERVICE_LABEL}={service}")));
             }
@@ -314,12 +307,7 @@ async fn tcp(c: &TcpCheck) -> CheckFn {
 }
 
 async fn systemd(c: &SystemdCheck) -> CheckFn {
-    let out = tokio::process::Command::new("systemctl")
-        .args(["is-active", "--", &c.unit])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await;
+    let out = tokio::process::Command::new("systemctl").args(["is-active", "--", &c.unit]).stdin(std::process::Stdio::null()).kill_on_drop(true).output().await;
     let out = match out {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("systemctl is not installed on this node".into()),
@@ -421,7 +409,11 @@ mod tests {
             ("every check passed", vec![result("tcp", true, None, "open"), result("http", true, None, "200")], Verdict::Healthy),
             (
                 "the first failure in YAML order names the type",
-                vec![result("tcp", true, None, "open"), result("http", false, Some("http_check_failed"), "500"), result("exec", false, Some("exec_check_failed"), "1")],
+                vec![
+                    result("tcp", true, None, "open"),
+                    result("http", false, Some("http_check_failed"), "500"),
+                    result("exec", false, Some("exec_check_failed"), "1"),
+                ],
                 Verdict::Unhealthy { event_type: "http_check_failed" },
             ),
             ("no checks at all", vec![], Verdict::Healthy),
@@ -459,7 +451,8 @@ mod tests {
         spec.containers = vec!["db".into()];
         spec.checks = vec![alert.clone()];
         assert!(effective_checks(&spec).is_empty());
-        spec.checks = vec![alert, Check::Tcp(TcpCheck { port: 1, host: "127.0.0.1".into(), timeout_secs: None, failure_threshold: None, success_threshold: None })];
+        spec.checks =
+            vec![alert, Check::Tcp(TcpCheck { port: 1, host: "127.0.0.1".into(), timeout_secs: None, failure_threshold: None, success_threshold: None })];
         assert_eq!(effective_checks(&spec).iter().map(Check::kind).collect::<Vec<_>>(), ["tcp"]);
     }
 }

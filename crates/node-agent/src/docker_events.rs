@@ -171,7 +171,12 @@ mod tests {
     #[test]
     fn classify_table() {
         let cases = [
-            ("a kill ends in die with its code", "die", attrs(&[("name", "z2m"), ("exitCode", "137")]), Some(Signal::Down("container z2m exited (137)".into()))),
+            (
+                "a kill ends in die with its code",
+                "die",
+                attrs(&[("name", "z2m"), ("exitCode", "137")]),
+                Some(Signal::Down("container z2m exited (137)".into())),
+            ),
             ("out of memory", "oom", attrs(&[("name", "z2m")]), Some(Signal::Down("container z2m was killed: out of memory".into()))),
             ("a failing healthcheck", "health_status: unhealthy", attrs(&[("name", "db")]), Some(Signal::Down("container db turned unhealthy".into()))),
             ("a start asks for a re-check", "start", attrs(&[("name", "db")]), Some(Signal::Recheck)),

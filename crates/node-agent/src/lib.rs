@@ -242,10 +242,7 @@ fn open_sink(config: &Config) -> anyhow::Result<(Sink, Option<Delivery>)> {
     let url = config.control_plane.as_deref().context("either --root or --control-plane is needed")?;
     let token = match (&config.token, &config.token_file) {
         (Some(t), _) if !t.trim().is_empty() => t.trim().to_owned(),
-        (_, Some(file)) => std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read AGENT_TOKEN_FILE {}", file.display()))?
-            .trim()
-            .to_owned(),
+        (_, Some(file)) => std::fs::read_to_string(file).with_context(|| format!("cannot read AGENT_TOKEN_FILE {}", file.display()))?.trim().to_owned(),
         _ => bail!("--control-plane needs this node's ingest token: set AGENT_TOKEN or AGENT_TOKEN_FILE"),
     };
     if token.is_empty() {
@@ -301,7 +298,13 @@ async fn next_requests(rx: &mut Option<watch::Receiver<Vec<PendingCheckNow>>>) -
 }
 
 impl Agent {
-    async fn main_loop(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>, mut requests: Option<watch::Receiver<Vec<PendingCheckNow>>>, interval: Duration, shutdown: CancellationToken) {
+    async fn main_loop(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Msg>,
+        mut requests: Option<watch::Receiver<Vec<PendingCheckNow>>>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut check_now_tick = tokio::time::interval(CHECK_NOW_POLL);
@@ -464,7 +467,12 @@ impl Agent {
                 }
                 let runs: Vec<CheckRun> = results
                     .iter()
-                    .map(|r| CheckRun { passed: r.passed, event_type: r.event_type.unwrap_or("check_error"), failure_threshold: r.thresholds.0, success_threshold: r.thresholds.1 })
+                    .map(|r| CheckRun {
+                        passed: r.passed,
+                        event_type: r.event_type.unwrap_or("check_error"),
+                        failure_threshold: r.thresholds.0,
+                        success_threshold: r.thresholds.1,
+                    })
                     .collect();
                 let (emit, verdict) = self.tracker.observe_checks(&service, &runs, source);
                 // Hysteresis: say why the verdict differs from this run's results.
@@ -521,7 +529,16 @@ impl Agent {
 
     /// Emits the service's event, if any; `Some(handed over)` when there was one to emit.
     #[allow(clippy::too_many_arguments)]
-    async fn service_verdict(&mut self, service: &str, emit: Option<&'static str>, verdict: &Verdict, detail: String, data: Option<serde_json::Value>, source: Source, pass: u64) -> Option<bool> {
+    async fn service_verdict(
+        &mut self,
+        service: &str,
+        emit: Option<&'static str>,
+        verdict: &Verdict,
+        detail: String,
+        data: Option<serde_json::Value>,
+        source: Source,
+        pass: u64,
+    ) -> Option<bool> {
         let failing = matches!(verdict, Verdict::Unhealthy { .. });
         let kind = emit?;
         if source == Source::Pass && pass == self.pass {
@@ -590,9 +607,9 @@ impl Agent {
         let spec = self.shared.spec();
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting_issues).into_iter().partition(|(service, _, _)| {
             all || spec.as_ref().and_then(|s| s.services.get(service)).is_none_or(|svc| {
-                svc.depends_on.iter().all(|d| {
-                    self.reported.contains(d) || spec.as_ref().and_then(|s| s.services.get(d)).is_none_or(|dep| !dep.monitor || dep.alert_only())
-                })
+                svc.depends_on
+                    .iter()
+                    .all(|d| self.reported.contains(d) || spec.as_ref().and_then(|s| s.services.get(d)).is_none_or(|dep| !dep.monitor || dep.alert_only()))
             })
         });
         self.waiting_issues = waiting;
@@ -607,12 +624,7 @@ impl Agent {
     async fn publish(&self, component: &str, issue_detail: String, detected_at: homelab_core::Timestamp) {
         let Some(nats) = &self.nats else { return };
         let spec = self.shared.spec();
-        let issue = HealthIssue {
-            component_name: component.to_owned(),
-            issue_detail,
-            detected_at,
-            root_cause: self.root_cause(spec.as_deref(), component),
-        };
+        let issue = HealthIssue { component_name: component.to_owned(), issue_detail, detected_at, root_cause: self.root_cause(spec.as_deref(), component) };
         nats.publish(&issue).await;
     }
 
@@ -621,9 +633,7 @@ impl Agent {
         if self.disk_level != Some(level) && !disks.is_empty() {
             let mut event = self.event("disk_pressure", None);
             event.data = Some(json!({ "level": level, "disks": disks }));
-            event.detail = Some(
-                disks.iter().map(|d| format!("{} {:.1}% used", d.mount, d.used_pct)).collect::<Vec<_>>().join(", "),
-            );
+            event.detail = Some(disks.iter().map(|d| format!("{} {:.1}% used", d.mount, d.used_pct)).collect::<Vec<_>>().join(", "));
             self.emit(event).await;
             self.disk_level = Some(level);
         }
@@ -639,7 +649,8 @@ impl Agent {
         let ts = heartbeat.ts;
         self.emit(heartbeat).await;
         if level == DiskLevel::High {
-            let detail = disks.iter().filter(|d| d.level == DiskLevel::High).map(|d| format!("{} {:.1}% used", d.mount, d.used_pct)).collect::<Vec<_>>().join(", ");
+            let detail =
+                disks.iter().filter(|d| d.level == DiskLevel::High).map(|d| format!("{} {:.1}% used", d.mount, d.used_pct)).collect::<Vec<_>>().join(", ");
             self.publish("disk", format!("disk_pressure: high: {detail}"), ts).await;
         }
         if root_readonly == Some(true) {

@@ -120,7 +120,8 @@ impl Metrics {
         }
         head(&mut o, "homelab_agent_check_duration_seconds", "gauge", "How long the check's last run took");
         for ((svc, kind), s) in &i.checks {
-            let _ = writeln!(o, "homelab_agent_check_duration_seconds{{service=\"{}\",check=\"{}\"}} {:.6}", esc(svc), esc(kind), s.last_duration.as_secs_f64());
+            let _ =
+                writeln!(o, "homelab_agent_check_duration_seconds{{service=\"{}\",check=\"{}\"}} {:.6}", esc(svc), esc(kind), s.last_duration.as_secs_f64());
         }
         head(&mut o, "homelab_agent_checks_total", "counter", "Check runs, by result");
         for ((svc, kind), s) in &i.checks {

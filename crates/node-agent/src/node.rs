@@ -54,15 +54,7 @@ pub fn disk_usage(spec: &DiskSpec) -> Vec<DiskUsage> {
                 let used_pct = if denom == 0 { 0.0 } else { (used as f64 * 100.0 / denom as f64 * 10.0).round() / 10.0 };
                 DiskUsage { mount, total_bytes: total, used_bytes: used, available_bytes: avail, used_pct, level: level_of(used_pct, spec), error: None }
             }
-            Err(e) => DiskUsage {
-                mount,
-                total_bytes: 0,
-                used_bytes: 0,
-                available_bytes: 0,
-                used_pct: 0.0,
-                level: DiskLevel::Ok,
-                error: Some(e.to_string()),
-            },
+            Err(e) => DiskUsage { mount, total_bytes: 0, used_bytes: 0, available_bytes: 0, used_pct: 0.0, level: DiskLevel::Ok, error: Some(e.to_string()) },
         })
         .collect()
 }

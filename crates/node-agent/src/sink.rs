@@ -176,10 +176,7 @@ impl Spool {
 /// characters.
 async fn error_message(resp: reqwest::Response) -> String {
     let body = resp.text().await.unwrap_or_default();
-    let text = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-        .unwrap_or(body);
+    let text = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned)).unwrap_or(body);
     let line = homelab_core::one_line(&text, 500);
     let line = line.trim();
     if line.is_empty() { "(no message)".into() } else { line.to_owned() }
@@ -297,14 +294,8 @@ impl Deliverer {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display()).into()),
                 };
-                let resp = self
-                    .client
-                    .post(&self.url)
-                    .bearer_auth(&self.token)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body)
-                    .send()
-                    .await;
+                let resp =
+                    self.client.post(&self.url).bearer_auth(&self.token).header(reqwest::header::CONTENT_TYPE, "application/json").body(body).send().await;
                 let resp = match resp {
                     Ok(r) => r,
                     Err(e) => return Err(DeliveryError::Unreachable { url: self.url.clone(), reason: e.without_url().to_string() }),

@@ -180,7 +180,11 @@ mod tests {
                 vec![(HTTP_DOWN, Pass), (Healthy, Pass), (Healthy, Pass)],
                 vec![Some("http_check_failed"), Some("service_recovered"), Some("service_healthy")],
             ),
-            ("a failing service is reported on every pass", vec![(HTTP_DOWN, Pass), (HTTP_DOWN, Pass)], vec![Some("http_check_failed"), Some("http_check_failed")]),
+            (
+                "a failing service is reported on every pass",
+                vec![(HTTP_DOWN, Pass), (HTTP_DOWN, Pass)],
+                vec![Some("http_check_failed"), Some("http_check_failed")],
+            ),
             (
                 "kill, die and stop of one container give one event",
                 vec![(Healthy, Pass), (DOWN.clone(), DockerEvent), (DOWN.clone(), DockerEvent), (DOWN.clone(), DockerEvent)],
@@ -229,7 +233,12 @@ mod tests {
                         .zip(thresholds)
                         .enumerate()
                         // A passed run carries no failure type (the agent passes `check_error`).
-                        .map(|(i, (&passed, &(f, s)))| CheckRun { passed, event_type: if passed { "check_error" } else { types[i] }, failure_threshold: f, success_threshold: s })
+                        .map(|(i, (&passed, &(f, s)))| CheckRun {
+                            passed,
+                            event_type: if passed { "check_error" } else { types[i] },
+                            failure_threshold: f,
+                            success_threshold: s,
+                        })
                         .collect();
                     t.observe_checks("svc", &runs, source).0
                 }
@@ -270,12 +279,7 @@ mod tests {
                 vec![Some("port_unreachable"), F],
             ),
             ("a container death stays immediate, whatever failure_threshold says", vec![(5, 1)], vec![OK, Died, Died], vec![H, C, None]),
-            (
-                "after a death, success_threshold passes are needed to recover",
-                vec![(5, 2)],
-                vec![OK, OK, Died, OK, OK, OK],
-                vec![H, H, C, C, R, H],
-            ),
+            ("after a death, success_threshold passes are needed to recover", vec![(5, 2)], vec![OK, OK, Died, OK, OK, OK], vec![H, H, C, C, R, H]),
             ("defaults: a re-check that passes after a death recovers at once", vec![(1, 1)], vec![Died, Run(&[true], DockerEvent)], vec![C, R]),
             ("a re-check counts toward the threshold but says nothing while healthy", vec![(2, 1)], vec![Run(&[false], DockerEvent), FAIL], vec![None, F]),
             ("check-now reports like a pass", vec![(1, 1)], vec![Run(&[true], CheckNow), Run(&[false], CheckNow)], vec![H, F]),

@@ -61,7 +61,12 @@ impl Glewlwyd {
         run(Command::new("sqlite3").arg(d.join("glewlwyd.db")).arg(sql), "sqlite3 (user attributes)");
         // The signing key.
         run(
-            Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=glewlwyd-test"]).arg("-keyout").arg(d.join("key.pem")).arg("-out").arg(d.join("cert.pem")),
+            Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=glewlwyd-test"])
+                .arg("-keyout")
+                .arg(d.join("key.pem"))
+                .arg("-out")
+                .arg(d.join("cert.pem")),
             "openssl req",
         );
         // Its web app, with a config.json of our own (the package's is a link into /etc); links
@@ -92,7 +97,14 @@ impl Glewlwyd {
             .join("\n");
         std::fs::write(d.join("glewlwyd.conf"), conf).unwrap();
         let log = std::fs::File::create(d.join("glewlwyd.log")).unwrap();
-        let child = Command::new(Self::BIN).arg("-c").arg(d.join("glewlwyd.conf")).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("start glewlwyd");
+        let child = Command::new(Self::BIN)
+            .arg("-c")
+            .arg(d.join("glewlwyd.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start glewlwyd");
         let mut g = Glewlwyd { child: KillOnDrop(child), dir, port, admin: String::new() };
         wait_until("glewlwyd to answer", Duration::from_secs(30), || {
             if let Some(status) = g.child.0.try_wait().unwrap() {
@@ -124,7 +136,11 @@ impl Glewlwyd {
         let plugin = json!({"module": "oidc", "name": "oidc", "display_name": "OpenID Connect", "enabled": true, "parameters": params});
         g.admin_call("POST", "/api/mod/plugin/", &plugin);
         for s in ["profile", "email"] {
-            g.admin_call("POST", "/api/scope/", &json!({"name": s, "display_name": s, "description": s, "password_required": true, "password_max_age": 0, "scheme": {}}));
+            g.admin_call(
+                "POST",
+                "/api/scope/",
+                &json!({"name": s, "display_name": s, "description": s, "password_required": true, "password_max_age": 0, "scheme": {}}),
+            );
         }
         wait_until("glewlwyd's discovery document", Duration::from_secs(30), || {
             matches!(http_with_head(port, "GET", "/api/oidc/.well-known/openid-configuration", &[], ""), Ok((200, _, _)))
@@ -139,7 +155,8 @@ impl Glewlwyd {
 
     fn admin_call(&self, method: &str, path: &str, body: &serde_json::Value) {
         let cookie = self.admin.clone();
-        let (status, _, resp) = http_with_head(self.port, method, path, &[("Content-Type", "application/json"), ("Cookie", &cookie)], &body.to_string()).expect("glewlwyd admin API");
+        let (status, _, resp) = http_with_head(self.port, method, path, &[("Content-Type", "application/json"), ("Cookie", &cookie)], &body.to_string())
+            .expect("glewlwyd admin API");
         assert_eq!(status, 200, "{method} {path}: {resp}\n{}", self.log());
     }
 
@@ -175,8 +192,14 @@ impl Glewlwyd {
 
     /// The user of `cookie` consents to `client_id` getting `scope` (so no consent page shows).
     pub fn grant(&self, cookie: &str, client_id: &str, scope: &str) {
-        let (status, _, resp) = http_with_head(self.port, "PUT", &format!("/api/auth/grant/{client_id}"), &[("Content-Type", "application/json"), ("Cookie", cookie)], &json!({"scope": scope}).to_string())
-            .expect("glewlwyd grant API");
+        let (status, _, resp) = http_with_head(
+            self.port,
+            "PUT",
+            &format!("/api/auth/grant/{client_id}"),
+            &[("Content-Type", "application/json"), ("Cookie", cookie)],
+            &json!({"scope": scope}).to_string(),
+        )
+        .expect("glewlwyd grant API");
         assert_eq!(status, 200, "grant: {resp}");
     }
 

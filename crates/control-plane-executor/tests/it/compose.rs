@@ -21,7 +21,10 @@ fn compose_error_is_named_with_its_exit_status_and_output() {
     let r = redeploy_with("echo \"pulling app\"\necho 'ERROR: manifest for app:latest not found' >&2\nexit 1", "60s", &[]);
     assert_eq!(r.exit_status, Some(1));
     let error = r.error.unwrap();
-    assert!(error.contains("docker-compose up -d --force-recreate") && error.contains("exit status 1") && error.contains("manifest for app:latest not found"), "{error}");
+    assert!(
+        error.contains("docker-compose up -d --force-recreate") && error.contains("exit status 1") && error.contains("manifest for app:latest not found"),
+        "{error}"
+    );
     assert!(r.output.contains("pulling app") && r.output.contains("ERROR: manifest"), "{}", r.output);
 }
 

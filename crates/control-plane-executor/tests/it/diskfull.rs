@@ -14,7 +14,6 @@ use testkit::{TempRoot, Tmpfs, wait_for, wait_until};
 use crate::crash::{executor, fake_compose};
 use crate::*;
 
-
 struct KillOnDrop(Option<std::process::Child>);
 
 impl KillOnDrop {

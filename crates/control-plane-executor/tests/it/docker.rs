@@ -25,7 +25,8 @@ fn stopped_container_is_restarted() {
     assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", &name]), "true");
     let by: Vec<(ActionState, &str)> = done.history.iter().map(|h| (h.state, h.by.as_str())).collect();
     assert_eq!(&by[2..], [(ActionState::Running, "executor"), (ActionState::Completed, "executor")]);
-    let running = std::fs::read_dir(t.root().join("actions/running")).unwrap().filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
+    let running =
+        std::fs::read_dir(t.root().join("actions/running")).unwrap().filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
     assert_eq!(running, 0);
 }
 

@@ -122,7 +122,12 @@ fn a_redeploy_never_overlaps_a_restart_of_its_service_but_may_overlap_another() 
     std::fs::create_dir_all(&compose_dir).unwrap();
     t.write_host(
         "local",
-        &format!("compose_command: docker-compose\nservices:\n  a:\n    containers: [{}]\n    compose_dir: {}\n  b:\n    containers: [{}]\n", names[0], compose_dir.display(), names[1]),
+        &format!(
+            "compose_command: docker-compose\nservices:\n  a:\n    containers: [{}]\n    compose_dir: {}\n  b:\n    containers: [{}]\n",
+            names[0],
+            compose_dir.display(),
+            names[1]
+        ),
     );
     crate::gate::world_up(&t.root(), "local");
     // Oldest first: the redeploy of a, then restarts of a and of b.

@@ -32,7 +32,10 @@ fn two_executors_run_each_of_200_actions_exactly_once() {
             yaml.push_str(&format!("  s{s}:\n    compose_dir: {}\n", dir.display()));
         }
         t.write_host(&node, &yaml);
-        nodes.insert(node.clone(), NodeState { last_seen: Some(now), status: NodeStatus::Up, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None });
+        nodes.insert(
+            node.clone(),
+            NodeState { last_seen: Some(now), status: NodeStatus::Up, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None },
+        );
         for s in 0..PER_NODE {
             let a = approved(ActionType::Redeploy, &node, Some(&format!("s{s}")));
             approve(&t.root(), &a);

@@ -72,10 +72,7 @@ impl Drop for Sshd {
 }
 
 fn remote_host(t: &TempRoot, sshd: &Sshd, compose_dir: &Path) {
-    t.write_host(
-        "remote",
-        &format!("{}compose_command: docker-compose\nservices:\n  app:\n    compose_dir: {}\n", sshd.ssh_yaml(), compose_dir.display()),
-    );
+    t.write_host("remote", &format!("{}compose_command: docker-compose\nservices:\n  app:\n    compose_dir: {}\n", sshd.ssh_yaml(), compose_dir.display()));
 }
 
 #[test]

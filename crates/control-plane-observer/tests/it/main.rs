@@ -91,7 +91,5 @@ impl Drop for Daemon {
 }
 
 fn wait_world(t: &TempRoot, what: &str, cond: impl Fn(&ServicesFile) -> bool) {
-    wait_until(what, Duration::from_secs(10), || {
-        DataRoot::open(t.root()).unwrap().read_world().ok().and_then(|w| w.0).is_some_and(|s| cond(&s))
-    });
+    wait_until(what, Duration::from_secs(10), || DataRoot::open(t.root()).unwrap().read_world().ok().and_then(|w| w.0).is_some_and(|s| cond(&s)));
 }

@@ -54,7 +54,8 @@ fn invalid_files_go_to_quarantine_with_a_reason_and_nothing_is_lost() {
     let day = t.root().join("events").join(good.day());
     std::fs::write(day.join("garbage.json"), "{not json").unwrap();
     let missing = ev(2, 2, "n1", "service_healthy", Some("web"));
-    std::fs::write(day.join(missing.file_name()), r#"{"id":"00000000-0000-0000-0000-000000000002","node":"n1","type":"service_healthy","service":"web"}"#).unwrap();
+    std::fs::write(day.join(missing.file_name()), r#"{"id":"00000000-0000-0000-0000-000000000002","node":"n1","type":"service_healthy","service":"web"}"#)
+        .unwrap();
     let mut bad_name = ev(3, 3, "n1", "service_healthy", Some("web"));
     bad_name.node = "Bad/Name".into();
     std::fs::write(day.join("20990101T000000.000Z-n1-00000000.json"), serde_json::to_vec(&bad_name).unwrap()).unwrap();

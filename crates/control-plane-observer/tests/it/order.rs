@@ -75,9 +75,7 @@ fn an_event_years_ahead_is_quarantined_and_never_freezes_its_node() {
     write(&t.root(), &now);
     wait_world(&t, "real event folded", |s| s.services.get("n1").is_some_and(|m| m.contains_key("web")));
     wait_until("node not in the future", Duration::from_secs(10), || nodes(&t).nodes.get("n1").is_some_and(|n| n.last_seen == Some(now.ts)));
-    wait_until("counted by reason", Duration::from_secs(20), || {
-        heartbeat(&t).is_some_and(|h| h.extra["quarantined_by_reason"]["clock_skew"] == 1)
-    });
+    wait_until("counted by reason", Duration::from_secs(20), || heartbeat(&t).is_some_and(|h| h.extra["quarantined_by_reason"]["clock_skew"] == 1));
     // A small skew (an agent a minute ahead) is accepted.
     let mut ahead = ev(0, 3, "n1", "service_healthy", Some("web"));
     ahead.ts = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + chrono::Duration::seconds(60), 3);

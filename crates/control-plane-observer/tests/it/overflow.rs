@@ -15,8 +15,8 @@ const EVENTS: u128 = 10_000;
 fn burst_event(i: u128) -> Event {
     let node = format!("ovf-{:02}", i % NODES);
     let service = format!("svc-{:02}", (i / NODES) % SERVICES);
-    let kind = ["service_healthy", "http_check_failed", "containers_not_running", "service_recovered", "http_check_failed"]
-        [(i / (NODES * SERVICES)) as usize % 5];
+    let kind =
+        ["service_healthy", "http_check_failed", "containers_not_running", "service_recovered", "http_check_failed"][(i / (NODES * SERVICES)) as usize % 5];
     Event {
         id: Uuid::from_u128(((i + 1) << 96) | i), // distinct first 8 hex digits: they are in the file name
         ts: at(0) + chrono::Duration::milliseconds(i as i64),
@@ -120,9 +120,7 @@ fn inotify_overflow_is_seen_and_loses_no_event() {
     }
 
     // The overflow was seen: counted in the heartbeat (written every 10 s) and logged.
-    wait_for("the heartbeat counting an overflow (counters.overflows > 0)", Duration::from_secs(30), || {
-        overflows(&t.root()).filter(|n| *n > 0)
-    });
+    wait_for("the heartbeat counting an overflow (counters.overflows > 0)", Duration::from_secs(30), || overflows(&t.root()).filter(|n| *n > 0));
     let logged = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(
         logged.lines().any(|l| l.to_lowercase().contains("overflow")),

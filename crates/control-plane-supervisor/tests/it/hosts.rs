@@ -91,7 +91,10 @@ fn configuration_errors_reach_the_audit_log_once_each() {
     assert!(sup.reconcile(now()).unwrap().config_errors.is_empty());
     sup.reconcile(now()).unwrap();
     let audit = config_audit(&t);
-    assert_eq!(audit.iter().map(|r| (r.0.as_str(), r.2.as_str())).collect::<Vec<_>>(), [("config_error", "refused"), ("config_error", "refused"), ("config_ok", "ok")]);
+    assert_eq!(
+        audit.iter().map(|r| (r.0.as_str(), r.2.as_str())).collect::<Vec<_>>(),
+        [("config_error", "refused"), ("config_error", "refused"), ("config_ok", "ok")]
+    );
 }
 
 #[test]
@@ -109,14 +112,17 @@ fn broken_file_with_no_last_good_cancels_nothing() {
         },
         unknown_nodes: &Default::default(),
         services: &Default::default(),
-        nodes: &[("edge-2".to_owned(), homelab_core::world::NodeState {
-            last_seen: Some(crate::now()),
-            status: homelab_core::NodeStatus::Up,
-            disk_pressure: None,
-            disks: None,
-            agent_version: None,
-            uptime_secs: None,
-        })]
+        nodes: &[(
+            "edge-2".to_owned(),
+            homelab_core::world::NodeState {
+                last_seen: Some(crate::now()),
+                status: homelab_core::NodeStatus::Up,
+                disk_pressure: None,
+                disks: None,
+                agent_version: None,
+                uptime_secs: None,
+            },
+        )]
         .into(),
         active: &[],
         outcomes: &[],

@@ -36,7 +36,10 @@ fn a_healthy_fleet_starting_writes_no_action_and_drift_json_says_why() {
     let root = DataRoot::open(t.root()).unwrap();
     let drift = wait_for("world/drift.json", Duration::from_secs(20), || root.read_drift().ok().flatten());
     let rows: Vec<(Option<&str>, NextStep)> = drift.drifts.iter().map(|d| (d.service.as_deref(), d.decision)).collect();
-    assert_eq!(rows, [(Some("mosquitto"), NextStep::WaitingFreshWorld), (Some("web"), NextStep::WaitingFreshWorld), (Some("zigbee2mqtt"), NextStep::RootCauseElsewhere)]);
+    assert_eq!(
+        rows,
+        [(Some("mosquitto"), NextStep::WaitingFreshWorld), (Some("web"), NextStep::WaitingFreshWorld), (Some("zigbee2mqtt"), NextStep::RootCauseElsewhere)]
+    );
     assert!(drift.drifts[..2].iter().all(|d| d.until.is_some() && d.reason.contains("just started")), "{drift:?}");
     // The services report over the first check pass.
     WorldBuilder::new().node("edge-1", 0).healthy("edge-1", &["mosquitto", "zigbee2mqtt", "web"]).write(&t);
@@ -83,7 +86,8 @@ fn a_retried_action_is_honoured_across_runs() {
     assert_eq!(drift.drifts[0].decision, NextStep::RemediationExhausted, "{drift:?}");
     assert!(drift.drifts[0].reason.contains("Retry"), "{}", drift.drifts[0].reason);
     // The operator proposes it again (as the UI and hcp do).
-    let a = homelab_core::plan::retry_action(&drift, "redeploy-edge-1-web", root.active_state("redeploy-edge-1-web"), "cli:tester", chrono::Utc::now()).unwrap();
+    let a =
+        homelab_core::plan::retry_action(&drift, "redeploy-edge-1-web", root.active_state("redeploy-edge-1-web"), "cli:tester", chrono::Utc::now()).unwrap();
     root.create_action(&a).unwrap();
     once(&t);
     assert_eq!(ids(&t, ActionState::Pending), ["redeploy-edge-1-web"], "not cancelled as exhausted");

@@ -36,7 +36,9 @@ fn a_silence_mutes_the_drift_withdraws_the_proposal_and_ends_by_itself() {
     let s = Silence::new("s-test-1".into(), Matcher::target("edge-1/web"), Duration::from_secs(6), "swapping the disk", "cli:test", now()).unwrap();
     root.write_silence(&s).unwrap();
     wait_until("the drift silenced", Duration::from_secs(20), || {
-        root.read_drift().ok().flatten().is_some_and(|d| d.drifts.iter().any(|r| r.decision == NextStep::Silenced && r.until.map(|u| u.timestamp_millis()) == Some(s.ends_at.timestamp_millis())))
+        root.read_drift().ok().flatten().is_some_and(|d| {
+            d.drifts.iter().any(|r| r.decision == NextStep::Silenced && r.until.map(|u| u.timestamp_millis()) == Some(s.ends_at.timestamp_millis()))
+        })
     });
     wait_until("the proposal withdrawn", Duration::from_secs(20), || root.active_state(id).is_none());
     let drift = root.read_drift().unwrap().unwrap();

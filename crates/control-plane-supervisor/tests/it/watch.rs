@@ -53,11 +53,25 @@ fn an_unchanged_drift_is_not_rewritten() {
     t.write_host("edge-1", EDGE);
     let world = WorldBuilder::new().node("edge-1", 5).healthy("edge-1", &["mosquitto", "zigbee2mqtt"]).service("edge-1", "web", Some("http_check_failed"));
     world.write(&t);
-    let child = Command::new(BIN).arg("--root").arg(t.root()).arg("--hosts").arg(t.hosts()).args(["--tick", "1h"]).env("MISSING_GRACE", "0").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = Command::new(BIN)
+        .arg("--root")
+        .arg(t.root())
+        .arg("--hosts")
+        .arg(t.hosts())
+        .args(["--tick", "1h"])
+        .env("MISSING_GRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut guard = testkit::KillOnDrop(child);
     let root = homelab_store::DataRoot::open(t.root()).unwrap();
     let reconciles = || {
-        root.read_json::<homelab_core::Heartbeat>("state/heartbeat/supervisor.json").ok().flatten().and_then(|h| h.counters.get("reconciles").copied()).unwrap_or(0)
+        root.read_json::<homelab_core::Heartbeat>("state/heartbeat/supervisor.json")
+            .ok()
+            .flatten()
+            .and_then(|h| h.counters.get("reconciles").copied())
+            .unwrap_or(0)
     };
     let drift = || root.read_drift().ok().flatten();
     // Settled: the redeploy was proposed, and the next reconcile says it is active.

@@ -40,7 +40,14 @@ fn world(lines: &[&str]) -> World {
     w
 }
 
-fn entry(node: &str, service: Option<&str>, kind: homelab_core::plan::DriftKind, decision: homelab_core::drift::NextStep, action: Option<&str>, until: Option<&str>) -> homelab_core::drift::DriftEntry {
+fn entry(
+    node: &str,
+    service: Option<&str>,
+    kind: homelab_core::plan::DriftKind,
+    decision: homelab_core::drift::NextStep,
+    action: Option<&str>,
+    until: Option<&str>,
+) -> homelab_core::drift::DriftEntry {
     homelab_core::drift::DriftEntry {
         node: node.into(),
         service: service.map(Into::into),
@@ -66,7 +73,14 @@ fn drift_is_the_file_verbatim() {
     let file = DriftFile {
         generated_at: ts("2026-05-27T11:59:58.000Z"),
         drifts: vec![
-            entry("edge-1", Some("mqtt"), DriftKind::UnhealthyService, NextStep::RemediationExhausted, Some("redeploy-edge-1-mqtt"), Some("2026-05-27T12:14:00.000Z")),
+            entry(
+                "edge-1",
+                Some("mqtt"),
+                DriftKind::UnhealthyService,
+                NextStep::RemediationExhausted,
+                Some("redeploy-edge-1-mqtt"),
+                Some("2026-05-27T12:14:00.000Z"),
+            ),
             entry("edge-1", Some("z2m"), DriftKind::MissingService, NextStep::WaitingGrace, None, Some("2026-05-27T12:01:00.000Z")),
             entry("edge-2", None, DriftKind::NodeUnreachable, NextStep::NodeUnreachable, None, None),
         ],

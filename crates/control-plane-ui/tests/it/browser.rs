@@ -82,10 +82,13 @@ impl Served {
         let server = tokio::spawn(control_plane_ui::run_on(Arc::clone(&fx.state), listener, shutdown.clone()));
         let driver = Driver::start().await;
         let profile = tempfile_dir();
-        let client = tokio::time::timeout(DEADLINE, ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(chromium_caps(&profile)).connect(&driver.url))
-            .await
-            .expect("WebDriver session timed out")
-            .expect("WebDriver session");
+        let client = tokio::time::timeout(
+            DEADLINE,
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(chromium_caps(&profile)).connect(&driver.url),
+        )
+        .await
+        .expect("WebDriver session timed out")
+        .expect("WebDriver session");
         Served { base, client, shutdown, server, _driver: driver }
     }
 
@@ -194,8 +197,16 @@ fn shots_dir() -> std::path::PathBuf {
 fn seed_quarantine(root: &std::path::Path) {
     let q = root.join("quarantine/events");
     let entries: [(&str, &str, u64); 6] = [
-        ("20260527T140311.123Z-edge-1-0badf00d.json", "invalid: expected value at line 1 column 1\n(from events/2026-05-27/20260527T140311.123Z-edge-1-0badf00d.json)", 7200),
-        ("20310527T140311.123Z-edge-2-deadbeef.json", "clock_skew: dated 1826d ahead of the control plane's clock (more than MAX_CLOCK_SKEW 5m): check the sending node's clock (NTP)\n(from events/2031-05-27/20310527T140311.123Z-edge-2-deadbeef.json)", 40),
+        (
+            "20260527T140311.123Z-edge-1-0badf00d.json",
+            "invalid: expected value at line 1 column 1\n(from events/2026-05-27/20260527T140311.123Z-edge-1-0badf00d.json)",
+            7200,
+        ),
+        (
+            "20310527T140311.123Z-edge-2-deadbeef.json",
+            "clock_skew: dated 1826d ahead of the control plane's clock (more than MAX_CLOCK_SKEW 5m): check the sending node's clock (NTP)\n(from events/2031-05-27/20310527T140311.123Z-edge-2-deadbeef.json)",
+            40,
+        ),
         ("link-to-outside.json", "not_regular_file: a symbolic link\n(from events/2026-05-27/link-to-outside.json)", 600),
         ("2026-13-45", "bad_day_folder: not a YYYY-MM-DD day folder\n(from events/2026-13-45)", 90_000),
         ("20260101T000000.000Z-nas-1-00000001.json", "too_old: dated 146d ago, older than the event retention (14d)", 300_000),

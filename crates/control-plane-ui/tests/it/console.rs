@@ -31,12 +31,29 @@ pub fn seed_fleet(fx: &Fx) -> String {
         "edge-1",
         "compose_command: docker compose\nservices:\n  web:\n    compose_dir: /srv/web\n  mqtt:\n    containers: [mosquitto]\n  z2m:\n    compose_dir: /srv/zigbee2mqtt\n    depends_on: [mqtt]\n",
     );
-    fx.tmp.write_host("nas-1", "ssh:\n  host: 10.0.0.12\n  user: ops\ncompose_command: docker-compose\nservices:\n  jellyfin:\n    compose_dir: /srv/jellyfin\n");
+    fx.tmp
+        .write_host("nas-1", "ssh:\n  host: 10.0.0.12\n  user: ops\ncompose_command: docker-compose\nservices:\n  jellyfin:\n    compose_dir: /srv/jellyfin\n");
     fx.tmp.write_host("garage-pi", "services:\n  zigbee-gw:\n    containers: [zigbee-gw]\n");
 
     let mut w = World::default();
-    w.nodes.insert("edge-1".into(), NodeFacts { last_seen: Some(now - chrono::Duration::seconds(12)), disk_pressure: Some(DiskLevel::Ok), agent_version: Some("0.1.0".into()), ..Default::default() });
-    w.nodes.insert("nas-1".into(), NodeFacts { last_seen: Some(now - chrono::Duration::seconds(20)), disk_pressure: Some(DiskLevel::Medium), agent_version: Some("0.1.0".into()), ..Default::default() });
+    w.nodes.insert(
+        "edge-1".into(),
+        NodeFacts {
+            last_seen: Some(now - chrono::Duration::seconds(12)),
+            disk_pressure: Some(DiskLevel::Ok),
+            agent_version: Some("0.1.0".into()),
+            ..Default::default()
+        },
+    );
+    w.nodes.insert(
+        "nas-1".into(),
+        NodeFacts {
+            last_seen: Some(now - chrono::Duration::seconds(20)),
+            disk_pressure: Some(DiskLevel::Medium),
+            agent_version: Some("0.1.0".into()),
+            ..Default::default()
+        },
+    );
     let svc = |status, reason: Option<&str>, since_min: i64, failures| ServiceState {
         status,
         reason: reason.map(Into::into),
@@ -91,7 +108,16 @@ pub fn seed_fleet(fx: &Fx) -> String {
         let a = action(ActionType::ContainerRestart, service, at);
         let root = &fx.state.root;
         root.create_action(&a).unwrap();
-        root.transition(&a.id, ActionState::Pending, ActionState::Approved, at + chrono::Duration::seconds(40), if service == "mqtt" { "telegram:4242" } else { "policy" }, None, |_| {}).unwrap();
+        root.transition(
+            &a.id,
+            ActionState::Pending,
+            ActionState::Approved,
+            at + chrono::Duration::seconds(40),
+            if service == "mqtt" { "telegram:4242" } else { "policy" },
+            None,
+            |_| {},
+        )
+        .unwrap();
         root.transition(&a.id, ActionState::Approved, ActionState::Running, at + chrono::Duration::seconds(41), "executor", None, |_| {}).unwrap();
         let end = at + chrono::Duration::seconds(44);
         root.transition(&a.id, ActionState::Running, ActionState::Completed, end, "executor", None, |x| {
@@ -111,15 +137,12 @@ pub fn seed_fleet(fx: &Fx) -> String {
     fx.state.root.create_action(&pending).unwrap();
     write_drift(
         fx,
-        vec![
-            drift_entry("edge-1", Some("web"), DriftKind::UnhealthyService, NextStep::ActionCreated, Some(&pending.id), None),
-            {
-                let mut d = drift_entry("garage-pi", None, DriftKind::NodeUnreachable, NextStep::NodeUnreachable, None, None);
-                d.trigger = "never_seen".into();
-                d.reason = "garage-pi has never reported: install its agent; nothing is proposed for an unreachable node".into();
-                d
-            },
-        ],
+        vec![drift_entry("edge-1", Some("web"), DriftKind::UnhealthyService, NextStep::ActionCreated, Some(&pending.id), None), {
+            let mut d = drift_entry("garage-pi", None, DriftKind::NodeUnreachable, NextStep::NodeUnreachable, None, None);
+            d.trigger = "never_seen".into();
+            d.reason = "garage-pi has never reported: install its agent; nothing is proposed for an unreachable node".into();
+            d
+        }],
     );
     for daemon in ["observer", "supervisor", "executor"] {
         let hb = homelab_core::Heartbeat {
@@ -277,9 +300,24 @@ async fn silences_and_audit_pages_on_phone_and_desktop() {
     write_drift(&fx, drift);
     let r = fx.send(bearer_post("/api/v1/silences", UI_TOKEN, r#"{"target": "nas-1/jellyfin", "duration": "1h", "reason": "re-indexing the library"}"#)).await;
     assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.body);
-    let old = homelab_core::silence::Silence::new("s-20260101T000000.000Z-0000cafe".into(), homelab_core::silence::Matcher::target("edge-1/mqtt"), Duration::from_secs(3600), "broker upgrade", "ui:bob", chrono::Utc::now() - chrono::Duration::hours(30)).unwrap();
+    let old = homelab_core::silence::Silence::new(
+        "s-20260101T000000.000Z-0000cafe".into(),
+        homelab_core::silence::Matcher::target("edge-1/mqtt"),
+        Duration::from_secs(3600),
+        "broker upgrade",
+        "ui:bob",
+        chrono::Utc::now() - chrono::Duration::hours(30),
+    )
+    .unwrap();
     fx.state.root.write_silence(&old).unwrap();
-    fx.state.root.append_audit(&homelab_store::audit::AuditRecord::new("carl", "operator", "api", "192.0.2.77", "approve", "redeploy-nas-1-jellyfin", "refused").detail("not allowed: operator carl acts on groups [web]; node nas-1 is in [media]"), 90).unwrap();
+    fx.state
+        .root
+        .append_audit(
+            &homelab_store::audit::AuditRecord::new("carl", "operator", "api", "192.0.2.77", "approve", "redeploy-nas-1-jellyfin", "refused")
+                .detail("not allowed: operator carl acts on groups [web]; node nas-1 is in [media]"),
+            90,
+        )
+        .unwrap();
     let ui = Served::start(&fx).await;
     let (base, client) = (ui.base.clone(), ui.client.clone());
     let shots = shots();
@@ -345,9 +383,15 @@ async fn silences_and_audit_pages_on_phone_and_desktop() {
     let _ = client.close().await;
     let (listed, web_row, nas, id, active_after, audit, whats, phone) = result.expect("browser steps timed out").expect("browser step failed");
 
-    assert!(listed.contains("edge-1/web") && listed.contains("moving it to the new box") && listed.contains("ui:alice") && listed.contains("(ends in 3 h 5"), "{listed}");
+    assert!(
+        listed.contains("edge-1/web") && listed.contains("moving it to the new box") && listed.contains("ui:alice") && listed.contains("(ends in 3 h 5"),
+        "{listed}"
+    );
     assert!(web_row.contains("muted until") && web_row.contains("UTC"), "{web_row}");
-    assert!(nas.contains("SILENCED") && nas.contains("muted: nothing is proposed") && (nas.contains("(ends in 50 min)") || nas.contains("(ends in 49 min)")), "{nas}");
+    assert!(
+        nas.contains("SILENCED") && nas.contains("muted: nothing is proposed") && (nas.contains("(ends in 50 min)") || nas.contains("(ends in 49 min)")),
+        "{nas}"
+    );
     assert!(!active_after.contains("edge-1/web") && active_after.contains("nas-1/jellyfin"), "{active_after}");
     let s = fx.state.root.read_silence(&id).unwrap().expect("on disk");
     assert_eq!(s.expired_by.as_deref(), Some("ui:alice"));

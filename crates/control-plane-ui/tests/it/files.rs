@@ -46,7 +46,9 @@ pub fn drift_entry(node: &str, service: Option<&str>, kind: DriftKind, decision:
         decision,
         reason: match decision {
             NextStep::ActionCreated => "a container restart was proposed; waiting for approval".into(),
-            NextStep::RemediationExhausted => "a restart and a redeploy already ran within 15 min and did not help; nothing more is proposed until the window ends".into(),
+            NextStep::RemediationExhausted => {
+                "a restart and a redeploy already ran within 15 min and did not help; nothing more is proposed until the window ends".into()
+            }
             NextStep::WaitingGrace => "the service just went missing; waiting a full check pass before proposing anything".into(),
             NextStep::RejectedSnoozed => "an operator rejected it; not proposed again until the drift resolves once".into(),
             other => format!("{} (test)", other.as_str()),
@@ -76,13 +78,43 @@ async fn one_broken_file_never_fails_a_route() {
         had_good_copy: bool,
     }
     let cases = [
-        Case { what: "wrong-typed field in services.json", file: "world/services.json", content: r#"{"generated_at": "2026-05-27T12:00:00Z", "services": {"edge-1": {"mqtt": {"status": "unhealthy", "consecutive_failures": "three"}}}}"#, had_good_copy: true },
-        Case { what: "wrong-typed field in services.json, never good", file: "world/services.json", content: r#"{"generated_at": 5, "services": {}}"#, had_good_copy: false },
-        Case { what: "wrong-typed field in nodes.json", file: "world/nodes.json", content: r#"{"generated_at": "2026-05-27T12:00:00Z", "nodes": {"edge-1": {"last_seen": 17}}}"#, had_good_copy: true },
-        Case { what: "drift.json that does not parse", file: "world/drift.json", content: "{\"generated_at\": \"2026-05-27T12:00:00Z\", \"drifts\": [", had_good_copy: true },
+        Case {
+            what: "wrong-typed field in services.json",
+            file: "world/services.json",
+            content: r#"{"generated_at": "2026-05-27T12:00:00Z", "services": {"edge-1": {"mqtt": {"status": "unhealthy", "consecutive_failures": "three"}}}}"#,
+            had_good_copy: true,
+        },
+        Case {
+            what: "wrong-typed field in services.json, never good",
+            file: "world/services.json",
+            content: r#"{"generated_at": 5, "services": {}}"#,
+            had_good_copy: false,
+        },
+        Case {
+            what: "wrong-typed field in nodes.json",
+            file: "world/nodes.json",
+            content: r#"{"generated_at": "2026-05-27T12:00:00Z", "nodes": {"edge-1": {"last_seen": 17}}}"#,
+            had_good_copy: true,
+        },
+        Case {
+            what: "drift.json that does not parse",
+            file: "world/drift.json",
+            content: "{\"generated_at\": \"2026-05-27T12:00:00Z\", \"drifts\": [",
+            had_good_copy: true,
+        },
         Case { what: "drift.json that never parsed", file: "world/drift.json", content: "not json", had_good_copy: false },
-        Case { what: "pending action file that does not parse", file: "actions/pending/redeploy-edge-1-z2m.json", content: "{\"id\": \"redeploy-edge-1-z2m\", \"type\": ", had_good_copy: false },
-        Case { what: "running action file with a wrong-typed field", file: "actions/running/container-restart-edge-1-mqtt.json", content: r#"{"id": "container-restart-edge-1-mqtt", "type": "container_restart", "risk": 3}"#, had_good_copy: true },
+        Case {
+            what: "pending action file that does not parse",
+            file: "actions/pending/redeploy-edge-1-z2m.json",
+            content: "{\"id\": \"redeploy-edge-1-z2m\", \"type\": ",
+            had_good_copy: false,
+        },
+        Case {
+            what: "running action file with a wrong-typed field",
+            file: "actions/running/container-restart-edge-1-mqtt.json",
+            content: r#"{"id": "container-restart-edge-1-mqtt", "type": "container_restart", "risk": 3}"#,
+            had_good_copy: true,
+        },
         Case { what: "heartbeat that is not JSON", file: "state/heartbeat/supervisor.json", content: "\u{0}\u{1}garbage", had_good_copy: false },
         Case { what: "heartbeat of the wrong shape", file: "state/heartbeat/executor.json", content: "[1, 2, 3]", had_good_copy: false },
     ];
@@ -160,13 +192,15 @@ async fn one_broken_file_never_fails_a_route() {
 
         // Looking up one action never answers 500: the action, or for a broken action file a
         // 409 naming it (or, once the store moved it to quarantine/actions/, a 404 naming that).
-        let probe_id = if case.file.starts_with("actions/") { std::path::Path::new(case.file).file_stem().unwrap().to_str().unwrap().to_owned() } else { id.clone() };
+        let probe_id =
+            if case.file.starts_with("actions/") { std::path::Path::new(case.file).file_stem().unwrap().to_str().unwrap().to_owned() } else { id.clone() };
         for route in [format!("/api/v1/actions/{probe_id}"), format!("/actions/{probe_id}")] {
             let r = fx.send(get(&route)).await;
             assert!(!r.status.is_server_error(), "{}: {route} answered {}: {}", case.what, r.status, r.body);
             if case.file.starts_with("actions/") {
                 let name = std::path::Path::new(case.file).file_name().unwrap().to_str().unwrap();
-                let clear = (r.status == StatusCode::CONFLICT && r.body.contains(case.file)) || (r.status == StatusCode::NOT_FOUND && r.body.contains(&format!("quarantine/actions/{name}")));
+                let clear = (r.status == StatusCode::CONFLICT && r.body.contains(case.file))
+                    || (r.status == StatusCode::NOT_FOUND && r.body.contains(&format!("quarantine/actions/{name}")));
                 assert!(clear, "{}: {route}: {} {}", case.what, r.status, r.body);
             } else {
                 assert_eq!(r.status, StatusCode::OK, "{}: {route}", case.what);
@@ -210,7 +244,11 @@ async fn unreadable_and_quarantined_action_files() {
         assert!(page.body.contains("does not parse"), "{}", page.body);
         // Quarantined as the supervisor/executor do it: moved aside with a reason.
         let q = fx.tmp.root().join("quarantine/actions");
-        std::fs::write(q.join("redeploy-n1-web.json.reason"), "unreadable action file (from actions/running/redeploy-n1-web.json): expected ident at line 1 column 3\n").unwrap();
+        std::fs::write(
+            q.join("redeploy-n1-web.json.reason"),
+            "unreadable action file (from actions/running/redeploy-n1-web.json): expected ident at line 1 column 3\n",
+        )
+        .unwrap();
         std::fs::rename(&running, q.join("redeploy-n1-web.json")).unwrap();
         fx.state.invalidate();
     } else {
@@ -229,7 +267,11 @@ async fn unreadable_and_quarantined_action_files() {
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(page.body.contains("quarantine/actions/redeploy-n1-web.json"), "{}", page.body);
     let dash = fx.send(get("/")).await;
-    assert!(dash.body.contains("id=\"quarantine\"") && dash.body.contains("actions/redeploy-n1-web.json") && dash.body.contains("from actions/running/"), "{}", dash.body);
+    assert!(
+        dash.body.contains("id=\"quarantine\"") && dash.body.contains("actions/redeploy-n1-web.json") && dash.body.contains("from actions/running/"),
+        "{}",
+        dash.body
+    );
     let s = fx.send(get("/summary")).await.json();
     assert_eq!(s["quarantine"]["recent"][0]["file"], "quarantine/actions/redeploy-n1-web.json");
 }
@@ -283,7 +325,11 @@ async fn drift_rows_come_from_drift_json() {
     let page = fx.send(get(&format!("/actions/{id}"))).await.body;
     assert!(page.contains("id=\"drift-now\" data-decision=\"action_created\"") && page.contains("waiting for approval"), "{page}");
     let md = fx.send(get("/summary.md")).await.body;
-    assert!(md.contains("edge-1/web: unhealthy_service (containers_not_running)") && md.contains("next: remediation_exhausted, action: redeploy-edge-1-web, until "), "{md}");
+    assert!(
+        md.contains("edge-1/web: unhealthy_service (containers_not_running)")
+            && md.contains("next: remediation_exhausted, action: redeploy-edge-1-web, until "),
+        "{md}"
+    );
 
     // Logged in, the exhausted row has a Retry button with the CSRF token.
     let cookie = login(&fx, "alice").await;

@@ -135,7 +135,11 @@ pub fn get(uri: &str) -> Request<Body> {
 }
 
 pub fn bearer_post(uri: &str, token: &str, body: &str) -> Request<Body> {
-    req("POST", uri, "127.0.0.1").header("authorization", format!("Bearer {token}")).header("content-type", "application/json").body(Body::from(body.to_owned())).unwrap()
+    req("POST", uri, "127.0.0.1")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
 }
 
 /// The CSRF token a rendered page carries in its forms.

@@ -48,7 +48,10 @@ async fn begin(fx: &Fx, peer: &str) -> (String, String) {
     let r = fx.send(req("GET", "/auth/oidc/login", peer).body(Body::empty()).unwrap()).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let cookie = r.header("set-cookie");
-    assert!(cookie.starts_with("hcp_oidc=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/auth/oidc"), "{cookie}");
+    assert!(
+        cookie.starts_with("hcp_oidc=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/auth/oidc"),
+        "{cookie}"
+    );
     let url = r.header("location");
     assert!(url.contains("code_challenge_method=S256") && url.contains("nonce=") && url.contains("state="), "{url}");
     (url, cookie.split(';').next().unwrap().to_owned())
@@ -73,7 +76,8 @@ async fn login_as(fx: &Fx, idp: &Glewlwyd, user: &str, peer: &str) -> String {
     let r = callback(fx, &path, &pending, peer).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("http-equiv=\"refresh\""), "the page moves on to the dashboard: {}", r.body);
-    let session = r.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).find(|c| c.starts_with("hcp_session=")).expect("session cookie");
+    let session =
+        r.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).find(|c| c.starts_with("hcp_session=")).expect("session cookie");
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
     session.split(';').next().unwrap().to_owned()
 }
@@ -105,7 +109,18 @@ async fn roles_and_groups_come_from_claims_and_a_local_user_wins() {
     fx.state
         .root
         .update_users(|f| -> std::io::Result<()> {
-            f.users.insert("vera".into(), User { role: Role::Viewer, groups: vec![], password_hash: None, telegram_ids: vec![], created_at: now, updated_at: now, sessions_not_before: None });
+            f.users.insert(
+                "vera".into(),
+                User {
+                    role: Role::Viewer,
+                    groups: vec![],
+                    password_hash: None,
+                    telegram_ids: vec![],
+                    created_at: now,
+                    updated_at: now,
+                    sessions_not_before: None,
+                },
+            );
             Ok(())
         })
         .unwrap();
@@ -235,7 +250,12 @@ async fn replayed_unknown_foreign_states_and_a_wrong_nonce_are_refused_and_audit
 
     // Counted in the metrics.
     let m = fx.send(get("/metrics")).await;
-    let line = |outcome: &str| m.body.lines().find(|l| l.starts_with("homelab_auth_attempts_total") && l.contains("kind=\"oidc\"") && l.contains(&format!("outcome=\"{outcome}\""))).map(str::to_owned);
+    let line = |outcome: &str| {
+        m.body
+            .lines()
+            .find(|l| l.starts_with("homelab_auth_attempts_total") && l.contains("kind=\"oidc\"") && l.contains(&format!("outcome=\"{outcome}\"")))
+            .map(str::to_owned)
+    };
     assert!(line("ok").is_some_and(|l| l.ends_with(" 1")), "{}", m.body);
     assert!(line("refused").is_some_and(|l| l.ends_with(" 6")), "{}", m.body);
 
@@ -335,7 +355,8 @@ async fn chromium_logs_in_through_the_provider_and_the_session_survives_a_restar
     })
     .await;
     let page = client.source().await.unwrap_or_default();
-    let (who, url) = result.unwrap_or_else(|_| panic!("browser steps timed out; the page:\n{page}\nprovider log:\n{}", idp.log())).expect("browser step failed");
+    let (who, url) =
+        result.unwrap_or_else(|_| panic!("browser steps timed out; the page:\n{page}\nprovider log:\n{}", idp.log())).expect("browser step failed");
     assert_eq!(who, "olga");
     assert_eq!(url, format!("{base}/"), "ends on the dashboard");
     let audit = audit_today(&fx);

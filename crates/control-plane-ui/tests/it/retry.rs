@@ -115,7 +115,10 @@ async fn retry_from_the_page_records_the_user() {
     assert!(r.body.contains("already pending"), "{}", r.body);
 
     // Rejected and snoozed: "Propose again" on the row.
-    write_drift(&fx, vec![drift_entry("edge-1", Some("z2m"), DriftKind::UnhealthyService, NextStep::RejectedSnoozed, Some("container-restart-edge-1-z2m"), Some(3600))]);
+    write_drift(
+        &fx,
+        vec![drift_entry("edge-1", Some("z2m"), DriftKind::UnhealthyService, NextStep::RejectedSnoozed, Some("container-restart-edge-1-z2m"), Some(3600))],
+    );
     fx.state.invalidate();
     let page = fx.send(req("GET", "/", "127.0.0.1").header("cookie", &cookie).body(Body::empty()).unwrap()).await.body;
     assert!(page.contains(">Propose again</button>") && page.contains("action=\"/actions/container-restart-edge-1-z2m/retry\""), "{page}");
@@ -139,6 +142,9 @@ async fn racing_retries_write_one_action() {
     }
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT), "{statuses:?}");
-    let active: Vec<_> = [ActionState::Pending, ActionState::Approved, ActionState::Running].into_iter().filter(|s| fx.state.root.read_active(*s, ID).unwrap().is_some()).collect();
+    let active: Vec<_> = [ActionState::Pending, ActionState::Approved, ActionState::Running]
+        .into_iter()
+        .filter(|s| fx.state.root.read_active(*s, ID).unwrap().is_some())
+        .collect();
     assert_eq!(active, [ActionState::Pending]);
 }

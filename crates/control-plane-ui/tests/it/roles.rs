@@ -95,7 +95,10 @@ async fn role_by_group_by_action_table_through_the_router() {
             let id = if what == "retry" {
                 // A drift row that a retry may propose again (no action with the id is active).
                 let id = format!("redeploy-{node}-{}", service(node));
-                write_drift(&fx, vec![drift_entry(node, Some(service(node)), DriftKind::UnhealthyService, NextStep::RemediationExhausted, Some(&id), Some(600))]);
+                write_drift(
+                    &fx,
+                    vec![drift_entry(node, Some(service(node)), DriftKind::UnhealthyService, NextStep::RemediationExhausted, Some(&id), Some(600))],
+                );
                 id
             } else {
                 fx.pending(node, service(node))
@@ -221,7 +224,14 @@ pub async fn password_login(fx: &Fx, user: &str, pw: &str, peer: &str) -> String
 
 async fn try_login(fx: &Fx, user: &str, pw: &str, peer: &str) -> Resp {
     let body = format!("user={user}&token={}", pw.replace(' ', "+"));
-    fx.send(req("POST", "/login", peer).header("content-type", "application/x-www-form-urlencoded").header("origin", "http://ui.test").body(Body::from(body)).unwrap()).await
+    fx.send(
+        req("POST", "/login", peer)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", "http://ui.test")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -345,7 +355,11 @@ async fn bad_tokens_are_rate_limited_and_never_block_another_address() {
     assert!(c.iter().any(|(k, o, n)| *k == "token" && *o == "rate_limited" && *n >= 1), "{c:?}");
     // And in /metrics.
     let m = fx.send(req("GET", "/metrics", "192.0.2.100").header("authorization", format!("Bearer {UI_TOKEN}")).body(Body::empty()).unwrap()).await;
-    let line = m.body.lines().find(|l| l.contains("auth_attempts_total") && l.contains("kind=\"token\"") && l.contains("outcome=\"rate_limited\"")).unwrap_or_else(|| panic!("{}", m.body));
+    let line = m
+        .body
+        .lines()
+        .find(|l| l.contains("auth_attempts_total") && l.contains("kind=\"token\"") && l.contains("outcome=\"rate_limited\""))
+        .unwrap_or_else(|| panic!("{}", m.body));
     assert!(!line.trim_end().ends_with(" 0"), "{line}");
 }
 

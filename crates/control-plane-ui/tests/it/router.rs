@@ -140,7 +140,11 @@ async fn refusals_change_nothing() {
     let cases: Vec<(&str, axum::http::Request<Body>, StatusCode)> = vec![
         ("no credentials", req("POST", &approve, "127.0.0.1").body(Body::empty()).unwrap(), StatusCode::UNAUTHORIZED),
         ("wrong token", bearer_post(&approve, "not-the-token", ""), StatusCode::UNAUTHORIZED),
-        ("basic instead of bearer", req("POST", &approve, "127.0.0.1").header("authorization", format!("Basic {UI_TOKEN}")).body(Body::empty()).unwrap(), StatusCode::UNAUTHORIZED),
+        (
+            "basic instead of bearer",
+            req("POST", &approve, "127.0.0.1").header("authorization", format!("Basic {UI_TOKEN}")).body(Body::empty()).unwrap(),
+            StatusCode::UNAUTHORIZED,
+        ),
         (
             "proxy header from an untrusted address",
             req("POST", &approve, "192.0.2.1").header("x-authentik-username", "mallory").body(Body::empty()).unwrap(),
@@ -360,7 +364,11 @@ async fn agent_ingest_per_node_token() {
         ("one bad event spoils the batch", bearer_post("/api/v1/events", "node-token-1", &mixed), StatusCode::FORBIDDEN),
         ("traversal-shaped service", bearer_post("/api/v1/events", "node-token-1", &bad_name), StatusCode::BAD_REQUEST),
         ("not JSON", bearer_post("/api/v1/events", "node-token-1", "nope"), StatusCode::BAD_REQUEST),
-        ("service event without service", bearer_post("/api/v1/events", "node-token-1", &serde_json::to_string(&event("edge-1", "service_healthy", None)).unwrap()), StatusCode::BAD_REQUEST),
+        (
+            "service event without service",
+            bearer_post("/api/v1/events", "node-token-1", &serde_json::to_string(&event("edge-1", "service_healthy", None)).unwrap()),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (what, request, want) in cases {
         let r = fx.send(request).await;
@@ -388,14 +396,23 @@ async fn ingest_answers_with_this_nodes_check_now_requests_and_finishes_served_o
     let before = fx.disk();
     let poll = |token: &'static str, query: &'static str| fx.send(bearer_post(&format!("/api/v1/events{query}"), token, "[]"));
     let r = poll("node-token-1", "").await;
-    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"written": 0, "duplicates": 0, "check_now": [{"service": "web", "requested_by": "cli:ops", "requested_at": "2026-05-27T14:00:00.001Z"}]})));
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            StatusCode::OK,
+            json!({"written": 0, "duplicates": 0, "check_now": [{"service": "web", "requested_by": "cli:ops", "requested_at": "2026-05-27T14:00:00.001Z"}]})
+        )
+    );
     assert_eq!(poll("node-token-2", "").await.json()["check_now"][0]["service"], "db");
     assert_eq!(fx.disk(), before, "a poll writes nothing");
 
     // edge-1 cannot finish edge-2's request, by event or by `served`.
     let mut e = event("edge-1", "service_healthy", Some("db"));
     e.data = Some(json!({"check_now": {"requested_by": "cli:ops", "requested_at": "2026-05-27T14:00:00.002Z"}}));
-    assert_eq!(fx.send(bearer_post("/api/v1/events?served=db@2026-05-27T14:00:00.002Z", "node-token-1", &serde_json::to_string(&e).unwrap())).await.status, StatusCode::OK);
+    assert_eq!(
+        fx.send(bearer_post("/api/v1/events?served=db@2026-05-27T14:00:00.002Z", "node-token-1", &serde_json::to_string(&e).unwrap())).await.status,
+        StatusCode::OK
+    );
     assert_eq!(fx.state.root.pending_check_now("edge-2").unwrap().len(), 1, "edge-2's request stays");
 
     // A newer request replaced the one served: the result event does not finish the newer one.
@@ -536,7 +553,9 @@ async fn racing_approvers_exactly_one_wins() {
     // And one more channel deciding through the shared function at the same time.
     let root = fx.state.root.clone();
     let idc = id.clone();
-    let direct = tokio::task::spawn_blocking(move || control_plane_ui::decide(&root, &idc, &control_plane_ui::Decision::Approve, "telegram:42", chrono::Utc::now()).is_ok());
+    let direct = tokio::task::spawn_blocking(move || {
+        control_plane_ui::decide(&root, &idc, &control_plane_ui::Decision::Approve, "telegram:42", chrono::Utc::now()).is_ok()
+    });
     let mut wins = usize::from(direct.await.unwrap());
     for t in tasks {
         match t.await.unwrap() {
@@ -625,7 +644,11 @@ async fn summary_dashboard_and_digest_show_quarantine() {
     let root = fx.tmp.root();
     let q = root.join("quarantine/events");
     std::fs::write(q.join("20260527T140311.123Z-edge-1-0badf00d.json"), "{not json").unwrap();
-    std::fs::write(q.join("20260527T140311.123Z-edge-1-0badf00d.json.reason"), "invalid: expected ident at line 1 column 2\n(from events/2026-05-27/20260527T140311.123Z-edge-1-0badf00d.json)\n").unwrap();
+    std::fs::write(
+        q.join("20260527T140311.123Z-edge-1-0badf00d.json.reason"),
+        "invalid: expected ident at line 1 column 2\n(from events/2026-05-27/20260527T140311.123Z-edge-1-0badf00d.json)\n",
+    )
+    .unwrap();
     age_file(&q.join("20260527T140311.123Z-edge-1-0badf00d.json.reason"), 3 * 3600);
     let outside = fx.tmp.path().join("outside-secret.json");
     std::fs::write(&outside, "OUTSIDE-CONTENT-NEVER-READ").unwrap();
@@ -667,7 +690,15 @@ async fn summary_dashboard_and_digest_show_quarantine() {
     assert!(!r.body.contains("OUTSIDE-CONTENT"), "an entry is never read");
 
     let page = fx.send(get("/")).await.body;
-    for want in ["id=\"quarantine\"", "id=\"quarantine-count\">4<", "actions/broken-action.json", "events/link.json", "not_regular_file: a folder", "min ago", "3 h ago"] {
+    for want in [
+        "id=\"quarantine\"",
+        "id=\"quarantine-count\">4<",
+        "actions/broken-action.json",
+        "events/link.json",
+        "not_regular_file: a folder",
+        "min ago",
+        "3 h ago",
+    ] {
         assert!(page.contains(want), "dashboard lacks {want:?}");
     }
     assert!(!page.contains("OUTSIDE-CONTENT"));
@@ -771,7 +802,10 @@ async fn metrics_carry_heartbeat_counters_and_quarantine_gauges() {
     ] {
         assert!(lines.contains(&want), "metrics lack {want:?}:\n{}", r.body);
     }
-    assert!(!r.body.contains("daemon=\"supervisor\"} 0\nhomelab_write") && !r.body.contains("homelab_write_errors_total{daemon=\"supervisor\"}"), "no write_errors key, no series");
+    assert!(
+        !r.body.contains("daemon=\"supervisor\"} 0\nhomelab_write") && !r.body.contains("homelab_write_errors_total{daemon=\"supervisor\"}"),
+        "no write_errors key, no series"
+    );
     assert!(!r.body.contains("outcome=\"nodes\""));
     promtool_check(&fx).await;
 }
@@ -786,7 +820,11 @@ async fn a_corrupt_heartbeat_does_not_break_metrics_or_pages() {
     // Valid JSON of the wrong shape in the observer's extra is ignored too.
     let r = fx.send(get("/metrics")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    for want in ["homelab_observer_events_total{outcome=\"applied\"} 5", "homelab_daemon_stopped{daemon=\"supervisor\"} 1", "homelab_daemon_stopped{daemon=\"executor\"} 1"] {
+    for want in [
+        "homelab_observer_events_total{outcome=\"applied\"} 5",
+        "homelab_daemon_stopped{daemon=\"supervisor\"} 1",
+        "homelab_daemon_stopped{daemon=\"executor\"} 1",
+    ] {
         assert!(r.body.lines().any(|l| l == want), "metrics lack {want:?}:\n{}", r.body);
     }
     promtool_check(&fx).await;

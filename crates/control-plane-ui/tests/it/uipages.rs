@@ -58,24 +58,35 @@ async fn an_operator_adds_silences_from_the_form_for_their_groups_only() {
     assert!(p.body.contains("<option value=\"web-1/app\">"), "known targets are offered");
 
     // web-1 is in otto's group: written, and back to the list.
-    let r = form(&fx, "/silences", &cookie, &format!("csrf={csrf}&target=web-1%2Fapp&action_type=&duration=4h&duration_custom=&reason=swapping+its+disk")).await;
+    let r =
+        form(&fx, "/silences", &cookie, &format!("csrf={csrf}&target=web-1%2Fapp&action_type=&duration=4h&duration_custom=&reason=swapping+its+disk")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.header("location"), "/silences");
     let files = silence_files(&fx);
     assert_eq!(files.len(), 1, "{files:?}");
     let s = fx.state.root.list_silences().unwrap().remove(0);
-    assert_eq!((s.node.as_deref(), s.service.as_deref(), s.reason.as_str(), s.created_by.as_str()), (Some("web-1"), Some("app"), "swapping its disk", "ui:otto"));
+    assert_eq!(
+        (s.node.as_deref(), s.service.as_deref(), s.reason.as_str(), s.created_by.as_str()),
+        (Some("web-1"), Some("app"), "swapping its disk", "ui:otto")
+    );
     let hours = (s.ends_at - s.created_at).num_minutes();
     assert_eq!(hours, 240, "the 4 h of the select");
     let p = page(&fx, "/silences", &cookie).await;
     assert!(p.body.contains(&format!("data-id=\"{}\"", s.id)) && p.body.contains("swapping its disk"), "listed");
     let rec = audit_today(&fx).into_iter().find(|r| r.what == "silence").expect("audited");
-    assert_eq!((rec.who.as_str(), rec.role.as_str(), rec.channel.as_str(), rec.target.as_str(), rec.outcome.as_str()), ("otto", "operator", "ui", "web-1/app", "ok"));
+    assert_eq!(
+        (rec.who.as_str(), rec.role.as_str(), rec.channel.as_str(), rec.target.as_str(), rec.outcome.as_str()),
+        ("otto", "operator", "ui", "web-1/app", "ok")
+    );
 
     // db-1 is not: refused in plain words on the form, what was typed kept, nothing written.
     let r = form(&fx, "/silences", &cookie, &format!("csrf={csrf}&target=db-1&duration=1h&duration_custom=&reason=not+mine")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert!(r.body.contains("id=\"silence-error\"") && r.body.contains("Not muted: operator otto acts on groups [web]; node db-1 is in [db, backup]"), "{}", r.body);
+    assert!(
+        r.body.contains("id=\"silence-error\"") && r.body.contains("Not muted: operator otto acts on groups [web]; node db-1 is in [db, backup]"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("value=\"db-1\"") && r.body.contains("value=\"not mine\""), "the form keeps what was typed");
     assert!(r.body.contains("data-live=\"false\""), "a page with an error is not swapped away by live updates");
     assert_eq!(silence_files(&fx), files, "nothing written on a refusal");

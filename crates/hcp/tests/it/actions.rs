@@ -194,7 +194,14 @@ fn write_drift(root: &DataRoot) {
     let file = DriftFile {
         generated_at: now,
         drifts: vec![
-            entry("web", DriftKind::UnhealthyService, NextStep::RemediationExhausted, Some("redeploy-edge-1-web"), Some(600), "a restart and a redeploy ran and did not help"),
+            entry(
+                "web",
+                DriftKind::UnhealthyService,
+                NextStep::RemediationExhausted,
+                Some("redeploy-edge-1-web"),
+                Some(600),
+                "a restart and a redeploy ran and did not help",
+            ),
             entry("z2m", DriftKind::MissingService, NextStep::WaitingGrace, None, Some(45), "just went missing; waiting a check pass"),
         ],
     };
@@ -262,7 +269,8 @@ fn retry_writes_a_fresh_pending_action_as_the_cli_user_then_refuses() {
     assert!(text(&out).contains("no drift holds for redeploy-edge-2-web"), "{}", text(&out));
     assert!(root.read_active(ActionState::Pending, "redeploy-edge-2-web").unwrap().is_none());
     let got: Vec<(String, String)> = audit(&root).into_iter().map(|r| (r.3, r.4)).collect();
-    let want = [("edge-1", "conflict"), ("edge-1", "ok"), ("edge-1", "conflict"), ("edge-2", "conflict")].map(|(n, o)| (format!("redeploy-{n}-web"), o.to_owned()));
+    let want =
+        [("edge-1", "conflict"), ("edge-1", "ok"), ("edge-1", "conflict"), ("edge-2", "conflict")].map(|(n, o)| (format!("redeploy-{n}-web"), o.to_owned()));
     assert_eq!(got, want);
 }
 

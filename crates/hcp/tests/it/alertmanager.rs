@@ -63,8 +63,5 @@ async fn firing_and_resolved_alerts_become_events() {
     let mut kinds: Vec<(String, String, String)> =
         got.iter().map(|e| (e["node"].as_str().unwrap().into(), e["service"].as_str().unwrap().into(), e["type"].as_str().unwrap().into())).collect();
     kinds.sort();
-    assert_eq!(
-        kinds,
-        [("edge-1".into(), "mosquitto".into(), "service_unhealthy".into()), ("nas-1".into(), "jellyfin".into(), "service_healthy".into())]
-    );
+    assert_eq!(kinds, [("edge-1".into(), "mosquitto".into(), "service_unhealthy".into()), ("nas-1".into(), "jellyfin".into(), "service_healthy".into())]);
 }

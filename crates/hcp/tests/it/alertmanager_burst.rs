@@ -86,12 +86,7 @@ fn wait_delivered(t: &TempRoot, am: &Alertmanager, kind: &str) {
         if events.len() >= TOTAL {
             break events;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "Alertmanager delivered {} of {TOTAL} {kind} events in 60 s; its log:\n{}",
-            events.len(),
-            am.log()
-        );
+        assert!(start.elapsed() < Duration::from_secs(60), "Alertmanager delivered {} of {TOTAL} {kind} events in 60 s; its log:\n{}", events.len(), am.log());
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut instants: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
@@ -104,17 +99,22 @@ fn wait_delivered(t: &TempRoot, am: &Alertmanager, kind: &str) {
         am.log()
     );
     let services: std::collections::BTreeSet<_> = events.iter().map(|e| (e.0.clone(), e.1.clone())).collect();
-    assert_eq!(services.into_iter().collect::<Vec<_>>(), { let mut e = expected(); e.sort(); e }, "{kind} events for other services than the alerts");
+    assert_eq!(
+        services.into_iter().collect::<Vec<_>>(),
+        {
+            let mut e = expected();
+            e.sort();
+            e
+        },
+        "{kind} events for other services than the alerts"
+    );
 }
 
 /// `world/services.json` of a data root: (node, service) → status, for the alerts' services.
 fn statuses(root: &Path) -> BTreeMap<(String, String), String> {
     let Ok(bytes) = std::fs::read(root.join("world/services.json")) else { return BTreeMap::new() };
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return BTreeMap::new() };
-    expected()
-        .into_iter()
-        .filter_map(|(n, s)| v["services"][&n][&s]["status"].as_str().map(|st| ((n, s), st.to_owned())))
-        .collect()
+    expected().into_iter().filter_map(|(n, s)| v["services"][&n][&s]["status"].as_str().map(|st| ((n, s), st.to_owned()))).collect()
 }
 
 fn count(statuses: &BTreeMap<(String, String), String>, want: &str) -> usize {

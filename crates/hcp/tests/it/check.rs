@@ -31,7 +31,9 @@ fn every_error_is_reported_with_its_place_and_exit_1() {
     let edge = t.hosts().join("edge-1/services.yaml").display().to_string();
     let vps = t.hosts().join("vps/services.yaml").display().to_string();
     let expect = [
-        format!("{edge}:6:5: services.z2m: unknown field `checkz`; expected one of compose_dir, containers, depends_on, monitor, checks (hint: did you mean `checks`?"),
+        format!(
+            "{edge}:6:5: services.z2m: unknown field `checkz`; expected one of compose_dir, containers, depends_on, monitor, checks (hint: did you mean `checks`?"
+        ),
         format!("{vps}:2:3: services.a: dependency cycle: a -> b -> a (hint: depends_on must not loop back)"),
         format!("{vps}:7:18: services.c.depends_on[0]: service \"c\" depends on unknown service \"nope\" (hint: depends_on names services of the same file)"),
     ];
@@ -83,9 +85,13 @@ fn every_error_of_one_file_with_its_field_path_and_what_was_expected() {
     let f = t.hosts().join("edge-1/services.yaml").display().to_string();
     let expect = [
         format!("{f}:4:22: services.web.checks[0].http.url: \"localhost:8080/\" has no scheme (hint: write it as http://localhost:8080/ (or https://))"),
-        format!("{f}:4:55: services.web.checks[0].http.timeout_secs: \"soon\" is not a time; expected seconds (3) or a duration (3s, 2m, 1h) (hint: units: ms, s, m, h, d)"),
+        format!(
+            "{f}:4:55: services.web.checks[0].http.timeout_secs: \"soon\" is not a time; expected seconds (3) or a duration (3s, 2m, 1h) (hint: units: ms, s, m, h, d)"
+        ),
         format!("{f}:5:22: services.web.checks[1].tcp.port: expected a port as a number, found the text \"80\" (hint: remove the quotes)"),
-        format!("{f}:6:17: services.web.containers: expected a list of container names, found \"web\" (hint: write a list as [web, db], or one `- item` per line)"),
+        format!(
+            "{f}:6:17: services.web.containers: expected a list of container names, found \"web\" (hint: write a list as [web, db], or one `- item` per line)"
+        ),
         format!("{f}:8:14: services.db.monitor: expected true or false, found \"maybe\""),
     ];
     let lines: Vec<&str> = stdout.lines().collect();
@@ -112,7 +118,10 @@ fn an_empty_file_or_one_without_services_is_a_warning_that_says_what_it_means() 
     assert_eq!(out.status.code(), Some(0), "warnings do not fail the check: {}", text(&out));
     let edge = t.hosts().join("edge-1/services.yaml").display().to_string();
     let vps = t.hosts().join("vps/services.yaml").display().to_string();
-    assert!(stdout.contains(&format!("{edge}:1:1: warning: the file is empty: node \"edge-1\" is expected to report, but nothing on it is checked or remediated")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{edge}:1:1: warning: the file is empty: node \"edge-1\" is expected to report, but nothing on it is checked or remediated")),
+        "{stdout}"
+    );
     assert!(stdout.contains(&format!("{vps}:1:1: warning: no services: node \"vps\" is expected to report")), "{stdout}");
     assert!(stdout.lines().last().unwrap().ends_with("OK: 3 files, 3 nodes, 1 service (1 monitored), 1 check (2 warnings)"), "{stdout}");
 }

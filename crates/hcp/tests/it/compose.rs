@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use testkit::{TempRoot, wait_for, workspace_bin};
 
-
 const DAEMONS: [&str; 4] = ["control-plane-observer", "control-plane-supervisor", "control-plane-executor", "control-plane-ui"];
 
 fn run(cmd: &mut Command) -> Output {
@@ -24,10 +23,7 @@ fn run(cmd: &mut Command) -> Output {
 /// The shared libraries a binary needs, as absolute paths (the loader included).
 fn libraries(bin: &Path) -> BTreeSet<PathBuf> {
     let out = run(Command::new("ldd").arg(bin));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')).map(PathBuf::from))
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')).map(PathBuf::from)).collect()
 }
 
 /// Builds `tag` from a root filesystem with the binaries in /usr/local/bin.
@@ -95,7 +91,11 @@ impl Drop for Deployment {
 }
 
 fn container(project: &str, service: &str) -> String {
-    let out = run(Command::new("docker").args(["ps", "-aq", "--filter"]).arg(format!("label=com.docker.compose.project={project}")).arg("--filter").arg(format!("label=com.docker.compose.service={service}")));
+    let out = run(Command::new("docker")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=com.docker.compose.project={project}"))
+        .arg("--filter")
+        .arg(format!("label=com.docker.compose.service={service}")));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -155,13 +155,17 @@ fn the_compose_file_runs_four_healthy_daemons_as_uid_1000() {
         assert_eq!(health, "running healthy");
         assert_eq!(inspect(&id, "{{.Config.User}} {{.HostConfig.NetworkMode}}"), "1000:1000 host");
         let top = run(Command::new("docker").args(["top", &id, "-eo", "pid,uid"]));
-        let uids: BTreeSet<String> = String::from_utf8_lossy(&top.stdout).lines().skip(1).filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned)).collect();
+        let uids: BTreeSet<String> =
+            String::from_utf8_lossy(&top.stdout).lines().skip(1).filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned)).collect();
         assert_eq!(uids, BTreeSet::from(["1000".to_owned()]), "{service} runs as UID 1000 only");
     }
 
     // The UI answers /summary on the host network, from what the daemons wrote.
     testkit::wait_until("the UI answers /summary", Duration::from_secs(30), || {
-        Command::new(env!("CARGO_BIN_EXE_hcp")).args(["health", "--url", &format!("http://127.0.0.1:{port}/summary")]).output().is_ok_and(|o| o.status.success())
+        Command::new(env!("CARGO_BIN_EXE_hcp"))
+            .args(["health", "--url", &format!("http://127.0.0.1:{port}/summary")])
+            .output()
+            .is_ok_and(|o| o.status.success())
     });
     let summary: serde_json::Value = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let resp = reqwest::get(format!("http://127.0.0.1:{port}/summary")).await.unwrap();

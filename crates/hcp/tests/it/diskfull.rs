@@ -16,7 +16,6 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-
 /// Kills `hcp up` if the test ends early.
 struct KillOnDrop(Option<Child>);
 
@@ -76,7 +75,9 @@ fn hcp_up_survives_a_full_disk_and_catches_up_by_itself() {
     let (ui_port, agent_port, dead_port) = (free_port(), free_port(), free_port());
     t.write_host(
         "dftest",
-        &format!("services:\n  ui:\n    checks:\n      - tcp: {{ port: {ui_port} }}\n  web:\n    checks:\n      - tcp: {{ port: {dead_port}, timeout_secs: 1 }}\n"),
+        &format!(
+            "services:\n  ui:\n    checks:\n      - tcp: {{ port: {ui_port} }}\n  web:\n    checks:\n      - tcp: {{ port: {dead_port}, timeout_secs: 1 }}\n"
+        ),
     );
     let log = t.path().join("hcp-up.log");
     let child = Command::new(env!("CARGO_BIN_EXE_hcp"))
@@ -118,7 +119,8 @@ fn hcp_up_survives_a_full_disk_and_catches_up_by_itself() {
     fs.fill(&filler);
     std::fs::rename(&during_tmp, &during_path).unwrap();
     // An operator approves with a plain rename (also valid while the disk is full).
-    std::fs::rename(root.action_dir(ActionState::Pending).join(format!("{id}.json")), root.action_dir(ActionState::Approved).join(format!("{id}.json"))).unwrap();
+    std::fs::rename(root.action_dir(ActionState::Pending).join(format!("{id}.json")), root.action_dir(ActionState::Approved).join(format!("{id}.json")))
+        .unwrap();
 
     // Each daemon that writes says so once, and keeps running.
     for daemon in ["supervisor", "executor"] {

@@ -109,8 +109,14 @@ fn service_state(root: &Path, node: &str, service: &str) -> Option<serde_json::V
 /// The alert of a blackbox probe of ghost, as `amtool alert add` sends it; ended at `end`.
 fn amtool_add(am: &Alertmanager, end: Option<&str>) {
     let mut cmd = Command::new("amtool");
-    cmd.arg(format!("--alertmanager.url=http://127.0.0.1:{}", am.port))
-        .args(["alert", "add", "ProbeFailed", "instance=https://ghost:443/x", "job=blackbox", "--annotation=summary=ghost does not answer"]);
+    cmd.arg(format!("--alertmanager.url=http://127.0.0.1:{}", am.port)).args([
+        "alert",
+        "add",
+        "ProbeFailed",
+        "instance=https://ghost:443/x",
+        "job=blackbox",
+        "--annotation=summary=ghost does not answer",
+    ]);
     if let Some(end) = end {
         cmd.arg(format!("--end={end}"));
     }
@@ -233,7 +239,9 @@ fn prometheus_scrapes_the_ui_and_the_agent() {
             assert_eq!(code, 200, "{body}");
             body.contains("homelab_nodes{status=\"up\"} 1").then_some(body)
         });
-        for want in ["homelab_build_info{version=", "homelab_daemon_heartbeat_timestamp_seconds{daemon=\"observer\"}", "# TYPE homelab_ingest_events_total counter"] {
+        for want in
+            ["homelab_build_info{version=", "homelab_daemon_heartbeat_timestamp_seconds{daemon=\"observer\"}", "# TYPE homelab_ingest_events_total counter"]
+        {
             assert!(ui_text.contains(want), "UI metrics lack {want}:\n{ui_text}");
         }
         promtool_check_metrics("the UI's /metrics", &ui_text);
@@ -433,7 +441,11 @@ fn hcp_check_accepts_alert_checks_and_points_at_bad_ones() {
     let out = hcp(&["check", "--hosts", t.hosts().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     // The label itself, with the field path.
-    assert!(text(&out).contains("services.yaml:5:42: services.ghost.checks[1].alert.labels.bad-label: \"bad-label\" is not a Prometheus label name"), "{}", text(&out));
+    assert!(
+        text(&out).contains("services.yaml:5:42: services.ghost.checks[1].alert.labels.bad-label: \"bad-label\" is not a Prometheus label name"),
+        "{}",
+        text(&out)
+    );
     // The repository's example hosts/ validates too (it shows an alert: check).
     let out = hcp(&["check", "--hosts", repo().join("hosts").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -463,11 +475,19 @@ fn compose_config_passes_on_a_fresh_checkout_and_the_healthcheck_follows_base_pa
     };
     let fresh = config();
     assert!(fresh.contains("- http://127.0.0.1:18180/healthz"), "{fresh}");
-    std::fs::write(t.path().join("compose/.env"), "BASE_PATH=/homelab
+    std::fs::write(
+        t.path().join("compose/.env"),
+        "BASE_PATH=/homelab
 HOMELAB_SECRETS_ENV=secrets.env
-").unwrap();
-    std::fs::write(t.path().join("compose/secrets.env"), "SUMMARY_TOKEN=from-secrets-env
-").unwrap();
+",
+    )
+    .unwrap();
+    std::fs::write(
+        t.path().join("compose/secrets.env"),
+        "SUMMARY_TOKEN=from-secrets-env
+",
+    )
+    .unwrap();
     let behind_proxy = config();
     assert!(behind_proxy.contains("- http://127.0.0.1:18180/homelab/healthz"), "{behind_proxy}");
     assert!(behind_proxy.contains("BASE_PATH: /homelab"), "{behind_proxy}");
@@ -480,14 +500,24 @@ HOMELAB_SECRETS_ENV=secrets.env
 fn the_node_agent_unit_verifies_and_is_hardened() {
     let t = tempfile::tempdir().unwrap();
     let unit = std::fs::read_to_string(repo().join("scripts/node-agent/node-agent.service")).unwrap();
-    for key in ["CapabilityBoundingSet=", "SystemCallFilter=", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "ProtectKernelTunables=yes", "SupplementaryGroups=docker"] {
+    for key in [
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "ProtectKernelTunables=yes",
+        "SupplementaryGroups=docker",
+    ] {
         assert!(unit.contains(key), "{key}");
     }
     // The binary of this build where the unit expects /usr/local/bin/node-agent.
     let unit = unit.replace("ExecStart=/usr/local/bin/node-agent", &format!("ExecStart={}", workspace_bin("node-agent").display()));
     let path = t.path().join("node-agent.service");
     std::fs::write(&path, unit).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze is missing: run scripts/test-deps.sh as root (apt-get install systemd)");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze is missing: run scripts/test-deps.sh as root (apt-get install systemd)");
     assert!(out.status.success() && text_of(&out).trim().is_empty(), "systemd-analyze verify: {}", text_of(&out));
     let out = Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(&path).output().unwrap();
     let said = text_of(&out);
@@ -495,10 +525,15 @@ fn the_node_agent_unit_verifies_and_is_hardened() {
     match score {
         Some(score) => {
             println!("systemd-analyze security --offline: node-agent.service exposure {score}");
-            assert!(score <= 3.5, "exposure {score}:
-{said}");
+            assert!(
+                score <= 3.5,
+                "exposure {score}:
+{said}"
+            );
         }
-        None => println!("systemd-analyze security --offline does not work here; verified only:
-{said}"),
+        None => println!(
+            "systemd-analyze security --offline does not work here; verified only:
+{said}"
+        ),
     }
 }

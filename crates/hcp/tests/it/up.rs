@@ -20,7 +20,9 @@ fn up_runs_the_whole_loop_and_stops_on_sigterm() {
     let (ui_port, agent_port, dead_port) = (free_port(), free_port(), free_port());
     t.write_host(
         "uptest",
-        &format!("services:\n  ui:\n    checks:\n      - tcp: {{ port: {ui_port} }}\n  web:\n    checks:\n      - tcp: {{ port: {dead_port}, timeout_secs: 1 }}\n"),
+        &format!(
+            "services:\n  ui:\n    checks:\n      - tcp: {{ port: {ui_port} }}\n  web:\n    checks:\n      - tcp: {{ port: {dead_port}, timeout_secs: 1 }}\n"
+        ),
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_hcp"))
         .args(["up", "--root", t.root().to_str().unwrap(), "--hosts", t.hosts().to_str().unwrap()])

@@ -26,7 +26,10 @@ fn users_tokens_and_the_audit_log() {
     let root = tmp.path().to_str().unwrap();
     let pw = "correct horse battery";
 
-    let out = hcp_stdin(&["user", "add", "alice", "--role", "operator", "--group", "web,db", "--telegram-id", "42", "--password-stdin", "--root", root], &format!("{pw}\n"));
+    let out = hcp_stdin(
+        &["user", "add", "alice", "--role", "operator", "--group", "web,db", "--telegram-id", "42", "--password-stdin", "--root", root],
+        &format!("{pw}\n"),
+    );
     assert!(out.status.success(), "{}", text(&out));
     // Short passwords, unknown roles and duplicates change nothing.
     let out = hcp_stdin(&["user", "add", "bob", "--role", "viewer", "--password-stdin", "--root", root], "short\n");

@@ -24,7 +24,8 @@ const DISK_KEYS: &[&str] = &["pressure_medium_pct", "pressure_high_pct", "mounts
 const WINDOW_KEYS: &[&str] = &["days", "start", "end"];
 const SERVICE_KEYS: &[&str] = &["compose_dir", "containers", "depends_on", "monitor", "checks"];
 const CHECK_KINDS: &[&str] = &["http", "tcp", "container", "exec", "systemd", "mqtt", "alert"];
-const HTTP_KEYS: &[&str] = &["url", "expect_status", "body_contains", "basic_auth", "insecure_skip_verify", "timeout_secs", "failure_threshold", "success_threshold"];
+const HTTP_KEYS: &[&str] =
+    &["url", "expect_status", "body_contains", "basic_auth", "insecure_skip_verify", "timeout_secs", "failure_threshold", "success_threshold"];
 /// The largest `failure_threshold` / `success_threshold`: past that, a check would never flip.
 const MAX_THRESHOLD: u64 = 1000;
 const AUTH_KEYS: &[&str] = &["user", "password_env", "password_file"];
@@ -241,7 +242,12 @@ impl<'a> Walker<'a> {
             Node::Seq(items) => Some(items),
             Node::Null => Some(&[]),
             other => {
-                self.err(loc(n), path, format!("expected a list of {of}, found {}", other.describe()), Some(format!("write a list as {example}, or one `- item` per line")));
+                self.err(
+                    loc(n),
+                    path,
+                    format!("expected a list of {of}, found {}", other.describe()),
+                    Some(format!("write a list as {example}, or one `- item` per line")),
+                );
                 None
             }
         }
@@ -368,7 +374,12 @@ impl<'a> Walker<'a> {
             if let Some(cycle) = find_cycle(&graph)
                 && let Some((k, _)) = svc_entries.iter().find(|(k, _)| k.value == cycle[0])
             {
-                self.err(loc(k), &key("services", &cycle[0]), format!("dependency cycle: {}", cycle.join(" -> ")), Some("depends_on must not loop back".into()));
+                self.err(
+                    loc(k),
+                    &key("services", &cycle[0]),
+                    format!("dependency cycle: {}", cycle.join(" -> ")),
+                    Some("depends_on must not loop back".into()),
+                );
             }
         }
 
@@ -451,7 +462,12 @@ impl<'a> Walker<'a> {
                 if let (Some(list), Node::Seq(items)) = (&list, &c.value) {
                     for (i, (name, item)) in list.iter().zip(items).enumerate() {
                         if name.is_empty() || name.contains('/') {
-                            self.err(loc(item), &index(&p, i), format!("{name:?} is not a container name"), Some("a container name has no `/`; write the name docker ps shows".into()));
+                            self.err(
+                                loc(item),
+                                &index(&p, i),
+                                format!("{name:?} is not a container name"),
+                                Some("a container name has no `/`; write the name docker ps shows".into()),
+                            );
                         }
                     }
                 }
@@ -511,7 +527,12 @@ impl<'a> Walker<'a> {
                 return None;
             }
             other => {
-                self.err(loc(n), path, format!("expected a check such as `- tcp: {{ port: 1883 }}`, found {}", other.describe()), Some(format!("a check is one of {kinds}")));
+                self.err(
+                    loc(n),
+                    path,
+                    format!("expected a check such as `- tcp: {{ port: 1883 }}`, found {}", other.describe()),
+                    Some(format!("a check is one of {kinds}")),
+                );
                 return None;
             }
         };
@@ -562,8 +583,11 @@ impl<'a> Walker<'a> {
         let place = loc(value);
         let timeout = |w: &mut Self| Self::opt(entries, "timeout_secs").and_then(|t| w.secs(t, &key(&path, "timeout_secs")));
         // Hysteresis: consecutive runs before the check's state flips (default 1, today's behaviour).
-        let threshold = |w: &mut Self, name: &str| Self::opt(entries, name).and_then(|t| w.uint(t, &key(&path, name), 1, MAX_THRESHOLD, "a number of consecutive runs")).map(|t| t as u32);
-        let (failure_threshold, success_threshold) = if kind == "alert" { (None, None) } else { (threshold(self, "failure_threshold"), threshold(self, "success_threshold")) };
+        let threshold = |w: &mut Self, name: &str| {
+            Self::opt(entries, name).and_then(|t| w.uint(t, &key(&path, name), 1, MAX_THRESHOLD, "a number of consecutive runs")).map(|t| t as u32)
+        };
+        let (failure_threshold, success_threshold) =
+            if kind == "alert" { (None, None) } else { (threshold(self, "failure_threshold"), threshold(self, "success_threshold")) };
         let check = match kind {
             "http" => {
                 let url = self.req(entries, "url", &path, place, "\"http://127.0.0.1:8080/\"").and_then(|u| {
@@ -578,15 +602,29 @@ impl<'a> Walker<'a> {
                     Some(s) => {
                         let p = key(&path, "expect_status");
                         self.list(s, &p, "HTTP status codes", "[200, 204]").map(|items| {
-                            items.iter().enumerate().filter_map(|(i, item)| self.uint(item, &index(&p, i), 100, 599, "an HTTP status code").map(|c| c as u16)).collect::<Vec<u16>>()
+                            items
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, item)| self.uint(item, &index(&p, i), 100, 599, "an HTTP status code").map(|c| c as u16))
+                                .collect::<Vec<u16>>()
                         })
                     }
                 };
                 let body_contains = self.opt_text(entries, "body_contains", &path);
                 let basic_auth = Self::opt(entries, "basic_auth").and_then(|a| self.basic_auth(a, &key(&path, "basic_auth")));
-                let insecure_skip_verify = Self::opt(entries, "insecure_skip_verify").and_then(|b| self.bool(b, &key(&path, "insecure_skip_verify"))).unwrap_or(false);
+                let insecure_skip_verify =
+                    Self::opt(entries, "insecure_skip_verify").and_then(|b| self.bool(b, &key(&path, "insecure_skip_verify"))).unwrap_or(false);
                 let timeout_secs = timeout(self);
-                Check::Http(HttpCheck { url: url.unwrap_or_default(), expect_status: expect_status.unwrap_or_default(), body_contains, basic_auth, insecure_skip_verify, timeout_secs, failure_threshold, success_threshold })
+                Check::Http(HttpCheck {
+                    url: url.unwrap_or_default(),
+                    expect_status: expect_status.unwrap_or_default(),
+                    body_contains,
+                    basic_auth,
+                    insecure_skip_verify,
+                    timeout_secs,
+                    failure_threshold,
+                    success_threshold,
+                })
             }
             "tcp" | "mqtt" => {
                 let port = if kind == "tcp" {
@@ -597,7 +635,11 @@ impl<'a> Walker<'a> {
                 let host = self.opt_text(entries, "host", &path).unwrap_or_else(default_loopback);
                 let timeout_secs = timeout(self);
                 let port = port.unwrap_or_default() as u16;
-                if kind == "tcp" { Check::Tcp(TcpCheck { port, host, timeout_secs, failure_threshold, success_threshold }) } else { Check::Mqtt(MqttCheck { port, host, timeout_secs, failure_threshold, success_threshold }) }
+                if kind == "tcp" {
+                    Check::Tcp(TcpCheck { port, host, timeout_secs, failure_threshold, success_threshold })
+                } else {
+                    Check::Mqtt(MqttCheck { port, host, timeout_secs, failure_threshold, success_threshold })
+                }
             }
             "container" => Check::Container(ContainerCheck { timeout_secs: timeout(self), failure_threshold, success_threshold }),
             "exec" => {
@@ -611,7 +653,13 @@ impl<'a> Walker<'a> {
                     Some(argv)
                 });
                 let timeout_secs = timeout(self);
-                Check::Exec(ExecCheck { container: container.unwrap_or_default(), command: command.unwrap_or_default(), timeout_secs, failure_threshold, success_threshold })
+                Check::Exec(ExecCheck {
+                    container: container.unwrap_or_default(),
+                    command: command.unwrap_or_default(),
+                    timeout_secs,
+                    failure_threshold,
+                    success_threshold,
+                })
             }
             "systemd" => {
                 let unit = self.req(entries, "unit", &path, place, "docker.service").and_then(|u| self.text(u, &key(&path, "unit")));
@@ -634,7 +682,12 @@ impl<'a> Walker<'a> {
                             if k.value == "alertname" {
                                 self.err(loc(k), &lp, "put the alert name in `alertname`, not in `labels`", Some("see docs/alertmanager.md".into()));
                             } else if !is_label_name(&k.value) {
-                                self.err(loc(k), &lp, format!("{:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)", k.value), Some("see docs/alertmanager.md".into()));
+                                self.err(
+                                    loc(k),
+                                    &lp,
+                                    format!("{:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)", k.value),
+                                    Some("see docs/alertmanager.md".into()),
+                                );
                             }
                             if let Some(v) = self.text(v, &lp) {
                                 labels.insert(k.value.clone(), v);
@@ -676,7 +729,10 @@ pub fn validate_url(url: &str) -> Result<(), (String, String)> {
     };
     let scheme_lc = scheme.to_ascii_lowercase();
     if scheme_lc != "http" && scheme_lc != "https" {
-        return Err((format!("{url:?}: the scheme {scheme:?} is not supported"), "an http check takes http:// or https:// URLs; use tcp: for other ports".into()));
+        return Err((
+            format!("{url:?}: the scheme {scheme:?} is not supported"),
+            "an http check takes http:// or https:// URLs; use tcp: for other ports".into(),
+        ));
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.contains('@') {

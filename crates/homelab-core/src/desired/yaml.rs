@@ -103,7 +103,8 @@ pub struct SyntaxError {
     pub hint: Option<String>,
 }
 
-const INDENT_HINT: &str = "indent with spaces only; keys of one mapping start in the same column, and the keys inside one go two spaces further than their parent";
+const INDENT_HINT: &str =
+    "indent with spaces only; keys of one mapping start in the same column, and the keys inside one go two spaces further than their parent";
 
 /// Reads `text` as one YAML document. `Ok(None)` for an empty file (or only comments).
 pub fn read(text: &str) -> Result<Option<Spanned<Node>>, SyntaxError> {

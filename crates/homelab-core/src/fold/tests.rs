@@ -10,15 +10,7 @@ fn at(secs: i64) -> Timestamp {
 }
 
 fn ev(secs: i64, n: u128, node: &str, kind: &str, service: Option<&str>) -> Event {
-    Event {
-        id: Uuid::from_u128(n),
-        ts: at(secs),
-        node: node.into(),
-        kind: kind.into(),
-        service: service.map(Into::into),
-        detail: None,
-        data: None,
-    }
+    Event { id: Uuid::from_u128(n), ts: at(secs), node: node.into(), kind: kind.into(), service: service.map(Into::into), detail: None, data: None }
 }
 
 /// Folds `events` (in the given order) and returns a one-line rendering per service:
@@ -61,10 +53,7 @@ fn failures_count_up_and_reset_on_recovery() {
         &[A, A, A],
     );
     check(
-        &[
-            ev(10, 2, "n1", "http_check_failed", Some("web")),
-            ev(20, 3, "n1", "service_recovered", Some("web")),
-        ],
+        &[ev(10, 2, "n1", "http_check_failed", Some("web")), ev(20, 3, "n1", "service_recovered", Some("web"))],
         &["n1/web Healthy - failures=0 since=20"],
         &[A, A],
     );
@@ -81,11 +70,7 @@ fn late_events_table() {
     );
     // A late failure inside an unhealthy streak adds to it and moves `since` back.
     check(
-        &[
-            ev(0, 1, "n1", "service_healthy", Some("web")),
-            ev(20, 3, "n1", "port_unreachable", Some("web")),
-            ev(10, 2, "n1", "http_check_failed", Some("web")),
-        ],
+        &[ev(0, 1, "n1", "service_healthy", Some("web")), ev(20, 3, "n1", "port_unreachable", Some("web")), ev(10, 2, "n1", "http_check_failed", Some("web"))],
         &["n1/web Unhealthy port_unreachable failures=2 since=10"],
         &[A, A, L],
     );
@@ -131,11 +116,7 @@ fn same_instant_events_are_all_folded() {
 #[test]
 fn same_ts_orders_by_id() {
     check(
-        &[
-            ev(5, 1, "n1", "port_unreachable", Some("db")),
-            ev(5, 2, "n1", "service_healthy", Some("db")),
-            ev(5, 1, "n1", "port_unreachable", Some("db")),
-        ],
+        &[ev(5, 1, "n1", "port_unreachable", Some("db")), ev(5, 2, "n1", "service_healthy", Some("db")), ev(5, 1, "n1", "port_unreachable", Some("db"))],
         &["n1/db Healthy - failures=0 since=5"],
         &[A, A, D],
     );
@@ -144,10 +125,7 @@ fn same_ts_orders_by_id() {
 #[test]
 fn nodes_do_not_hold_each_other_back() {
     check(
-        &[
-            ev(100, 1, "n1", "service_healthy", Some("web")),
-            ev(5, 2, "n2", "service_unhealthy", Some("web")),
-        ],
+        &[ev(100, 1, "n1", "service_healthy", Some("web")), ev(5, 2, "n2", "service_unhealthy", Some("web"))],
         &["n1/web Healthy - failures=0 since=100", "n2/web Unhealthy service_unhealthy failures=1 since=5"],
         &[A, A],
     );
@@ -301,11 +279,7 @@ fn incremental(events: &[Event], order: &[usize], cuts: &[usize]) -> Checkpoint 
 
 /// A random arrival order: a permutation with some events delivered again.
 fn arb_order() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, Vec<usize>)> {
-    (
-        Just((0..400).collect::<Vec<usize>>()).prop_shuffle(),
-        prop::collection::vec(0usize..400, 0..20),
-        prop::collection::vec(0usize..400, 0..6),
-    )
+    (Just((0..400).collect::<Vec<usize>>()).prop_shuffle(), prop::collection::vec(0usize..400, 0..20), prop::collection::vec(0usize..400, 0..6))
 }
 
 proptest! {

@@ -174,24 +174,35 @@ impl Situation {
         let mut m = crate::silence::Matcher::target(target);
         m.action_type = kind;
         let n = self.silences.len();
-        let s = crate::silence::Silence::new(format!("s-{n}"), m, std::time::Duration::from_secs((secs + 10 * MIN) as u64), "maintenance", "ui:alice", ago(10 * MIN)).unwrap();
+        let s = crate::silence::Silence::new(
+            format!("s-{n}"),
+            m,
+            std::time::Duration::from_secs((secs + 10 * MIN) as u64),
+            "maintenance",
+            "ui:alice",
+            ago(10 * MIN),
+        )
+        .unwrap();
         self.silences.push(s);
         self
     }
 
     fn plan(&self) -> Plan {
-        plan_with_silences(PlanInput {
-            desired: &self.desired,
-            unknown_nodes: &self.unknown_nodes,
-            services: &self.services,
-            nodes: &self.nodes,
-            active: &self.active,
-            outcomes: &self.outcomes,
-            memory: &self.memory,
-            policy: &self.policy,
-            started_at: self.started_at,
-            now: self.now,
-        }, &self.silences)
+        plan_with_silences(
+            PlanInput {
+                desired: &self.desired,
+                unknown_nodes: &self.unknown_nodes,
+                services: &self.services,
+                nodes: &self.nodes,
+                active: &self.active,
+                outcomes: &self.outcomes,
+                memory: &self.memory,
+                policy: &self.policy,
+                started_at: self.started_at,
+                now: self.now,
+            },
+            &self.silences,
+        )
     }
 
     /// The next reconcile: the plan's creates are now active and its memory is remembered.
@@ -263,18 +274,10 @@ fn drift_kinds_action_types_and_ids() {
         &edge().unhealthy("edge-1", "web", "http_check_failed"),
         &["edge-1/web unhealthy_service(http_check_failed) => create pending redeploy-edge-1-web"],
     );
-    check(
-        "desired but never reported",
-        &edge().missing("edge-1", "web"),
-        &["edge-1/web missing_service(missing) => create pending redeploy-edge-1-web"],
-    );
+    check("desired but never reported", &edge().missing("edge-1", "web"), &["edge-1/web missing_service(missing) => create pending redeploy-edge-1-web"]);
     check("disk at medium", &edge().disk("edge-1", DiskLevel::Medium), &[]);
     check("disk at high", &edge().disk("edge-1", DiskLevel::High), &["edge-1 disk_pressure(high) => create pending disk-cleanup-edge-1"]);
-    check(
-        "a monitor: false service is down: nobody cares",
-        &edge().unhealthy("edge-1", "homeassistant", "containers_not_running"),
-        &[],
-    );
+    check("a monitor: false service is down: nobody cares", &edge().unhealthy("edge-1", "homeassistant", "containers_not_running"), &[]);
     check("a service not in desired state is down: not ours", &edge().unhealthy("edge-1", "stray", "containers_not_running"), &[]);
 }
 
@@ -283,7 +286,10 @@ fn created_actions_carry_the_contract_fields() {
     let p = given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy("edge-1", "web", "containers_not_running").plan();
     let a = &p.create[0];
     assert_eq!((a.id.as_str(), a.kind, a.risk, a.state), ("container-restart-edge-1-web", Restart, Risk::Low, ActionState::Pending));
-    assert_eq!((a.node.as_str(), a.service.as_deref(), a.drift.as_str(), a.trigger.as_str()), ("edge-1", Some("web"), "unhealthy_service", "containers_not_running"));
+    assert_eq!(
+        (a.node.as_str(), a.service.as_deref(), a.drift.as_str(), a.trigger.as_str()),
+        ("edge-1", Some("web"), "unhealthy_service", "containers_not_running")
+    );
     assert_eq!(a.root_cause, None);
     assert_eq!((a.created_at, a.updated_at), (now(), now()));
     assert_eq!(a.history.len(), 1);
@@ -326,11 +332,7 @@ fn auto_cancel_pending_only() {
         &edge().disk("edge-1", DiskLevel::Medium).pending(DiskCleanup, "edge-1", None),
         &["cancel disk-cleanup-edge-1 drift_resolved_auto"],
     );
-    check(
-        "restart approved, service healthy: approved is never cancelled",
-        &edge().active(ActionState::Approved, Restart, "edge-1", Some("web")),
-        &[],
-    );
+    check("restart approved, service healthy: approved is never cancelled", &edge().active(ActionState::Approved, Restart, "edge-1", Some("web")), &[]);
     check("restart running, service healthy: running is never cancelled", &edge().active(ActionState::Running, Restart, "edge-1", Some("web")), &[]);
     check(
         "service removed from services.yaml",
@@ -369,11 +371,7 @@ fn auto_cancel_pending_only() {
 
 #[test]
 fn bootstrap_flood_guard() {
-    check(
-        "fresh install: hosts/ lists a node that never reported",
-        &given().host("edge-1", EDGE),
-        &["edge-1 node_unreachable(never_seen) => no action"],
-    );
+    check("fresh install: hosts/ lists a node that never reported", &given().host("edge-1", EDGE), &["edge-1 node_unreachable(never_seen) => no action"]);
     check(
         "node known but silent for 5 minutes, its services look unhealthy",
         &given().host("edge-1", EDGE).all_healthy("edge-1").node_seen("edge-1", 5 * MIN).unhealthy("edge-1", "web", "containers_not_running"),
@@ -415,7 +413,10 @@ fn root_cause_via_depends_on() {
     check(
         "broker missing from world: it is the root",
         &edge().missing("edge-1", "mosquitto").unhealthy("edge-1", "zigbee2mqtt", "http_check_failed"),
-        &["edge-1/mosquitto missing_service(missing) => create pending redeploy-edge-1-mosquitto", "edge-1/zigbee2mqtt unhealthy_service(http_check_failed) => root_cause mosquitto"],
+        &[
+            "edge-1/mosquitto missing_service(missing) => create pending redeploy-edge-1-mosquitto",
+            "edge-1/zigbee2mqtt unhealthy_service(http_check_failed) => root_cause mosquitto",
+        ],
     );
     check(
         "dependent down, dependency healthy: the dependent is its own root",
@@ -425,7 +426,11 @@ fn root_cause_via_depends_on() {
     let chain = "services:\n  db: {}\n  api:\n    depends_on: [db]\n  ui:\n    depends_on: [api]\n";
     check(
         "a chain ui → api → db all down: the root cause named is db, the deepest",
-        &given().host("n1", chain).all_healthy("n1").unhealthy("n1", "db", "exec_check_failed").unhealthy("n1", "api", "port_unreachable").unhealthy("n1", "ui", "http_check_failed"),
+        &given().host("n1", chain).all_healthy("n1").unhealthy("n1", "db", "exec_check_failed").unhealthy("n1", "api", "port_unreachable").unhealthy(
+            "n1",
+            "ui",
+            "http_check_failed",
+        ),
         &[
             "n1/api unhealthy_service(port_unreachable) => root_cause db",
             "n1/db unhealthy_service(exec_check_failed) => create pending redeploy-n1-db",
@@ -436,20 +441,23 @@ fn root_cause_via_depends_on() {
     assert_eq!(p.drifts[1].root_cause.as_deref(), Some("mosquitto"));
     check(
         "pending redeploy of the dependent while its broker also went down: cancelled, only the root gets an action",
-        &edge()
-            .unhealthy("edge-1", "mosquitto", "containers_not_running")
-            .unhealthy("edge-1", "zigbee2mqtt", "http_check_failed")
-            .pending(Redeploy, "edge-1", Some("zigbee2mqtt")),
+        &edge().unhealthy("edge-1", "mosquitto", "containers_not_running").unhealthy("edge-1", "zigbee2mqtt", "http_check_failed").pending(
+            Redeploy,
+            "edge-1",
+            Some("zigbee2mqtt"),
+        ),
         &[
             "edge-1/mosquitto unhealthy_service(containers_not_running) => create pending container-restart-edge-1-mosquitto",
             "edge-1/zigbee2mqtt unhealthy_service(http_check_failed) => root_cause mosquitto",
             "cancel redeploy-edge-1-zigbee2mqtt root_cause_elsewhere",
         ],
     );
-    let mut approved = edge()
-        .unhealthy("edge-1", "mosquitto", "containers_not_running")
-        .unhealthy("edge-1", "zigbee2mqtt", "http_check_failed")
-        .active(ActionState::Approved, Redeploy, "edge-1", Some("zigbee2mqtt"));
+    let mut approved = edge().unhealthy("edge-1", "mosquitto", "containers_not_running").unhealthy("edge-1", "zigbee2mqtt", "http_check_failed").active(
+        ActionState::Approved,
+        Redeploy,
+        "edge-1",
+        Some("zigbee2mqtt"),
+    );
     approved.active[0].trigger = "http_check_failed".into();
     check(
         "approved redeploy of the dependent: never cancelled",
@@ -486,9 +494,7 @@ fn loop_protection_and_escalation() {
     );
     check(
         "restart and redeploy both completed within the window: exhausted",
-        &down_checked(30)
-            .ended(ActionState::Completed, "container-restart-edge-1-web", 10 * MIN)
-            .ended(ActionState::Completed, "redeploy-edge-1-web", 3 * MIN),
+        &down_checked(30).ended(ActionState::Completed, "container-restart-edge-1-web", 10 * MIN).ended(ActionState::Completed, "redeploy-edge-1-web", 3 * MIN),
         &["edge-1/web unhealthy_service(containers_not_running) => remediation_exhausted"],
     );
     check(
@@ -498,7 +504,11 @@ fn loop_protection_and_escalation() {
     );
     check(
         "http check failing and a redeploy completed 5 min ago: exhausted",
-        &given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy("edge-1", "web", "http_check_failed").ended(ActionState::Completed, "redeploy-edge-1-web", 5 * MIN),
+        &given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy("edge-1", "web", "http_check_failed").ended(
+            ActionState::Completed,
+            "redeploy-edge-1-web",
+            5 * MIN,
+        ),
         &["edge-1/web unhealthy_service(http_check_failed) => remediation_exhausted"],
     );
     check(
@@ -522,11 +532,11 @@ fn loop_protection_and_escalation() {
 fn memory_survives_without_the_history_files() {
     // The supervisor learns a completed restart, then the history file disappears (or is
     // archived): the escalation still holds because memory has it.
-    let s = given()
-        .host("edge-1", EDGE)
-        .all_healthy("edge-1")
-        .unhealthy_checked("edge-1", "web", "containers_not_running", 30)
-        .ended(ActionState::Completed, "container-restart-edge-1-web", 5 * MIN);
+    let s = given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy_checked("edge-1", "web", "containers_not_running", 30).ended(
+        ActionState::Completed,
+        "container-restart-edge-1-web",
+        5 * MIN,
+    );
     let memory = s.plan().memory;
     assert_eq!(memory.attempts.get("container-restart-edge-1-web"), Some(&ago(5 * MIN)));
     let json = serde_json::to_string(&memory).unwrap();
@@ -535,11 +545,7 @@ fn memory_survives_without_the_history_files() {
     let mut later = s.clone();
     later.outcomes.clear();
     later.memory = back;
-    check(
-        "restart known only from memory",
-        &later,
-        &["edge-1/web unhealthy_service(containers_not_running) => create pending redeploy-edge-1-web"],
-    );
+    check("restart known only from memory", &later, &["edge-1/web unhealthy_service(containers_not_running) => create pending redeploy-edge-1-web"]);
     // Outside every window, memory forgets.
     let mut old = given();
     old.memory.attempts.insert("x".into(), ago(HOUR));
@@ -585,20 +591,17 @@ fn rejection_snooze() {
 
 #[test]
 fn auto_approve_low_with_hourly_cap() {
-    let down = || {
-        given()
-            .host("edge-1", EDGE)
-            .all_healthy("edge-1")
-            .unhealthy("edge-1", "web", "containers_not_running")
-            .policy(|p| p.auto_approve_low = true)
-    };
+    let down = || given().host("edge-1", EDGE).all_healthy("edge-1").unhealthy("edge-1", "web", "containers_not_running").policy(|p| p.auto_approve_low = true);
     check(
         "AUTO_APPROVE=low, restart proposed: straight to approved",
         &down(),
         &["edge-1/web unhealthy_service(containers_not_running) => create approved container-restart-edge-1-web"],
     );
     let a = &down().plan().create[0];
-    assert_eq!(a.history.iter().map(|h| (h.state, h.by.as_str())).collect::<Vec<_>>(), [(ActionState::Pending, "supervisor"), (ActionState::Approved, "policy")]);
+    assert_eq!(
+        a.history.iter().map(|h| (h.state, h.by.as_str())).collect::<Vec<_>>(),
+        [(ActionState::Pending, "supervisor"), (ActionState::Approved, "policy")]
+    );
     check(
         "AUTO_APPROVE=low, redeploy (guarded): waits in pending",
         &down().unhealthy("edge-1", "web", "http_check_failed"),
@@ -721,7 +724,8 @@ impl Situation {
         self = self.pending(kind, node, service);
         let a = self.active.last_mut().unwrap();
         a.created_at = ago(secs_ago);
-        a.history = vec![HistoryEntry { state: ActionState::Pending, at: ago(secs_ago), by: "ui:alice".into(), note: Some("proposed again by ui:alice".into()) }];
+        a.history =
+            vec![HistoryEntry { state: ActionState::Pending, at: ago(secs_ago), by: "ui:alice".into(), note: Some("proposed again by ui:alice".into()) }];
         self
     }
 
@@ -833,7 +837,11 @@ fn a_dependent_waits_for_its_dependencys_next_check() {
     // zigbee2mqtt failed 1 s ago; mosquitto's last (healthy) check is 5 s old: its check in the
     // same pass will tell.
     let s = edge().unhealthy_checked("edge-1", "zigbee2mqtt", "mqtt_unreachable", 1).service("edge-1", "mosquitto", ServiceStatus::Healthy, None, ago(5));
-    check("dependency not checked since the failure", &s, &[&format!("edge-1/zigbee2mqtt unhealthy_service(mqtt_unreachable) => waiting_grace for mosquitto until {}", hms(59))]);
+    check(
+        "dependency not checked since the failure",
+        &s,
+        &[&format!("edge-1/zigbee2mqtt unhealthy_service(mqtt_unreachable) => waiting_grace for mosquitto until {}", hms(59))],
+    );
     check(
         "the dependency's check came: it is down, the root cause",
         &s.clone().unhealthy_checked("edge-1", "mosquitto", "containers_not_running", 0),
@@ -847,9 +855,11 @@ fn a_dependent_waits_for_its_dependencys_next_check() {
         &s.clone().service("edge-1", "mosquitto", ServiceStatus::Healthy, None, ago(0)),
         &["edge-1/zigbee2mqtt unhealthy_service(mqtt_unreachable) => create pending container-restart-edge-1-zigbee2mqtt"],
     );
-    check("no check of the dependency for a whole MISSING_GRACE: act", &s.clone().later(60), &[
-        "edge-1/zigbee2mqtt unhealthy_service(mqtt_unreachable) => create pending container-restart-edge-1-zigbee2mqtt",
-    ]);
+    check(
+        "no check of the dependency for a whole MISSING_GRACE: act",
+        &s.clone().later(60),
+        &["edge-1/zigbee2mqtt unhealthy_service(mqtt_unreachable) => create pending container-restart-edge-1-zigbee2mqtt"],
+    );
     check(
         "a container that is not running is its own problem: no wait",
         &edge().unhealthy_checked("edge-1", "zigbee2mqtt", "containers_not_running", 1).service("edge-1", "mosquitto", ServiceStatus::Healthy, None, ago(5)),
@@ -865,11 +875,20 @@ fn a_healthy_fleet_starting_proposes_nothing() {
         s.now = now() + chrono::Duration::seconds(t);
         if t >= 2 {
             for n in ["edge-1", "edge-2"] {
-                s.nodes.insert(n.into(), NodeState { last_seen: Some(s.now), status: NodeStatus::Up, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None });
+                s.nodes.insert(
+                    n.into(),
+                    NodeState { last_seen: Some(s.now), status: NodeStatus::Up, disk_pressure: None, disks: None, agent_version: None, uptime_secs: None },
+                );
             }
         }
         if t >= 15 {
-            s = s.service("edge-1", "web", ServiceStatus::Healthy, None, now() + chrono::Duration::seconds(t)).service("edge-2", "mosquitto", ServiceStatus::Healthy, None, now());
+            s = s.service("edge-1", "web", ServiceStatus::Healthy, None, now() + chrono::Duration::seconds(t)).service(
+                "edge-2",
+                "mosquitto",
+                ServiceStatus::Healthy,
+                None,
+                now(),
+            );
         }
         if t >= 30 {
             for n in ["edge-1", "edge-2"] {
@@ -893,7 +912,10 @@ fn a_pending_action_follows_its_drift() {
     check(
         "pending redeploy for missing_service; the service now reports http_check_failed: same type, fields updated",
         &missing_redeploy(edge().unhealthy("edge-1", "web", "http_check_failed")),
-        &["edge-1/web unhealthy_service(http_check_failed) => leave pending redeploy-edge-1-web", "update redeploy-edge-1-web unhealthy_service (http_check_failed)"],
+        &[
+            "edge-1/web unhealthy_service(http_check_failed) => leave pending redeploy-edge-1-web",
+            "update redeploy-edge-1-web unhealthy_service (http_check_failed)",
+        ],
     );
     check(
         "pending redeploy for missing_service; now containers_not_running: a restart is right, the redeploy is replaced",
@@ -915,16 +937,23 @@ fn a_pending_action_follows_its_drift() {
     );
     check(
         "pending redeploy escalated after a restart; trigger changes between restartable reasons: updated, not replaced",
-        &edge()
-            .unhealthy_checked("edge-1", "web", "mqtt_unreachable", 30)
-            .ended(ActionState::Completed, "container-restart-edge-1-web", 5 * MIN)
-            .pending(Redeploy, "edge-1", Some("web")),
-        &["edge-1/web unhealthy_service(mqtt_unreachable) => leave pending redeploy-edge-1-web", "update redeploy-edge-1-web unhealthy_service (mqtt_unreachable)"],
+        &edge().unhealthy_checked("edge-1", "web", "mqtt_unreachable", 30).ended(ActionState::Completed, "container-restart-edge-1-web", 5 * MIN).pending(
+            Redeploy,
+            "edge-1",
+            Some("web"),
+        ),
+        &[
+            "edge-1/web unhealthy_service(mqtt_unreachable) => leave pending redeploy-edge-1-web",
+            "update redeploy-edge-1-web unhealthy_service (mqtt_unreachable)",
+        ],
     );
     check(
         "an operator's retried redeploy is never replaced, only its fields follow",
         &edge().unhealthy("edge-1", "web", "containers_not_running").retried(Redeploy, "edge-1", Some("web"), 60).then_update_fields(),
-        &["edge-1/web unhealthy_service(containers_not_running) => leave pending redeploy-edge-1-web", "update redeploy-edge-1-web unhealthy_service (containers_not_running)"],
+        &[
+            "edge-1/web unhealthy_service(containers_not_running) => leave pending redeploy-edge-1-web",
+            "update redeploy-edge-1-web unhealthy_service (containers_not_running)",
+        ],
     );
     let mut approved = edge().unhealthy("edge-1", "web", "http_check_failed").active(ActionState::Approved, Restart, "edge-1", Some("web"));
     approved.active[0].trigger = "containers_not_running".into();
@@ -951,15 +980,19 @@ fn exhaustion_holds_until_recovery_retry_or_hold() {
     // Survives a restart: it is in memory.
     let json = serde_json::to_string(&p.memory).unwrap();
     assert_eq!(serde_json::from_str::<SupervisorMemory>(&json).unwrap(), p.memory);
-    check("after EXHAUSTED_HOLD (6 h): a new cycle starts", &later.clone().later(6 * HOUR), &[
-        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
-    ]);
+    check(
+        "after EXHAUSTED_HOLD (6 h): a new cycle starts",
+        &later.clone().later(6 * HOUR),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
     // It recovers once: lifted.
     let recovered = later.clone().healthy("edge-1", "web").then_applied();
     assert!(recovered.memory.exhausted.is_empty());
-    check("recovered, then down again: a new cycle", &recovered.unhealthy("edge-1", "web", "containers_not_running"), &[
-        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
-    ]);
+    check(
+        "recovered, then down again: a new cycle",
+        &recovered.unhealthy("edge-1", "web", "containers_not_running"),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
     // A node that goes silent says nothing about recovery.
     let silent = later.clone().node_seen("edge-1", 10 * MIN).then_applied();
     assert!(silent.memory.exhausted.contains_key("edge-1/web"));
@@ -982,15 +1015,26 @@ fn an_operator_retry_is_honoured_and_starts_escalation_over() {
     // escalation starts over (after settling): restart, then redeploy, then exhausted.
     let mut ran = retried.clone().then_applied();
     ran.active.clear();
-    let ran = ran.later(2 * MIN).ended(ActionState::Failed, "redeploy-edge-1-web", -2 * MIN).unhealthy_checked("edge-1", "web", "containers_not_running", -(2 * MIN) - 10);
-    check("the retried redeploy failed: a restart is next (the old restart no longer counts)", &ran, &[
-        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
-    ]);
+    let ran = ran.later(2 * MIN).ended(ActionState::Failed, "redeploy-edge-1-web", -2 * MIN).unhealthy_checked(
+        "edge-1",
+        "web",
+        "containers_not_running",
+        -(2 * MIN) - 10,
+    );
+    check(
+        "the retried redeploy failed: a restart is next (the old restart no longer counts)",
+        &ran,
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
     // Snoozed: a retry lifts the snooze for that id.
     let snoozed = down().ended(ActionState::Rejected, "container-restart-edge-1-web", HOUR).then_applied();
     check("rejected and snoozed", &snoozed, &["edge-1/web unhealthy_service(containers_not_running) => snoozed container-restart-edge-1-web"]);
     let retried = snoozed.retried(Restart, "edge-1", Some("web"), 0);
-    check("retried while snoozed: left alone", &retried, &["edge-1/web unhealthy_service(containers_not_running) => leave pending container-restart-edge-1-web"]);
+    check(
+        "retried while snoozed: left alone",
+        &retried,
+        &["edge-1/web unhealthy_service(containers_not_running) => leave pending container-restart-edge-1-web"],
+    );
     assert!(retried.plan().memory.rejections.is_empty());
     // A retried action whose drift resolves is cancelled like any other.
     check(
@@ -1013,12 +1057,22 @@ fn flapping_is_damped() {
     assert!(up.memory.flapping.contains_key("edge-1/web"));
     let down2 = up.clone().later(20).service("edge-1", "web", ServiceStatus::Unhealthy, Some("containers_not_running"), now() + chrono::Duration::seconds(40));
     check("down again 20 s later: flapping", &down2, &[&format!("edge-1/web unhealthy_service(containers_not_running) => flapping until {}", hms(160))]);
-    check("still down 2 min later: it holds, proposed", &down2.clone().later(2 * MIN), &[
-        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
-    ]);
-    check("healthy for FLAP_WINDOW (30 min), then down: proposed at once", &up.later(31 * MIN).service("edge-1", "web", ServiceStatus::Unhealthy, Some("containers_not_running"), now() + chrono::Duration::minutes(31) + chrono::Duration::seconds(20)), &[
-        "edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web",
-    ]);
+    check(
+        "still down 2 min later: it holds, proposed",
+        &down2.clone().later(2 * MIN),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
+    check(
+        "healthy for FLAP_WINDOW (30 min), then down: proposed at once",
+        &up.later(31 * MIN).service(
+            "edge-1",
+            "web",
+            ServiceStatus::Unhealthy,
+            Some("containers_not_running"),
+            now() + chrono::Duration::minutes(31) + chrono::Duration::seconds(20),
+        ),
+        &["edge-1/web unhealthy_service(containers_not_running) => create pending container-restart-edge-1-web"],
+    );
 }
 
 #[test]
@@ -1036,12 +1090,15 @@ fn drift_file_rows_say_what_happens_next() {
     assert_eq!(f.generated_at, now());
     let rows: Vec<(&str, Option<&str>, NextStep, Option<&str>)> =
         f.drifts.iter().map(|d| (d.node.as_str(), d.service.as_deref(), d.decision, d.action_id.as_deref())).collect();
-    assert_eq!(rows, [
-        ("edge-1", Some("mosquitto"), NextStep::ActionCreated, Some("container-restart-edge-1-mosquitto")),
-        ("edge-1", Some("web"), NextStep::WaitingFreshWorld, None),
-        ("edge-1", Some("zigbee2mqtt"), NextStep::RootCauseElsewhere, Some("container-restart-edge-1-mosquitto")),
-        ("edge-2", None, NextStep::NodeUnreachable, None),
-    ]);
+    assert_eq!(
+        rows,
+        [
+            ("edge-1", Some("mosquitto"), NextStep::ActionCreated, Some("container-restart-edge-1-mosquitto")),
+            ("edge-1", Some("web"), NextStep::WaitingFreshWorld, None),
+            ("edge-1", Some("zigbee2mqtt"), NextStep::RootCauseElsewhere, Some("container-restart-edge-1-mosquitto")),
+            ("edge-2", None, NextStep::NodeUnreachable, None),
+        ]
+    );
     assert_eq!(f.drifts[0].since, Some(ago(5)), "unhealthy: the service's since");
     assert_eq!(f.drifts[1].since, Some(now()), "missing: when the supervisor first saw it");
     assert_eq!(f.drifts[1].until, Some(ago(10) + chrono::Duration::seconds(60)));
@@ -1062,7 +1119,6 @@ fn drift_file_rows_say_what_happens_next() {
     assert!(calm.plan().drift_file(&calm.policy, now()).drifts.is_empty());
 }
 
-
 #[test]
 fn silences_table() {
     let base = || given().host("edge-1", EDGE).all_healthy("edge-1");
@@ -1076,7 +1132,10 @@ fn silences_table() {
         (
             "a muted node: its services and the node itself",
             base().unhealthy("edge-1", "web", "http_check_failed").disk("edge-1", DiskLevel::High).silenced("edge-1", None, HOUR),
-            vec![format!("edge-1/web unhealthy_service(http_check_failed) => silenced s-0 until {end}"), format!("edge-1 disk_pressure(high) => silenced s-0 until {end}")],
+            vec![
+                format!("edge-1/web unhealthy_service(http_check_failed) => silenced s-0 until {end}"),
+                format!("edge-1 disk_pressure(high) => silenced s-0 until {end}"),
+            ],
         ),
         (
             "a muted node that stopped reporting",
@@ -1103,7 +1162,10 @@ fn silences_table() {
             base().unhealthy("edge-1", "web", "containers_not_running").pending(Restart, "edge-1", Some("web")).silenced("edge-1/web", None, HOUR),
             vec![
                 format!("edge-1/web unhealthy_service(containers_not_running) => silenced s-0 until {end}"),
-                format!("cancel container-restart-edge-1-web silenced: edge-1/web muted by ui:alice until {} (maintenance), silence s-0", crate::rfc3339(now() + chrono::Duration::hours(1))),
+                format!(
+                    "cancel container-restart-edge-1-web silenced: edge-1/web muted by ui:alice until {} (maintenance), silence s-0",
+                    crate::rfc3339(now() + chrono::Duration::hours(1))
+                ),
             ],
         ),
         (
@@ -1111,12 +1173,19 @@ fn silences_table() {
             base().unhealthy("edge-1", "web", "containers_not_running").pending(Restart, "edge-1", Some("web")).silenced("", Some(Restart), HOUR),
             vec![
                 format!("edge-1/web unhealthy_service(containers_not_running) => silenced s-0 until {end}"),
-                format!("cancel container-restart-edge-1-web silenced: container_restart muted by ui:alice until {} (maintenance), silence s-0", crate::rfc3339(now() + chrono::Duration::hours(1))),
+                format!(
+                    "cancel container-restart-edge-1-web silenced: container_restart muted by ui:alice until {} (maintenance), silence s-0",
+                    crate::rfc3339(now() + chrono::Duration::hours(1))
+                ),
             ],
         ),
         (
             "an approved action is never withdrawn; the row says silenced",
-            base().unhealthy("edge-1", "web", "containers_not_running").active(ActionState::Approved, Restart, "edge-1", Some("web")).silenced("edge-1/web", None, HOUR),
+            base().unhealthy("edge-1", "web", "containers_not_running").active(ActionState::Approved, Restart, "edge-1", Some("web")).silenced(
+                "edge-1/web",
+                None,
+                HOUR,
+            ),
             vec![format!("edge-1/web unhealthy_service(containers_not_running) => silenced s-0 until {end}")],
         ),
         (

@@ -34,10 +34,8 @@ async fn a_pending_action_is_sent_with_buttons_and_a_press_approves_it() {
     assert_eq!((last.state, last.by.as_str()), (ActionState::Approved, "telegram:7"));
 
     // The message now shows who approved it and when, without buttons.
-    let (text, buttons) = eventually("the message shows the outcome", || {
-        h.fake.latest(CHAT, card.message_id).filter(|(t, _)| t.contains("Approved by @alice at "))
-    })
-    .await;
+    let (text, buttons) =
+        eventually("the message shows the outcome", || h.fake.latest(CHAT, card.message_id).filter(|(t, _)| t.contains("Approved by @alice at "))).await;
     assert!(buttons.is_empty(), "no buttons once decided: {buttons:?}");
     assert!(text.contains(&format!("{} UTC", last.at.format("%H:%M"))), "{text}");
     assert_eq!(h.fake.sent().len(), 1, "nothing else was sent");
@@ -155,7 +153,10 @@ async fn a_burst_of_actions_becomes_a_digest() {
         let sent = h.fake.sent();
         let latest: Vec<(i64, String, Vec<String>)> =
             sent.iter().map(|s| h.fake.latest(CHAT, s.message_id).map(|(t, b)| (s.message_id, t, b)).unwrap()).collect();
-        services.iter().all(|s| latest.iter().any(|(_, t, _)| t.contains(&format!("edge-1 / {s}\n")) || t.contains(&format!("edge-1 / {s} ")))).then_some(latest)
+        services
+            .iter()
+            .all(|s| latest.iter().any(|(_, t, _)| t.contains(&format!("edge-1 / {s}\n")) || t.contains(&format!("edge-1 / {s} "))))
+            .then_some(latest)
     })
     .await;
     assert!(messages.len() <= 6, "{} messages for 8 actions: {:?}", messages.len(), messages.iter().map(|m| &m.1).collect::<Vec<_>>());
@@ -192,11 +193,16 @@ async fn the_result_follows_in_the_thread_and_a_resolved_drift_edits_the_message
         .unwrap();
     let follow = eventually("a follow-up in the thread", || h.fake.sent().into_iter().find(|s| s.reply_to == Some(card_a.message_id))).await;
     assert!(follow.text.contains("completed and verified"), "{}", follow.text);
-    eventually("the card shows completion", || h.fake.latest(CHAT, card_a.message_id).filter(|(t, _)| t.contains("Approved by ui:alice") && t.contains("Completed"))).await;
+    eventually("the card shows completion", || {
+        h.fake.latest(CHAT, card_a.message_id).filter(|(t, _)| t.contains("Approved by ui:alice") && t.contains("Completed"))
+    })
+    .await;
 
     // b: the drift went away; the supervisor cancelled it.
     h.root.transition(&b.id, ActionState::Pending, ActionState::Cancelled, Utc::now(), "supervisor", Some("drift resolved".into()), |_| {}).unwrap();
-    let (_, buttons) = eventually("the card says the drift resolved", || h.fake.latest(CHAT, card_b.message_id).filter(|(t, _)| t.contains("drift resolved on its own"))).await;
+    let (_, buttons) =
+        eventually("the card says the drift resolved", || h.fake.latest(CHAT, card_b.message_id).filter(|(t, _)| t.contains("drift resolved on its own")))
+            .await;
     assert!(buttons.is_empty());
     assert!(h.fake.sent().iter().all(|s| s.reply_to != Some(card_b.message_id)), "no follow-up for a cancelled action");
 

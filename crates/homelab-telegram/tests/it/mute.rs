@@ -45,7 +45,8 @@ async fn mute_writes_a_one_hour_silence_and_edits_the_message() {
     assert!(s.is_active(Utc::now()) && s.created_at >= before - chrono::TimeDelta::seconds(1));
 
     // The message says so; the mute button is gone, approve/reject stay while it is pending.
-    let (text, buttons) = eventually("the message says it is muted", || h.fake.latest(CHAT, card.message_id).filter(|(t, _)| t.contains("Muted for 1 h by"))).await;
+    let (text, buttons) =
+        eventually("the message says it is muted", || h.fake.latest(CHAT, card.message_id).filter(|(t, _)| t.contains("Muted for 1 h by"))).await;
     assert!(text.contains("muted from Telegram") && text.contains(&format!("until {} UTC", s.ends_at.format("%H:%M"))), "{text}");
     assert!(!buttons.iter().any(|b| b.starts_with("mute:")) && buttons.iter().any(|b| b.starts_with("ok:")), "{buttons:?}");
     assert_eq!(h.state_of(&a.id), Some(ActionState::Pending), "muting decides nothing about the action");

@@ -83,7 +83,9 @@ fn remote(tr: &TempRoot, node: &str, ui: &Ui) -> node_agent::Config {
 /// The event of `service` that served the request made at `at` (`data.check_now.requested_at`).
 fn served_event(root: &std::path::Path, node: &str, service: &str, at: homelab_core::Timestamp) -> Option<Event> {
     let at = homelab_core::rfc3339(at);
-    events(root).into_iter().find(|e| e.node == node && e.service.as_deref() == Some(service) && e.data.as_ref().is_some_and(|d| d["check_now"]["requested_at"] == at.as_str()))
+    events(root)
+        .into_iter()
+        .find(|e| e.node == node && e.service.as_deref() == Some(service) && e.data.as_ref().is_some_and(|d| d["check_now"]["requested_at"] == at.as_str()))
 }
 
 fn ask(root: &DataRoot, service: &str) -> CheckNowRequest {
@@ -96,7 +98,10 @@ fn ask(root: &DataRoot, service: &str) -> CheckNowRequest {
 async fn check_now_runs_the_checks_at_once_and_removes_the_request() {
     let tr = TempRoot::new();
     let port = closed_port();
-    tr.write_host("edge-1", &format!("services:\n  web:\n    checks:\n      - tcp: {{ port: {port}, timeout_secs: 2 }}\n  other:\n    checks:\n      - tcp: {{ port: {port} }}\n"));
+    tr.write_host(
+        "edge-1",
+        &format!("services:\n  web:\n    checks:\n      - tcp: {{ port: {port}, timeout_secs: 2 }}\n  other:\n    checks:\n      - tcp: {{ port: {port} }}\n"),
+    );
     let agent = Agent::start(config(&tr, "edge-1")).await; // interval: 1 h
     let path = tr.root();
     let root = DataRoot::open(&path).unwrap();
@@ -209,7 +214,10 @@ async fn the_api_request_is_served_by_the_agent() {
 async fn a_remote_agent_serves_the_api_request_and_its_events_finish_it() {
     let tr = TempRoot::new();
     let port = closed_port();
-    tr.write_host("edge-1", &format!("services:\n  web:\n    checks:\n      - tcp: {{ port: {port}, timeout_secs: 2 }}\n  other:\n    checks:\n      - tcp: {{ port: {port} }}\n"));
+    tr.write_host(
+        "edge-1",
+        &format!("services:\n  web:\n    checks:\n      - tcp: {{ port: {port}, timeout_secs: 2 }}\n  other:\n    checks:\n      - tcp: {{ port: {port} }}\n"),
+    );
     let ui = Ui::start(&tr).await;
     let agent = Agent::start(remote(&tr, "edge-1", &ui)).await; // interval: 1 h
     let path = tr.root();
@@ -218,12 +226,16 @@ async fn a_remote_agent_serves_the_api_request_and_its_events_finish_it() {
 
     let web = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let req = ui.ask("edge-1", "web").await;
-    let recovered = wait_for("the result as a fresh event in the data root", Duration::from_secs(10), || served_event(&path, "edge-1", "web", req.requested_at)).await;
+    let recovered =
+        wait_for("the result as a fresh event in the data root", Duration::from_secs(10), || served_event(&path, "edge-1", "web", req.requested_at)).await;
     assert_eq!(recovered.kind, "service_recovered");
     assert_eq!(recovered.data.as_ref().unwrap()["check_now"]["requested_by"], req.requested_by.as_str());
     let took = recovered.ts - req.requested_at;
     assert!(took < chrono::TimeDelta::milliseconds(2500), "learned within a poll ({:?}), took {took}", node_agent::CHECK_NOW_POLL_REMOTE);
-    wait_for("the request file is removed once its events are ingested", Duration::from_secs(10), || root.pending_check_now("edge-1").unwrap().is_empty().then_some(())).await;
+    wait_for("the request file is removed once its events are ingested", Duration::from_secs(10), || {
+        root.pending_check_now("edge-1").unwrap().is_empty().then_some(())
+    })
+    .await;
     assert_eq!(service_events(&path, "other").len(), 1, "other: only its pass");
     agent.stop().await;
     ui.stop().await;
@@ -312,7 +324,8 @@ async fn a_newer_remote_request_made_while_the_older_runs_is_served_next() {
     let older = ui.ask("edge-1", "web").await;
     tokio::time::timeout(Duration::from_secs(10), arrived.recv()).await.expect("the older request's check runs").unwrap();
     // Requests are stamped to the millisecond: make sure the newer one's stamp differs.
-    wait_for("a later millisecond", Duration::from_secs(1), || (chrono::Utc::now() - older.requested_at > chrono::TimeDelta::milliseconds(2)).then_some(())).await;
+    wait_for("a later millisecond", Duration::from_secs(1), || (chrono::Utc::now() - older.requested_at > chrono::TimeDelta::milliseconds(2)).then_some(()))
+        .await;
     let newer = ui.ask("edge-1", "web").await;
     assert_ne!(newer.requested_at, older.requested_at);
     gate.send_replace(true);

@@ -16,13 +16,7 @@ fn agent() -> Command {
 fn once_from_the_environment_writes_events_and_exits_zero() {
     let tr = TempRoot::new();
     tr.write_host("edge-1", "services:\n  nothing: {}\n");
-    let out = agent()
-        .args(["--once"])
-        .env("HOSTS_DIR", tr.hosts())
-        .env("NODE_NAME", "edge-1")
-        .env("HOMELAB_ROOT", tr.root())
-        .output()
-        .unwrap();
+    let out = agent().args(["--once"]).env("HOSTS_DIR", tr.hosts()).env("NODE_NAME", "edge-1").env("HOMELAB_ROOT", tr.root()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let kinds: Vec<String> = crate::events(&tr.root()).into_iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&"node_heartbeat".to_owned()) && kinds.contains(&"service_healthy".to_owned()), "{kinds:?}");

@@ -107,10 +107,7 @@ async fn a_killed_container_is_reported_within_a_second() {
     assert!(event.detail.unwrap().contains("exited (137)"));
     // kill, die and stop of the same container: one event.
     docker(&["start", &c.0]);
-    wait_for("recovery after the restart", Duration::from_secs(10), || {
-        service_events(&root, "z2m").into_iter().find(|e| e.kind == "service_recovered")
-    })
-    .await;
+    wait_for("recovery after the restart", Duration::from_secs(10), || service_events(&root, "z2m").into_iter().find(|e| e.kind == "service_recovered")).await;
     let downs = service_events(&root, "z2m").into_iter().filter(|e| e.kind == "containers_not_running").count();
     assert_eq!(downs, 1);
     agent.stop().await;
