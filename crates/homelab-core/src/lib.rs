@@ -27,7 +27,7 @@ pub use desired::{DesiredState, HostFile, HostSpec, ServiceSpec};
 pub use event::{Event, EventKind};
 pub use fold::{Checkpoint, FoldOutcome};
 pub use heartbeat::Heartbeat;
-pub use name::{NameError, validate_action_id, validate_name};
+pub use name::{ActionId, NameError, NodeName, ServiceName, validate_action_id, validate_name};
 pub use world::{DiskLevel, NodeState, NodeStatus, ServiceState, ServiceStatus, World};
 
 /// The timestamp type used everywhere: UTC with millisecond precision on the wire.
