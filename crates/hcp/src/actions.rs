@@ -5,8 +5,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use homelab_core::{Action, ActionState};
-use homelab_store::{DataRoot, TransitionError};
+use homelab_core::{Action, ActionId, ActionState};
+use homelab_ops::{Actor, DecideError, Decision, Ops, RetryError};
+use homelab_store::DataRoot;
 
 use crate::RootArg;
 use crate::table::{ago, render};
@@ -136,32 +137,29 @@ pub fn run(args: &ActionsArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ActionsCommand::Approve { id } => decide(&root, id, ActionState::Approved, None),
+        ActionsCommand::Approve { id } => decide(&root, &parse_id(id)?, Decision::APPROVE),
         ActionsCommand::Reject { id, reason } => {
+            let id = parse_id(id)?;
             if reason.trim().is_empty() {
                 anyhow::bail!("--reason must say why (it goes into the action's history)");
             }
-            decide(&root, id, ActionState::Rejected, Some(reason.trim().to_owned()))
+            decide(&root, &id, Decision::Reject { reason: Some(reason.trim().to_owned()) })
         }
-        ActionsCommand::Retry { id } => retry(&root, id),
+        ActionsCommand::Retry { id } => retry(&root, &parse_id(id)?),
     }
 }
 
-/// Proposes `id` again through the same function as the UI and the API
-/// (`control_plane_ui::retry`: the core's decision on world/drift.json, then `create_action`).
-pub fn retry(root: &DataRoot, id: &str) -> anyhow::Result<ExitCode> {
-    use control_plane_ui::RetryError;
-    let by = operator();
-    let result = control_plane_ui::retry(root, id, &by, chrono::Utc::now());
-    let (outcome, detail) = match &result {
-        Ok(a) => ("ok", format!("node {}", a.node)),
-        Err(RetryError::Store(e)) => ("failed", e.to_string()),
-        Err(e) => ("conflict", e.to_string()),
-    };
-    crate::audit::record_detail(root, "retry", id, outcome, Some(detail));
-    match result {
+/// An action id typed on the command line, parsed once here.
+fn parse_id(id: &str) -> anyhow::Result<ActionId> {
+    ActionId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Proposes `id` again through the operations layer, as the UI and the API do.
+pub fn retry(root: &DataRoot, id: &ActionId) -> anyhow::Result<ExitCode> {
+    let actor = Actor::cli(&operator());
+    match Ops::new(root.clone()).retry(&actor, id) {
         Ok(a) => {
-            println!("{} proposed again by {by}: pending (approve with: hcp actions approve {})", a.id, a.id);
+            println!("{} proposed again by {}: pending (approve with: hcp actions approve {})", a.id, actor.by, a.id);
             Ok(ExitCode::SUCCESS)
         }
         Err(RetryError::Active { state, .. }) => {
@@ -172,9 +170,8 @@ pub fn retry(root: &DataRoot, id: &str) -> anyhow::Result<ExitCode> {
             println!("{e}; nothing changed (hint: hcp drift)");
             Ok(ExitCode::FAILURE)
         }
-        Err(RetryError::BadId(e)) => Err(anyhow::anyhow!("{e}")),
         Err(e @ RetryError::Store(_)) => Err(anyhow::Error::new(e).context(format!("cannot write action {id}"))),
-        // The CLI runs with the data root's own permissions: nothing is refused by role.
+        // The CLI acts as an admin: nothing is refused by role.
         Err(e @ RetryError::Forbidden(_)) => Err(anyhow::Error::new(e)),
     }
 }
@@ -182,7 +179,7 @@ pub fn retry(root: &DataRoot, id: &str) -> anyhow::Result<ExitCode> {
 /// `hcp drift`.
 pub fn run_drift(args: &DriftArgs) -> anyhow::Result<ExitCode> {
     let root = open(&args.root)?;
-    let file: Option<homelab_core::drift::DriftFile> = match root.read_json(control_plane_ui::snapshot::DRIFT_FILE) {
+    let file: Option<homelab_core::drift::DriftFile> = match root.read_drift() {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             println!("{e}\n(the supervisor rewrites it at its next reconcile; nothing is shown rather than something recomputed)");
@@ -255,33 +252,24 @@ fn open(root: &RootArg) -> anyhow::Result<DataRoot> {
     DataRoot::open(&root.root).with_context(|| format!("cannot open the data root {}", root.root.display()))
 }
 
-/// Moves a pending action to `to`. Someone else deciding first is not a crash: exit 1 and say
-/// what state it is in now, changing nothing.
-pub fn decide(root: &DataRoot, id: &str, to: ActionState, note: Option<String>) -> anyhow::Result<ExitCode> {
-    homelab_core::validate_action_id(id).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let by = operator();
-    let what = if to == ActionState::Rejected { "reject" } else { "approve" };
-    let audit = |outcome: &str, detail: String| crate::audit::record_detail(root, what, id, outcome, Some(detail));
-    match root.transition(id, ActionState::Pending, to, chrono::Utc::now(), &by, note, |_| {}) {
+/// Approves or rejects a pending action through the operations layer. Someone else deciding
+/// first is not a crash: exit 1 and say what state it is in now, changing nothing.
+pub fn decide(root: &DataRoot, id: &ActionId, decision: Decision) -> anyhow::Result<ExitCode> {
+    let actor = Actor::cli(&operator());
+    match Ops::new(root.clone()).decide(&actor, id, decision) {
         Ok(a) => {
-            audit("ok", format!("node {}", a.node));
-            println!("{} {} by {by}", a.id, to);
+            println!("{} {} by {}", a.id, a.state, actor.by);
             Ok(ExitCode::SUCCESS)
         }
-        Err(TransitionError::NotInState { current: Some(current), .. }) => {
-            audit("conflict", format!("{current}, not pending"));
-            println!("{id} is {current}, not pending: nothing changed");
+        Err(DecideError::NotPending { state, .. }) => {
+            println!("{id} is {state}, not pending: nothing changed");
             Ok(ExitCode::FAILURE)
         }
-        Err(TransitionError::NotInState { current: None, .. }) => {
-            audit("conflict", "no such action".into());
+        Err(DecideError::NotFound(_)) => {
             println!("no action {id} (hint: hcp actions list --state pending)");
             Ok(ExitCode::FAILURE)
         }
-        Err(e) => {
-            audit("failed", e.to_string());
-            Err(anyhow::Error::new(e).context(format!("cannot move {id} to {to}")))
-        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot decide on {id}"))),
     }
 }
 

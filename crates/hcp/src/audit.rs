@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use homelab_store::DataRoot;
-use homelab_store::audit::{AuditFilter, AuditRecord};
+use homelab_store::audit::AuditFilter;
 
 use crate::RootArg;
 use crate::table::render;
@@ -60,24 +60,4 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         eprintln!("hcp: {skipped} unreadable line(s) skipped (a torn last line after a crash, or a damaged file)");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Appends what `hcp` did to the audit log as channel `cli`: who is the local user (see
-/// [`crate::actions::operator`]); the CLI acts with the data root's own permissions, so as an
-/// admin. A failure to write is a warning on stderr: the change itself is already made.
-pub fn record(root: &DataRoot, what: &str, target: &str, outcome: &str) {
-    record_detail(root, what, target, outcome, None)
-}
-
-/// [`record`] with a detail (the reason of a refusal, the node of an action).
-pub fn record_detail(root: &DataRoot, what: &str, target: &str, outcome: &str, detail: Option<String>) {
-    let by = crate::actions::operator();
-    let who = by.strip_prefix("cli:").unwrap_or(&by);
-    let mut rec = AuditRecord::new(who, "admin", "cli", "local", what, target, outcome);
-    if let Some(d) = detail {
-        rec = rec.detail(d);
-    }
-    if let Err(e) = root.append_audit(&rec, homelab_store::audit::retention_from_env()) {
-        eprintln!("hcp: warning: cannot write the audit log: {e}");
-    }
 }

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use homelab_core::duration::parse_duration;
+use homelab_core::{NodeName, ServiceName};
+use homelab_ops::{Actor, Ops};
 use homelab_store::DataRoot;
-use homelab_store::check_now::CheckNowRequest;
 
 use crate::RootArg;
 
@@ -29,17 +30,10 @@ pub struct CheckNowArgs {
 }
 
 pub fn run(args: &CheckNowArgs) -> anyhow::Result<ExitCode> {
-    homelab_core::validate_name(&args.node).map_err(|e| anyhow::anyhow!("node {:?}: {e}", args.node))?;
-    homelab_core::validate_name(&args.service).map_err(|e| anyhow::anyhow!("service {:?}: {e}", args.service))?;
+    let node = NodeName::parse(&args.node).map_err(|e| anyhow::anyhow!("node {:?}: {e}", args.node))?;
+    let service = ServiceName::parse(&args.service).map_err(|e| anyhow::anyhow!("service {:?}: {e}", args.service))?;
     let root = DataRoot::open_existing(&args.root.root).with_context(|| format!("cannot open the data root {}", args.root.root.display()))?;
-    let req = CheckNowRequest {
-        node: args.node.clone(),
-        service: args.service.clone(),
-        requested_by: crate::actions::operator(),
-        requested_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3),
-    };
-    root.request_check_now(&req).context("cannot write the check-now request")?;
-    crate::audit::record(&root, "check_now", &format!("{}/{}", args.node, args.service), "ok");
+    let req = Ops::new(root.clone()).check_now(&Actor::cli(&crate::actions::operator()), &node, &service)?;
     println!("asked {}'s agent to check {} now; the result shows as fresh events", args.node, args.service);
     let Some(wait) = args.wait else { return Ok(ExitCode::SUCCESS) };
     let deadline = Instant::now() + wait;

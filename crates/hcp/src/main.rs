@@ -7,7 +7,9 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = hcp::Cli::parse();
-    homelab_store::daemon::init_tracing();
+    // Daemons log what they do; a one-shot command says it on stdout and logs only warnings.
+    let daemon = matches!(cli.command, hcp::Command::Up(_) | hcp::Command::Mirror(_));
+    homelab_store::daemon::init_tracing_at(if daemon { "info" } else { "warn" });
     match hcp::run(cli).await {
         Ok(code) => code,
         Err(e) => {

@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use homelab_core::duration::parse_duration;
-use homelab_core::silence::{Matcher, Silence, new_id, parse_action_type};
+use homelab_core::silence::Silence;
+use homelab_ops::{Actor, NewSilence, Ops, SilenceError};
 use homelab_store::DataRoot;
 
 use crate::RootArg;
@@ -52,23 +53,15 @@ pub enum SilenceCommand {
 pub fn run(args: &SilenceArgs) -> anyhow::Result<ExitCode> {
     let root = DataRoot::open_existing(&args.root.root).with_context(|| format!("cannot open the data root {}", args.root.root.display()))?;
     let now = chrono::Utc::now();
-    let by = crate::actions::operator();
+    let actor = Actor::cli(&crate::actions::operator());
+    let ops = Ops::new(root.clone());
     match &args.command {
         SilenceCommand::Add { target, action_type, duration, reason } => {
-            let mut m = target.as_deref().map(Matcher::target).unwrap_or_default();
-            if let Some(t) = action_type {
-                m.action_type =
-                    Some(parse_action_type(t).with_context(|| format!("unknown action type {t:?}: use container_restart, redeploy or disk_cleanup"))?);
-            }
-            let s = Silence::new(new_id(now, uuid::Uuid::new_v4().as_u128() as u32), m, *duration, reason, &by, now)?;
-            root.write_silence(&s).context("cannot write the silence")?;
-            crate::audit::record_detail(
-                &root,
-                "silence",
-                &s.target(),
-                "ok",
-                Some(format!("silence {} until {} ({})", s.id, homelab_core::rfc3339(s.ends_at), s.reason)),
-            );
+            let req = NewSilence { target: target.clone(), action_type: action_type.clone(), duration: *duration, reason: reason.clone() };
+            let s = ops.add_silence(&actor, req).map_err(|e| match e {
+                SilenceError::BadInput(why) => anyhow::anyhow!("{why}"),
+                other => anyhow::Error::new(other),
+            })?;
             println!("{} muted until {} ({})", s.target(), homelab_core::rfc3339(s.ends_at), s.id);
             Ok(ExitCode::SUCCESS)
         }
@@ -95,10 +88,11 @@ pub fn run(args: &SilenceArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SilenceCommand::Expire { id } => {
-            let Some(s) = root.read_silence(id)? else { bail!("no silence {id}: see hcp silence list") };
-            let e = s.expire(&by, now)?;
-            root.write_silence(&e).context("cannot write the silence")?;
-            crate::audit::record_detail(&root, "silence_expire", &e.id, "ok", Some(format!("mutes {} ({})", e.target(), e.reason)));
+            let e = ops.expire_silence(&actor, id).map_err(|e| match e {
+                SilenceError::NotFound(_) => anyhow::anyhow!("no silence {id}: see hcp silence list"),
+                SilenceError::Ended(why) => anyhow::anyhow!("{why}"),
+                other => anyhow::Error::new(other),
+            })?;
             println!("{} ({}) ended", e.id, e.target());
             Ok(ExitCode::SUCCESS)
         }

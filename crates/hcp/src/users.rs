@@ -6,8 +6,10 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use homelab_ops::users::{NewUser, UserChange, check_groups};
+use homelab_ops::{Actor, Ops};
 use homelab_store::DataRoot;
-use homelab_store::users::{Role, User, hash_password, new_token, valid_name};
+use homelab_store::users::{Role, hash_password, valid_name};
 
 use crate::RootArg;
 use crate::table::render;
@@ -162,111 +164,43 @@ fn read_password(input: &PasswordInput) -> anyhow::Result<String> {
     Ok(pw)
 }
 
-fn check_groups(groups: &[String]) -> anyhow::Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for g in groups.iter().map(|g| g.trim()).filter(|g| !g.is_empty()) {
-        if !valid_name(g) {
-            anyhow::bail!("{g:?} is not a group name (letters, digits, '.', '_', '-')");
-        }
-        if !out.iter().any(|o| o == g) {
-            out.push(g.to_owned());
-        }
-    }
-    Ok(out)
-}
-
 fn list_of<T: std::str::FromStr>(s: &str, what: &str) -> anyhow::Result<Vec<T>> {
     s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| x.parse::<T>().map_err(|_| anyhow::anyhow!("{x:?} is not a {what}"))).collect()
 }
 
 pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
     let root = open(&args.root)?;
-    let now = chrono::Utc::now();
+    let (ops, actor) = (Ops::new(root.clone()), Actor::cli(&crate::actions::operator()));
     match &args.command {
         UserCommand::Add { name, role, groups, telegram_ids, no_password, password } => {
             if !valid_name(name) {
                 anyhow::bail!("{name:?} is not a user name (letters, digits, '.', '_', '-', '@'; at most 64)");
             }
-            let groups = check_groups(groups)?;
-            let hash = if *no_password { None } else { Some(hash_password(&read_password(password)?)?) };
-            let telegram_ids = telegram_ids.clone();
-            root.update_users(|f| -> anyhow::Result<()> {
-                if f.users.contains_key(name) {
-                    anyhow::bail!("user {name:?} exists; use `hcp user passwd` or `hcp user set`");
-                }
-                if let Some(id) = telegram_ids.iter().find(|id| f.by_telegram(**id).is_some()) {
-                    anyhow::bail!("Telegram id {id} already belongs to another user");
-                }
-                f.users.insert(
-                    name.clone(),
-                    User { role: *role, groups, password_hash: hash, telegram_ids, created_at: now, updated_at: now, sessions_not_before: None },
-                );
-                Ok(())
-            })?;
-            crate::audit::record(&root, "user_add", name, "ok");
+            check_groups(groups)?;
+            let password_hash = if *no_password { None } else { Some(hash_password(&read_password(password)?)?) };
+            let u = NewUser { name: name.clone(), role: *role, groups: groups.clone(), telegram_ids: telegram_ids.clone(), password_hash };
+            ops.user_add(&actor, u)?;
             println!("user {name} added ({role})");
         }
         UserCommand::Passwd { name, password } => {
             if !root.read_users()?.users.contains_key(name) {
                 anyhow::bail!("no user {name:?} (hint: hcp user list)");
             }
-            let hash = hash_password(&read_password(password)?)?;
-            root.update_users(|f| -> anyhow::Result<()> {
-                let u = f.users.get_mut(name).ok_or_else(|| anyhow::anyhow!("no user {name:?}"))?;
-                u.password_hash = Some(hash);
-                u.updated_at = now;
-                u.sessions_not_before = Some(now);
-                Ok(())
-            })?;
-            end_sessions(&root, name)?;
-            crate::audit::record(&root, "user_passwd", name, "ok");
+            ops.user_passwd(&actor, name, hash_password(&read_password(password)?)?)?;
             println!("password of {name} changed; their sessions ended");
         }
         UserCommand::Set { name, role, groups, telegram_ids } => {
-            let groups = groups.as_deref().map(|g| check_groups(&list_of::<String>(g, "group")?)).transpose()?;
-            let tids = telegram_ids.as_deref().map(|t| list_of::<i64>(t, "Telegram id")).transpose()?;
-            root.update_users(|f| -> anyhow::Result<()> {
-                if let Some(t) = &tids
-                    && let Some(id) = t.iter().find(|id| f.by_telegram(**id).is_some_and(|(n, _)| n != name))
-                {
-                    anyhow::bail!("Telegram id {id} already belongs to another user");
-                }
-                let u = f.users.get_mut(name).ok_or_else(|| anyhow::anyhow!("no user {name:?} (hint: hcp user list)"))?;
-                if let Some(r) = role {
-                    u.role = *r;
-                }
-                if let Some(g) = groups {
-                    u.groups = g;
-                }
-                if let Some(t) = tids {
-                    u.telegram_ids = t;
-                }
-                u.updated_at = now;
-                Ok(())
-            })?;
-            crate::audit::record(&root, "user_set", name, "ok");
+            let groups = groups.as_deref().map(|g| list_of::<String>(g, "group")).transpose()?;
+            let telegram_ids = telegram_ids.as_deref().map(|t| list_of::<i64>(t, "Telegram id")).transpose()?;
+            ops.user_set(&actor, name, UserChange { role: *role, groups, telegram_ids })?;
             println!("user {name} changed");
         }
         UserCommand::Remove { name } => {
-            let tokens = root.update_users(|f| -> anyhow::Result<usize> {
-                f.users.remove(name).ok_or_else(|| anyhow::anyhow!("no user {name:?} (hint: hcp user list)"))?;
-                let before = f.tokens.len();
-                f.tokens.retain(|t| &t.user != name);
-                Ok(before - f.tokens.len())
-            })?;
-            end_sessions(&root, name)?;
-            crate::audit::record(&root, "user_remove", name, "ok");
+            let tokens = ops.user_remove(&actor, name)?;
             println!("user {name} removed with {tokens} token(s); their sessions ended");
         }
         UserCommand::Logout { name } => {
-            let n = end_sessions(&root, name)?;
-            root.update_users(|f| -> anyhow::Result<()> {
-                if let Some(u) = f.users.get_mut(name) {
-                    u.sessions_not_before = Some(now);
-                }
-                Ok(())
-            })?;
-            crate::audit::record(&root, "user_logout", name, "ok");
+            let n = ops.user_logout(&actor, name)?;
             println!("{n} session(s) of {name} ended");
         }
         UserCommand::List { json } => {
@@ -303,15 +237,6 @@ pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Removes every persisted session of `name`; returns how many.
-fn end_sessions(root: &DataRoot, name: &str) -> anyhow::Result<usize> {
-    Ok(root.update_sessions(|s| -> std::io::Result<usize> {
-        let before = s.sessions.len();
-        s.sessions.retain(|_, v| v.user != name);
-        Ok(before - s.sessions.len())
-    })?)
-}
-
 /// `90d`, `12h`, `1y`, `30m`, or seconds.
 fn parse_validity(s: &str) -> anyhow::Result<chrono::Duration> {
     let s = s.trim();
@@ -333,30 +258,16 @@ fn parse_validity(s: &str) -> anyhow::Result<chrono::Duration> {
 
 pub fn run_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let root = open(&args.root)?;
+    let (ops, actor) = (Ops::new(root.clone()), Actor::cli(&crate::actions::operator()));
     let now = chrono::Utc::now();
     match &args.command {
         TokenCommand::Create { user, name, expires } => {
-            let valid_for = parse_validity(expires)?;
-            let clean_name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-            let (token, rec) = new_token(user, &clean_name, now, valid_for);
-            let (id, until) = (rec.id.clone(), rec.expires_at);
-            root.update_users(|f| -> anyhow::Result<()> {
-                if !f.users.contains_key(user) {
-                    anyhow::bail!("no user {user:?} (hint: hcp user add)");
-                }
-                f.tokens.push(rec);
-                Ok(())
-            })?;
-            crate::audit::record(&root, "token_create", &format!("{id} ({user})"), "ok");
-            eprintln!("token {id} for {user}, valid until {}; it is shown only now:", homelab_core::rfc3339(until));
+            let (token, rec) = ops.token_create(&actor, user, name, parse_validity(expires)?)?;
+            eprintln!("token {} for {user}, valid until {}; it is shown only now:", rec.id, homelab_core::rfc3339(rec.expires_at));
             println!("{token}");
         }
         TokenCommand::Revoke { id } => {
-            let user = root.update_users(|f| -> anyhow::Result<String> {
-                let i = f.tokens.iter().position(|t| &t.id == id).ok_or_else(|| anyhow::anyhow!("no token {id:?} (hint: hcp token list)"))?;
-                Ok(f.tokens.remove(i).user)
-            })?;
-            crate::audit::record(&root, "token_revoke", &format!("{id} ({user})"), "ok");
+            let user = ops.token_revoke(&actor, id)?;
             println!("token {id} of {user} revoked");
         }
         TokenCommand::List { user, json } => {

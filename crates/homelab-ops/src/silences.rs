@@ -71,6 +71,8 @@ impl Ops {
                 let detail = format!("silence {} until {} ({})", s.id, homelab_core::rfc3339(s.ends_at), s.reason);
                 self.audit(actor, "silence", &s.target(), Outcome::Ok, detail);
             }
+            // What does not make a silence was never a command: said to the person, not audited.
+            Err(SilenceError::BadInput(_)) => {}
             Err(e) => self.audit(actor, "silence", &typed, e.outcome(), e.to_string()),
         }
         result

@@ -23,8 +23,7 @@ impl UserError {
     fn outcome(&self) -> Outcome {
         match self {
             UserError::Forbidden(_) => Outcome::Refused,
-            UserError::Store(_) => Outcome::Failed,
-            UserError::Invalid(_) => Outcome::Conflict,
+            UserError::Store(_) | UserError::Invalid(_) => Outcome::Failed,
         }
     }
 }
@@ -75,6 +74,9 @@ impl Ops {
                 tracing::info!(what, target, by = %actor.by, "users changed");
                 self.append_audit(&crate::audit::record(actor, what, target, Outcome::Ok));
             }
+            // A change that does not apply (unknown user, taken name or id) was never made:
+            // said to the person, not audited, as for a silence that does not parse.
+            Err(UserError::Invalid(_)) => {}
             Err(e) => self.audit(actor, what, target, e.outcome(), e.to_string()),
         }
         result

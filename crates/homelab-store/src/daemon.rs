@@ -32,8 +32,14 @@ pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&str>) -> bool {
 /// `LOG_FORMAT` (`text`, the default, or `json`). Text is coloured only when stderr is a
 /// terminal (and `NO_COLOR` is unset). Safe to call twice.
 pub fn init_tracing() {
+    init_tracing_at("info")
+}
+
+/// [`init_tracing`] with another default level when `RUST_LOG` is unset (`warn` for one-shot
+/// commands, whose own output says what happened).
+pub fn init_tracing_at(default_level: &str) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let format = LogFormat::parse(std::env::var("LOG_FORMAT").ok().as_deref()).unwrap_or_else(|e| {
         eprintln!("{e}");
         LogFormat::Text
