@@ -12,12 +12,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use homelab_core::{ActionState, Event};
+use homelab_core::{ActionId, ActionState, Event, NodeName, ServiceName};
+use homelab_ops::{CheckNowError, DecideError, Decision, RetryError};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::AppState;
 use crate::auth::{Operator, Refusal};
-use crate::{AppState, DecideError, Decision, RetryError, decide};
 
 /// The OpenAPI 3 document, written by hand next to this file.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -145,14 +146,6 @@ pub fn storage_unavailable(e: &std::io::Error) -> Option<&'static str> {
     }
 }
 
-/// The storage error inside a failed decision, if that is why it failed.
-pub fn decide_storage_error(e: &DecideError) -> Option<&std::io::Error> {
-    match e {
-        DecideError::Store(homelab_store::TransitionError::Io { source, .. }) if storage_unavailable(source).is_some() => Some(source),
-        _ => None,
-    }
-}
-
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> ApiError {
         match r.retry_after() {
@@ -165,23 +158,14 @@ impl From<Refusal> for ApiError {
 impl From<DecideError> for ApiError {
     fn from(e: DecideError) -> ApiError {
         match &e {
-            DecideError::BadId(_) => ApiError::new(StatusCode::BAD_REQUEST, &e),
             DecideError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, &e),
             DecideError::NotPending { state, .. } => ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "state": state }) },
-            DecideError::Store(_) => match decide_storage_error(&e) {
+            DecideError::Store(_) => match e.io().filter(|io| storage_unavailable(io).is_some()) {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
             },
             DecideError::Forbidden(_) => ApiError { status: StatusCode::FORBIDDEN, body: json!({ "error": e.to_string(), "code": "forbidden" }) },
         }
-    }
-}
-
-/// The storage error inside a failed retry, if that is why it failed.
-pub fn retry_storage_error(e: &RetryError) -> Option<&std::io::Error> {
-    match e {
-        RetryError::Store(homelab_store::TransitionError::Io { source, .. }) if storage_unavailable(source).is_some() => Some(source),
-        _ => None,
     }
 }
 
@@ -195,12 +179,11 @@ impl From<RetryError> for ApiError {
             ApiError { status: StatusCode::CONFLICT, body }
         };
         match &e {
-            RetryError::BadId(_) => ApiError::new(StatusCode::BAD_REQUEST, &e),
             RetryError::Active { state, .. } => conflict("active", json!({ "state": state })),
             RetryError::NoDrift { .. } => conflict("no_drift", json!({})),
             RetryError::NotReported { .. } => conflict("drift_not_reported", json!({})),
             RetryError::DriftUnreadable { .. } => conflict("drift_unreadable", json!({})),
-            RetryError::Store(_) => match retry_storage_error(&e) {
+            RetryError::Store(_) => match e.io().filter(|io| storage_unavailable(io).is_some()) {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
             },
@@ -423,96 +406,16 @@ async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
     }
 }
 
-/// The node groups of `node` as hosts/ names them (`group:` / `groups:`), from the view's
-/// desired state (the last good version of a broken file). Unknown node: no groups.
-pub async fn node_groups(state: &Arc<AppState>, node: &str) -> Vec<String> {
-    match state.snapshot().await {
-        Ok(snap) => crate::auth::groups_of(snap.desired.as_ref(), node),
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "cannot read desired state for node groups");
-            Vec::new()
-        }
-    }
+/// An action id from a request path, parsed once here (400 when it is not one).
+pub fn action_id(id: &str) -> Result<ActionId, ApiError> {
+    ActionId::parse(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
 }
 
-/// Runs a decision for an authenticated operator and answers with the moved action. The
-/// operator's role and groups are checked against the action's node first (nothing changes on a
-/// refusal), and every outcome is appended to the audit log.
-pub async fn apply_decision(state: &Arc<AppState>, op: &Operator, id: String, decision: Decision) -> Result<homelab_core::Action, DecideError> {
-    apply_decision_from(state, op, None, id, decision).await
-}
-
-/// [`apply_decision`] with the request's source address for the audit log.
-pub async fn apply_decision_from(
-    state: &Arc<AppState>,
-    op: &Operator,
-    peer: Option<IpAddr>,
-    id: String,
-    decision: Decision,
-) -> Result<homelab_core::Action, DecideError> {
-    let what = match decision {
-        Decision::Approve => "approve",
-        Decision::Reject { .. } => "reject",
-    };
-    // The node of the action (from its file; the id is validated by `decide` too).
-    let node = if homelab_core::validate_action_id(&id).is_ok() {
-        let root = state.root.clone();
-        let lookup = id.clone();
-        tokio::task::spawn_blocking(move || root.find_action(&lookup).ok().flatten().map(|f| f.action.node)).await.ok().flatten()
-    } else {
-        None
-    };
-    let allowed = match &node {
-        Some(n) if op.role != crate::auth::Role::Admin => op.may_act_on(n, &node_groups(state, n).await),
-        Some(_) => Ok(()),
-        // No such action: viewers are still refused; others get the 404 `decide` gives.
-        None if op.role == crate::auth::Role::Viewer => Err(format!("{} is a viewer and may only read", op.name)),
-        None => Ok(()),
-    };
-    let root = state.root.clone();
-    let by = op.by.clone();
-    let id2 = id.clone();
-    let result = match allowed {
-        Err(why) => Err(DecideError::Forbidden(why)),
-        Ok(()) => tokio::task::spawn_blocking(move || decide(&root, &id2, &decision, &by, chrono::Utc::now()))
-            .await
-            .unwrap_or_else(|e| Err(DecideError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) }))),
-    };
-    let class = |e: &DecideError| match e {
-        DecideError::Forbidden(_) => "refused",
-        DecideError::Store(_) => "failed",
-        _ => "conflict",
-    };
-    record_outcome(state, op, peer, what, &id, &result, class).await;
-    result
-}
-
-/// Logs an operator's move on an action (decision or retry), refreshes the view when it took
-/// effect, and appends it to the audit log with its outcome: `ok`, or what `class` says of the
-/// error (`refused`, `failed`, `conflict`).
-async fn record_outcome<E: std::fmt::Display>(
-    state: &AppState,
-    op: &Operator,
-    peer: Option<IpAddr>,
-    what: &str,
-    id: &str,
-    result: &Result<homelab_core::Action, E>,
-    class: impl Fn(&E) -> &'static str,
-) {
-    let mut rec = homelab_store::audit::AuditRecord::new(&op.name, op.role.as_str(), op.channel, &crate::auth::source(peer), what, id, "ok");
-    match result {
-        Ok(a) => {
-            state.invalidate();
-            tracing::info!(what, action = %a.id, by = %op.by, state = %a.state, "operator's move recorded");
-            rec = rec.detail(format!("node {}", a.node));
-        }
-        Err(e) => {
-            tracing::info!(what, by = %op.by, error = %e, "operator's move not applied");
-            rec.outcome = class(e).to_owned();
-            rec = rec.detail(e.to_string());
-        }
-    }
-    state.auth.audit_now(rec).await;
+/// Approves or rejects for an authenticated operator through the operations layer (the role ×
+/// node-group check, the move, the audit record) and answers with the moved action.
+pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: &str, decision: Decision) -> ApiResult<homelab_core::Action> {
+    let (id, actor) = (action_id(id)?, op.actor(peer));
+    Ok(state.run_op(move |ops| ops.decide(&actor, &id, decision)).await?)
 }
 
 /// `POST /api/v1/nodes/{node}/services/{service}/check-now`: asks the node's agent to run the
@@ -530,34 +433,15 @@ async fn check_now(
     let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     let csrf = form.then(|| form_field(&body, "csrf")).flatten();
     let op = state.auth.for_mutation(&headers, peer.0, csrf.as_deref())?;
-    for (what, name) in [("node", &node), ("service", &service)] {
-        homelab_core::validate_name(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{what}: {e}")))?;
-    }
-    let desired = state.snapshot().await.ok().and_then(|snap| snap.desired.clone());
-    let mut rec = homelab_store::audit::AuditRecord::new(
-        &op.name,
-        op.role.as_str(),
-        op.channel,
-        &crate::auth::source(peer.0),
-        "check_now",
-        &format!("{node}/{service}"),
-        "ok",
-    );
-    if let Err(why) = op.may_act_on(&node, &crate::auth::groups_of(desired.as_ref(), &node)) {
-        rec.outcome = "refused".into();
-        state.auth.audit_now(rec.detail(why.clone())).await;
-        return Err(ApiError::new(StatusCode::FORBIDDEN, why));
-    }
-    let checked = desired.as_ref().and_then(|d| d.hosts.get(&node)).and_then(|h| h.services.get(&service)).is_some_and(|s| s.monitor && !s.alert_only());
-    if !checked {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("{node}/{service} is not a service the agent of {node} checks (hosts/{node}/services.yaml)")));
-    }
-    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
-    let req = homelab_store::check_now::CheckNowRequest { node: node.clone(), service: service.clone(), requested_by: op.by.clone(), requested_at: now };
-    let (root, req2) = (state.root.clone(), req.clone());
-    tokio::task::spawn_blocking(move || root.request_check_now(&req2)).await.map_err(ApiError::internal)?.map_err(|e| ApiError::write_failed(&e))?;
-    tracing::info!(node, service, by = %op.by, "check now requested");
-    state.auth.audit_now(rec).await;
+    let node = NodeName::parse(&node).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("node: {e}")))?;
+    let service = ServiceName::parse(&service).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("service: {e}")))?;
+    let actor = op.actor(peer.0);
+    let (n, s) = (node.clone(), service.clone());
+    let req = state.run_op(move |ops| ops.check_now(&actor, &n, &s)).await.map_err(|e| match e {
+        CheckNowError::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, why),
+        e @ CheckNowError::NotChecked { .. } => ApiError::new(StatusCode::NOT_FOUND, e),
+        CheckNowError::Store(io) => ApiError::write_failed(&io),
+    })?;
     if form {
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, format!("{}/nodes/{node}", state.base))]).into_response());
     }
@@ -587,50 +471,20 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 
 async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
-    Ok(Json(apply_decision_from(&state, &op, peer.0, id, Decision::Approve).await?))
+    Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::APPROVE).await?))
 }
 
-/// Runs a retry for an authenticated operator and answers with the new pending action. The
-/// operator's role and groups are checked against the node of the action about to be written
-/// (nothing is written on a refusal); every outcome is audited.
-pub async fn apply_retry(state: &Arc<AppState>, op: &Operator, id: String) -> Result<homelab_core::Action, RetryError> {
-    apply_retry_from(state, op, None, id).await
-}
-
-/// [`apply_retry`] with the request's source address for the audit log.
-pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: String) -> Result<homelab_core::Action, RetryError> {
-    let root = state.root.clone();
-    let by = op.by.clone();
-    let id2 = id.clone();
-    // Groups of every node known now; the check runs on the action retry is about to write.
-    let desired = state.snapshot().await.ok().and_then(|s| s.desired.clone());
-    let who = op.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        crate::retry_checked(&root, &id2, &by, chrono::Utc::now(), |a| who.may_act_on(&a.node, &crate::auth::groups_of(desired.as_ref(), &a.node)))
-    })
-    .await
-    .unwrap_or_else(|e| Err(RetryError::Store(homelab_store::TransitionError::Io { id: String::new(), source: std::io::Error::other(e) })));
-    // A viewer is refused even when there is nothing to retry.
-    let result = match result {
-        Err(RetryError::NoDrift { .. } | RetryError::NotReported { .. } | RetryError::DriftUnreadable { .. } | RetryError::Active { .. })
-            if op.role == crate::auth::Role::Viewer =>
-        {
-            Err(RetryError::Forbidden(format!("{} is a viewer and may only read", op.name)))
-        }
-        r => r,
-    };
-    let class = |e: &RetryError| match e {
-        RetryError::Forbidden(_) => "refused",
-        RetryError::Store(_) => "failed",
-        _ => "conflict",
-    };
-    record_outcome(state, op, peer, "retry", &id, &result, class).await;
-    result
+/// Proposes an action again for an authenticated operator through the operations layer (the
+/// role × node-group check on the action about to be written, the write, the audit record)
+/// and answers with the new pending action.
+pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: &str) -> ApiResult<homelab_core::Action> {
+    let (id, actor) = (action_id(id)?, op.actor(peer));
+    Ok(state.run_op(move |ops| ops.retry(&actor, &id)).await?)
 }
 
 async fn retry(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
-    let a = apply_retry_from(&state, &op, peer.0, id).await?;
+    let a = apply_retry_from(&state, &op, peer.0, &id).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
@@ -660,7 +514,7 @@ async fn reject(
             body: json!({ "error": format!("reason is {n} characters long; at most {MAX_REASON_CHARS}: shorten it"), "code": "reason_too_long" }),
         });
     }
-    Ok(Json(apply_decision_from(&state, &op, peer.0, id, Decision::Reject { reason: body.reason }).await?))
+    Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::Reject { reason: body.reason }).await?))
 }
 
 /// The node whose ingest token this is, from state/secrets/agent_tokens.json and AGENT_TOKENS.

@@ -7,7 +7,7 @@
 //! - the bootstrap `UI_TOKEN` (bearer, or as the login password): an admin;
 //! - a local user's password (login form) → a session; a user's API token (bearer);
 //! - a trusted proxy's user header (only from `TRUSTED_PROXIES`), with its groups header;
-//! - Telegram presses are mapped in `homelab-telegram` through [`telegram_check`].
+//! - Telegram presses are mapped by `homelab_ops::Ops::telegram_actor` (users.json's Telegram ids).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, header};
+use homelab_ops::audit::record;
+use homelab_ops::{Actor, Channel, Command, Outcome, Scope};
 use homelab_store::DataRoot;
 use homelab_store::audit::AuditRecord;
 pub use homelab_store::users::Role;
@@ -196,7 +198,7 @@ pub struct Operator {
     /// Node groups an operator acts on.
     pub groups: Vec<String>,
     /// `ui` (session), `api` (bearer), `proxy` (trusted header).
-    pub channel: &'static str,
+    pub channel: Channel,
 }
 
 impl Operator {
@@ -204,30 +206,18 @@ impl Operator {
         self.by.split_once(':').map_or(self.by.as_str(), |(_, u)| u)
     }
 
-    fn admin(by: String, name: &str, channel: &'static str, csrf: Option<String>) -> Operator {
+    fn admin(by: String, name: &str, channel: Channel, csrf: Option<String>) -> Operator {
         Operator { by, csrf, name: name.to_owned(), role: Role::Admin, groups: Vec::new(), channel }
     }
 
-    /// May this operator change something on a node of `node_groups`? `Err` says why not.
-    pub fn may_act_on(&self, node: &str, node_groups: &[String]) -> Result<(), String> {
-        may_act_on(&self.name, self.role, &self.groups, node, node_groups)
+    /// This operator as the operations layer sees them, asking from `peer`.
+    pub fn actor(&self, peer: Option<IpAddr>) -> Actor {
+        Actor::user(&self.name, self.role, self.groups.clone(), self.channel, &source(peer), &self.by)
     }
 
-    /// Users, tokens and the audit log are for admins only.
+    /// Users, tokens and the audit log are for admins only (the one rule, homelab_ops::permit).
     pub fn may_administer(&self) -> Result<(), String> {
-        if self.role == Role::Admin { Ok(()) } else { Err(format!("{} is {}; only an admin may do this", self.name, self.role)) }
-    }
-}
-
-/// The rule, for every channel: viewers never act; operators act on nodes that share a group with
-/// them (a node without a group is for admins only); admins act everywhere.
-pub fn may_act_on(name: &str, role: Role, groups: &[String], node: &str, node_groups: &[String]) -> Result<(), String> {
-    match role {
-        Role::Admin => Ok(()),
-        Role::Viewer => Err(format!("{name} is a viewer and may only read")),
-        Role::Operator if node_groups.iter().any(|g| groups.contains(g)) => Ok(()),
-        Role::Operator if node_groups.is_empty() => Err(format!("node {node} is in no group, so only an admin may act on it ({name} is an operator)")),
-        Role::Operator => Err(format!("operator {name} acts on groups [{}]; node {node} is in [{}]", groups.join(", "), node_groups.join(", "))),
+        homelab_ops::permit(&self.actor(None), Command::ReadAudit, Scope::Global)
     }
 }
 
@@ -680,7 +670,7 @@ impl Auth {
         let key = sha256_hex(&id);
         let removed = root.update_sessions(|f| -> std::io::Result<Option<StoredSession>> { Ok(f.sessions.remove(&key)) });
         if let Ok(Some(s)) = removed {
-            self.audit(&AuditRecord::new(&s.user, "", "ui", "", "logout", &s.user, "ok"));
+            self.audit(&record(&Actor::unidentified(&s.user, Channel::Ui, "", ""), "logout", &s.user, Outcome::Ok));
         }
     }
 
@@ -696,7 +686,7 @@ impl Auth {
         }
         let csrf = Some(csrf_of(id));
         if s.bootstrap {
-            return Some(Operator::admin(format!("ui:{}", s.user), &s.user, "ui", csrf));
+            return Some(Operator::admin(format!("ui:{}", s.user), &s.user, Channel::Ui, csrf));
         }
         let users = self.users();
         let (role, groups) = match users.users.get(&s.user) {
@@ -708,7 +698,7 @@ impl Auth {
                 _ => return None,
             },
         };
-        Some(Operator { by: format!("ui:{}", s.user), csrf, name: s.user.clone(), role, groups, channel: "ui" })
+        Some(Operator { by: format!("ui:{}", s.user), csrf, name: s.user.clone(), role, groups, channel: Channel::Ui })
     }
 
     fn proxy_csrf(&self, user: &str) -> String {
@@ -739,7 +729,7 @@ impl Auth {
         }
         let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or("");
         if !token.is_empty() && ct_eq(token, &self.ui_token) {
-            return Ok(Operator::admin("api:token".into(), "token", "api", None));
+            return Ok(Operator::admin("api:token".into(), "token", Channel::Api, None));
         }
         if token.starts_with(TOKEN_PREFIX) {
             let users = self.users();
@@ -750,14 +740,14 @@ impl Auth {
                     name: t.user.clone(),
                     role: u.role,
                     groups: u.groups.clone(),
-                    channel: "api",
+                    channel: Channel::Api,
                 });
             }
         }
         inc(&self.counters.token_refused);
         let started = self.limiter.lock().unwrap().fail(peer, None, Instant::now());
         tracing::warn!(peer = ?peer, "request with a wrong bearer token");
-        let mut rec = AuditRecord::new("?", "", "api", &source(peer), "token_refused", "", "refused");
+        let mut rec = record(&Actor::unidentified("?", Channel::Api, &source(peer), ""), "token_refused", "", Outcome::Refused);
         if let Some(b) = started {
             rec = rec.detail(format!("wrong bearer token; this address now waits {} s", secs(b)));
         }
@@ -781,7 +771,7 @@ impl Auth {
                 return Err(Refusal::BadProxyUser);
             }
             let (role, groups) = self.proxy_identity(user, headers);
-            return Ok(Operator { by: format!("ui:{user}"), csrf: Some(self.proxy_csrf(user)), name: user.to_owned(), role, groups, channel: "proxy" });
+            return Ok(Operator { by: format!("ui:{user}"), csrf: Some(self.proxy_csrf(user)), name: user.to_owned(), role, groups, channel: Channel::Proxy });
         }
         if let Some(id) = cookie(headers, SESSION_COOKIE) {
             return self.session(&id).ok_or(Refusal::BadSession);
@@ -791,7 +781,7 @@ impl Auth {
 
     /// The operator allowed to change something: identified, and for browser credentials the
     /// request is same-origin and carries the CSRF token (`form_csrf` from a form field, or the
-    /// `X-CSRF-Token` header). What they may change is decided per action ([`Operator::may_act_on`]).
+    /// `X-CSRF-Token` header). What they may change is decided per action (`homelab_ops::permit`, applied by each command of `homelab_ops::Ops`).
     pub fn for_mutation(&self, headers: &HeaderMap, peer: Option<IpAddr>, form_csrf: Option<&str>) -> Result<Operator, Refusal> {
         let op = self.identify(headers, peer)?;
         if let Some(expected) = &op.csrf {
@@ -869,7 +859,8 @@ impl Auth {
                 self.limiter.lock().unwrap().success(peer, user, Instant::now());
                 inc(&self.counters.login_ok);
                 tracing::info!(user, role = %role, how, "logged in");
-                let rec = AuditRecord::new(user, role.as_str(), "ui", &src, "login", user, "ok").detail(format!("with the {how}"));
+                let who = Actor::user(user, role, Vec::new(), Channel::Ui, &src, &format!("ui:{user}"));
+                let rec = record(&who, "login", user, Outcome::Ok).detail(format!("with the {how}"));
                 self.audit_now(rec).await;
                 Ok(id)
             }
@@ -879,7 +870,7 @@ impl Auth {
                 tracing::warn!(peer = ?peer, "failed login");
                 // An unknown name is not recorded as typed: people type passwords into it.
                 let who = if users.users.contains_key(user) { user } else { "?" };
-                let mut rec = AuditRecord::new(who, "", "ui", &src, "login", who, "refused");
+                let mut rec = record(&Actor::unidentified(who, Channel::Ui, &src, ""), "login", who, Outcome::Refused);
                 rec = rec.detail(match started {
                     Some(b) => format!("wrong user name or password; now waits {} s", secs(b)),
                     None => "wrong user name or password".into(),
@@ -979,7 +970,7 @@ impl Auth {
                     Some(b) => format!("{why}; this address now waits {} s", secs(b)),
                     None => why.clone(),
                 };
-                let rec = AuditRecord::new("?", "", "oidc", &src, "login", "", "refused").detail(detail);
+                let rec = record(&Actor::unidentified("?", Channel::Oidc, &src, ""), "login", "", Outcome::Refused).detail(detail);
                 self.audit_now(rec).await;
                 return Err(OidcError::Refused(why));
             }
@@ -1006,48 +997,12 @@ impl Auth {
         self.limiter.lock().unwrap().success(peer, &id.user, Instant::now());
         inc(&self.counters.oidc_ok);
         tracing::info!(user = %id.user, role = %role, "logged in with single sign-on");
-        let rec = AuditRecord::new(&id.user, role.as_str(), "oidc", &src, "login", &id.user, "ok").detail(format!(
-            "single sign-on through {}; groups [{}]",
-            oidc.settings.issuer,
-            id.groups.join(", ")
-        ));
+        let who = Actor::user(&id.user, role, id.groups.clone(), Channel::Oidc, &src, &format!("ui:{}", id.user));
+        let rec =
+            record(&who, "login", &id.user, Outcome::Ok).detail(format!("single sign-on through {}; groups [{}]", oidc.settings.issuer, id.groups.join(", ")));
         self.audit_now(rec).await;
         Ok((session, id.user))
     }
-}
-
-/// The node groups hosts/ gives `node` (`group:` / `groups:` in its services.yaml); none when
-/// the node or the desired state is unknown.
-pub fn groups_of(desired: Option<&homelab_core::DesiredState>, node: &str) -> Vec<String> {
-    desired.and_then(|d| d.hosts.get(node)).map(|h| h.groups.clone()).unwrap_or_default()
-}
-
-/// The check Telegram presses go through: users.json maps the Telegram id to a user, hosts/
-/// gives the node's groups (read at the press), [`telegram_check`] decides.
-pub fn telegram_press_check(state: &Arc<crate::AppState>) -> homelab_telegram::PressCheck {
-    let auth = state.auth.clone();
-    let hosts = state.hosts.clone();
-    Arc::new(move |telegram_id, action| {
-        let desired = hosts.as_deref().and_then(|h| homelab_store::hosts::load_hosts(h, &Default::default()).ok()).map(|l| l.desired);
-        let groups = groups_of(desired.as_ref(), &action.node);
-        telegram_check(&auth.users(), telegram_id, &action.node, &groups)
-            .map(|(user, role)| homelab_telegram::PressActor { user, role: role.as_str().to_owned() })
-    })
-}
-
-/// What a Telegram press may do: maps the Telegram account to a user through users.json and
-/// applies the same role × group rule. `Ok((user, role))`, or `Err(answer for the person)`.
-/// When no user has a Telegram id, presses keep the old meaning (allowed chats and
-/// `TELEGRAM_USER_IDS` decide, as an admin would).
-pub fn telegram_check(users: &UsersFile, telegram_id: i64, node: &str, node_groups: &[String]) -> Result<(String, Role), String> {
-    if !users.maps_telegram() {
-        return Ok((format!("telegram:{telegram_id}"), Role::Admin));
-    }
-    let Some((name, u)) = users.by_telegram(telegram_id) else {
-        return Err("Nothing changed: your Telegram account is not linked to a user of the control plane.".into());
-    };
-    may_act_on(name, u.role, &u.groups, node, node_groups).map_err(|why| format!("Nothing changed: {why}."))?;
-    Ok((name.to_owned(), u.role))
 }
 
 /// Refuses requests a browser marks as coming from another site: `Sec-Fetch-Site` other than
@@ -1153,16 +1108,6 @@ mod tests {
         let later = t1 + MAX_BACKOFF + FORGET_AFTER;
         assert_eq!(l.check(Some(b), None, later), None);
         assert_eq!(l.fail(Some(b), None, later), None, "old failures are forgotten");
-    }
-
-    #[test]
-    fn role_rule() {
-        let g = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert!(may_act_on("a", Role::Admin, &[], "n", &[]).is_ok());
-        assert!(may_act_on("o", Role::Operator, &g(&["web"]), "n", &g(&["web", "x"])).is_ok());
-        assert!(may_act_on("o", Role::Operator, &g(&["web"]), "n", &g(&["db"])).is_err());
-        assert!(may_act_on("o", Role::Operator, &g(&["web"]), "n", &[]).is_err());
-        assert!(may_act_on("v", Role::Viewer, &g(&["web"]), "n", &g(&["web"])).is_err());
     }
 
     #[test]

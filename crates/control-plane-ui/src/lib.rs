@@ -1,11 +1,11 @@
 //! The operator UI and HTTP API (`control-plane-ui`, port 18180): server-rendered pages,
 //! approvals, `/summary` for mirrors, agent event ingest, Prometheus metrics.
 //!
-//! It reads the data root through `homelab_store` and writes only what people and agents hand
-//! it: an operator's decision on a pending action ([`decide`], a rename through
-//! `DataRoot::transition`) or a retry ([`retry`]), silences, check-now requests (and their
-//! removal once served), events from agents and Alertmanager (`DataRoot::write_event`),
-//! sessions and the audit log; the notifier and Telegram running in this process keep their
+//! It reads the data root through `homelab_store`. Operator commands (approve, reject, retry,
+//! silences, check-now) are the operations layer's (`homelab_ops`, through [`AppState::run_op`]):
+//! this crate only turns a request into an `Actor` and the outcome into an answer. It writes
+//! itself only what agents hand it (events, from agents and Alertmanager, and the removal of
+//! served check-now requests), sessions and login records; the notifier and Telegram running in this process keep their
 //! own state and outbox under `state/`. A GET changes nothing.
 
 pub mod api;
@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use homelab_core::{Action, ActionState, Timestamp};
-use homelab_store::{DataRoot, TransitionError};
+use homelab_ops::Ops;
+use homelab_store::DataRoot;
 use tokio_util::sync::CancellationToken;
 
 use crate::snapshot::{BuildOptions, Snapshot};
@@ -319,111 +319,42 @@ fn normalize_base(s: &str) -> anyhow::Result<String> {
     Ok(t)
 }
 
-/// An operator's decision on a pending action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Approve,
-    Reject { reason: Option<String> },
+/// Node groups and checked services as the view's desired state has them (the last good
+/// version of a broken file), for the operations layer's permission rule and check-now.
+pub(crate) struct ViewFleet(pub(crate) Option<Arc<Snapshot>>);
+
+impl homelab_ops::Fleet for ViewFleet {
+    fn groups_of(&self, node: &str) -> Vec<String> {
+        self.0.as_ref().and_then(|s| s.desired.as_ref()).map(|d| d.groups_of(node)).unwrap_or_default()
+    }
+
+    fn checks_service(&self, node: &str, service: &str) -> Option<bool> {
+        // The UI knows desired state or nothing: unknown counts as "not checked".
+        Some(self.0.as_ref().and_then(|s| s.desired.as_ref()).and_then(|d| d.checks_service(node, service)).unwrap_or(false))
+    }
 }
 
-/// Why a decision was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum DecideError {
-    #[error("{0}")]
-    BadId(homelab_core::NameError),
-    #[error("no action {0}")]
-    NotFound(String),
-    #[error("action {id} is {state}, no longer pending")]
-    NotPending { id: String, state: ActionState },
-    #[error("{0}")]
-    Store(TransitionError),
-    /// The operator's role or groups do not allow it (nothing changed).
-    #[error("not allowed: {0}")]
-    Forbidden(String),
-}
+impl AppState {
+    /// The operations layer over this data root, with node groups from the current view.
+    pub async fn ops(self: &Arc<Self>) -> Ops {
+        let view = match self.snapshot().await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot read desired state for node groups");
+                None
+            }
+        };
+        Ops::new(self.root.clone()).with_fleet(Arc::new(ViewFleet(view))).with_audit_retention(self.auth.audit_retention_days)
+    }
 
-/// Approves or rejects a pending action: the rename pending → approved/rejected, with `by`
-/// (`ui:alice`, `api:token`, `telegram:123`) and the reason in the history. Every channel
-/// (web UI, API, Telegram, CLI) uses this, so they behave the same. Exactly one of several
-/// racing deciders wins; the others get `NotPending` with the state it is in now.
-pub fn decide(root: &DataRoot, id: &str, decision: &Decision, by: &str, now: Timestamp) -> Result<Action, DecideError> {
-    homelab_core::validate_action_id(id).map_err(DecideError::BadId)?;
-    let (to, note) = match decision {
-        Decision::Approve => (ActionState::Approved, None),
-        Decision::Reject { reason } => (ActionState::Rejected, Some(clean_reason(reason.as_deref()))),
-    };
-    root.transition(id, ActionState::Pending, to, now, by, note, |_| {}).map_err(|e| match e {
-        TransitionError::NotInState { current: None, .. } => DecideError::NotFound(id.to_owned()),
-        TransitionError::NotInState { current: Some(state), .. } => DecideError::NotPending { id: id.to_owned(), state },
-        TransitionError::AlreadyExists { state, .. } => DecideError::NotPending { id: id.to_owned(), state },
-        TransitionError::BadId(e) => DecideError::BadId(e),
-        other => DecideError::Store(other),
-    })
-}
-
-/// Why a retry ("propose again") was not written.
-#[derive(Debug, thiserror::Error)]
-pub enum RetryError {
-    #[error("{0}")]
-    BadId(homelab_core::NameError),
-    #[error("action {id} is already {state}: nothing to propose again")]
-    Active { id: String, state: ActionState },
-    #[error("no drift holds for {id} in {}: there is nothing to fix", snapshot::DRIFT_FILE)]
-    NoDrift { id: String },
-    #[error("the supervisor has not reported drift yet (no {}): cannot tell whether drift holds for {id}", snapshot::DRIFT_FILE)]
-    NotReported { id: String },
-    #[error("{} does not parse ({reason}): cannot tell whether drift holds for {id}", snapshot::DRIFT_FILE)]
-    DriftUnreadable { id: String, reason: String },
-    #[error("{0}")]
-    Store(TransitionError),
-    /// The operator's role or groups do not allow it (nothing written).
-    #[error("not allowed: {0}")]
-    Forbidden(String),
-}
-
-/// An operator asks to propose action `id` again (after `remediation_exhausted`, a rejection
-/// snooze, …): a fresh pending action with that id, history `by` (`ui:alice`, `api:token`,
-/// `cli:bob`) and the note `proposed again by …`. Every channel uses this.
-///
-/// The decision is the core's `homelab_core::plan::retry_action` on the supervisor's current
-/// `world/drift.json` (read here, never recomputed); the write is `DataRoot::create_action`,
-/// which never overwrites and refuses an id that is active anywhere (the answer to a race).
-pub fn retry(root: &DataRoot, id: &str, by: &str, now: Timestamp) -> Result<Action, RetryError> {
-    retry_checked(root, id, by, now, |_| Ok(()))
-}
-
-/// [`retry`], with `allow` deciding on the action about to be written (its node): `Err(why)`
-/// refuses with [`RetryError::Forbidden`] and writes nothing.
-pub fn retry_checked(root: &DataRoot, id: &str, by: &str, now: Timestamp, allow: impl FnOnce(&Action) -> Result<(), String>) -> Result<Action, RetryError> {
-    homelab_core::validate_action_id(id).map_err(RetryError::BadId)?;
-    let drift: homelab_core::drift::DriftFile = match root.read_json(snapshot::DRIFT_FILE) {
-        Ok(Some(d)) => d,
-        Ok(None) => return Err(RetryError::NotReported { id: id.to_owned() }),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            let shown = format!("{}: ", root.path().join(snapshot::DRIFT_FILE).display());
-            let reason = e.to_string();
-            return Err(RetryError::DriftUnreadable { id: id.to_owned(), reason: reason.strip_prefix(&shown).unwrap_or(&reason).to_owned() });
-        }
-        Err(e) => return Err(RetryError::Store(TransitionError::Io { id: id.to_owned(), source: e })),
-    };
-    let action = homelab_core::plan::retry_action(&drift, id, root.active_state(id), by, now).map_err(|r| match r {
-        homelab_core::plan::RetryRefused::Active(state) => RetryError::Active { id: id.to_owned(), state },
-        homelab_core::plan::RetryRefused::NoDrift => RetryError::NoDrift { id: id.to_owned() },
-    })?;
-    allow(&action).map_err(RetryError::Forbidden)?;
-    root.create_action(&action).map_err(|e| match e {
-        TransitionError::AlreadyExists { state, .. } => RetryError::Active { id: id.to_owned(), state },
-        TransitionError::BadId(e) => RetryError::BadId(e),
-        other => RetryError::Store(other),
-    })?;
-    Ok(action)
-}
-
-/// A reject reason as stored: one line, printable, at most 500 characters.
-fn clean_reason(reason: Option<&str>) -> String {
-    let r = homelab_core::one_line(reason.unwrap_or(""), 500);
-    let r = r.trim();
-    if r.is_empty() { "rejected by operator (no reason given)".to_owned() } else { r.to_owned() }
+    /// Runs an operator command of the operations layer off the async runtime (it fsyncs) and
+    /// marks the view out of date.
+    pub async fn run_op<T: Send + 'static>(self: &Arc<Self>, op: impl FnOnce(&Ops) -> T + Send + 'static) -> T {
+        let ops = self.ops().await;
+        let done = tokio::task::spawn_blocking(move || op(&ops)).await;
+        self.invalidate();
+        done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
 }
 
 /// The whole HTTP surface, mounted under `BASE_PATH`.
@@ -469,20 +400,23 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
         });
     }
     let mut app = router(state.clone());
-    // Telegram approvals run next to the UI when TELEGRAM_BOT_TOKEN is set; they move actions
-    // with the same store transition as every other channel (`telegram:<user id>`).
+    // Telegram approvals run next to the UI when TELEGRAM_BOT_TOKEN is set; presses are
+    // commands of the same operations layer as every other channel (`telegram:<user id>`).
     match homelab_telegram::TelegramConfig::from_env() {
         None => {}
         Some(Err(e)) => anyhow::bail!("Telegram approvals are misconfigured: {e}"),
         Some(Ok(cfg)) => {
-            let root = state.root.clone();
-            let press_check = auth::telegram_press_check(&state);
+            // Presses read hosts/ at the moment of the press for the node's groups.
+            let mut ops = Ops::new(state.root.clone()).with_audit_retention(state.auth.audit_retention_days);
+            if let Some(h) = &state.hosts {
+                ops = ops.with_fleet(Arc::new(homelab_ops::HostsDir(h.clone())));
+            }
             let stop = shutdown.clone();
             match cfg.mode {
                 homelab_telegram::Mode::Polling => {
                     tracing::info!("Telegram approvals on (long polling)");
                     tasks.spawn(async move {
-                        if let Err(e) = homelab_telegram::run_checked(cfg, root, press_check, stop).await {
+                        if let Err(e) = homelab_telegram::run(cfg, ops, stop).await {
                             tracing::error!(error = %format!("{e:#}"), "Telegram approvals stopped");
                         }
                     });
@@ -492,7 +426,7 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
                     app = if state.base.is_empty() { app.merge(hook) } else { app.merge(Router::new().nest(&state.base, hook)) };
                     tracing::info!(path = %format!("{}{}", state.base, homelab_telegram::WEBHOOK_PATH), "Telegram approvals on (webhook)");
                     tasks.spawn(async move {
-                        if let Err(e) = homelab_telegram::run_webhook_checked(cfg, root, webhook, press_check, stop).await {
+                        if let Err(e) = homelab_telegram::run_webhook(cfg, ops, webhook, stop).await {
                             tracing::error!(error = %format!("{e:#}"), "Telegram approvals stopped");
                         }
                     });
@@ -569,12 +503,5 @@ mod tests {
         assert_eq!(normalize_base("/a/b").unwrap(), "/a/b");
         assert!(normalize_base("/a/../b").is_err());
         assert!(normalize_base("/a b").is_err());
-    }
-
-    #[test]
-    fn reasons_are_one_clean_line() {
-        assert_eq!(clean_reason(Some("  flaky\nagain ")), "flaky again");
-        assert_eq!(clean_reason(None), "rejected by operator (no reason given)");
-        assert_eq!(clean_reason(Some(&"x".repeat(900))).len(), 500);
     }
 }

@@ -23,7 +23,9 @@ use crate::auth::{Operator, SESSION_COOKIE};
 use crate::history::History;
 use crate::snapshot::{ActionLogEntry, ActionSummary, Drift, FileError, Snapshot, Summary, etag_of};
 use crate::view;
-use crate::{AppState, DecideError, Decision};
+use homelab_ops::{Command, Decision};
+
+use crate::{AppState, ViewFleet};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -1094,7 +1096,9 @@ async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap
             }
         }
         let node_muted = homelab_core::silence::active_match(&muting, &name, None, None, now).map(|m| view::until_html(m.end(), now)).unwrap_or_default();
-        let may_mute = v.csrf.is_some() && v.op.as_ref().is_some_and(|op| op.may_act_on(&name, &crate::auth::groups_of(snap.desired.as_ref(), &name)).is_ok());
+        let fleet = ViewFleet(Some(snap.clone()));
+        let may_mute =
+            v.csrf.is_some() && v.op.as_ref().is_some_and(|op| homelab_ops::permit_on_node(&op.actor(None), &fleet, Command::SilenceAdd, &name).is_ok());
         let t = NodeT {
             base: &state.base,
             csrf: v.csrf.clone(),
@@ -1284,30 +1288,21 @@ async fn form_decide(state: Arc<AppState>, peer: Peer, headers: HeaderMap, id: S
     if op.csrf.is_none() {
         // A bearer token in a form post: fine, it cannot come from another site.
     }
-    match crate::api::apply_decision_from(&state, &op, peer.0, id.clone(), decision).await {
+    match crate::api::apply_decision_from(&state, &op, peer.0, &id, decision).await {
         Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),
-        Err(e) if crate::api::decide_storage_error(&e).is_some() => {
-            let api = crate::api::ApiError::from(e);
-            let msg = api.body["error"].as_str().unwrap_or("cannot write to the data root now; retry later").to_owned();
+        Err(api) => {
+            let msg = api.body["error"].as_str().unwrap_or("nothing changed").to_owned();
             let mut r = message_page(&state, api.status, "Nothing changed", &msg, &back);
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECS));
+            if api.status == StatusCode::SERVICE_UNAVAILABLE {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECS));
+            }
             r
-        }
-        Err(e) => {
-            let status = match &e {
-                DecideError::BadId(_) => StatusCode::BAD_REQUEST,
-                DecideError::NotFound(_) => StatusCode::NOT_FOUND,
-                DecideError::NotPending { .. } => StatusCode::CONFLICT,
-                DecideError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                DecideError::Forbidden(_) => StatusCode::FORBIDDEN,
-            };
-            message_page(&state, status, "Nothing changed", &e.to_string(), &back)
         }
     }
 }
 
 async fn form_approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
-    form_decide(state, peer, headers, id, f, Decision::Approve).await
+    form_decide(state, peer, headers, id, f, Decision::APPROVE).await
 }
 
 async fn form_reject(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
@@ -1321,7 +1316,7 @@ async fn form_retry(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
         Ok(op) => op,
         Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
     };
-    match crate::api::apply_retry_from(&state, &op, peer.0, id).await {
+    match crate::api::apply_retry_from(&state, &op, peer.0, &id).await {
         Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),
         Err(e) => {
             let api = crate::api::ApiError::from(e);
@@ -1404,6 +1399,8 @@ async fn render_silences(
     let now = chrono::Utc::now();
     let list = crate::silences::listing(state).await.map_err(|e| anyhow::anyhow!("cannot list silences: {}", e.body))?;
     let desired = snap.desired.as_ref();
+    let fleet = ViewFleet(Some(snap.clone()));
+    let actor = v.op.as_ref().map(|op| op.actor(None));
     let csrf = v.csrf.clone().filter(|_| v.op.as_ref().is_some_and(|op| op.role != crate::auth::Role::Viewer));
     let no_form = match &v.op {
         None => "Log in to add or end a silence.".to_owned(),
@@ -1422,7 +1419,9 @@ async fn render_silences(
             created: view::time_ago(s.created_at, now),
             when: if is_active { view::until_html(s.end(), now) } else { view::time_ago(s.end(), now) },
             expired_by: s.expired_by.clone().unwrap_or_default(),
-            can_expire: is_active && csrf.is_some() && v.op.as_ref().is_some_and(|op| crate::silences::allowed(op, desired, s).is_ok()),
+            can_expire: is_active
+                && csrf.is_some()
+                && actor.as_ref().is_some_and(|a| homelab_ops::permit_silence(a, &fleet, Command::SilenceExpire, s).is_ok()),
         };
         if is_active { active.push(row) } else { ended.push(row) }
     }
@@ -1474,7 +1473,7 @@ async fn silence_add(State(state): State<Arc<AppState>>, peer: Peer, headers: He
         Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
     };
     let custom = f.duration_custom.trim();
-    let req = crate::silences::NewSilence {
+    let req = crate::silences::NewSilenceBody {
         target: Some(f.target.trim().to_owned()).filter(|t| !t.is_empty()),
         action_type: Some(f.action_type.clone()).filter(|t| !t.is_empty()),
         duration: if custom.is_empty() { f.duration.clone() } else { custom.to_owned() },

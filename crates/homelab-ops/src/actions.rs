@@ -199,3 +199,15 @@ impl Ops {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_one_clean_line() {
+        assert_eq!(clean_reason(Some("  flaky\nagain ")), "flaky again");
+        assert_eq!(clean_reason(None), "rejected by operator (no reason given)");
+        assert_eq!(clean_reason(Some(&"x".repeat(900))).len(), 500);
+    }
+}

@@ -84,6 +84,22 @@ impl Fleet for HostsDir {
     }
 }
 
+/// The permission rule for `command` on `node`, with the node's groups from `fleet` (pages ask
+/// it to show a button only where it would work).
+pub fn permit_on_node(actor: &Actor, fleet: &dyn Fleet, command: Command, node: &str) -> Result<(), String> {
+    let groups = fleet.groups_of(node);
+    permit(actor, command, Scope::Node { node, groups: &groups })
+}
+
+/// Whether `actor` may mute (or end the muting of) what `s` matches: their groups for its
+/// node; an action type on every node is for admins.
+pub fn permit_silence(actor: &Actor, fleet: &dyn Fleet, command: Command, s: &homelab_core::silence::Silence) -> Result<(), String> {
+    match &s.node {
+        Some(node) => permit_on_node(actor, fleet, command, node),
+        None => permit(actor, command, Scope::EveryNode),
+    }
+}
+
 /// The operator commands on one data root.
 #[derive(Clone)]
 pub struct Ops {
@@ -122,8 +138,7 @@ impl Ops {
 
     /// The permission rule with this fleet's groups for `node`.
     pub fn permit_on(&self, actor: &Actor, command: Command, node: &str) -> Result<(), String> {
-        let groups = self.fleet.groups_of(node);
-        permit(actor, command, Scope::Node { node, groups: &groups })
+        permit_on_node(actor, self.fleet.as_ref(), command, node)
     }
 
     /// Appends `rec` to the audit log (fsync). A failure is logged: the change itself is made.
@@ -158,5 +173,63 @@ impl Ops {
             Some((name, u)) => Actor::user(name, u.role, u.groups.clone(), Channel::Telegram, &tag, &tag).with_author(name),
             None => Actor::unidentified(&tag, Channel::Telegram, &tag, "your Telegram account is not linked to a user of the control plane"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use homelab_store::users::User;
+
+    use super::*;
+
+    /// Nodes `web-*` are in group `web`, `db-*` in `db`, the rest in none.
+    struct Groups;
+
+    impl Fleet for Groups {
+        fn groups_of(&self, node: &str) -> Vec<String> {
+            node.split_once('-').map(|(g, _)| g).filter(|g| ["web", "db"].contains(g)).map(|g| vec![g.to_owned()]).unwrap_or_default()
+        }
+
+        fn checks_service(&self, _: &str, _: &str) -> Option<bool> {
+            None
+        }
+    }
+
+    #[test]
+    fn telegram_presses_map_to_users_and_follow_the_same_rule() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ops = Ops::new(DataRoot::open(tmp.path()).unwrap()).with_fleet(Arc::new(Groups));
+        let may = |telegram_id: i64, node: &str| {
+            let actor = ops.telegram_actor(telegram_id);
+            ops.permit_on(&actor, Command::Approve, node).map(|()| (actor.name.clone(), actor.role))
+        };
+        // No mapping at all: the chat and TELEGRAM_USER_IDS decide, as before.
+        assert!(may(42, "web-1").is_ok());
+        let now = chrono::Utc::now();
+        let user = |role, groups: &[&str], tg: i64| User {
+            role,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            password_hash: None,
+            telegram_ids: vec![tg],
+            created_at: now,
+            updated_at: now,
+            sessions_not_before: None,
+        };
+        ops.root()
+            .update_users(|f| -> std::io::Result<()> {
+                f.users.insert("otto".into(), user(Role::Operator, &["web"], 1));
+                f.users.insert("vera".into(), user(Role::Viewer, &["web"], 2));
+                f.users.insert("ada".into(), user(Role::Admin, &[], 3));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(may(1, "web-1").unwrap().0, "otto");
+        assert!(may(1, "db-1").unwrap_err().contains("acts on groups [web]"));
+        assert!(may(2, "web-1").unwrap_err().contains("viewer"));
+        assert!(may(99, "web-1").unwrap_err().contains("not linked"));
+        assert_eq!(may(3, "misc-1").unwrap().1, Some(Role::Admin));
+        // History says telegram:<id>; a linked user signs silences with their name.
+        let otto = ops.telegram_actor(1);
+        assert_eq!((otto.by.as_str(), otto.author.as_str(), otto.source.as_str()), ("telegram:1", "otto", "telegram:1"));
     }
 }

@@ -7,7 +7,7 @@ use homelab_core::silence::{Matcher, Silence, new_id, parse_action_type};
 use crate::Ops;
 use crate::actor::Actor;
 use crate::audit::Outcome;
-use crate::permit::{Command, Scope, permit};
+use crate::permit::Command;
 
 /// A silence asked for: `target` is `node` or `node/service` (may be omitted with
 /// `action_type`: then it mutes that type everywhere).
@@ -46,16 +46,6 @@ impl SilenceError {
 }
 
 impl Ops {
-    /// Whether `actor` may mute (or end the muting of) what `s` matches: their groups for its
-    /// node; an action type on every node is for admins. Pages ask it too, to show a button
-    /// only where it would work.
-    pub fn may_silence(&self, actor: &Actor, command: Command, s: &Silence) -> Result<(), String> {
-        match &s.node {
-            Some(node) => self.permit_on(actor, command, node),
-            None => permit(actor, command, Scope::EveryNode),
-        }
-    }
-
     /// Builds, checks and writes a new silence signed by the actor; audited as `silence` with
     /// what it mutes as the target.
     pub fn add_silence(&self, actor: &Actor, req: NewSilence) -> Result<Silence, SilenceError> {
@@ -89,7 +79,7 @@ impl Ops {
         }
         let id = new_id(now, uuid::Uuid::new_v4().as_u128() as u32);
         let s = Silence::new(id, m, req.duration, &req.reason, &actor.author, now).map_err(|e| SilenceError::BadInput(e.to_string()))?;
-        self.may_silence(actor, Command::SilenceAdd, &s).map_err(SilenceError::Forbidden)?;
+        crate::permit_silence(actor, self.fleet.as_ref(), Command::SilenceAdd, &s).map_err(SilenceError::Forbidden)?;
         self.root.write_silence(&s).map_err(SilenceError::Store)?;
         Ok(s)
     }
@@ -113,7 +103,7 @@ impl Ops {
             _ => SilenceError::Store(e),
         })?;
         let Some(s) = found else { return Err(SilenceError::NotFound(id.to_owned())) };
-        self.may_silence(actor, Command::SilenceExpire, &s).map_err(SilenceError::Forbidden)?;
+        crate::permit_silence(actor, self.fleet.as_ref(), Command::SilenceExpire, &s).map_err(SilenceError::Forbidden)?;
         let e = s.expire(&actor.by, chrono::Utc::now()).map_err(|e| SilenceError::Ended(e.to_string()))?;
         self.root.write_silence(&e).map_err(SilenceError::Store)?;
         Ok(e)

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use homelab_core::{Action, ActionState, Timestamp};
-use homelab_store::{DataRoot, TransitionError, list_names};
+use homelab_core::{Action, ActionId, ActionState, Timestamp};
+use homelab_ops::{DecideError, Decision, NewSilence, Ops, SilenceError};
+use homelab_store::{DataRoot, list_names};
 use tokio::time::Instant;
 
 use crate::TelegramConfig;
@@ -45,7 +46,9 @@ pub(crate) struct Engine {
     last_api_error: Option<String>,
     /// Maps a press to a user and checks role × node group (set by the UI; `None`: chats and
     /// `TELEGRAM_USER_IDS` decide alone).
-    pub(crate) press_check: Option<crate::PressCheck>,
+    /// Every press becomes an operator command here: who pressed, the permission rule, the
+    /// change and its audit record.
+    ops: Ops,
 }
 
 /// Whether a pass may go on after a Bot API call.
@@ -55,7 +58,8 @@ enum Step {
 }
 
 impl Engine {
-    pub(crate) fn load(cfg: TelegramConfig, root: DataRoot, bot: Bot) -> anyhow::Result<Engine> {
+    pub(crate) fn load(cfg: TelegramConfig, ops: Ops, bot: Bot) -> anyhow::Result<Engine> {
+        let root = ops.root().clone();
         use anyhow::Context as _;
         let state = root
             .read_json::<TelegramState>(STATE_FILE)
@@ -71,7 +75,7 @@ impl Engine {
             started_at: Utc::now(),
             counters: Default::default(),
             last_api_error: None,
-            press_check: None,
+            ops,
         })
     }
 
@@ -435,49 +439,35 @@ impl Engine {
                 return Err("Could not read the action; try again or use the web UI.".into());
             }
         };
-        let what = if to == ActionState::Approved { "approve" } else { "reject" };
-        let audit = |root: &DataRoot, who: &str, role: &str, outcome: &str, detail: &str| {
-            let rec = homelab_store::audit::AuditRecord::new(who, role, "telegram", &format!("telegram:{user_id}"), what, id, outcome).detail(detail);
-            if let Err(e) = root.append_audit(&rec, homelab_store::audit::retention_from_env()) {
-                tracing::error!(error = %e, "cannot append to the audit log");
-            }
+        let Ok(action_id) = ActionId::parse(id) else {
+            tracing::warn!(chat_id, user_id, action_id = id, "incident names an action id that does not parse; nothing changed");
+            return Err("Unknown button.".into());
         };
-        let actor = match &self.press_check {
-            None => None,
-            Some(check) => match check(user_id, &pending) {
-                Ok(actor) => Some(actor),
-                Err(answer) => {
-                    tracing::warn!(chat_id, user_id, action_id = id, "button press not allowed for this user; nothing changed");
-                    audit(&self.root, &format!("telegram:{user_id}"), "", "refused", &answer);
-                    return Err(answer);
-                }
-            },
-        };
+        let actor = self.ops.telegram_actor(user_id);
         let name = q.from.display();
-        let by = format!("telegram:{user_id}");
-        let verb = if to == ActionState::Approved { "approved" } else { "rejected" };
-        let note = Some(format!("{verb} in Telegram by {name}"));
-        match self.root.transition(id, ActionState::Pending, to, Utc::now(), &by, note, |_| {}) {
-            Ok(_) => {
-                tracing::info!(action_id = id, by, chat_id, "{verb} in Telegram");
-                match &actor {
-                    Some(a) => audit(&self.root, &a.user, &a.role, "ok", &format!("node {}", pending.node)),
-                    None => audit(&self.root, &by, "", "ok", &format!("node {}", pending.node)),
-                }
+        let decision = match to {
+            ActionState::Approved => Decision::Approve { note: Some(format!("approved in Telegram by {name}")) },
+            _ => Decision::Reject { reason: Some(format!("rejected in Telegram by {name}")) },
+        };
+        match self.ops.decide(&actor, &action_id, decision) {
+            Ok(a) => {
+                tracing::info!(action_id = id, by = %actor.by, chat_id, node = %pending.node, "{} in Telegram", a.state);
                 if let Some(i) = self.state.incidents.get_mut(token) {
                     i.decided_by = Some(name);
                 }
                 self.save();
                 Ok(format!("{}.", if to == ActionState::Approved { "Approved" } else { "Rejected" }))
             }
-            Err(TransitionError::NotInState { current, .. }) => {
-                tracing::info!(action_id = id, user_id, state = ?current, "someone else moved the action first; nothing changed");
-                Err(match current {
-                    Some(s) => format!("Nothing changed: this action is already {s}."),
-                    None => "Nothing changed: this action no longer exists.".into(),
-                })
+            Err(DecideError::Forbidden(why)) => {
+                tracing::warn!(chat_id, user_id, action_id = id, "button press not allowed for this user; nothing changed");
+                Err(format!("Nothing changed: {why}."))
             }
-            Err(e) => {
+            Err(DecideError::NotPending { state, .. }) => {
+                tracing::info!(action_id = id, user_id, state = %state, "someone else moved the action first; nothing changed");
+                Err(format!("Nothing changed: this action is already {state}."))
+            }
+            Err(DecideError::NotFound(_)) => Err("Nothing changed: this action no longer exists.".into()),
+            Err(e @ DecideError::Store(_)) => {
                 tracing::error!(action_id = id, error = %e, "cannot record a decision made in Telegram");
                 Err("Could not record the decision; try again or use the web UI.".into())
             }
@@ -490,7 +480,6 @@ impl Engine {
     /// `hcp silence add` writes it), by an allowed user (role × node groups, as for approving),
     /// then the message says so. Chat and user-list checks are done by the caller.
     fn mute(&mut self, q: &CallbackQuery, token: &str) -> Result<String, String> {
-        use homelab_core::silence::{Matcher, Silence, new_id};
         let user_id = q.from.id;
         let Some(m) = &q.message else { return Err("This button cannot be used here.".into()) };
         let chat_id = m.chat.id;
@@ -511,52 +500,20 @@ impl Engine {
         if inc.muted.is_some() {
             return Err(format!("Nothing changed: {target} is already muted."));
         }
-        let audit = |root: &DataRoot, who: &str, role: &str, outcome: &str, detail: &str| {
-            let rec = homelab_store::audit::AuditRecord::new(who, role, "telegram", &format!("telegram:{user_id}"), "silence", &target, outcome).detail(detail);
-            if let Err(e) = root.append_audit(&rec, homelab_store::audit::retention_from_env()) {
-                tracing::error!(error = %e, "cannot append to the audit log");
-            }
-        };
-        let actor = match &self.press_check {
-            None => None,
-            Some(check) => {
-                // The same rule as approving: the action tells the node (and so its groups).
-                let action = match locate(&self.root, &inc.action_id, inc.created_at) {
-                    Ok(Some(a)) => a,
-                    Ok(None) => return Err("Nothing changed: this action no longer exists; mute from the web UI.".into()),
-                    Err(e) => {
-                        tracing::error!(action_id = %inc.action_id, error = %e, "cannot read the action for a mute press");
-                        return Err("Could not read the action; try again or use the web UI.".into());
-                    }
-                };
-                match check(user_id, &action) {
-                    Ok(actor) => Some(actor),
-                    Err(answer) => {
-                        tracing::warn!(chat_id, user_id, target, "mute press not allowed for this user; nothing changed");
-                        audit(&self.root, &format!("telegram:{user_id}"), "", "refused", &answer);
-                        return Err(answer);
-                    }
-                }
-            }
-        };
-        let now = Utc::now();
-        let by = actor.as_ref().map(|a| a.user.clone()).unwrap_or_else(|| format!("telegram:{user_id}"));
-        let silence = match Silence::new(new_id(now, uuid::Uuid::new_v4().as_u128() as u32), Matcher::target(&target), MUTE_FOR, MUTE_REASON, &by, now) {
+        let actor = self.ops.telegram_actor(user_id);
+        let req = NewSilence { target: Some(target.clone()), action_type: None, duration: MUTE_FOR, reason: MUTE_REASON.into() };
+        let silence = match self.ops.add_silence(&actor, req) {
             Ok(s) => s,
+            Err(SilenceError::Forbidden(why)) => {
+                tracing::warn!(chat_id, user_id, target, "mute press not allowed for this user; nothing changed");
+                return Err(format!("Nothing changed: {why}."));
+            }
             Err(e) => {
-                tracing::error!(target, error = %e, "cannot make a silence for a mute press");
+                tracing::error!(target, error = %e, "cannot write the silence for a mute press");
                 return Err("Could not mute; try again or use the web UI.".into());
             }
         };
-        if let Err(e) = self.root.write_silence(&silence) {
-            tracing::error!(target, error = %e, "cannot write the silence for a mute press");
-            return Err("Could not mute; try again or use the web UI.".into());
-        }
-        tracing::info!(target, by, silence = %silence.id, until = %homelab_core::rfc3339(silence.ends_at), "muted from Telegram");
-        match &actor {
-            Some(a) => audit(&self.root, &a.user, &a.role, "ok", &format!("silence {} for 1 h", silence.id)),
-            None => audit(&self.root, &by, "", "ok", &format!("silence {} for 1 h", silence.id)),
-        }
+        tracing::info!(target, by = %actor.by, silence = %silence.id, until = %homelab_core::rfc3339(silence.ends_at), "muted from Telegram");
         let line = format!("🔕 Muted for 1 h by {} (until {} UTC): {MUTE_REASON}.", q.from.display(), silence.ends_at.format("%H:%M"));
         if let Some(i) = self.state.incidents.get_mut(token) {
             i.muted = Some(line);

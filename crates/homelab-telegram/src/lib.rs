@@ -22,7 +22,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use homelab_core::duration::parse_duration;
-use homelab_store::DataRoot;
+use homelab_ops::Ops;
 use homelab_store::watch::Watcher;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -169,43 +169,19 @@ fn ids(s: &str) -> Result<Vec<i64>, String> {
     Ok(v)
 }
 
-/// Runs the Telegram task with long polling until `shutdown`. In webhook mode use
-/// [`webhook_router`] and [`run_webhook`] instead.
-pub async fn run(cfg: TelegramConfig, root: DataRoot, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs the Telegram task with long polling until `shutdown`. Presses are operator commands
+/// of `ops` (its data root, its node groups). In webhook mode use [`webhook_router`] and
+/// [`run_webhook`] instead.
+pub async fn run(cfg: TelegramConfig, ops: Ops, shutdown: CancellationToken) -> anyhow::Result<()> {
     if cfg.mode == Mode::Webhook {
         anyhow::bail!("TELEGRAM_MODE=webhook: mount homelab_telegram::webhook_router() and call run_webhook() instead of run()");
     }
-    run_inner(cfg, root, None, None, shutdown).await
-}
-
-/// Who pressed, as the embedding UI maps it (docs/users.md): the user and role for the history
-/// and the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PressActor {
-    pub user: String,
-    pub role: String,
-}
-
-/// Decides whether the Telegram user may move this pending action (role × the node's groups).
-/// `Err` is the answer shown to the person; nothing changes then.
-pub type PressCheck = Arc<dyn Fn(i64, &homelab_core::Action) -> Result<PressActor, String> + Send + Sync>;
-
-/// [`run`] with a [`PressCheck`] applied to every press before the action moves.
-pub async fn run_checked(cfg: TelegramConfig, root: DataRoot, check: PressCheck, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if cfg.mode == Mode::Webhook {
-        anyhow::bail!("TELEGRAM_MODE=webhook: mount homelab_telegram::webhook_router() and call run_webhook_checked() instead");
-    }
-    run_inner(cfg, root, None, Some(check), shutdown).await
-}
-
-/// [`run_webhook`] with a [`PressCheck`].
-pub async fn run_webhook_checked(cfg: TelegramConfig, root: DataRoot, webhook: Webhook, check: PressCheck, shutdown: CancellationToken) -> anyhow::Result<()> {
-    run_inner(cfg, root, Some(webhook.rx), Some(check), shutdown).await
+    run_inner(cfg, ops, None, shutdown).await
 }
 
 /// Runs the Telegram task on the updates the webhook router receives.
-pub async fn run_webhook(cfg: TelegramConfig, root: DataRoot, webhook: Webhook, shutdown: CancellationToken) -> anyhow::Result<()> {
-    run_inner(cfg, root, Some(webhook.rx), None, shutdown).await
+pub async fn run_webhook(cfg: TelegramConfig, ops: Ops, webhook: Webhook, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_inner(cfg, ops, Some(webhook.rx), shutdown).await
 }
 
 /// The receiving end of [`webhook_router`].
@@ -252,16 +228,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn run_inner(
-    cfg: TelegramConfig,
-    root: DataRoot,
-    updates: Option<mpsc::Receiver<Update>>,
-    check: Option<PressCheck>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+async fn run_inner(cfg: TelegramConfig, ops: Ops, updates: Option<mpsc::Receiver<Update>>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let root = ops.root().clone();
     let bot = api::Bot::new(&cfg.api_base, &cfg.bot_token, cfg.call_timeout).map_err(|e| e.without_url()).context("building the HTTP client")?;
-    let mut engine = engine::Engine::load(cfg.clone(), root.clone(), bot.clone())?;
-    engine.press_check = check;
+    let mut engine = engine::Engine::load(cfg.clone(), ops, bot.clone())?;
     let tasks = TaskTracker::new();
     // Stops the helper tasks; a child, so that stopping here never stops the rest of the process.
     let stop = shutdown.child_token();

@@ -390,30 +390,3 @@ async fn audit_api_is_for_admins() {
     let r = fx.send(get(tok("ada"))).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
-
-#[test]
-fn telegram_presses_map_to_users_and_follow_the_same_rule() {
-    use control_plane_ui::auth::telegram_check;
-    let now = chrono::Utc::now();
-    let mut f = homelab_store::users::UsersFile::default();
-    // No mapping at all: the chat and TELEGRAM_USER_IDS decide, as before.
-    assert!(telegram_check(&f, 42, "web-1", &["web".into()]).is_ok());
-    let user = |role, groups: &[&str], tg: i64| User {
-        role,
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        password_hash: None,
-        telegram_ids: vec![tg],
-        created_at: now,
-        updated_at: now,
-        sessions_not_before: None,
-    };
-    f.users.insert("otto".into(), user(Role::Operator, &["web"], 1));
-    f.users.insert("vera".into(), user(Role::Viewer, &["web"], 2));
-    f.users.insert("ada".into(), user(Role::Admin, &[], 3));
-    let web = ["web".to_owned()];
-    assert_eq!(telegram_check(&f, 1, "web-1", &web).unwrap().0, "otto");
-    assert!(telegram_check(&f, 1, "db-1", &["db".into()]).unwrap_err().starts_with("Nothing changed"));
-    assert!(telegram_check(&f, 2, "web-1", &web).unwrap_err().contains("viewer"));
-    assert!(telegram_check(&f, 99, "web-1", &web).unwrap_err().contains("not linked"));
-    assert_eq!(telegram_check(&f, 3, "misc-1", &[]).unwrap().1, Role::Admin);
-}

@@ -550,12 +550,10 @@ async fn racing_approvers_exactly_one_wins() {
         let uri = format!("/api/v1/actions/{id}/{}", if i % 2 == 0 { "approve" } else { "reject" });
         tasks.push(tokio::spawn(async move { send(&app, bearer_post(&uri, UI_TOKEN, "")).await.status }));
     }
-    // And one more channel deciding through the shared function at the same time.
-    let root = fx.state.root.clone();
-    let idc = id.clone();
-    let direct = tokio::task::spawn_blocking(move || {
-        control_plane_ui::decide(&root, &idc, &control_plane_ui::Decision::Approve, "telegram:42", chrono::Utc::now()).is_ok()
-    });
+    // And one more channel deciding through the operations layer at the same time.
+    let ops = homelab_ops::Ops::new(fx.state.root.clone());
+    let idc = homelab_core::ActionId::parse(&id).unwrap();
+    let direct = tokio::task::spawn_blocking(move || ops.decide(&ops.telegram_actor(42), &idc, homelab_ops::Decision::APPROVE).is_ok());
     let mut wins = usize::from(direct.await.unwrap());
     for t in tasks {
         match t.await.unwrap() {

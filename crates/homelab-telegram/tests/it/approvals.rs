@@ -225,7 +225,7 @@ async fn the_webhook_takes_presses_only_with_the_secret() {
     let url = format!("http://{}{}", listener.local_addr().unwrap(), homelab_telegram::WEBHOOK_PATH);
     let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let token = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(homelab_telegram::run_webhook(h.cfg.clone(), h.root.clone(), webhook, token.clone()));
+    let task = tokio::spawn(homelab_telegram::run_webhook(h.cfg.clone(), homelab_ops::Ops::new(h.root.clone()), webhook, token.clone()));
 
     let a = h.pending("edge-1", "vaultwarden");
     let card = h.card(CHAT, &a.id).await;

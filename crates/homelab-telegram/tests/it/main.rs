@@ -67,15 +67,17 @@ impl Harness {
     pub fn start(&mut self) {
         assert!(self.task.is_none());
         let token = CancellationToken::new();
-        let handle = tokio::spawn(homelab_telegram::run(self.cfg.clone(), self.root.clone(), token.clone()));
+        let handle = tokio::spawn(homelab_telegram::run(self.cfg.clone(), homelab_ops::Ops::new(self.root.clone()), token.clone()));
         self.task = Some((token, handle));
     }
 
-    /// Like [`Harness::start`], with a role × node-group check on every press (as the UI sets it).
-    pub fn start_checked(&mut self, check: homelab_telegram::PressCheck) {
+    /// Like [`Harness::start`], with node groups known, as the UI runs it (users.json maps
+    /// Telegram accounts to users; the role × node-group rule applies to every press).
+    pub fn start_with_groups(&mut self, fleet: std::sync::Arc<dyn homelab_ops::Fleet>) {
         assert!(self.task.is_none());
         let token = CancellationToken::new();
-        let handle = tokio::spawn(homelab_telegram::run_checked(self.cfg.clone(), self.root.clone(), check, token.clone()));
+        let ops = homelab_ops::Ops::new(self.root.clone()).with_fleet(fleet);
+        let handle = tokio::spawn(homelab_telegram::run(self.cfg.clone(), ops, token.clone()));
         self.task = Some((token, handle));
     }
 

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use homelab_core::ActionState;
-use homelab_telegram::{PressActor, PressCheck};
 
 use crate::{CHAT, Harness, USER, eventually};
 
@@ -12,21 +11,51 @@ fn button(buttons: &[String], verb: &str) -> String {
     buttons.iter().find(|b| b.starts_with(&format!("{verb}:"))).cloned().unwrap_or_else(|| panic!("no {verb} button in {buttons:?}"))
 }
 
-/// Telegram user 7 is an operator of the `home` group (nodes `edge-*`), user 9 a viewer,
-/// as the UI's users/roles rules would say.
-fn roles() -> PressCheck {
-    Arc::new(|user_id, action: &homelab_core::Action| match user_id {
-        USER if action.node.starts_with("edge-") => Ok(PressActor { user: "alice".into(), role: "operator".into() }),
-        USER => Err(format!("You may act only on nodes of your groups; {} is not one of them.", action.node)),
-        9 => Err("Viewers cannot act.".into()),
-        _ => Err("You are not a known user.".into()),
-    })
+/// Nodes `edge-*` are in group `home`, `nas-*` in `nas`.
+struct Groups;
+
+impl homelab_ops::Fleet for Groups {
+    fn groups_of(&self, node: &str) -> Vec<String> {
+        match node {
+            n if n.starts_with("edge-") => vec!["home".into()],
+            n if n.starts_with("nas-") => vec!["nas".into()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn checks_service(&self, _: &str, _: &str) -> Option<bool> {
+        None
+    }
+}
+
+/// Telegram user 7 is alice, an operator of the `home` group (nodes `edge-*`); user 9 is vic,
+/// a viewer (users.json, as `hcp user add --telegram-id` writes it).
+fn roles(h: &mut Harness) {
+    use homelab_store::users::{Role, User};
+    let now = Utc::now();
+    let user = |role, groups: &[&str], telegram_id| User {
+        role,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        password_hash: None,
+        telegram_ids: vec![telegram_id],
+        created_at: now,
+        updated_at: now,
+        sessions_not_before: None,
+    };
+    h.root
+        .update_users(|f| -> std::io::Result<()> {
+            f.users.insert("alice".into(), user(Role::Operator, &["home"], USER));
+            f.users.insert("vic".into(), user(Role::Viewer, &[], 9));
+            Ok(())
+        })
+        .unwrap();
+    h.start_with_groups(Arc::new(Groups));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_writes_a_one_hour_silence_and_edits_the_message() {
     let mut h = Harness::new().await;
-    h.start_checked(roles());
+    roles(&mut h);
     let a = h.pending("edge-1", "zigbee2mqtt");
     let card = h.card(CHAT, &a.id).await;
     let mute = button(&card.buttons, "mute");
@@ -61,14 +90,14 @@ async fn mute_writes_a_one_hour_silence_and_edits_the_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_or_an_operator_of_other_groups_cannot_mute() {
     let mut h = Harness::new().await;
-    h.start_checked(roles());
+    roles(&mut h);
     let nas = h.pending("nas-1", "samba");
     let card = h.card(CHAT, &nas.id).await;
     let mute = button(&card.buttons, "mute");
     let presses = [
-        (9, "Viewers cannot act."),
-        (USER, "You may act only on nodes of your groups; nas-1 is not one of them."),
-        (USER, "You may act only on nodes of your groups; nas-1 is not one of them."),
+        (9, "Nothing changed: vic is a viewer and may only read."),
+        (USER, "Nothing changed: operator alice acts on groups [home]; node nas-1 is in [nas]."),
+        (USER, "Nothing changed: operator alice acts on groups [home]; node nas-1 is in [nas]."),
     ];
     for (user, want) in presses {
         let q = h.fake.press(CHAT, user, card.message_id, &mute);
