@@ -1319,7 +1319,7 @@ async fn form_retry(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
     match crate::api::apply_retry_from(&state, &op, peer.0, &id).await {
         Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),
         Err(e) => {
-            let api = crate::api::ApiError::from(e);
+            let api = e;
             let msg = api.body["error"].as_str().unwrap_or("not proposed again").to_owned();
             let mut r = message_page(&state, api.status, "Not proposed again", &msg, &back);
             if api.status == StatusCode::SERVICE_UNAVAILABLE {
