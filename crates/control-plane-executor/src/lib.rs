@@ -17,6 +17,7 @@
 //! to 30 s) instead of following every notification, and the heartbeat carries `write_errors`
 //! and `last_write_error`.
 
+pub mod ctx;
 pub mod docker;
 pub mod gate;
 pub mod remote;
@@ -40,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::runner::{ACTOR, Ctx};
+use crate::ctx::{ACTOR, Ctx};
 use crate::schedule::{Job, Limits};
 use crate::verify::VerifyQueue;
 

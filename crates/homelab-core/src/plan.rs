@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::Timestamp;
 use crate::action::{Action, ActionState, ActionType, HistoryEntry, Risk};
 use crate::desired::{DesiredState, HostSpec, ServiceSpec};
+pub use crate::drift::DriftKind;
 use crate::drift::{DriftEntry, DriftFile, NextStep};
 use crate::silence::Silence;
 use crate::world::{DiskLevel, NodeState, NodeStatus, ServiceState, ServiceStatus};
@@ -182,33 +183,6 @@ pub struct FlapTrack {
 }
 
 pub const MEMORY_VERSION: u32 = 1;
-
-/// The drift kinds of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DriftKind {
-    MissingService,
-    UnhealthyService,
-    DiskPressure,
-    NodeUnreachable,
-}
-
-impl DriftKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DriftKind::MissingService => "missing_service",
-            DriftKind::UnhealthyService => "unhealthy_service",
-            DriftKind::DiskPressure => "disk_pressure",
-            DriftKind::NodeUnreachable => "node_unreachable",
-        }
-    }
-}
-
-impl fmt::Display for DriftKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What the plan does about one drift.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
