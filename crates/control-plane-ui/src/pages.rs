@@ -276,8 +276,7 @@ fn quarantine_rows(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Vec<Quara
         .iter()
         .take(DASHBOARD_QUARANTINE)
         .map(|q| {
-            let ago =
-                chrono::DateTime::parse_from_rfc3339(&q.at).map(|t| view::ago(now.signed_duration_since(t.with_timezone(&chrono::Utc)))).unwrap_or_default();
+            let ago = chrono::DateTime::parse_from_rfc3339(&q.at).map(|t| homelab_core::words::ago(t.with_timezone(&chrono::Utc), now)).unwrap_or_default();
             let (reason, more) = q.reason.split_once('\n').unwrap_or((&q.reason, ""));
             QuarantineRow {
                 name: q.file.strip_prefix("quarantine/").unwrap_or(&q.file).to_owned(),
@@ -348,7 +347,7 @@ fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, s: &Summary, base: &st
                 decision_label: d.decision.replace('_', " "),
                 next,
                 since_html: d.since.as_deref().map(|t| view::time_text(t, now)).unwrap_or_default(),
-                until_rel: until.map(|t| view::until(t.signed_duration_since(now))).unwrap_or_default(),
+                until_rel: until.map(|t| homelab_core::words::until(t, now)).unwrap_or_default(),
                 until_html: until.map(|t| view::until_html(t, now)).unwrap_or_default(),
                 retryable: d.retryable(),
             }
@@ -807,7 +806,7 @@ async fn action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
             Some(None) => "The executor's heartbeat does not parse: it may not be running.".to_owned(),
             Some(Some(hb)) if hb.is_stopped(now) => format!(
                 "The executor looks stopped (last heartbeat {}): an approved action waits until it runs again.",
-                view::ago(now.signed_duration_since(hb.last_loop_at))
+                homelab_core::words::ago(hb.last_loop_at, now)
             ),
             Some(Some(hb)) if hb.extra.get("dry_run").and_then(|v| v.as_bool()) == Some(true) => {
                 "The executor runs in dry-run mode (EXECUTOR_DRY_RUN): it records what it would do and changes nothing.".to_owned()

@@ -32,8 +32,7 @@ pub fn utc(t: Timestamp) -> String {
 /// `<time datetime="…" title="2026-05-27 14:03:11 UTC">12 s ago</time>`; "in 5 min" for a time
 /// ahead.
 pub fn time_ago(t: Timestamp, now: Timestamp) -> String {
-    let d = now.signed_duration_since(t);
-    let rel = if d.num_seconds() < -4 { in_future(-d) } else { ago(d) };
+    let rel = homelab_core::words::ago(t, now);
     format!("<time datetime=\"{}\" title=\"{}\">{}</time>", homelab_core::rfc3339(t), utc(t), rel)
 }
 
@@ -45,48 +44,12 @@ pub fn time_text(t: &str, now: Timestamp) -> String {
     }
 }
 
-fn in_future(d: chrono::Duration) -> String {
-    let s = d.num_seconds();
-    match s {
-        ..=59 => format!("in {s} s"),
-        60..=3599 => format!("in {} min", s / 60),
-        3600..=86_399 => format!("in {} h {} min", s / 3600, (s % 3600) / 60),
-        _ => format!("in {} d", s / 86_400),
-    }
-}
-
 /// A clock time for "until": `until 17:58 UTC (ends in 3 h 10 min)`, exact time on hover.
 pub fn until_html(t: Timestamp, now: Timestamp) -> String {
     let d = t.signed_duration_since(now);
-    let rel = until(d);
+    let rel = homelab_core::words::until(t, now);
     let clock = if d.num_hours() < 20 { t.format("%H:%M UTC").to_string() } else { t.format("%b %-d %H:%M UTC").to_string() };
     format!("<time class=\"until\" datetime=\"{}\" title=\"{}\">until {clock} ({rel})</time>", homelab_core::rfc3339(t), utc(t))
-}
-
-/// "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago" (a time in the future reads "just now").
-pub fn ago(d: chrono::Duration) -> String {
-    let s = d.num_seconds();
-    match s {
-        ..=4 => "just now".into(),
-        5..=59 => format!("{s} s ago"),
-        60..=3599 => format!("{} min ago", s / 60),
-        3600..=86_399 => format!("{} h ago", s / 3600),
-        _ => format!("{} d ago", s / 86_400),
-    }
-}
-
-/// "ends in 42 s", "ends in 5 min", "ends in 3 h 59 min", "ends in 2 d"; a time past reads
-/// "ended 5 min ago".
-pub fn until(d: chrono::Duration) -> String {
-    let s = d.num_seconds();
-    match s {
-        ..=0 => format!("ended {}", ago(-d)),
-        1..=59 => format!("ends in {s} s"),
-        60..=3599 => format!("ends in {} min", s / 60),
-        3600..=86_399 if s % 3600 >= 60 => format!("ends in {} h {} min", s / 3600, s % 3600 / 60),
-        3600..=86_399 => format!("ends in {} h", s / 3600),
-        _ => format!("ends in {} d", s / 86_400),
-    }
 }
 
 /// Text with `backtick` spans as `<code>`, escaped.

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod schema;
 pub mod silence;
 pub mod window;
+pub mod words;
 pub mod world;
 
 pub use action::{Action, ActionState, ActionType, HistoryEntry, Risk};
