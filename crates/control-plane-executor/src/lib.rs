@@ -17,6 +17,7 @@
 //! to 30 s) instead of following every notification, and the heartbeat carries `write_errors`
 //! and `last_write_error`.
 
+pub mod ctx;
 pub mod docker;
 pub mod gate;
 pub mod remote;
@@ -40,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::runner::{ACTOR, Ctx};
+use crate::ctx::{ACTOR, Ctx};
 use crate::schedule::{Job, Limits};
 use crate::verify::VerifyQueue;
 
@@ -103,41 +104,15 @@ pub struct Config {
 /// figure that matters here and a pass over approved/ is cheap.
 const DEBOUNCE: Duration = Duration::from_millis(1);
 
-/// Runs the executor until `shutdown` (or, with `--once`, until every runnable action has ended).
+/// Runs the executor until `shutdown` (or, with `--once`, until every runnable action has ended):
+/// start up (hosts, the shared context, leftovers, interrupted runs, the verifier), then turn
+/// (dispatch what may start, heartbeat) and wait for a change, then wind down.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let root = DataRoot::open(&config.root).with_context(|| format!("cannot open the data root {}", config.root.display()))?;
-    let mut last_good: BTreeMap<String, HostFile> = BTreeMap::new();
-    let first =
-        load_hosts(&config.hosts, &last_good).with_context(|| format!("cannot read hosts folder {} (set --hosts or HOSTS_DIR)", config.hosts.display()))?;
-    for e in &first.errors {
-        tracing::error!(error = %e, "invalid hosts file; its last good version stays in force");
-    }
-    last_good.clone_from(&first.in_force);
-
-    let ctx = Arc::new(Ctx::new(
-        root.clone(),
-        config.dry_run,
-        config.action_timeout,
-        config.verify_timeout,
-        config.docker_socket.clone(),
-        config.prune_label.clone(),
-        remote::SshDefaults { key: config.ssh_key.clone(), known_hosts: config.ssh_known_hosts.clone(), connect_timeout: config.ssh_connect_timeout },
-    ));
-    // Temp files of writes a crash interrupted, in the folders this daemon writes.
-    for dir in [
-        root.action_dir(ActionState::Approved),
-        root.action_dir(ActionState::Running),
-        root.action_dir(ActionState::Completed),
-        root.action_dir(ActionState::Failed),
-        root.state_dir().join("heartbeat"),
-    ] {
-        if let Err(e) = homelab_store::remove_stale_temps(&dir, homelab_store::STALE_TEMP_AGE) {
-            tracing::warn!(error = %e, "cannot remove leftover temp files");
-        }
-    }
+    let (hosts, last_good) = first_hosts(&config)?;
+    let ctx = Arc::new(new_ctx(&config, root.clone()));
+    remove_leftover_temps(&root);
     let swept = runner::sweep_interrupted(&ctx).context("cannot read actions/running")?;
-    // Interrupted actions whose move to failed/ could not be written: swept again later.
-    let mut resweep = swept.unwritten > 0;
     tracing::info!(dry_run = config.dry_run, interrupted = swept.failed, "executor started");
 
     // Notifications name paths under the folder as it was watched: watch the canonical path and
@@ -150,9 +125,82 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let tasks = TaskTracker::new();
     let work_stop = shutdown.child_token();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, String)>();
-    // Verification: one task for every ended action, holding no node; resumes what a stop cut short.
+    let verify_queue = start_verifier(&ctx, &config, &tasks, &work_stop);
+    let limits = Limits { max_parallel_nodes: config.max_parallel_nodes.max(1), max_restarts_per_node: config.max_parallel_restarts.max(1) };
+    let mut state = Loop {
+        hosts,
+        last_good,
+        running: HashMap::new(),
+        // Interrupted actions whose move to failed/ could not be written: swept again later.
+        resweep: swept.unwritten > 0,
+        next_heartbeat: tokio::time::Instant::now(),
+        hosts_changed: false,
+    };
+    loop {
+        let work = Work { ctx: &ctx, limits, done_tx: &done_tx, tasks: &tasks, stop: &work_stop, verify: &verify_queue };
+        let Some(dispatched) = state.turn(&config, &work, started_at) else { continue };
+        if config.once && state.running.is_empty() && dispatched == 0 {
+            break;
+        }
+        if !state.wait(&ctx, &shutdown, &mut done_rx, &mut watcher, &hosts_dir).await? {
+            break;
+        }
+    }
+    wind_down(&ctx, &config, &shutdown, tasks, verify_queue, work_stop).await;
+    heartbeat(&ctx, &config, started_at, &state.hosts, &HashMap::new(), state.resweep);
+    tracing::info!("executor stopped");
+    if config.once
+        && let Some(problem) = ctx.write_errors.current()
+    {
+        anyhow::bail!("writes to the data root fail ({}); what could not be claimed stays in approved/, run again once it takes writes", problem.error);
+    }
+    Ok(())
+}
+
+/// hosts/ at start (an invalid file is logged; it has no last good version yet) and the files
+/// in force, kept as the last good versions.
+fn first_hosts(config: &Config) -> anyhow::Result<(HostsLoad, BTreeMap<String, HostFile>)> {
+    let first = load_hosts(&config.hosts, &BTreeMap::new())
+        .with_context(|| format!("cannot read hosts folder {} (set --hosts or HOSTS_DIR)", config.hosts.display()))?;
+    for e in &first.errors {
+        tracing::error!(error = %e, "invalid hosts file; its last good version stays in force");
+    }
+    let last_good = first.in_force.clone();
+    Ok((first, last_good))
+}
+
+/// The settings and handles every run shares.
+fn new_ctx(config: &Config, root: DataRoot) -> Ctx {
+    Ctx::new(
+        root,
+        config.dry_run,
+        config.action_timeout,
+        config.verify_timeout,
+        config.docker_socket.clone(),
+        config.prune_label.clone(),
+        remote::SshDefaults { key: config.ssh_key.clone(), known_hosts: config.ssh_known_hosts.clone(), connect_timeout: config.ssh_connect_timeout },
+    )
+}
+
+/// Temp files of writes a crash interrupted, in the folders this daemon writes.
+fn remove_leftover_temps(root: &DataRoot) {
+    for dir in [
+        root.action_dir(ActionState::Approved),
+        root.action_dir(ActionState::Running),
+        root.action_dir(ActionState::Completed),
+        root.action_dir(ActionState::Failed),
+        root.state_dir().join("heartbeat"),
+    ] {
+        if let Err(e) = homelab_store::remove_stale_temps(&dir, homelab_store::STALE_TEMP_AGE) {
+            tracing::warn!(error = %e, "cannot remove leftover temp files");
+        }
+    }
+}
+
+/// Verification: one task for every ended action, holding no node; resumes what a stop cut short.
+fn start_verifier(ctx: &Arc<Ctx>, config: &Config, tasks: &TaskTracker, stop: &CancellationToken) -> VerifyQueue {
     let (verify_queue, verify_rx) = verify::queue();
-    match verify::unfinished(&root, config.verify_timeout) {
+    match verify::unfinished(&ctx.root, config.verify_timeout) {
         Ok(left) => {
             if !left.is_empty() {
                 tracing::info!(actions = left.len(), "resuming verifications a stop cut short");
@@ -161,66 +209,93 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
         Err(e) => tracing::warn!(error = %e, "cannot look for unfinished verifications in actions/completed"),
     }
-    tasks.spawn(verify::run(ctx.clone(), verify_rx, work_stop.clone()));
-    let limits = Limits { max_parallel_nodes: config.max_parallel_nodes.max(1), max_restarts_per_node: config.max_parallel_restarts.max(1) };
-    // What runs, per node: action id and its job.
-    let mut running: Running = HashMap::new();
-    let mut hosts = first;
-    let mut next_heartbeat = tokio::time::Instant::now();
-    // hosts/ is parsed again only when it changed (or on a rescan), not on every pass.
-    let mut hosts_changed = false;
+    tasks.spawn(verify::run(ctx.clone(), verify_rx, stop.clone()));
+    verify_queue
+}
 
-    loop {
-        if std::mem::take(&mut hosts_changed) {
-            reload_hosts(&config, &mut hosts, &mut last_good);
+/// What the executor's loop keeps between turns.
+struct Loop {
+    hosts: HostsLoad,
+    last_good: BTreeMap<String, HostFile>,
+    /// What runs, per node: action id and its job.
+    running: Running,
+    /// Interrupted actions wait in running/ for their move to failed/.
+    resweep: bool,
+    next_heartbeat: tokio::time::Instant,
+    /// hosts/ is parsed again only when it changed (or on a rescan), not on every pass.
+    hosts_changed: bool,
+}
+
+impl Loop {
+    /// One turn: hosts/ again if it changed, interrupted runs swept again, a pass over approved/
+    /// and the heartbeat when due. Returns how many actions started, or `None` when the
+    /// heartbeat found that writes work again (turn again at once).
+    fn turn(&mut self, config: &Config, work: &Work<'_>, started_at: homelab_core::Timestamp) -> Option<usize> {
+        let ctx = work.ctx;
+        if std::mem::take(&mut self.hosts_changed) {
+            reload_hosts(config, &mut self.hosts, &mut self.last_good);
         }
         // While writes fail, claims and notes wait for the backoff: each try would fail again
         // (and its temp file would notify us again).
         let writable = ctx.write_errors.retry_due();
-        if resweep && writable {
-            match runner::sweep_interrupted(&ctx) {
-                Ok(s) => resweep = s.unwritten > 0,
+        if self.resweep && writable {
+            match runner::sweep_interrupted(ctx) {
+                Ok(s) => self.resweep = s.unwritten > 0,
                 Err(e) => tracing::warn!(error = %e, "cannot read actions/running"),
             }
         }
-        let work = Work { ctx: &ctx, limits, done_tx: &done_tx, tasks: &tasks, stop: &work_stop, verify: &verify_queue };
-        let dispatched = if ctx.write_errors.retry_due() { pass(&work, &hosts, &mut running) } else { 0 };
+        let dispatched = if ctx.write_errors.retry_due() { pass(work, &self.hosts, &mut self.running) } else { 0 };
         // While writes fail, the heartbeat is written on the backoff (it is also the probe that
         // notices they work again); when it does, claim at once.
         let failing = ctx.write_errors.is_failing();
-        if (!failing && tokio::time::Instant::now() >= next_heartbeat) || (failing && ctx.write_errors.retry_due()) {
-            let recovered = heartbeat(&ctx, &config, started_at, &hosts, &running, resweep) && failing;
-            next_heartbeat = tokio::time::Instant::now() + config.heartbeat_interval;
+        if (!failing && tokio::time::Instant::now() >= self.next_heartbeat) || (failing && ctx.write_errors.retry_due()) {
+            let recovered = heartbeat(ctx, config, started_at, &self.hosts, &self.running, self.resweep) && failing;
+            self.next_heartbeat = tokio::time::Instant::now() + config.heartbeat_interval;
             if recovered {
-                continue;
+                return None;
             }
         }
-        if config.once && running.is_empty() && dispatched == 0 {
-            break;
-        }
+        Some(dispatched)
+    }
+
+    /// Waits for something to do: an action's work ended, a change in approved/, world/ or
+    /// hosts/, the heartbeat or the next retry of failing writes. False on shutdown.
+    async fn wait(
+        &mut self,
+        ctx: &Ctx,
+        shutdown: &CancellationToken,
+        done_rx: &mut mpsc::UnboundedReceiver<(String, String)>,
+        watcher: &mut Watcher,
+        hosts_dir: &std::path::Path,
+    ) -> anyhow::Result<bool> {
         // Wake for the next retry while writes fail.
         let retry_at = ctx.write_errors.retry_at().map(|at| tokio::time::Instant::from_std(at).max(tokio::time::Instant::now() + Duration::from_millis(100)));
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => return Ok(false),
             Some(done) = done_rx.recv() => {
-                free(&mut running, done);
+                free(&mut self.running, done);
                 while let Ok(done) = done_rx.try_recv() {
-                    free(&mut running, done);
+                    free(&mut self.running, done);
                 }
                 // An action ended: say so at once rather than at the next tick.
-                next_heartbeat = tokio::time::Instant::now();
+                self.next_heartbeat = tokio::time::Instant::now();
             }
             batch = watcher.next_batch(DEBOUNCE) => match batch {
                 None => anyhow::bail!("the file watcher stopped"),
-                Some(b) => hosts_changed = b.rescan || b.paths.iter().any(|p| p.starts_with(&hosts_dir)),
+                Some(b) => self.hosts_changed = b.rescan || b.paths.iter().any(|p| p.starts_with(hosts_dir)),
             },
-            _ = tokio::time::sleep_until(next_heartbeat) => {}
+            _ = tokio::time::sleep_until(self.next_heartbeat) => {}
             _ = async { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => {}
         }
+        Ok(true)
     }
+}
 
-    // `--once`: what has run is recorded and verified before exiting (verification ends by
-    // VERIFY_TIMEOUT at the latest); a shutdown cuts that short.
+/// `--once`: what has run is recorded and verified before exiting (verification ends by
+/// VERIFY_TIMEOUT at the latest); a shutdown cuts that short. Then running actions see the
+/// cancellation, record themselves as interrupted and end; open verifications stay `null` on
+/// disk and are resumed at the next start.
+async fn wind_down(ctx: &Ctx, config: &Config, shutdown: &CancellationToken, tasks: TaskTracker, verify_queue: VerifyQueue, work_stop: CancellationToken) {
     drop(verify_queue);
     tasks.close();
     if config.once {
@@ -229,19 +304,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             _ = shutdown.cancelled() => {}
         }
     }
-    // Running actions see the cancellation, record themselves as interrupted and end; open
-    // verifications stay `null` on disk and are resumed at the next start.
     work_stop.cancel();
     tasks.wait().await;
     ctx.pool.close_all().await;
-    heartbeat(&ctx, &config, started_at, &hosts, &HashMap::new(), resweep);
-    tracing::info!("executor stopped");
-    if config.once
-        && let Some(problem) = ctx.write_errors.current()
-    {
-        anyhow::bail!("writes to the data root fail ({}); what could not be claimed stays in approved/, run again once it takes writes", problem.error);
-    }
-    Ok(())
 }
 
 /// What runs now, per node: (action id, job).

@@ -1,119 +1,25 @@
 //! Running one claimed action to its end: the work itself (Docker API, compose), its timeout and
 //! output, and the final move to completed/ or failed/ (verification follows in [`crate::verify`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bollard::Docker;
 use homelab_core::action::{ActionResult, output_tail};
 use homelab_core::{Action, ActionState, ActionType, HostSpec, Timestamp};
 use homelab_store::actions::RunLock;
-use homelab_store::{DataRoot, TransitionError, WriteErrors};
+use homelab_store::{DataRoot, TransitionError};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::remote::{self, SshDefaults};
+use crate::ctx::{ACTOR, Ctx};
+use crate::remote;
 use crate::verify::{Pending, VerifyQueue};
 
-/// Who the executor is in history entries.
-pub const ACTOR: &str = "executor";
 /// The history note (and error prefix) of an action whose run was cut short by the executor stopping.
 pub const INTERRUPTED: &str = "executor_interrupted";
-
-/// Settings and shared handles every action run uses.
-pub struct Ctx {
-    pub root: DataRoot,
-    pub dry_run: bool,
-    pub action_timeout: Duration,
-    pub verify_timeout: Duration,
-    pub docker_socket: PathBuf,
-    pub prune_label: Option<String>,
-    pub ssh: SshDefaults,
-    pub pool: remote::Pool,
-    local_docker: tokio::sync::Mutex<Option<Docker>>,
-    pub counters: Counters,
-    /// Failed writes (full disk, EIO, read-only): counted, reported in the heartbeat, retried.
-    pub write_errors: WriteErrors,
-    /// Actions that have ended but whose end could not be written yet (they wait in running/).
-    pub unrecorded: AtomicU64,
-    /// Ended actions whose verification is still open.
-    pub verifying: AtomicU64,
-}
-
-#[derive(Default)]
-pub struct Counters {
-    pub claimed: AtomicU64,
-    pub claims_lost: AtomicU64,
-    pub completed: AtomicU64,
-    pub failed: AtomicU64,
-    pub interrupted: AtomicU64,
-    pub gated: AtomicU64,
-}
-
-impl Counters {
-    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
-        [
-            ("actions_claimed", &self.claimed),
-            ("claims_lost", &self.claims_lost),
-            ("actions_completed", &self.completed),
-            ("actions_failed", &self.failed),
-            ("actions_interrupted", &self.interrupted),
-            ("gate_waits", &self.gated),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.load(Ordering::Relaxed)))
-        .collect()
-    }
-}
-
-impl Ctx {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        root: DataRoot,
-        dry_run: bool,
-        action_timeout: Duration,
-        verify_timeout: Duration,
-        docker_socket: PathBuf,
-        prune_label: Option<String>,
-        ssh: SshDefaults,
-    ) -> Ctx {
-        Ctx {
-            root,
-            dry_run,
-            action_timeout,
-            verify_timeout,
-            docker_socket,
-            prune_label,
-            ssh,
-            pool: remote::Pool::default(),
-            local_docker: tokio::sync::Mutex::new(None),
-            counters: Counters::default(),
-            write_errors: WriteErrors::new(ACTOR),
-            unrecorded: AtomicU64::new(0),
-            verifying: AtomicU64::new(0),
-        }
-    }
-
-    /// The Docker engine of a node: the local socket, or the node's socket forwarded over SSH.
-    async fn docker_for(&self, host: &HostSpec) -> Result<Docker, String> {
-        let timeout = self.action_timeout;
-        match &host.ssh {
-            Some(t) => Ok(self.pool.get(&host.node, t, &self.ssh, timeout).await?.docker.clone()),
-            None => {
-                let mut cached = self.local_docker.lock().await;
-                if let Some(d) = cached.as_ref() {
-                    return Ok(d.clone());
-                }
-                let d = crate::docker::connect(&self.docker_socket, timeout).await?;
-                *cached = Some(d.clone());
-                Ok(d)
-            }
-        }
-    }
-}
 
 /// The output of a run, kept to its tail as it arrives (a chatty compose cannot fill memory).
 #[derive(Clone, Default)]

@@ -20,7 +20,7 @@ use homelab_store::DataRoot;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::Ctx;
+use crate::ctx::Ctx;
 
 /// How often world state is read while something waits to be verified. The observer writes it
 /// at most every few hundred ms; one read serves every pending verification.

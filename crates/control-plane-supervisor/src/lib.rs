@@ -22,7 +22,9 @@ use anyhow::{Context, bail};
 use homelab_core::desired::{ConfigError, HostFile};
 use homelab_core::duration::parse_duration;
 use homelab_core::plan::{Outcome, Plan, PlanInput, Policy, SupervisorMemory, plan_with_silences};
-use homelab_core::{ActionState, Heartbeat, Timestamp};
+use homelab_core::silence::Silence;
+use homelab_core::{ActionState, Heartbeat, NodeState, ServiceState, Timestamp};
+use homelab_store::hosts::HostsLoad;
 use homelab_store::{DataRoot, TransitionError, WriteErrors, list_names};
 use tokio_util::sync::CancellationToken;
 
@@ -166,6 +168,27 @@ pub struct Report {
     pub write_failures: usize,
 }
 
+/// What one reconcile reads before planning.
+struct Read {
+    load: HostsLoad,
+    /// Nodes whose host file is broken with no last good version.
+    unknown_nodes: BTreeSet<String>,
+    services: BTreeMap<String, BTreeMap<String, ServiceState>>,
+    nodes: BTreeMap<String, NodeState>,
+    active: Vec<homelab_core::Action>,
+    outcomes: Vec<Outcome>,
+    silences: Vec<Silence>,
+}
+
+/// What applying a plan did.
+#[derive(Default)]
+struct Applied {
+    created: usize,
+    cancelled: usize,
+    updated: usize,
+    write_failures: usize,
+}
+
 /// The supervisor's state between reconciles.
 pub struct Supervisor {
     config: Config,
@@ -272,13 +295,46 @@ impl Supervisor {
         &self.write_errors
     }
 
-    /// One reconcile: read → plan → apply (unless dry run).
+    /// One reconcile: read → plan → apply → save (apply and save unless dry run).
     pub fn reconcile(&mut self, now: Timestamp) -> anyhow::Result<Report> {
         let n = self.bump("reconciles", 1);
         let span = tracing::info_span!("reconcile", n, dry_run = self.config.dry_run);
         let _enter = span.enter();
         let started = Instant::now();
 
+        let read = self.read()?;
+        let plan = self.plan(&read, now);
+        let mut memory = plan.memory.clone();
+        let applied = self.apply(&plan, &read.silences, &mut memory, now);
+        let write_failures = applied.write_failures + self.save(&plan, &memory, &read.load, now);
+        let Applied { created, cancelled, updated, .. } = applied;
+        self.memory = memory;
+        self.last_good = read.load.in_force;
+        self.bump("actions_created", created as u64);
+        self.bump("actions_cancelled", cancelled as u64);
+        let elapsed = started.elapsed();
+        self.bump("actions_updated", updated as u64);
+        let mut report = Report { plan, config_errors: read.load.errors, created, cancelled, updated, elapsed, write_failures };
+        if !self.config.dry_run {
+            // Every other write worked: if the heartbeat does too, the problem is over (and the
+            // heartbeat already says so).
+            let clean = write_failures == 0;
+            match self.write_heartbeat(now, &report, clean) {
+                Ok(()) if clean => self.write_errors.succeeded(),
+                Ok(()) => {}
+                Err(e) => {
+                    report.write_failures += 1;
+                    self.write_errors.failed("the heartbeat", &e);
+                }
+            }
+        }
+        tracing::debug!(drifts = report.plan.drifts.len(), created, cancelled, elapsed_ms = elapsed.as_secs_f64() * 1e3, "reconciled");
+        Ok(report)
+    }
+
+    /// Reads what the plan needs: hosts/ (reporting and auditing new configuration errors),
+    /// world state, the active actions, the ended ones (by file name) and the silences.
+    fn read(&mut self) -> anyhow::Result<Read> {
         let load =
             self.hosts_cache.load(&self.config.hosts, &self.last_good).with_context(|| format!("cannot read hosts folder {}", self.config.hosts.display()))?;
         if load.errors != self.last_errors {
@@ -313,105 +369,130 @@ impl Supervisor {
             tracing::warn!(error = %e, "cannot read state/silences/; no silence applies in this reconcile");
             Vec::new()
         });
-        let plan = plan_with_silences(
+        Ok(Read { load, unknown_nodes, services, nodes, active, outcomes, silences })
+    }
+
+    /// The pure plan of what was read.
+    fn plan(&self, read: &Read, now: Timestamp) -> Plan {
+        plan_with_silences(
             PlanInput {
-                desired: &load.desired,
-                unknown_nodes: &unknown_nodes,
-                services: &services,
-                nodes: &nodes,
-                active: &active,
-                outcomes: &outcomes,
+                desired: &read.load.desired,
+                unknown_nodes: &read.unknown_nodes,
+                services: &read.services,
+                nodes: &read.nodes,
+                active: &read.active,
+                outcomes: &read.outcomes,
                 memory: &self.memory,
                 policy: &self.policy,
                 started_at: self.started_at,
                 now,
             },
-            &silences,
-        );
-        if !self.config.dry_run && silences.iter().any(|s| !s.is_kept(now)) {
+            &read.silences,
+        )
+    }
+
+    /// Applies a plan (unless dry run): prunes expired silences, cancels, updates, then creates
+    /// (a replacement whose cancel did not happen is not created: one remediation at a time).
+    /// An auto-approval whose action was not written is taken back from `memory`.
+    fn apply(&mut self, plan: &Plan, silences: &[Silence], memory: &mut SupervisorMemory, now: Timestamp) -> Applied {
+        let mut applied = Applied::default();
+        if self.config.dry_run {
+            return applied;
+        }
+        if silences.iter().any(|s| !s.is_kept(now)) {
             let _ = self.root.prune_silences(now);
         }
+        let skip = self.apply_cancels(plan, now, &mut applied);
+        self.apply_updates(plan, now, &mut applied);
+        for a in plan.create.iter().filter(|a| skip.contains(a.id.as_str())) {
+            forget_auto_approval(memory, a, now);
+        }
+        for a in plan.create.iter().filter(|a| !skip.contains(a.id.as_str())) {
+            match self.root.create_action(a) {
+                Ok(()) => {
+                    applied.created += 1;
+                    tracing::info!(action = %a.id, state = %a.state, drift = %a.drift, trigger = %a.trigger, "proposed action");
+                }
+                Err(TransitionError::AlreadyExists { .. }) => tracing::debug!(action = %a.id, "already active"),
+                // Nothing is on disk (a new action is one file, written whole or not at
+                // all): the next reconcile plans it again. Its auto-approval did not happen.
+                Err(e @ TransitionError::Io { .. }) => {
+                    applied.write_failures += 1;
+                    self.write_errors.failed(&format!("creating action {}", a.id), &e);
+                    forget_auto_approval(memory, a, now);
+                }
+                Err(e) => tracing::error!(action = %a.id, error = %e, "cannot write action"),
+            }
+        }
+        applied
+    }
 
-        let (mut created, mut cancelled, mut updated, mut write_failures) = (0, 0, 0, 0);
-        let mut memory = plan.memory.clone();
+    /// Moves the plan's pending actions to cancelled; returns the replacements whose cancel did
+    /// not happen (approved or rejected by a person meanwhile, or a failed write).
+    fn apply_cancels<'p>(&mut self, plan: &'p Plan, now: Timestamp, applied: &mut Applied) -> BTreeSet<&'p str> {
+        let mut skip: BTreeSet<&str> = BTreeSet::new();
+        for c in &plan.cancel {
+            let ok = match self.root.transition(&c.id, ActionState::Pending, ActionState::Cancelled, now, "supervisor", Some(c.reason.clone()), |_| {}) {
+                Ok(_) => {
+                    applied.cancelled += 1;
+                    tracing::info!(action = %c.id, reason = %c.reason, "cancelled pending action");
+                    true
+                }
+                // Approved or rejected by a person in the meantime: theirs wins.
+                Err(TransitionError::NotInState { current, .. }) => {
+                    tracing::info!(action = %c.id, now = ?current, "not cancelling: no longer pending");
+                    false
+                }
+                // Still pending: the next reconcile plans the cancel again.
+                Err(e @ TransitionError::Io { .. }) => {
+                    applied.write_failures += 1;
+                    self.write_errors.failed(&format!("cancelling action {}", c.id), &e);
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(action = %c.id, error = %e, "cannot cancel");
+                    false
+                }
+            };
+            if let (false, Some(new)) = (ok, &c.replaced_by) {
+                skip.insert(new);
+            }
+        }
+        skip
+    }
+
+    /// Updates the drift fields of pending actions whose drift changed, with a history note.
+    fn apply_updates(&mut self, plan: &Plan, now: Timestamp, applied: &mut Applied) {
+        for u in &plan.update {
+            let result = self.root.update_active(&u.id, ActionState::Pending, |a| {
+                a.drift = u.drift.clone();
+                a.trigger = u.trigger.clone();
+                a.updated_at = now;
+                a.history.push(homelab_core::HistoryEntry { state: ActionState::Pending, at: now, by: "supervisor".to_owned(), note: Some(u.note.clone()) });
+            });
+            match result {
+                Ok(_) => {
+                    applied.updated += 1;
+                    tracing::info!(action = %u.id, note = %u.note, "updated pending action");
+                }
+                Err(TransitionError::NotInState { .. }) => tracing::info!(action = %u.id, "not updating: no longer pending"),
+                Err(e @ TransitionError::Io { .. }) => {
+                    applied.write_failures += 1;
+                    self.write_errors.failed(&format!("updating action {}", u.id), &e);
+                }
+                Err(e) => tracing::error!(action = %u.id, error = %e, "cannot update"),
+            }
+        }
+    }
+
+    /// Saves (unless dry run) memory, `world/drift.json` and the last good host files when they
+    /// changed or an earlier write failed; returns the number of failed writes.
+    fn save(&mut self, plan: &Plan, memory: &SupervisorMemory, load: &HostsLoad, now: Timestamp) -> usize {
+        let mut write_failures = 0;
         if !self.config.dry_run {
-            // Replacements whose cancel did not happen are not created: one remediation at a time.
-            let mut skip: BTreeSet<&str> = BTreeSet::new();
-            for c in &plan.cancel {
-                let ok = match self.root.transition(&c.id, ActionState::Pending, ActionState::Cancelled, now, "supervisor", Some(c.reason.clone()), |_| {}) {
-                    Ok(_) => {
-                        cancelled += 1;
-                        tracing::info!(action = %c.id, reason = %c.reason, "cancelled pending action");
-                        true
-                    }
-                    // Approved or rejected by a person in the meantime: theirs wins.
-                    Err(TransitionError::NotInState { current, .. }) => {
-                        tracing::info!(action = %c.id, now = ?current, "not cancelling: no longer pending");
-                        false
-                    }
-                    // Still pending: the next reconcile plans the cancel again.
-                    Err(e @ TransitionError::Io { .. }) => {
-                        write_failures += 1;
-                        self.write_errors.failed(&format!("cancelling action {}", c.id), &e);
-                        false
-                    }
-                    Err(e) => {
-                        tracing::error!(action = %c.id, error = %e, "cannot cancel");
-                        false
-                    }
-                };
-                if let (false, Some(new)) = (ok, &c.replaced_by) {
-                    skip.insert(new);
-                }
-            }
-            for u in &plan.update {
-                let result = self.root.update_active(&u.id, ActionState::Pending, |a| {
-                    a.drift = u.drift.clone();
-                    a.trigger = u.trigger.clone();
-                    a.updated_at = now;
-                    a.history.push(homelab_core::HistoryEntry {
-                        state: ActionState::Pending,
-                        at: now,
-                        by: "supervisor".to_owned(),
-                        note: Some(u.note.clone()),
-                    });
-                });
-                match result {
-                    Ok(_) => {
-                        updated += 1;
-                        tracing::info!(action = %u.id, note = %u.note, "updated pending action");
-                    }
-                    Err(TransitionError::NotInState { .. }) => tracing::info!(action = %u.id, "not updating: no longer pending"),
-                    Err(e @ TransitionError::Io { .. }) => {
-                        write_failures += 1;
-                        self.write_errors.failed(&format!("updating action {}", u.id), &e);
-                    }
-                    Err(e) => tracing::error!(action = %u.id, error = %e, "cannot update"),
-                }
-            }
-            for a in plan.create.iter().filter(|a| skip.contains(a.id.as_str())) {
-                forget_auto_approval(&mut memory, a, now);
-            }
-            for a in plan.create.iter().filter(|a| !skip.contains(a.id.as_str())) {
-                match self.root.create_action(a) {
-                    Ok(()) => {
-                        created += 1;
-                        tracing::info!(action = %a.id, state = %a.state, drift = %a.drift, trigger = %a.trigger, "proposed action");
-                    }
-                    Err(TransitionError::AlreadyExists { .. }) => tracing::debug!(action = %a.id, "already active"),
-                    // Nothing is on disk (a new action is one file, written whole or not at
-                    // all): the next reconcile plans it again. Its auto-approval did not happen.
-                    Err(e @ TransitionError::Io { .. }) => {
-                        write_failures += 1;
-                        self.write_errors.failed(&format!("creating action {}", a.id), &e);
-                        forget_auto_approval(&mut memory, a, now);
-                    }
-                    Err(e) => tracing::error!(action = %a.id, error = %e, "cannot write action"),
-                }
-            }
             // Memory and the last good host files are kept in memory whatever happens, and
             // written again until a write succeeds.
-            if memory != self.memory || self.memory_unsaved {
+            if *memory != self.memory || self.memory_unsaved {
                 self.memory_unsaved = match self.root.write_json(MEMORY_FILE, &memory) {
                     Ok(()) => false,
                     Err(e) => {
@@ -444,28 +525,7 @@ impl Supervisor {
                 };
             }
         }
-        self.memory = memory;
-        self.last_good = load.in_force;
-        self.bump("actions_created", created as u64);
-        self.bump("actions_cancelled", cancelled as u64);
-        let elapsed = started.elapsed();
-        self.bump("actions_updated", updated as u64);
-        let mut report = Report { plan, config_errors: load.errors, created, cancelled, updated, elapsed, write_failures };
-        if !self.config.dry_run {
-            // Every other write worked: if the heartbeat does too, the problem is over (and the
-            // heartbeat already says so).
-            let clean = write_failures == 0;
-            match self.write_heartbeat(now, &report, clean) {
-                Ok(()) if clean => self.write_errors.succeeded(),
-                Ok(()) => {}
-                Err(e) => {
-                    report.write_failures += 1;
-                    self.write_errors.failed("the heartbeat", &e);
-                }
-            }
-        }
-        tracing::debug!(drifts = report.plan.drifts.len(), created, cancelled, elapsed_ms = elapsed.as_secs_f64() * 1e3, "reconciled");
-        Ok(report)
+        write_failures
     }
 
     fn bump(&mut self, counter: &str, by: u64) -> u64 {

@@ -278,7 +278,7 @@ fn quarantine_rows(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Vec<Quara
         .iter()
         .take(DASHBOARD_QUARANTINE)
         .map(|q| {
-            let ago = chrono::DateTime::parse_from_rfc3339(&q.at).map(|t| ago(now.signed_duration_since(t.with_timezone(&chrono::Utc)))).unwrap_or_default();
+            let ago = chrono::DateTime::parse_from_rfc3339(&q.at).map(|t| homelab_core::words::ago(t.with_timezone(&chrono::Utc), now)).unwrap_or_default();
             let (reason, more) = q.reason.split_once('\n').unwrap_or((&q.reason, ""));
             QuarantineRow {
                 name: q.file.strip_prefix("quarantine/").unwrap_or(&q.file).to_owned(),
@@ -289,32 +289,6 @@ fn quarantine_rows(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Vec<Quara
             }
         })
         .collect()
-}
-
-/// "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago" (a time in the future reads "just now").
-pub fn ago(d: chrono::Duration) -> String {
-    let s = d.num_seconds();
-    match s {
-        ..=4 => "just now".into(),
-        5..=59 => format!("{s} s ago"),
-        60..=3599 => format!("{} min ago", s / 60),
-        3600..=86_399 => format!("{} h ago", s / 3600),
-        _ => format!("{} d ago", s / 86_400),
-    }
-}
-
-/// "ends in 42 s", "ends in 5 min", "ends in 3 h 59 min", "ends in 2 d"; a time past reads
-/// "ended 5 min ago".
-pub fn until(d: chrono::Duration) -> String {
-    let s = d.num_seconds();
-    match s {
-        ..=0 => format!("ended {}", ago(-d)),
-        1..=59 => format!("ends in {s} s"),
-        60..=3599 => format!("ends in {} min", s / 60),
-        3600..=86_399 if s % 3600 >= 60 => format!("ends in {} h {} min", s / 3600, s % 3600 / 60),
-        3600..=86_399 => format!("ends in {} h", s / 3600),
-        _ => format!("ends in {} d", s / 86_400),
-    }
 }
 
 fn parse_time(t: &str) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -375,7 +349,7 @@ fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, s: &Summary, base: &st
                 decision_label: d.decision.replace('_', " "),
                 next,
                 since_html: d.since.as_deref().map(|t| view::time_text(t, now)).unwrap_or_default(),
-                until_rel: until.map(|t| self::until(t.signed_duration_since(now))).unwrap_or_default(),
+                until_rel: until.map(|t| homelab_core::words::until(t, now)).unwrap_or_default(),
                 until_html: until.map(|t| view::until_html(t, now)).unwrap_or_default(),
                 retryable: d.retryable(),
             }
@@ -834,7 +808,7 @@ async fn action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
             Some(None) => "The executor's heartbeat does not parse: it may not be running.".to_owned(),
             Some(Some(hb)) if hb.is_stopped(now) => format!(
                 "The executor looks stopped (last heartbeat {}): an approved action waits until it runs again.",
-                ago(now.signed_duration_since(hb.last_loop_at))
+                homelab_core::words::ago(hb.last_loop_at, now)
             ),
             Some(Some(hb)) if hb.extra.get("dry_run").and_then(|v| v.as_bool()) == Some(true) => {
                 "The executor runs in dry-run mode (EXECUTOR_DRY_RUN): it records what it would do and changes nothing.".to_owned()

@@ -32,8 +32,7 @@ pub fn utc(t: Timestamp) -> String {
 /// `<time datetime="…" title="2026-05-27 14:03:11 UTC">12 s ago</time>`; "in 5 min" for a time
 /// ahead.
 pub fn time_ago(t: Timestamp, now: Timestamp) -> String {
-    let d = now.signed_duration_since(t);
-    let rel = if d.num_seconds() < -4 { in_future(-d) } else { crate::pages::ago(d) };
+    let rel = homelab_core::words::ago(t, now);
     format!("<time datetime=\"{}\" title=\"{}\">{}</time>", homelab_core::rfc3339(t), utc(t), rel)
 }
 
@@ -45,20 +44,10 @@ pub fn time_text(t: &str, now: Timestamp) -> String {
     }
 }
 
-fn in_future(d: chrono::Duration) -> String {
-    let s = d.num_seconds();
-    match s {
-        ..=59 => format!("in {s} s"),
-        60..=3599 => format!("in {} min", s / 60),
-        3600..=86_399 => format!("in {} h {} min", s / 3600, (s % 3600) / 60),
-        _ => format!("in {} d", s / 86_400),
-    }
-}
-
 /// A clock time for "until": `until 17:58 UTC (ends in 3 h 10 min)`, exact time on hover.
 pub fn until_html(t: Timestamp, now: Timestamp) -> String {
     let d = t.signed_duration_since(now);
-    let rel = crate::pages::until(d);
+    let rel = homelab_core::words::until(t, now);
     let clock = if d.num_hours() < 20 { t.format("%H:%M UTC").to_string() } else { t.format("%b %-d %H:%M UTC").to_string() };
     format!("<time class=\"until\" datetime=\"{}\" title=\"{}\">until {clock} ({rel})</time>", homelab_core::rfc3339(t), utc(t))
 }

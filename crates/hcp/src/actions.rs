@@ -5,12 +5,13 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use homelab_core::words::{ago, until};
 use homelab_core::{Action, ActionId, ActionState};
 use homelab_ops::{Actor, DecideError, Decision, Ops, RetryError};
 use homelab_store::DataRoot;
 
 use crate::RootArg;
-use crate::table::{ago, render};
+use crate::table::render;
 
 #[derive(Debug, clap::Args)]
 pub struct ActionsArgs {
@@ -235,16 +236,6 @@ pub fn drift_table(file: &homelab_core::drift::DriftFile, node: Option<&str>, no
     out
 }
 
-/// "in 14m", "in 2h"; a time past: "ended 3m ago".
-fn until(t: homelab_core::Timestamp, now: homelab_core::Timestamp) -> String {
-    if t <= now {
-        return format!("ended {}", ago(t, now));
-    }
-    // `ago` of the mirrored time gives the same words for the distance.
-    let mirrored = now - (t - now);
-    format!("in {}", ago(mirrored, now).trim_end_matches(" ago"))
-}
-
 fn open(root: &RootArg) -> anyhow::Result<DataRoot> {
     if !root.root.join("actions").is_dir() {
         anyhow::bail!("{} is not a data root (no actions/ folder); pass --root DIR or set HOMELAB_ROOT", root.root.display());
@@ -374,12 +365,5 @@ mod tests {
         assert_eq!(user_name(passwd, 0).as_deref(), Some("root"));
         assert_eq!(user_name(passwd, 1000).as_deref(), Some("alice"));
         assert_eq!(user_name(passwd, 42), None);
-    }
-
-    #[test]
-    fn until_reads_forward() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-05-27T14:00:00Z").unwrap().to_utc();
-        assert_eq!(until(now + chrono::Duration::seconds(600), now), "in 10m");
-        assert_eq!(until(now - chrono::Duration::seconds(30), now), "ended 30s ago");
     }
 }

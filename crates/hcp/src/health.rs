@@ -33,7 +33,7 @@ pub fn judge(hb: &Heartbeat, now: homelab_core::Timestamp, max_age: Option<Durat
         Some(max) => age > max,
         None => hb.is_stopped(now),
     };
-    let when = crate::table::ago(hb.last_loop_at, now);
+    let when = homelab_core::words::ago(hb.last_loop_at, now);
     if old {
         Err(format!("{} heartbeat is old: last loop {when} (pid {})", hb.daemon, hb.pid))
     } else {

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::name::validate_name;
+pub use crate::window::MaintenanceWindow;
 
 mod validate;
 pub mod yaml;
@@ -87,19 +88,6 @@ impl DiskSpec {
     pub fn high_pct(&self) -> u8 {
         self.pressure_high_pct.unwrap_or(90)
     }
-}
-
-/// A weekly window in UTC when guarded actions may start, e.g. `{ days: [sat, sun], start: "02:00", end: "05:00" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MaintenanceWindow {
-    /// Three-letter lowercase day names (`mon` … `sun`); empty or absent means every day.
-    #[serde(default)]
-    pub days: Vec<String>,
-    /// `HH:MM` UTC.
-    pub start: String,
-    /// `HH:MM` UTC; may be before `start` to wrap past midnight.
-    pub end: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

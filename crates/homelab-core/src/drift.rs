@@ -2,10 +2,38 @@
 //! reader (UI, `/summary`, `/summary.md`, Telegram, `hcp`) shows this and never recomputes
 //! drift, so there is one truth about what is wrong and what happens next.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
-use crate::plan::DriftKind;
+
+/// The drift kinds of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    MissingService,
+    UnhealthyService,
+    DiskPressure,
+    NodeUnreachable,
+}
+
+impl DriftKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::MissingService => "missing_service",
+            DriftKind::UnhealthyService => "unhealthy_service",
+            DriftKind::DiskPressure => "disk_pressure",
+            DriftKind::NodeUnreachable => "node_unreachable",
+        }
+    }
+}
+
+impl fmt::Display for DriftKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What happens next about one drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod schema;
 pub mod silence;
 pub mod window;
+pub mod words;
 pub mod world;
 
 pub use action::{Action, ActionState, ActionType, HistoryEntry, Risk};
@@ -47,38 +48,7 @@ pub fn parse_compact_ts(s: &str) -> Option<Timestamp> {
     Some(naive.and_utc())
 }
 
-/// Serde helper: timestamps are written as RFC 3339 with milliseconds and a `Z`.
-pub mod ts_format {
-    use super::Timestamp;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
-        let s = String::deserialize(d)?;
-        chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)).map_err(serde::de::Error::custom)
-    }
-
-    /// The same for `Option<Timestamp>`.
-    pub mod option {
-        use super::Timestamp;
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        pub fn serialize<S: Serializer>(ts: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
-            match ts {
-                Some(ts) => super::serialize(ts, s),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
-            let s = Option::<String>::deserialize(d)?;
-            s.map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)).map_err(serde::de::Error::custom)).transpose()
-        }
-    }
-}
+pub mod ts_format;
 
 /// Formats a timestamp as RFC 3339 with milliseconds, as every JSON file carries it.
 pub fn rfc3339(ts: Timestamp) -> String {

@@ -94,21 +94,15 @@ impl Notice {
             None => self.node.clone(),
         };
         match self.kind {
-            NoticeKind::Resolved => format!("{icon} resolved: {target} ({} {}) after {}", self.drift, self.trigger, human(self.at - self.since)),
+            NoticeKind::Resolved => format!(
+                "{icon} resolved: {target} ({} {}) after {}",
+                self.drift,
+                self.trigger,
+                crate::words::duration((self.at - self.since).to_std().unwrap_or_default())
+            ),
             NoticeKind::Flapping => format!("{icon} flapping: {target} ({} {})", self.drift, self.trigger),
             NoticeKind::Started => format!("{icon} {target}: {} ({})", self.drift, self.trigger),
         }
-    }
-}
-
-fn human(d: chrono::TimeDelta) -> String {
-    let s = d.num_seconds().max(0);
-    if s >= 3600 {
-        format!("{} h {} min", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
     }
 }
 

@@ -15,9 +15,12 @@ use serde::{Deserialize, Serialize};
 use crate::Timestamp;
 use crate::action::{Action, ActionState, ActionType, HistoryEntry, Risk};
 use crate::desired::{DesiredState, HostSpec, ServiceSpec};
+pub use crate::drift::DriftKind;
 use crate::drift::{DriftEntry, DriftFile, NextStep};
 use crate::silence::Silence;
 use crate::world::{DiskLevel, NodeState, NodeStatus, ServiceState, ServiceStatus};
+
+mod words;
 
 /// The cancel reason when the drift behind a pending action no longer holds.
 pub const DRIFT_RESOLVED_AUTO: &str = "drift_resolved_auto";
@@ -127,16 +130,16 @@ pub struct Rejection {
 pub struct SupervisorMemory {
     pub version: u32,
     /// Per action id, when its last attempt (completed or failed) ended. Kept for the escalation window.
-    #[serde(default, with = "ts_map")]
+    #[serde(default, with = "crate::ts_format::map")]
     pub attempts: BTreeMap<String, Timestamp>,
     /// Per action id, its last rejection. Kept for the snooze.
     #[serde(default)]
     pub rejections: BTreeMap<String, Rejection>,
     /// Per `node/service` (or node for node actions), when actions were auto-approved. Kept for an hour.
-    #[serde(default, with = "ts_vec_map")]
+    #[serde(default, with = "crate::ts_format::vec_map")]
     pub auto_approved: BTreeMap<String, Vec<Timestamp>>,
     /// Per node, since when the supervisor has judged it up without a break (for `MISSING_GRACE`).
-    #[serde(default, with = "ts_map")]
+    #[serde(default, with = "crate::ts_format::map")]
     pub up_since: BTreeMap<String, Timestamp>,
     /// Nodes the supervisor judged unreachable (stale or never seen): when one is up again, it
     /// (re)appeared at that moment.
@@ -144,7 +147,7 @@ pub struct SupervisorMemory {
     pub down: BTreeSet<String>,
     /// Per drift the world does not date (`missing:<node>/<service>`, `disk:<node>`,
     /// `node:<node>`), when the supervisor first saw it. Kept while it holds.
-    #[serde(default, with = "ts_map")]
+    #[serde(default, with = "crate::ts_format::map")]
     pub drift_since: BTreeMap<String, Timestamp>,
     /// Per target (`node/service` or node), since when its remediation is exhausted. Lifted when
     /// the drift resolves once, an operator proposes again, or after `EXHAUSTED_HOLD`.
@@ -152,10 +155,10 @@ pub struct SupervisorMemory {
     pub exhausted: BTreeMap<String, Rejection>,
     /// Per action id, when an operator proposed it again: terminal actions that ended before
     /// are not counted (escalation and snooze start over).
-    #[serde(default, with = "ts_map")]
+    #[serde(default, with = "crate::ts_format::map")]
     pub resets: BTreeMap<String, Timestamp>,
     /// Per target, when its drift last resolved by itself (flapping). Kept for `FLAP_WINDOW`.
-    #[serde(default, with = "ts_map")]
+    #[serde(default, with = "crate::ts_format::map")]
     pub flapping: BTreeMap<String, Timestamp>,
     /// Per service target (`node/service`), its state changes within `FLAP_CHANGES_WINDOW`
     /// and whether it is flapping: kept while it is in drift, changed recently or flapping.
@@ -174,7 +177,7 @@ pub struct FlapTrack {
     #[serde(default)]
     pub trigger: Option<String>,
     /// When it changed (into or out of drift), oldest first, within the window.
-    #[serde(default, with = "ts_vec")]
+    #[serde(default, with = "crate::ts_format::vec")]
     pub changes: Vec<Timestamp>,
     /// Flapping until then (the last change + `FLAP_STABLE`), when it is.
     #[serde(default, with = "crate::ts_format::option", skip_serializing_if = "Option::is_none")]
@@ -182,33 +185,6 @@ pub struct FlapTrack {
 }
 
 pub const MEMORY_VERSION: u32 = 1;
-
-/// The drift kinds of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DriftKind {
-    MissingService,
-    UnhealthyService,
-    DiskPressure,
-    NodeUnreachable,
-}
-
-impl DriftKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DriftKind::MissingService => "missing_service",
-            DriftKind::UnhealthyService => "unhealthy_service",
-            DriftKind::DiskPressure => "disk_pressure",
-            DriftKind::NodeUnreachable => "node_unreachable",
-        }
-    }
-}
-
-impl fmt::Display for DriftKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What the plan does about one drift.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -525,163 +501,254 @@ fn track_flaps(memory: &mut SupervisorMemory, key: &str, drift: Option<&(DriftKi
 /// Computes the plan. Pure: the same input gives the same plan. `silences` are every silence
 /// on record (active or not): an active one that matches a drift makes it `silenced` (nothing
 /// proposed) and withdraws a pending action the supervisor proposed for it.
+///
+/// The steps: remember what ended ([`learn`]), judge every desired node ([`judge_node`]),
+/// forget what no longer holds ([`forget_gone`]), withdraw pending actions whose reason is
+/// gone ([`auto_cancel`]) and lift rejections and exhaustions whose drift resolved
+/// ([`lift_resolved`]).
 pub fn plan_with_silences(input: PlanInput<'_>, silences: &[Silence]) -> Plan {
     let PlanInput { desired, unknown_nodes, services, nodes, active, outcomes, memory, policy, started_at, now } = input;
-    let muted = |node: &str, service: Option<&str>, kind: Option<ActionType>| crate::silence::active_match(silences, node, service, kind, now);
     let mut memory = memory.clone();
     apply_resets(&mut memory, active);
     let mut memory = learn(&memory, outcomes, policy, now);
-    let mut drifts = Vec::new();
-    let mut create = Vec::new();
-    let mut cancel: Vec<Cancel> = Vec::new();
-    let mut update = Vec::new();
-
-    // Per target, the active actions on it (any type): a second remediation never starts
-    // while one is pending, approved or running.
-    let mut active_by_target: BTreeMap<String, Vec<&Action>> = BTreeMap::new();
-    for a in active {
-        active_by_target.entry(target_key(&a.node, a.service.as_deref())).or_default().push(a);
-    }
-    // Targets whose drift holds now, and nodes we cannot judge; for auto-cancel and snooze.
-    let mut drift_holds: BTreeSet<String> = BTreeSet::new();
-    let mut root_caused: BTreeSet<String> = BTreeSet::new();
-    let mut unjudged_nodes: BTreeSet<&str> = BTreeSet::new();
-    let mut live_since_keys: BTreeSet<String> = BTreeSet::new();
-    let empty = BTreeMap::new();
-
+    let rules = Rules { policy, now, started_at, silences, active_by_target: active_by_target(active) };
+    let mut found = Found::default();
     for (node, host) in &desired.hosts {
-        let reach = reachability(nodes.get(node), now, policy.node_stale_after);
-        if reach != Reachability::Up {
-            memory.up_since.remove(node);
-            memory.down.insert(node.clone());
-            unjudged_nodes.insert(node);
-            let trigger = if reach == Reachability::NeverSeen { "never_seen" } else { "stale" };
-            let key = format!("node:{node}");
-            let since = match nodes.get(node).and_then(|n| n.last_seen) {
-                Some(seen) => Some(seen),
-                None => Some(first_seen(&mut memory, key.clone(), now)),
-            };
-            live_since_keys.insert(key);
-            drifts.push(DriftDecision {
-                node: node.clone(),
-                service: None,
-                drift: DriftKind::NodeUnreachable,
-                trigger: trigger.to_owned(),
-                root_cause: None,
-                since,
-                decision: muted(node, None, None).map_or(Decision::NodeUnreachable, silenced),
-            });
-            continue;
-        }
-        // A node seen down by this supervisor (re)appears now; one it never judged is taken
-        // as up since the supervisor started (the fresh-world wait covers that).
-        let appeared = if memory.down.remove(node) { now } else { started_at.min(now) };
-        let up_since = *memory.up_since.entry(node.clone()).or_insert(appeared);
-        let last_seen = nodes.get(node).and_then(|n| n.last_seen).unwrap_or(now);
-        let world = services.get(node).unwrap_or(&empty);
-        let found: BTreeMap<&str, (DriftKind, String)> =
-            host.monitored().filter_map(|(name, spec)| service_drift(spec, world.get(name)).map(|d| (name.as_str(), d))).collect();
-        let in_drift: BTreeSet<&str> = found.keys().copied().collect();
-        for (name, _) in host.monitored() {
-            track_flaps(&mut memory, &target_key(node, Some(name)), found.get(name.as_str()), world.get(name), policy, now);
-        }
-
-        for (name, (kind, trigger)) in &found {
-            let key = target_key(node, Some(name));
-            drift_holds.insert(key.clone());
-            let state = world.get(*name);
-            let since = match state {
-                Some(s) => s.since,
-                None => {
-                    let k = format!("missing:{key}");
-                    live_since_keys.insert(k.clone());
-                    first_seen(&mut memory, k, now)
-                }
-            };
-            let root = root_of(host, name, &in_drift);
-            let wait = evidence_wait(*kind, state, up_since, last_seen, started_at, policy, now)
-                .or_else(|| unverified_dependency(host, name, trigger, state, world, policy, now));
-            let flapping = memory.flap_track.get(&key).and_then(|t| t.flapping_until.map(|u| (t.changes.len(), u)));
-            if root.is_some() {
-                root_caused.insert(key.clone());
-            }
-            let mute = muted(node, Some(name), None);
-            let decision = match (&root, wait) {
-                _ if mute.is_some() => silenced(mute.expect("checked")),
-                (Some(root), _) => Decision::RootCause { root: root.clone() },
-                (None, _) if flapping.is_some() => {
-                    let (changes, until) = flapping.expect("checked");
-                    Decision::FlappingChanges { changes, until }
-                }
-                // An active action is named first: the row says what exists.
-                (None, Some(wait)) if !active_by_target.contains_key(&key) => wait,
-                (None, _) => {
-                    let base = if *kind == DriftKind::UnhealthyService && RESTARTABLE_REASONS.contains(&trigger.as_str()) {
-                        ActionType::ContainerRestart
-                    } else {
-                        ActionType::Redeploy
-                    };
-                    let target = Target { node, service: Some(name), drift: *kind, trigger, since, fresh_since: state.map(|s| s.last_event_at), silences };
-                    let mut out = Out { create: &mut create, cancel: &mut cancel, update: &mut update };
-                    decide(&target, base, &active_by_target, &mut memory, policy, now, &mut out)
-                }
-            };
-            drifts.push(DriftDecision {
-                node: node.clone(),
-                service: Some((*name).to_owned()),
-                drift: *kind,
-                trigger: trigger.clone(),
-                root_cause: root,
-                since: Some(since),
-                decision,
-            });
-        }
-
-        // A flapping service keeps its row in its healthy moments: one incident, not one per flap.
-        for (name, _) in host.monitored().filter(|(n, _)| !found.contains_key(n.as_str())) {
-            let key = target_key(node, Some(name));
-            let Some(t) = memory.flap_track.get(&key) else { continue };
-            let (Some(until), Some(kind)) = (t.flapping_until, t.drift) else { continue };
-            drifts.push(DriftDecision {
-                node: node.clone(),
-                service: Some(name.clone()),
-                drift: kind,
-                trigger: t.trigger.clone().unwrap_or_default(),
-                root_cause: None,
-                since: t.changes.first().copied(),
-                decision: muted(node, Some(name), None).map_or(Decision::FlappingChanges { changes: t.changes.len(), until }, silenced),
-            });
-        }
-
-        if nodes.get(node).and_then(|n| n.disk_pressure) == Some(DiskLevel::High) {
-            drift_holds.insert(target_key(node, None));
-            let trigger = "high".to_owned();
-            let fresh = nodes.get(node).and_then(|n| n.last_seen);
-            let k = format!("disk:{node}");
-            live_since_keys.insert(k.clone());
-            let since = first_seen(&mut memory, k, now);
-            let target = Target { node, service: None, drift: DriftKind::DiskPressure, trigger: &trigger, since, fresh_since: fresh, silences };
-            let mut out = Out { create: &mut create, cancel: &mut cancel, update: &mut update };
-            let decision = match muted(node, None, None) {
-                Some(s) => silenced(s),
-                None => decide(&target, ActionType::DiskCleanup, &active_by_target, &mut memory, policy, now, &mut out),
-            };
-            drifts.push(DriftDecision {
-                node: node.clone(),
-                service: None,
-                drift: DriftKind::DiskPressure,
-                trigger,
-                root_cause: None,
-                since: Some(since),
-                decision,
-            });
-        }
+        judge_node(&rules, node, host, nodes.get(node), services.get(node), &mut memory, &mut found);
     }
-    // Undated drifts are remembered only while they hold (or while their node cannot be judged).
+    forget_gone(&mut memory, desired, &found);
+    auto_cancel(&rules, desired, unknown_nodes, active, &mut memory, &mut found);
+    lift_resolved(&mut memory, desired, &found, now);
+    let Found { drifts, create, cancel, update, .. } = found;
+    Plan { drifts, create, cancel, update, memory }
+}
+
+/// What every step of one plan reads besides memory.
+struct Rules<'a> {
+    policy: &'a Policy,
+    now: Timestamp,
+    started_at: Timestamp,
+    /// Every silence on record.
+    silences: &'a [Silence],
+    /// Per target, the active actions on it (any type): a second remediation never starts
+    /// while one is pending, approved or running.
+    active_by_target: BTreeMap<String, Vec<&'a Action>>,
+}
+
+impl<'a> Rules<'a> {
+    /// The active silence matching a target (and action type), if any.
+    fn muted(&self, node: &str, service: Option<&str>, kind: Option<ActionType>) -> Option<&'a Silence> {
+        crate::silence::active_match(self.silences, node, service, kind, self.now)
+    }
+}
+
+/// What judging the nodes found: the plan's rows and writes, and what auto-cancel and the
+/// lifting of rejections need to know.
+#[derive(Default)]
+struct Found<'a> {
+    drifts: Vec<DriftDecision>,
+    create: Vec<Action>,
+    cancel: Vec<Cancel>,
+    update: Vec<Update>,
+    /// Targets whose drift holds now.
+    drift_holds: BTreeSet<String>,
+    /// Targets in drift because a dependency is.
+    root_caused: BTreeSet<String>,
+    /// Nodes that cannot be judged (stale or never seen).
+    unjudged_nodes: BTreeSet<&'a str>,
+    /// `drift_since` keys still in use.
+    live_since_keys: BTreeSet<String>,
+}
+
+impl Found<'_> {
+    fn out(&mut self) -> Out<'_> {
+        Out { create: &mut self.create, cancel: &mut self.cancel, update: &mut self.update }
+    }
+}
+
+/// The active actions per target (`node/service` or the node).
+fn active_by_target(active: &[Action]) -> BTreeMap<String, Vec<&Action>> {
+    let mut by_target: BTreeMap<String, Vec<&Action>> = BTreeMap::new();
+    for a in active {
+        by_target.entry(target_key(&a.node, a.service.as_deref())).or_default().push(a);
+    }
+    by_target
+}
+
+/// Judges one desired node: unreachable (one row, nothing for its services), else its
+/// services in drift, its flapping services in their healthy moments and its disk.
+fn judge_node<'a>(
+    rules: &Rules<'_>,
+    node: &'a String,
+    host: &HostSpec,
+    state: Option<&NodeState>,
+    world: Option<&BTreeMap<String, ServiceState>>,
+    memory: &mut SupervisorMemory,
+    found: &mut Found<'a>,
+) {
+    let now = rules.now;
+    let reach = reachability(state, now, rules.policy.node_stale_after);
+    if reach != Reachability::Up {
+        let row = node_unreachable(rules, node, reach, state, memory, found);
+        found.drifts.push(row);
+        return;
+    }
+    // A node seen down by this supervisor (re)appears now; one it never judged is taken
+    // as up since the supervisor started (the fresh-world wait covers that).
+    let appeared = if memory.down.remove(node) { now } else { rules.started_at.min(now) };
+    let up_since = *memory.up_since.entry(node.clone()).or_insert(appeared);
+    let last_seen = state.and_then(|n| n.last_seen).unwrap_or(now);
+    let empty = BTreeMap::new();
+    let world = world.unwrap_or(&empty);
+    judge_services(rules, node, host, world, up_since, last_seen, memory, found);
+    if state.and_then(|n| n.disk_pressure) == Some(DiskLevel::High) {
+        let fresh = state.and_then(|n| n.last_seen);
+        let row = disk_pressure(rules, node, fresh, memory, found);
+        found.drifts.push(row);
+    }
+}
+
+/// The row of a node that cannot be judged; it is remembered as down.
+fn node_unreachable<'a>(
+    rules: &Rules<'_>,
+    node: &'a String,
+    reach: Reachability,
+    state: Option<&NodeState>,
+    memory: &mut SupervisorMemory,
+    found: &mut Found<'a>,
+) -> DriftDecision {
+    memory.up_since.remove(node);
+    memory.down.insert(node.clone());
+    found.unjudged_nodes.insert(node);
+    let trigger = if reach == Reachability::NeverSeen { "never_seen" } else { "stale" };
+    let key = format!("node:{node}");
+    let since = match state.and_then(|n| n.last_seen) {
+        Some(seen) => Some(seen),
+        None => Some(first_seen(memory, key.clone(), rules.now)),
+    };
+    found.live_since_keys.insert(key);
+    DriftDecision {
+        node: node.clone(),
+        service: None,
+        drift: DriftKind::NodeUnreachable,
+        trigger: trigger.to_owned(),
+        root_cause: None,
+        since,
+        decision: rules.muted(node, None, None).map_or(Decision::NodeUnreachable, silenced),
+    }
+}
+
+/// The services of a reachable node: flap tracking for each, a row with its decision for each
+/// in drift, and a row for each flapping one in a healthy moment (one incident, not one per flap).
+#[allow(clippy::too_many_arguments)]
+fn judge_services(
+    rules: &Rules<'_>,
+    node: &str,
+    host: &HostSpec,
+    world: &BTreeMap<String, ServiceState>,
+    up_since: Timestamp,
+    last_seen: Timestamp,
+    memory: &mut SupervisorMemory,
+    found: &mut Found<'_>,
+) {
+    let (policy, now) = (rules.policy, rules.now);
+    let in_drift_now: BTreeMap<&str, (DriftKind, String)> =
+        host.monitored().filter_map(|(name, spec)| service_drift(spec, world.get(name)).map(|d| (name.as_str(), d))).collect();
+    let in_drift: BTreeSet<&str> = in_drift_now.keys().copied().collect();
+    for (name, _) in host.monitored() {
+        track_flaps(memory, &target_key(node, Some(name)), in_drift_now.get(name.as_str()), world.get(name), policy, now);
+    }
+
+    for (name, (kind, trigger)) in &in_drift_now {
+        let key = target_key(node, Some(name));
+        found.drift_holds.insert(key.clone());
+        let state = world.get(*name);
+        let since = match state {
+            Some(s) => s.since,
+            None => {
+                let k = format!("missing:{key}");
+                found.live_since_keys.insert(k.clone());
+                first_seen(memory, k, now)
+            }
+        };
+        let root = root_of(host, name, &in_drift);
+        let wait = evidence_wait(*kind, state, up_since, last_seen, rules.started_at, policy, now)
+            .or_else(|| unverified_dependency(host, name, trigger, state, world, policy, now));
+        let flapping = memory.flap_track.get(&key).and_then(|t| t.flapping_until.map(|u| (t.changes.len(), u)));
+        if root.is_some() {
+            found.root_caused.insert(key.clone());
+        }
+        let mute = rules.muted(node, Some(name), None);
+        let decision = match (&root, wait) {
+            _ if mute.is_some() => silenced(mute.expect("checked")),
+            (Some(root), _) => Decision::RootCause { root: root.clone() },
+            (None, _) if flapping.is_some() => {
+                let (changes, until) = flapping.expect("checked");
+                Decision::FlappingChanges { changes, until }
+            }
+            // An active action is named first: the row says what exists.
+            (None, Some(wait)) if !rules.active_by_target.contains_key(&key) => wait,
+            (None, _) => {
+                let base = if *kind == DriftKind::UnhealthyService && RESTARTABLE_REASONS.contains(&trigger.as_str()) {
+                    ActionType::ContainerRestart
+                } else {
+                    ActionType::Redeploy
+                };
+                let target =
+                    Target { node, service: Some(name), drift: *kind, trigger, since, fresh_since: state.map(|s| s.last_event_at), silences: rules.silences };
+                decide(&target, base, &rules.active_by_target, memory, policy, now, &mut found.out())
+            }
+        };
+        found.drifts.push(DriftDecision {
+            node: node.to_owned(),
+            service: Some((*name).to_owned()),
+            drift: *kind,
+            trigger: trigger.clone(),
+            root_cause: root,
+            since: Some(since),
+            decision,
+        });
+    }
+
+    // A flapping service keeps its row in its healthy moments: one incident, not one per flap.
+    for (name, _) in host.monitored().filter(|(n, _)| !in_drift_now.contains_key(n.as_str())) {
+        let key = target_key(node, Some(name));
+        let Some(t) = memory.flap_track.get(&key) else { continue };
+        let (Some(until), Some(kind)) = (t.flapping_until, t.drift) else { continue };
+        found.drifts.push(DriftDecision {
+            node: node.to_owned(),
+            service: Some(name.clone()),
+            drift: kind,
+            trigger: t.trigger.clone().unwrap_or_default(),
+            root_cause: None,
+            since: t.changes.first().copied(),
+            decision: rules.muted(node, Some(name), None).map_or(Decision::FlappingChanges { changes: t.changes.len(), until }, silenced),
+        });
+    }
+}
+
+/// The row of a node reporting disk pressure high, with its decision (a disk cleanup).
+fn disk_pressure(rules: &Rules<'_>, node: &str, fresh: Option<Timestamp>, memory: &mut SupervisorMemory, found: &mut Found<'_>) -> DriftDecision {
+    found.drift_holds.insert(target_key(node, None));
+    let trigger = "high".to_owned();
+    let k = format!("disk:{node}");
+    found.live_since_keys.insert(k.clone());
+    let since = first_seen(memory, k, rules.now);
+    let target = Target { node, service: None, drift: DriftKind::DiskPressure, trigger: &trigger, since, fresh_since: fresh, silences: rules.silences };
+    let decision = match rules.muted(node, None, None) {
+        Some(s) => silenced(s),
+        None => decide(&target, ActionType::DiskCleanup, &rules.active_by_target, memory, rules.policy, rules.now, &mut found.out()),
+    };
+    DriftDecision { node: node.to_owned(), service: None, drift: DriftKind::DiskPressure, trigger, root_cause: None, since: Some(since), decision }
+}
+
+/// Forgets what no longer holds: undated drifts (kept only while they hold, or while their node
+/// cannot be judged), and nodes and services no longer desired.
+fn forget_gone(memory: &mut SupervisorMemory, desired: &DesiredState, found: &Found<'_>) {
     memory.drift_since.retain(|k, _| {
-        live_since_keys.contains(k) || {
+        found.live_since_keys.contains(k) || {
             let node = k.split_once(':').map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
-            unjudged_nodes.contains(node) && !k.starts_with("node:")
+            found.unjudged_nodes.contains(node) && !k.starts_with("node:")
         }
     });
     memory.up_since.retain(|n, _| desired.hosts.contains_key(n));
@@ -690,10 +757,21 @@ pub fn plan_with_silences(input: PlanInput<'_>, silences: &[Silence]) -> Plan {
         desired.hosts.get(node).is_some_and(|h| h.services.get(service).is_some_and(|s| s.monitor))
     });
     memory.down.retain(|n| desired.hosts.contains_key(n));
+}
 
-    // Auto-cancel: pending only, never approved or running.
+/// Auto-cancel: withdraws pending actions (never approved or running) whose service left
+/// desired state, that a silence mutes, whose drift resolved by itself, or whose root cause is
+/// elsewhere.
+fn auto_cancel(
+    rules: &Rules<'_>,
+    desired: &DesiredState,
+    unknown_nodes: &BTreeSet<String>,
+    active: &[Action],
+    memory: &mut SupervisorMemory,
+    found: &mut Found<'_>,
+) {
     for a in active.iter().filter(|a| a.state == ActionState::Pending) {
-        if cancel.iter().any(|c| c.id == a.id) {
+        if found.cancel.iter().any(|c| c.id == a.id) {
             continue;
         }
         let key = target_key(&a.node, a.service.as_deref());
@@ -708,49 +786,49 @@ pub fn plan_with_silences(input: PlanInput<'_>, silences: &[Silence]) -> Plan {
             continue;
         } else if !still_desired {
             SERVICE_REMOVED.to_owned()
-        } else if let Some(s) = muted(&a.node, a.service.as_deref(), Some(a.kind)).filter(|_| !operator_proposed(a)) {
-            format!("silenced: {} muted by {} until {} ({}), silence {}", s.target(), s.created_by, crate::rfc3339(s.end()), s.reason, s.id)
-        } else if unjudged_nodes.contains(a.node.as_str()) {
+        } else if let Some(s) = rules.muted(&a.node, a.service.as_deref(), Some(a.kind)).filter(|_| !operator_proposed(a)) {
+            words::silenced_cancel(s)
+        } else if found.unjudged_nodes.contains(a.node.as_str()) {
             // No fresh word from the node: the drift cannot be called resolved.
             continue;
-        } else if !drift_holds.contains(&key) {
+        } else if !found.drift_holds.contains(&key) {
             // Resolved by itself before anyone acted: remember it, a quick return is flapping.
-            memory.flapping.insert(key, now);
+            memory.flapping.insert(key, rules.now);
             DRIFT_RESOLVED_AUTO.to_owned()
-        } else if root_caused.contains(&key) && !operator_proposed(a) {
+        } else if found.root_caused.contains(&key) && !operator_proposed(a) {
             ROOT_CAUSE_ELSEWHERE.to_owned()
         } else {
             continue;
         };
-        cancel.push(Cancel { id: a.id.clone(), reason, replaced_by: None });
+        found.cancel.push(Cancel { id: a.id.clone(), reason, replaced_by: None });
     }
+}
 
-    // A rejection or an exhaustion is lifted once its drift has resolved (judged only on a node
-    // that reports). A flapping target's last resolution moves on while it is resolved.
+/// A rejection or an exhaustion is lifted once its drift has resolved (judged only on a node
+/// that reports). A flapping target's last resolution moves on while it is resolved.
+fn lift_resolved(memory: &mut SupervisorMemory, desired: &DesiredState, found: &Found<'_>, now: Timestamp) {
     for (id, rejection) in memory.rejections.iter_mut() {
         if rejection.resolved {
             continue;
         }
         if let Some((node, service)) = target_of_id(id, desired)
-            && !unjudged_nodes.contains(node.as_str())
-            && !drift_holds.contains(&target_key(&node, service.as_deref()))
+            && !found.unjudged_nodes.contains(node.as_str())
+            && !found.drift_holds.contains(&target_key(&node, service.as_deref()))
         {
             rejection.resolved = true;
         }
     }
     let resolved = |key: &str| {
         let node = key.split('/').next().unwrap_or(key);
-        desired.hosts.contains_key(node) && !unjudged_nodes.contains(node) && !drift_holds.contains(key)
+        desired.hosts.contains_key(node) && !found.unjudged_nodes.contains(node) && !found.drift_holds.contains(key)
     };
     memory.exhausted.retain(|key, _| !resolved(key));
     // A flapping target is remembered until it has stayed resolved for FLAP_WINDOW.
     for (key, last) in memory.flapping.iter_mut() {
-        if drift_holds.contains(key) {
+        if found.drift_holds.contains(key) {
             *last = now;
         }
     }
-
-    Plan { drifts, create, cancel, update, memory }
 }
 
 /// Whether a service drift must wait for settled evidence (`MISSING_GRACE`) before any action.
@@ -1148,51 +1226,6 @@ fn target_of_id(id: &str, desired: &DesiredState) -> Option<(String, Option<Stri
     None
 }
 
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Decision::Create { id, state, why, .. } => write!(f, "create {id} as {state}: {why}"),
-            Decision::AlreadyActive { id, state } => write!(f, "leave alone: {id} is already {state}"),
-            Decision::RootCause { root } => write!(f, "no action: root cause is {root}"),
-            Decision::NodeUnreachable => write!(f, "no per-service action: node unreachable"),
-            Decision::RemediationExhausted { tried, until } => {
-                write!(f, "no action: remediation_exhausted (tried {}) until {}", tried.join(", "), crate::rfc3339(*until))
-            }
-            Decision::Snoozed { id, until } => write!(f, "no action: {id} was rejected, snoozed until {}", crate::rfc3339(*until)),
-            Decision::Settling { after, until } => {
-                write!(f, "no action yet: waiting for a fresh check after {after} (until {})", crate::rfc3339(*until))
-            }
-            Decision::WaitingGrace { until, dependency: None } => write!(f, "no action yet: waiting_grace (until {})", crate::rfc3339(*until)),
-            Decision::WaitingGrace { until, dependency: Some(d) } => {
-                write!(f, "no action yet: waiting_grace for a fresh check of {d} (until {})", crate::rfc3339(*until))
-            }
-            Decision::WaitingFreshWorld { until } => write!(f, "no action yet: waiting_fresh_world (until {})", crate::rfc3339(*until)),
-            Decision::Flapping { until } => write!(f, "no action yet: flapping, must hold until {}", crate::rfc3339(*until)),
-            Decision::FlappingChanges { changes, until } => {
-                write!(f, "no action: flapping ({changes} changes), stable at {} at the earliest", crate::rfc3339(*until))
-            }
-            Decision::Silenced { silence, until, .. } => write!(f, "no action: silenced ({silence}) until {}", crate::rfc3339(*until)),
-        }
-    }
-}
-
-/// `HH:MM UTC`, the way a person on a phone reads a time (the date only when it is not `now`'s).
-fn clock(t: Timestamp, now: Timestamp) -> String {
-    if t.date_naive() == now.date_naive() { t.format("%H:%M UTC").to_string() } else { t.format("%Y-%m-%d %H:%M UTC").to_string() }
-}
-
-/// A duration in words: `15 min`, `6 h`, `90 s`.
-fn words(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 && s.is_multiple_of(3600) {
-        format!("{} h", s / 3600)
-    } else if s >= 60 && s.is_multiple_of(60) {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
-    }
-}
-
 impl DriftDecision {
     /// The action id a drift row names: the one created, active, rejected, settling, the one a
     /// retry would propose (exhausted), or the root cause's (root cause elsewhere).
@@ -1202,76 +1235,6 @@ impl DriftDecision {
             Decision::Settling { after, .. } => Some(after.clone()),
             Decision::RemediationExhausted { tried, .. } => tried.last().cloned(),
             _ => None,
-        }
-    }
-
-    /// One sentence for a tired operator on a phone: what happens next and why.
-    pub fn reason(&self, policy: &Policy, now: Timestamp) -> String {
-        let what = match (self.drift, &self.service) {
-            (DriftKind::MissingService, Some(s)) => format!("{s} is desired but not reported by {}", self.node),
-            (DriftKind::UnhealthyService, Some(s)) => format!("{s} is unhealthy ({})", self.trigger),
-            (DriftKind::DiskPressure, _) => format!("{} reports disk pressure high", self.node),
-            (DriftKind::NodeUnreachable, _) if self.trigger == "never_seen" => format!("{} has never reported", self.node),
-            (DriftKind::NodeUnreachable, _) => format!("{} has not reported for over {}", self.node, words(policy.node_stale_after)),
-            (_, None) => format!("{} is in drift ({})", self.node, self.trigger),
-        };
-        let what = match (&self.decision, &self.service) {
-            (Decision::FlappingChanges { .. }, Some(s)) => format!("{s} keeps going in and out of drift (last: {} {})", self.drift, self.trigger),
-            _ => what,
-        };
-        match &self.decision {
-            Decision::Create { id, state: ActionState::Approved, .. } => format!("{what}: {id} was proposed and approved by policy (AUTO_APPROVE=low)."),
-            Decision::Create { id, .. } => format!("{what}: {id} is proposed and waits for approval."),
-            Decision::AlreadyActive { id, state } => format!("{what}: {id} is already {state}; nothing new is proposed meanwhile."),
-            Decision::RootCause { root } => format!("{what}, but it depends on {root}, which is in drift too: only {root} gets an action."),
-            Decision::NodeUnreachable => format!("{what}: nothing is proposed for its services until it reports again."),
-            Decision::RemediationExhausted { tried, until } => {
-                let tried = if tried.len() > 1 {
-                    "Restart and redeploy both"
-                } else if self.drift == DriftKind::DiskPressure {
-                    "A disk cleanup"
-                } else {
-                    "A redeploy"
-                };
-                format!(
-                    "{tried} ran in the last {} and {what}: nothing more will be proposed until it recovers or {}; use Retry to try again now.",
-                    words(policy.escalation_window),
-                    clock(*until, now)
-                )
-            }
-            Decision::Snoozed { id, until } => {
-                format!("{what}: {id} was rejected, so it is not proposed again until it recovers once or {}; use Retry to propose it now.", clock(*until, now))
-            }
-            Decision::Settling { after, until } => {
-                format!("{what}: {after} just ended; waiting for a fresh check before the next step, until {} at the latest.", clock(*until, now))
-            }
-            Decision::WaitingGrace { until, dependency: None } => {
-                format!("{what}: the node came back recently, so nothing is proposed before a full check pass, until {}.", clock(*until, now))
-            }
-            Decision::WaitingGrace { until, dependency: Some(d) } => {
-                format!(
-                    "{what}: it depends on {d}, which has not been checked since; waiting for that check (until {}) to know which one to fix.",
-                    clock(*until, now)
-                )
-            }
-            Decision::WaitingFreshWorld { until } => {
-                format!(
-                    "{what}: the control plane just started, so nothing is proposed until every node has reported again, at {} at the earliest.",
-                    clock(*until, now)
-                )
-            }
-            Decision::Flapping { until } => {
-                format!("{what}: it keeps recovering by itself and failing again, so nothing is proposed unless it stays down until {}.", clock(*until, now))
-            }
-            Decision::FlappingChanges { changes, until } => format!(
-                "{what}: {changes} changes within {}, so it is flapping: nothing is proposed until it has been stable for {}, at {} at the earliest.",
-                words(policy.flap_changes_window),
-                words(policy.flap_stable),
-                clock(*until, now)
-            ),
-            Decision::Silenced { silence, by, note, until } => {
-                format!("{what}: muted by {by} until {} ({note}); nothing is proposed or notified meanwhile (silence {silence}).", clock(*until, now))
-            }
         }
     }
 
@@ -1306,92 +1269,6 @@ impl Plan {
         }
         drifts.sort_by(|a, b| (&a.node, &a.service).cmp(&(&b.node, &b.service)));
         DriftFile { generated_at: now, drifts }
-    }
-}
-
-impl fmt::Display for DriftDecision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.service {
-            Some(s) => write!(f, "{}/{s}", self.node)?,
-            None => write!(f, "{}", self.node)?,
-        }
-        write!(f, ": {} ({}) -> {}", self.drift, self.trigger, self.decision)
-    }
-}
-
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.drifts.is_empty() && self.cancel.is_empty() {
-            return writeln!(f, "no drift: nothing to do");
-        }
-        for d in &self.drifts {
-            writeln!(f, "drift  {d}")?;
-        }
-        for c in &self.cancel {
-            writeln!(f, "cancel {}: {}", c.id, c.reason)?;
-        }
-        for u in &self.update {
-            writeln!(f, "update {}: {}", u.id, u.note)?;
-        }
-        writeln!(f, "summary: {} drift(s), {} to create, {} to cancel", self.drifts.len(), self.create.len(), self.cancel.len())
-    }
-}
-
-/// Serde for `BTreeMap<String, Timestamp>` with the house timestamp format.
-mod ts_map {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::Timestamp;
-
-    #[derive(Serialize, Deserialize)]
-    struct W(#[serde(with = "crate::ts_format")] Timestamp);
-
-    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Timestamp>, s: S) -> Result<S::Ok, S::Error> {
-        m.iter().map(|(k, v)| (k, W(*v))).collect::<BTreeMap<_, _>>().serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Timestamp>, D::Error> {
-        Ok(BTreeMap::<String, W>::deserialize(d)?.into_iter().map(|(k, W(v))| (k, v)).collect())
-    }
-}
-
-/// Serde for `Vec<Timestamp>` with the house timestamp format.
-mod ts_vec {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::Timestamp;
-
-    #[derive(Serialize, Deserialize)]
-    struct W(#[serde(with = "crate::ts_format")] Timestamp);
-
-    pub fn serialize<S: Serializer>(v: &[Timestamp], s: S) -> Result<S::Ok, S::Error> {
-        v.iter().map(|t| W(*t)).collect::<Vec<_>>().serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Timestamp>, D::Error> {
-        Ok(Vec::<W>::deserialize(d)?.into_iter().map(|W(t)| t).collect())
-    }
-}
-
-/// Serde for `BTreeMap<String, Vec<Timestamp>>` with the house timestamp format.
-mod ts_vec_map {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::Timestamp;
-
-    #[derive(Serialize, Deserialize)]
-    struct W(#[serde(with = "crate::ts_format")] Timestamp);
-
-    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Vec<Timestamp>>, s: S) -> Result<S::Ok, S::Error> {
-        m.iter().map(|(k, v)| (k, v.iter().map(|t| W(*t)).collect::<Vec<_>>())).collect::<BTreeMap<_, _>>().serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<Timestamp>>, D::Error> {
-        Ok(BTreeMap::<String, Vec<W>>::deserialize(d)?.into_iter().map(|(k, v)| (k, v.into_iter().map(|W(t)| t).collect())).collect())
     }
 }
 

@@ -1,9 +1,22 @@
 //! Maintenance windows: weekly UTC windows in which guarded actions may start.
 
 use chrono::{Datelike, NaiveTime, Timelike, Weekday};
+use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
-use crate::desired::MaintenanceWindow;
+
+/// A weekly window in UTC when guarded actions may start, e.g. `{ days: [sat, sun], start: "02:00", end: "05:00" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    /// Three-letter lowercase day names (`mon` … `sun`); empty or absent means every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// `HH:MM` UTC.
+    pub start: String,
+    /// `HH:MM` UTC; may be before `start` to wrap past midnight.
+    pub end: String,
+}
 
 const DAYS: [(&str, Weekday); 7] = [
     ("mon", Weekday::Mon),

@@ -27,7 +27,7 @@ pub struct TelegramState {
     #[serde(default)]
     pub next_message_key: u64,
     /// When the recent messages about new actions were created (the flood window).
-    #[serde(default, with = "ts_vec")]
+    #[serde(default, with = "homelab_core::ts_format::vec")]
     pub recent_messages: Vec<Timestamp>,
     /// The digest new actions join while the flood lasts, and when it was started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,21 +94,5 @@ impl TelegramState {
         self.incidents.retain(|_, i| !(i.closed && i.closed_at.is_some_and(|c| c < before)));
         let live: std::collections::BTreeSet<u64> = self.incidents.values().map(|i| i.message).collect();
         self.messages.retain(|k, _| live.contains(k));
-    }
-}
-
-mod ts_vec {
-    use homelab_core::Timestamp;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[Timestamp], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|t| homelab_core::rfc3339(*t)))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Timestamp>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .into_iter()
-            .map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)).map_err(serde::de::Error::custom))
-            .collect()
     }
 }

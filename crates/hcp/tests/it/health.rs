@@ -33,7 +33,7 @@ fn fresh_old_and_missing_heartbeats() {
     assert!(text(&out).contains("observer is alive"), "{}", text(&out));
     let out = hcp(&["health", "--root", r, "--daemon", "executor"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("executor heartbeat is old: last loop 10m ago"), "{}", text(&out));
+    assert!(text(&out).contains("executor heartbeat is old: last loop 10 min ago"), "{}", text(&out));
     let out = hcp(&["health", "--root", r, "--daemon", "supervisor"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("no heartbeat"), "{}", text(&out));
