@@ -23,15 +23,11 @@ use homelab_core::desired::{ConfigError, HostFile};
 use homelab_core::duration::parse_duration;
 use homelab_core::plan::{Outcome, Plan, PlanInput, Policy, SupervisorMemory, plan_with_silences};
 use homelab_core::{ActionState, Heartbeat, Timestamp};
-use homelab_store::{DataRoot, TransitionError, WriteErrors, list_names};
+use homelab_store::{DataRoot, Doc, TransitionError, WriteErrors, list_names};
 use tokio_util::sync::CancellationToken;
 
 /// The daemon's name in heartbeats and logs.
 pub const DAEMON: &str = "supervisor";
-/// Where the memory lives, relative to the data root.
-pub const MEMORY_FILE: &str = "state/supervisor.json";
-/// Where the last good version of each host file lives, relative to the data root.
-pub const LAST_GOOD_FILE: &str = "state/hosts_last_good.json";
 
 /// `control-plane-supervisor --root DIR --hosts DIR [--once] [--dry-run] [--tick 30s]`.
 #[derive(Debug, Clone, clap::Args)]
@@ -197,14 +193,14 @@ impl Supervisor {
             bail!("hosts folder {} does not exist (set --hosts or HOSTS_DIR to the folder holding <node>/services.yaml)", config.hosts.display());
         }
         let memory: SupervisorMemory = root
-            .read_json(MEMORY_FILE)
-            .with_context(|| format!("cannot read {MEMORY_FILE}: fix it or delete it (escalation and snooze memory would be lost)"))?
+            .read_supervisor_memory()
+            .with_context(|| format!("cannot read {}: fix it or delete it (escalation and snooze memory would be lost)", Doc::SupervisorMemory))?
             .unwrap_or_default();
-        let last_good: BTreeMap<String, HostFile> = match root.read_json(LAST_GOOD_FILE) {
+        let last_good: BTreeMap<String, HostFile> = match root.read_hosts_last_good() {
             Ok(v) => v.unwrap_or_default(),
             Err(e) => {
                 // Losing it only matters while a host file is broken; carry on without it.
-                tracing::warn!(file = LAST_GOOD_FILE, error = %e, "cannot read the last good host files; starting without them");
+                tracing::warn!(file = Doc::HostsLastGood.name(), error = %e, "cannot read the last good host files; starting without them");
                 BTreeMap::new()
             }
         };
@@ -212,7 +208,7 @@ impl Supervisor {
             // Temp files of writes a crash interrupted, in the folders this daemon writes.
             let dirs = [
                 root.state_dir(),
-                root.state_dir().join("heartbeat"),
+                root.heartbeats_dir(),
                 root.action_dir(ActionState::Pending),
                 root.action_dir(ActionState::Approved),
                 root.action_dir(ActionState::Cancelled),
@@ -412,11 +408,11 @@ impl Supervisor {
             // Memory and the last good host files are kept in memory whatever happens, and
             // written again until a write succeeds.
             if memory != self.memory || self.memory_unsaved {
-                self.memory_unsaved = match self.root.write_json(MEMORY_FILE, &memory) {
+                self.memory_unsaved = match self.root.write_supervisor_memory(&memory) {
                     Ok(()) => false,
                     Err(e) => {
                         write_failures += 1;
-                        self.write_errors.failed(MEMORY_FILE, &e);
+                        self.write_errors.failed(Doc::SupervisorMemory.name(), &e);
                         true
                     }
                 };
@@ -429,16 +425,16 @@ impl Supervisor {
                     Ok(()) => self.last_drift = Some((drift.drifts, std::time::Instant::now())),
                     Err(e) => {
                         write_failures += 1;
-                        self.write_errors.failed(homelab_store::DRIFT_FILE, &e);
+                        self.write_errors.failed(Doc::Drift.name(), &e);
                     }
                 }
             }
             if load.in_force != self.last_good || self.last_good_unsaved {
-                self.last_good_unsaved = match self.root.write_json(LAST_GOOD_FILE, &load.in_force) {
+                self.last_good_unsaved = match self.root.write_hosts_last_good(&load.in_force) {
                     Ok(()) => false,
                     Err(e) => {
                         write_failures += 1;
-                        self.write_errors.failed(LAST_GOOD_FILE, &e);
+                        self.write_errors.failed(Doc::HostsLastGood.name(), &e);
                         true
                     }
                 };

@@ -212,7 +212,6 @@ impl From<RetryError> for ApiError {
 /// Quarantined action files that belong to `id` (`quarantine/actions/<…id…>.json`): the id
 /// followed by `.` or `--`, at the start of the name or after `-`, `_` or `.`.
 pub fn quarantined_action_files(root: &homelab_store::DataRoot, id: &str) -> Vec<crate::snapshot::QuarantinedFile> {
-    let names = homelab_store::list_names(&root.quarantine_kind_dir("actions")).unwrap_or_default();
     let belongs = |name: &str| {
         name.match_indices(id).any(|(at, _)| {
             let before_ok = at == 0 || matches!(name.as_bytes()[at - 1], b'-' | b'_' | b'.');
@@ -220,7 +219,7 @@ pub fn quarantined_action_files(root: &homelab_store::DataRoot, id: &str) -> Vec
             before_ok && (rest.starts_with('.') || rest.starts_with("--"))
         })
     };
-    let mine: Vec<String> = names.iter().filter(|n| !n.ends_with(".reason") && belongs(n)).map(|n| format!("quarantine/actions/{n}")).collect();
+    let mine: Vec<String> = root.quarantined_action_files_where(belongs).unwrap_or_default();
     if mine.is_empty() {
         return Vec::new();
     }

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -420,10 +419,10 @@ fn inc(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
 
-/// A file read again only when it changed (inode, size or mtime): users.json and sessions.json
+/// A document read again only when its store stamp changed: users.json and sessions.json
 /// are read on every request that carries a credential.
 struct Cached<T> {
-    stamp: Option<(u64, u64, i64, i64)>,
+    stamp: Option<homelab_store::Stamp>,
     value: Arc<T>,
 }
 
@@ -433,18 +432,17 @@ impl<T: Default> Default for Cached<T> {
     }
 }
 
-fn read_cached<T: Default + serde::de::DeserializeOwned>(cache: &Mutex<Cached<T>>, path: &Path) -> std::io::Result<Arc<T>> {
-    use std::os::unix::fs::MetadataExt;
-    let stamp = match std::fs::metadata(path) {
-        Ok(m) => Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
+fn read_cached<T: Default>(
+    cache: &Mutex<Cached<T>>,
+    stamp: std::io::Result<Option<homelab_store::Stamp>>,
+    read: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<Arc<T>> {
+    let stamp = stamp?;
     let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
     if c.stamp == stamp && stamp.is_some() {
         return Ok(c.value.clone());
     }
-    let value: T = if stamp.is_some() { homelab_store::read_json_file(path)?.unwrap_or_default() } else { T::default() };
+    let value: T = if stamp.is_some() { read()? } else { T::default() };
     *c = Cached { stamp, value: Arc::new(value) };
     Ok(c.value.clone())
 }
@@ -575,7 +573,7 @@ impl Auth {
         self.session_ttl = cfg.session_ttl.max(Duration::from_secs(60));
         self.audit_retention_days = cfg.audit_retention_days.max(1);
         if let Err(e) = root.read_users() {
-            anyhow::bail!("{} cannot be read: {e}", homelab_store::users::USERS_FILE);
+            anyhow::bail!("{} cannot be read: {e}", homelab_store::Doc::Users);
         }
         if let Some(settings) = crate::oidc::Settings::from_access(cfg, &root)? {
             self.oidc = Some(Arc::new(crate::oidc::Oidc::new(settings)?));
@@ -596,7 +594,7 @@ impl Auth {
     /// (fail closed; the bootstrap token still works).
     pub fn users(&self) -> Arc<UsersFile> {
         let Some(root) = &self.root else { return Arc::default() };
-        read_cached(&self.users, &root.path().join(homelab_store::users::USERS_FILE)).unwrap_or_else(|e| {
+        read_cached(&self.users, root.users_stamp(), || root.read_users()).unwrap_or_else(|e| {
             tracing::error!(error = %e, "users file unreadable: only the bootstrap UI token is accepted");
             Arc::default()
         })
@@ -604,7 +602,7 @@ impl Auth {
 
     fn stored_sessions(&self) -> Arc<SessionsFile> {
         let Some(root) = &self.root else { return Arc::default() };
-        read_cached(&self.sessions, &root.path().join(homelab_store::users::SESSIONS_FILE)).unwrap_or_else(|e| {
+        read_cached(&self.sessions, root.sessions_stamp(), || root.read_sessions()).unwrap_or_else(|e| {
             tracing::error!(error = %e, "sessions file unreadable: everybody has to log in again");
             Arc::default()
         })

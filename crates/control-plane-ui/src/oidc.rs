@@ -35,8 +35,6 @@ const REDISCOVER_AFTER: Duration = Duration::from_secs(3600);
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The cookie that binds a pending login to the browser that started it.
 pub const PENDING_COOKIE: &str = "hcp_oidc";
-/// The secret file read when `OIDC_CLIENT_SECRET` is not set.
-pub const CLIENT_SECRET_FILE: &str = "state/secrets/oidc_client_secret";
 
 type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
@@ -109,11 +107,9 @@ impl Settings {
         }
         let client_secret = match cfg.oidc_client_secret.as_ref().map(|s| s.0.trim().to_owned()).filter(|s| !s.is_empty()) {
             Some(s) => Some(s),
-            None => match std::fs::read_to_string(root.path().join(CLIENT_SECRET_FILE)) {
-                Ok(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-                Ok(_) => None,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => anyhow::bail!("OIDC_CLIENT_SECRET is not set and {CLIENT_SECRET_FILE} cannot be read: {e}"),
+            None => match root.read_oidc_client_secret() {
+                Ok(s) => s,
+                Err(e) => anyhow::bail!("OIDC_CLIENT_SECRET is not set and {} cannot be read: {e}", homelab_store::Doc::OidcClientSecret),
             },
         };
         let scopes: Vec<String> = cfg.oidc_scopes.split([' ', ',']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();

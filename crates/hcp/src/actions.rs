@@ -182,16 +182,16 @@ pub fn retry(root: &DataRoot, id: &str) -> anyhow::Result<ExitCode> {
 /// `hcp drift`.
 pub fn run_drift(args: &DriftArgs) -> anyhow::Result<ExitCode> {
     let root = open(&args.root)?;
-    let file: Option<homelab_core::drift::DriftFile> = match root.read_json(control_plane_ui::snapshot::DRIFT_FILE) {
+    let file: Option<homelab_core::drift::DriftFile> = match root.read_drift() {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             println!("{e}\n(the supervisor rewrites it at its next reconcile; nothing is shown rather than something recomputed)");
             return Ok(ExitCode::FAILURE);
         }
-        Err(e) => return Err(anyhow::Error::new(e).context("cannot read world/drift.json")),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", homelab_store::Doc::Drift))),
     };
     let Some(file) = file else {
-        println!("the supervisor has not reported yet (no world/drift.json): is control-plane-supervisor running?");
+        println!("the supervisor has not reported yet (no {}): is control-plane-supervisor running?", homelab_store::Doc::Drift);
         return Ok(ExitCode::SUCCESS);
     };
     if args.json {
@@ -249,7 +249,7 @@ fn until(t: homelab_core::Timestamp, now: homelab_core::Timestamp) -> String {
 }
 
 fn open(root: &RootArg) -> anyhow::Result<DataRoot> {
-    if !root.root.join("actions").is_dir() {
+    if !DataRoot::is_data_root(&root.root) {
         anyhow::bail!("{} is not a data root (no actions/ folder); pass --root DIR or set HOMELAB_ROOT", root.root.display());
     }
     DataRoot::open(&root.root).with_context(|| format!("cannot open the data root {}", root.root.display()))

@@ -155,7 +155,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<Ex
     }
     let ui: control_plane_ui::Config = config("control-plane-ui", &ui_args)?;
     let mut agent_args = common.clone();
-    agent_args.extend(["--node".to_owned(), node.clone(), "--spool-dir".to_owned(), s(&root.join("state/agent-spool"))]);
+    agent_args.extend(["--node".to_owned(), node.clone(), "--spool-dir".to_owned(), s(&homelab_store::DataRoot::agent_spool_dir(&root))]);
     if unset("LISTEN_ADDR") {
         agent_args.extend(["--listen-addr".to_owned(), "127.0.0.1".to_owned()]);
     }
@@ -166,7 +166,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<Ex
     let token_note = if ui.ui_token.as_deref().is_some_and(|t| !t.trim().is_empty()) {
         "UI_TOKEN from the environment".to_owned()
     } else {
-        s(&root.join(control_plane_ui::UI_TOKEN_FILE))
+        s(&root.join(homelab_store::Doc::UiToken.name()))
     };
     let described = report.desired.hosts.contains_key(&node);
     println!("hcp up: the control plane is starting");

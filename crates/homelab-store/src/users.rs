@@ -22,9 +22,9 @@ use crate::DataRoot;
 use crate::atomic::{sync_parent, temp_path};
 
 /// Users, their groups and API tokens, relative to the data root.
-pub const USERS_FILE: &str = "state/secrets/users.json";
+pub const USERS_FILE: &str = crate::Doc::Users.name();
 /// Persisted browser sessions (hashed ids), relative to the data root.
-pub const SESSIONS_FILE: &str = "state/secrets/sessions.json";
+pub const SESSIONS_FILE: &str = crate::Doc::Sessions.name();
 /// The prefix of every API token, so a leaked one is easy to recognise (and grep for).
 pub const TOKEN_PREFIX: &str = "hcpt_";
 
@@ -354,7 +354,7 @@ mod tests {
             }
         });
         assert_eq!(root.read_users().unwrap().users.len(), 8, "no update lost");
-        assert_eq!(root.file_mode(USERS_FILE).unwrap(), 0o600);
+        assert_eq!(root.file_mode(crate::Doc::Users).unwrap(), 0o600);
         // An Err writes nothing.
         let r: io::Result<()> = root.update_users(|f| {
             f.users.clear();

@@ -244,7 +244,7 @@ async fn sessions_survive_a_restart_and_can_be_revoked() {
     // Only the hash is on disk, mode 0600.
     let text = std::fs::read_to_string(fx.state.root.path().join(homelab_store::users::SESSIONS_FILE)).unwrap();
     assert!(!text.contains(&id_of_cookie), "the session id itself is never stored");
-    assert_eq!(fx.state.root.file_mode(homelab_store::users::SESSIONS_FILE).unwrap(), 0o600);
+    assert_eq!(fx.state.root.file_mode(homelab_store::Doc::Sessions).unwrap(), 0o600);
 
     // A new process on the same data root (a restart) knows the session.
     let again = Arc::new(AppState::new(&config(&fx.tmp)).unwrap());
