@@ -1,3 +1,4 @@
+// tidy: long file: every /api/v1 handler, /summary, /metrics and the OpenAPI document in one file, not yet split by resource.
 //! The JSON API, `/summary`, `/summary.md`, `/metrics`, `/healthz` and the OpenAPI document.
 
 use std::convert::Infallible;

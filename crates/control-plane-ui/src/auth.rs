@@ -1,3 +1,4 @@
+// tidy: long file: credentials, sessions, trusted-proxy headers, rate limits and the audit hook not yet split.
 //! Who is asking: the operator behind a request (bearer token, session cookie, or a trusted
 //! reverse-proxy header), what they may do (role × node group), how fast they may guess (rate
 //! limits with back-off), and the checks that keep a browser's ambient credentials from being

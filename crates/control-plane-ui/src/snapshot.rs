@@ -1,3 +1,4 @@
+// tidy: long file: the snapshot builder beside the /summary, digest and drift view models, not yet split.
 //! One consistent, cached view of the data root: world, desired state, drift, actions and the
 //! daemons' heartbeats, with the `/summary` JSON, its ETag and the Markdown digest prepared once.
 //!

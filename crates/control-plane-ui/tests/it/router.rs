@@ -1,3 +1,4 @@
+// tidy: long file: every endpoint and refusal through the router, not yet split by endpoint.
 //! Every endpoint through the router, including every refusal.
 
 use axum::body::Body;
