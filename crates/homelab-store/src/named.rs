@@ -245,9 +245,10 @@ impl DataRoot {
         self.path().join(display::HEARTBEATS)
     }
 
-    /// The node agent's default spool folder when it shares the data root (`hcp up`).
-    pub fn agent_spool_dir(root: &std::path::Path) -> PathBuf {
-        root.join("state/agent-spool")
+    /// The node agent's spool folder when it runs beside the control plane on the data root's
+    /// machine (`hcp up`).
+    pub fn agent_spool_dir(&self) -> PathBuf {
+        self.path().join("state/agent-spool")
     }
 
     /// Whether `dir` looks like a data root already (it has an `actions/` folder): tools that
@@ -297,5 +298,86 @@ impl DataRoot {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use homelab_core::{ActionType, Risk};
+
+    fn action(id: &str, created_at: Timestamp) -> Action {
+        Action {
+            id: id.into(),
+            kind: ActionType::Redeploy,
+            risk: Risk::Guarded,
+            node: "n1".into(),
+            service: Some("web".into()),
+            drift: "unhealthy_service".into(),
+            trigger: "http_check_failed".into(),
+            root_cause: None,
+            state: ActionState::Pending,
+            created_at,
+            updated_at: created_at,
+            history: Vec::new(),
+            result: None,
+        }
+    }
+
+    #[test]
+    fn documents_are_where_operators_find_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = DataRoot::open(tmp.path()).unwrap();
+        assert_eq!(root.read_supervisor_memory().unwrap(), None);
+        root.write_supervisor_memory(&SupervisorMemory::default()).unwrap();
+        assert_eq!(root.read_supervisor_memory().unwrap(), Some(SupervisorMemory::default()));
+        assert!(tmp.path().join("state/supervisor.json").is_file());
+        assert_eq!(Doc::Drift.to_string(), "world/drift.json");
+        assert_eq!(root.display_path(Doc::UiToken), tmp.path().join("state/ui_token"));
+        assert_eq!(root.heartbeat_display_path("observer"), tmp.path().join("state/heartbeat/observer.json"));
+        assert_eq!(display::action(ActionState::Failed, ""), "actions/failed/");
+        let watched: Vec<PathBuf> = root.watch_paths().into_iter().map(|(p, _)| p).collect();
+        assert!(watched.contains(&tmp.path().join("quarantine/outbox")) && watched.contains(&tmp.path().join("state/heartbeat")), "{watched:?}");
+    }
+
+    #[test]
+    fn secrets_are_read_by_plain_name_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = DataRoot::open(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join("state/secrets/ntfy_token"), "t0k\n").unwrap();
+        std::fs::write(tmp.path().join("state/ui_token"), "ui\n").unwrap();
+        assert_eq!(root.read_secret("ntfy_token").as_deref(), Some("t0k\n"));
+        assert_eq!(root.read_secret("../ui_token"), None);
+        assert_eq!(root.read_secret("missing"), None);
+        assert_eq!(root.read_oidc_client_secret().unwrap(), None);
+    }
+
+    #[test]
+    fn a_corrupt_checkpoint_is_moved_aside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = DataRoot::open(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join("state/observer_checkpoint.json"), "{oops").unwrap();
+        assert_eq!(root.read_observer_checkpoint().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let aside = root.move_corrupt_observer_checkpoint(chrono::Utc::now()).unwrap();
+        assert!(aside.starts_with("state/observer_checkpoint.json.corrupt-"), "{aside}");
+        assert!(tmp.path().join(&aside).is_file());
+        assert_eq!(root.read_observer_checkpoint().unwrap(), None);
+    }
+
+    #[test]
+    fn an_incarnation_is_found_active_or_terminal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = DataRoot::open(tmp.path()).unwrap();
+        // Whole milliseconds: what the files keep.
+        let first: Timestamp = "2026-11-25T12:00:00.123Z".parse().unwrap();
+        let second = first + chrono::Duration::minutes(5);
+        root.create_action(&action("redeploy-n1-web", first)).unwrap();
+        root.transition("redeploy-n1-web", ActionState::Pending, ActionState::Rejected, second, "test", None, |_| {}).unwrap();
+        root.create_action(&action("redeploy-n1-web", second)).unwrap();
+        let old = root.find_action_incarnation("redeploy-n1-web", first).unwrap().unwrap();
+        assert_eq!((old.state, old.created_at), (ActionState::Rejected, first));
+        let new = root.find_action_incarnation("redeploy-n1-web", second).unwrap().unwrap();
+        assert_eq!((new.state, new.created_at), (ActionState::Pending, second));
+        assert!(root.find_action_incarnation("redeploy-n1-web", second + chrono::Duration::seconds(1)).unwrap().is_none());
     }
 }
