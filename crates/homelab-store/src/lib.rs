@@ -54,9 +54,6 @@ pub const FOLDERS: &[&str] = &[
     "actions/.locks",
 ];
 
-/// The supervisor's drift report, relative to the data root.
-pub const DRIFT_FILE: &str = Doc::Drift.name();
-
 /// A handle on a data root. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DataRoot {
@@ -141,12 +138,12 @@ impl DataRoot {
 
     /// `world/drift.json`: the supervisor's whole view of drift, written at every reconcile.
     pub fn read_drift(&self) -> io::Result<Option<homelab_core::drift::DriftFile>> {
-        self.read_json(DRIFT_FILE)
+        self.read_json(Doc::Drift.name())
     }
 
     /// Writes `world/drift.json` atomically (the supervisor, at every reconcile).
     pub fn write_drift(&self, drift: &homelab_core::drift::DriftFile) -> io::Result<()> {
-        self.write_json(DRIFT_FILE, drift)
+        self.write_json(Doc::Drift.name(), drift)
     }
 
     /// Writes `state/heartbeat/<daemon>.json`.
