@@ -83,8 +83,6 @@ pub mod display {
     pub const HEARTBEATS: &str = "state/heartbeat/";
     /// The quarantine's folder, `quarantine/`.
     pub const QUARANTINE: &str = "quarantine/";
-    /// The secrets' folder, `state/secrets/`.
-    pub const SECRETS: &str = "state/secrets/";
 
     /// `state/heartbeat/<daemon>.json`.
     pub fn heartbeat(daemon: &str) -> String {
@@ -211,7 +209,7 @@ impl DataRoot {
         if name.is_empty() || name.starts_with('.') || name.contains('/') {
             return None;
         }
-        std::fs::read_to_string(self.path().join(display::SECRETS).join(name)).ok()
+        std::fs::read_to_string(self.secrets_dir().join(name)).ok()
     }
 
     /// The UI token, generated with `generate` (mode 0600) when there is none; the flag says
@@ -242,7 +240,11 @@ impl DataRoot {
 
     /// `state/heartbeat/`: watched and cleaned of stale temp files by the daemons.
     pub fn heartbeats_dir(&self) -> PathBuf {
-        self.path().join(display::HEARTBEATS)
+        self.state_dir().join("heartbeat")
+    }
+
+    fn secrets_dir(&self) -> PathBuf {
+        self.state_dir().join("secrets")
     }
 
     /// The node agent's spool folder when it runs beside the control plane on the data root's
@@ -260,7 +262,7 @@ impl DataRoot {
     /// The folders of a data root only the control plane's user may enter (checkpoints,
     /// tokens, secrets): `hcp init` makes them 0700.
     pub fn private_dirs(&self) -> Vec<PathBuf> {
-        vec![self.state_dir(), self.path().join(display::SECRETS)]
+        vec![self.state_dir(), self.secrets_dir()]
     }
 
     /// What a reader of the whole data root (the UI) watches: world/, actions/ (recursive),
