@@ -446,7 +446,7 @@ async fn crash_loop(docker: &Docker, quick: bool) -> anyhow::Result<()> {
                 }
             }
         }
-        let drift = root.read_json::<serde_json::Value>("world/drift.json").ok().flatten();
+        let drift = homelab_store::read_json_file::<serde_json::Value>(&root.display_path(homelab_store::Doc::Drift)).ok().flatten();
         let decision = drift.as_ref().and_then(|d| {
             let list = d.get("drifts").or_else(|| d.get("entries")).and_then(|v| v.as_array())?;
             let e = list.iter().find(|e| e.get("service").and_then(|s| s.as_str()) == Some("loop"))?;

@@ -189,7 +189,7 @@ fn remove_leftover_temps(root: &DataRoot) {
         root.action_dir(ActionState::Running),
         root.action_dir(ActionState::Completed),
         root.action_dir(ActionState::Failed),
-        root.state_dir().join("heartbeat"),
+        root.heartbeats_dir(),
     ] {
         if let Err(e) = homelab_store::remove_stale_temps(&dir, homelab_store::STALE_TEMP_AGE) {
             tracing::warn!(error = %e, "cannot remove leftover temp files");

@@ -15,11 +15,11 @@ use homelab_core::fold::{Checkpoint, FoldOutcome, sort_events};
 use homelab_core::{Event, Heartbeat, Timestamp};
 use homelab_store::DataRoot;
 use homelab_store::events::{DayDir, EntryKind, ReadError};
+use homelab_store::named::display;
 
 use crate::{Config, DesiredNames};
 
 pub(crate) const HEARTBEAT_SECS: u64 = 10;
-const CHECKPOINT_FILE: &str = "state/observer_checkpoint.json";
 /// An event file larger than this is not an event (agents write a few hundred bytes).
 const MAX_EVENT_BYTES: u64 = 256 * 1024;
 /// The checkpoint (and the applied-files record) is written at most this often; world files
@@ -84,7 +84,7 @@ impl Observer {
     /// Loads the checkpoint (a corrupt one is moved aside and everything is replayed), the
     /// applied-files record it covers, and desired state (when `--hosts` is set).
     pub fn open(root: DataRoot, config: Config) -> anyhow::Result<Observer> {
-        let checkpoint = match root.read_json::<Checkpoint>(CHECKPOINT_FILE) {
+        let checkpoint = match root.read_observer_checkpoint() {
             Ok(Some(cp)) if cp.version == homelab_core::fold::CHECKPOINT_VERSION => cp,
             Ok(Some(cp)) => {
                 tracing::warn!(version = cp.version, "checkpoint of another version: replaying all events");
@@ -92,9 +92,8 @@ impl Observer {
             }
             Ok(None) => Checkpoint::new(),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                let aside = format!("{CHECKPOINT_FILE}.corrupt-{}", homelab_core::compact_ts(chrono::Utc::now()));
+                let aside = root.move_corrupt_observer_checkpoint(chrono::Utc::now()).context("cannot move the corrupt checkpoint aside")?;
                 tracing::error!(error = %e, moved_to = %aside, "checkpoint is corrupt: moved aside, replaying all events");
-                std::fs::rename(root.path().join(CHECKPOINT_FILE), root.path().join(&aside)).context("cannot move the corrupt checkpoint aside")?;
                 Checkpoint::new()
             }
             Err(e) => return Err(e).context("cannot read the checkpoint"),
@@ -407,12 +406,12 @@ impl Observer {
                 stats.quarantined += 1;
                 *self.checkpoint.quarantined.entry(code.to_owned()).or_default() += 1;
                 self.checkpoint_dirty = true;
-                tracing::warn!(file = %format!("events/{rel}"), moved_to = %to.display(), reason = %format!("{code}: {reason}"), "event file quarantined");
+                tracing::warn!(file = %display::event(rel), moved_to = %to.display(), reason = %format!("{code}: {reason}"), "event file quarantined");
                 true
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => {
-                tracing::error!(file = %format!("events/{rel}"), error = %e, "cannot quarantine; will retry at the next rescan");
+                tracing::error!(file = %display::event(rel), error = %e, "cannot quarantine; will retry at the next rescan");
                 false
             }
         }
@@ -507,7 +506,7 @@ impl Observer {
         }
         let checkpoint_seq = if written.is_empty() { self.checkpoint.applied_seq } else { seq };
         let old_seq = std::mem::replace(&mut self.checkpoint.applied_seq, checkpoint_seq);
-        if let Err(e) = self.root.write_json(CHECKPOINT_FILE, &self.checkpoint) {
+        if let Err(e) = self.root.write_observer_checkpoint(&self.checkpoint) {
             self.checkpoint.applied_seq = old_seq;
             return Err(e).context("cannot write the checkpoint");
         }

@@ -25,15 +25,11 @@ use homelab_core::plan::{Outcome, Plan, PlanInput, Policy, SupervisorMemory, pla
 use homelab_core::silence::Silence;
 use homelab_core::{ActionState, Heartbeat, NodeState, ServiceState, Timestamp};
 use homelab_store::hosts::HostsLoad;
-use homelab_store::{DataRoot, TransitionError, WriteErrors, list_names};
+use homelab_store::{DataRoot, Doc, TransitionError, WriteErrors, list_names};
 use tokio_util::sync::CancellationToken;
 
 /// The daemon's name in heartbeats and logs.
 pub const DAEMON: &str = "supervisor";
-/// Where the memory lives, relative to the data root.
-pub const MEMORY_FILE: &str = "state/supervisor.json";
-/// Where the last good version of each host file lives, relative to the data root.
-pub const LAST_GOOD_FILE: &str = "state/hosts_last_good.json";
 
 /// `control-plane-supervisor --root DIR --hosts DIR [--once] [--dry-run] [--tick 30s]`.
 #[derive(Debug, Clone, clap::Args)]
@@ -220,14 +216,14 @@ impl Supervisor {
             bail!("hosts folder {} does not exist (set --hosts or HOSTS_DIR to the folder holding <node>/services.yaml)", config.hosts.display());
         }
         let memory: SupervisorMemory = root
-            .read_json(MEMORY_FILE)
-            .with_context(|| format!("cannot read {MEMORY_FILE}: fix it or delete it (escalation and snooze memory would be lost)"))?
+            .read_supervisor_memory()
+            .with_context(|| format!("cannot read {}: fix it or delete it (escalation and snooze memory would be lost)", Doc::SupervisorMemory))?
             .unwrap_or_default();
-        let last_good: BTreeMap<String, HostFile> = match root.read_json(LAST_GOOD_FILE) {
+        let last_good: BTreeMap<String, HostFile> = match root.read_hosts_last_good() {
             Ok(v) => v.unwrap_or_default(),
             Err(e) => {
                 // Losing it only matters while a host file is broken; carry on without it.
-                tracing::warn!(file = LAST_GOOD_FILE, error = %e, "cannot read the last good host files; starting without them");
+                tracing::warn!(file = Doc::HostsLastGood.name(), error = %e, "cannot read the last good host files; starting without them");
                 BTreeMap::new()
             }
         };
@@ -235,7 +231,7 @@ impl Supervisor {
             // Temp files of writes a crash interrupted, in the folders this daemon writes.
             let dirs = [
                 root.state_dir(),
-                root.state_dir().join("heartbeat"),
+                root.heartbeats_dir(),
                 root.action_dir(ActionState::Pending),
                 root.action_dir(ActionState::Approved),
                 root.action_dir(ActionState::Cancelled),
@@ -270,14 +266,16 @@ impl Supervisor {
     /// restart the errors still in force are recorded once more: the log then tells which
     /// errors each start found.
     fn audit_config_errors(&self, errors: &[ConfigError]) {
-        use homelab_store::audit::AuditRecord;
-        let mut records: Vec<AuditRecord> = errors
+        use homelab_ops::audit::record;
+        use homelab_ops::{Actor, Channel, Outcome};
+        let me = Actor::daemon("supervisor", Channel::Hosts);
+        let mut records: Vec<_> = errors
             .iter()
             .filter(|e| !self.last_errors.contains(e))
-            .map(|e| AuditRecord::new("supervisor", "", "hosts", "", "config_error", &e.file, "refused").detail(e.to_string()))
+            .map(|e| record(&me, "config_error", &e.file, Outcome::Refused).detail(e.to_string()))
             .collect();
         if errors.is_empty() && !self.last_errors.is_empty() {
-            records.push(AuditRecord::new("supervisor", "", "hosts", "", "config_ok", "hosts/", "ok"));
+            records.push(record(&me, "config_ok", "hosts/", Outcome::Ok));
         }
         for rec in records {
             if let Err(e) = self.root.append_audit(&rec, homelab_store::audit::retention_from_env()) {
@@ -493,11 +491,11 @@ impl Supervisor {
             // Memory and the last good host files are kept in memory whatever happens, and
             // written again until a write succeeds.
             if *memory != self.memory || self.memory_unsaved {
-                self.memory_unsaved = match self.root.write_json(MEMORY_FILE, &memory) {
+                self.memory_unsaved = match self.root.write_supervisor_memory(memory) {
                     Ok(()) => false,
                     Err(e) => {
                         write_failures += 1;
-                        self.write_errors.failed(MEMORY_FILE, &e);
+                        self.write_errors.failed(Doc::SupervisorMemory.name(), &e);
                         true
                     }
                 };
@@ -510,16 +508,16 @@ impl Supervisor {
                     Ok(()) => self.last_drift = Some((drift.drifts, std::time::Instant::now())),
                     Err(e) => {
                         write_failures += 1;
-                        self.write_errors.failed(homelab_store::DRIFT_FILE, &e);
+                        self.write_errors.failed(Doc::Drift.name(), &e);
                     }
                 }
             }
             if load.in_force != self.last_good || self.last_good_unsaved {
-                self.last_good_unsaved = match self.root.write_json(LAST_GOOD_FILE, &load.in_force) {
+                self.last_good_unsaved = match self.root.write_hosts_last_good(&load.in_force) {
                     Ok(()) => false,
                     Err(e) => {
                         write_failures += 1;
-                        self.write_errors.failed(LAST_GOOD_FILE, &e);
+                        self.write_errors.failed(Doc::HostsLastGood.name(), &e);
                         true
                     }
                 };

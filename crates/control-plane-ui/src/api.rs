@@ -1,3 +1,4 @@
+// tidy: long file: every /api/v1 handler, /summary, /metrics and the OpenAPI document in one file, not yet split by resource.
 //! The JSON API, `/summary`, `/summary.md`, `/metrics`, `/healthz` and the OpenAPI document.
 
 use std::convert::Infallible;
@@ -47,7 +48,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/actions/{id}/retry", post(retry))
         .route("/api/v1/events", post(ingest))
         .route("/api/v1/alertmanager", post(alertmanager))
-        .merge(crate::silences::routes())
         .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/nodes/{node}/services/{service}/check-now", post(check_now))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -195,7 +195,6 @@ impl From<RetryError> for ApiError {
 /// Quarantined action files that belong to `id` (`quarantine/actions/<…id…>.json`): the id
 /// followed by `.` or `--`, at the start of the name or after `-`, `_` or `.`.
 pub fn quarantined_action_files(root: &homelab_store::DataRoot, id: &str) -> Vec<crate::snapshot::QuarantinedFile> {
-    let names = homelab_store::list_names(&root.quarantine_kind_dir("actions")).unwrap_or_default();
     let belongs = |name: &str| {
         name.match_indices(id).any(|(at, _)| {
             let before_ok = at == 0 || matches!(name.as_bytes()[at - 1], b'-' | b'_' | b'.');
@@ -203,7 +202,7 @@ pub fn quarantined_action_files(root: &homelab_store::DataRoot, id: &str) -> Vec
             before_ok && (rest.starts_with('.') || rest.starts_with("--"))
         })
     };
-    let mine: Vec<String> = names.iter().filter(|n| !n.ends_with(".reason") && belongs(n)).map(|n| format!("quarantine/actions/{n}")).collect();
+    let mine: Vec<String> = root.quarantined_action_files_where(belongs).unwrap_or_default();
     if mine.is_empty() {
         return Vec::new();
     }

@@ -1,3 +1,4 @@
+// tidy: long file: credentials, sessions, trusted-proxy headers, rate limits and the audit hook not yet split.
 //! Who is asking: the operator behind a request (bearer token, session cookie, or a trusted
 //! reverse-proxy header), what they may do (role × node group), how fast they may guess (rate
 //! limits with back-off), and the checks that keep a browser's ambient credentials from being
@@ -11,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,10 +25,10 @@ pub use homelab_store::users::Role;
 use homelab_store::users::{SessionsFile, StoredSession, TOKEN_PREFIX, UsersFile, sha256_hex};
 use thiserror::Error;
 
+pub use crate::access::{AccessConfig, SESSION_TTL, Secret, ct_eq, list, random_token, valid_user};
+
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "hcp_session";
-/// Sessions last this long after login unless `SESSION_TTL` says otherwise.
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// At most this many live sessions; the oldest go first.
 const MAX_SESSIONS: usize = 1000;
 
@@ -41,108 +41,6 @@ pub const USER_FREE_FAILURES: u32 = 20;
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// Failures are forgotten after this long without a new one.
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    homelab_core::duration::parse_duration(s).map_err(|e| e.to_string())
-}
-
-/// Flags and environment of users, sessions, proxy roles and the audit log (flattened into the
-/// UI's `Config`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct AccessConfig {
-    /// How long a browser session lasts after login (sessions survive a restart of the UI).
-    #[arg(long, env = "SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
-    pub session_ttl: Duration,
-    /// The header a trusted proxy puts the user's groups in (`|` or `,` separated).
-    #[arg(long, env = "TRUSTED_GROUPS_HEADER", default_value = "X-authentik-groups")]
-    pub trusted_groups_header: String,
-    /// Role of a proxy user who is not a local user and in none of the groups below.
-    #[arg(long, env = "PROXY_DEFAULT_ROLE", default_value = "admin")]
-    pub proxy_default_role: String,
-    /// Proxy groups whose members are admins (comma-separated).
-    #[arg(long, env = "PROXY_ADMIN_GROUPS", default_value = "")]
-    pub proxy_admin_groups: String,
-    /// Proxy groups whose members are operators (comma-separated).
-    #[arg(long, env = "PROXY_OPERATOR_GROUPS", default_value = "")]
-    pub proxy_operator_groups: String,
-    /// Days of `audit/YYYY-MM-DD.jsonl` kept.
-    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = homelab_store::audit::DEFAULT_RETENTION_DAYS)]
-    pub audit_retention_days: u32,
-    /// OpenID Connect issuer URL; setting it enables single sign-on (docs/users.md).
-    #[arg(long, env = "OIDC_ISSUER")]
-    pub oidc_issuer: Option<String>,
-    /// The client id registered at the provider.
-    #[arg(long, env = "OIDC_CLIENT_ID")]
-    pub oidc_client_id: Option<String>,
-    /// The client secret (else `state/secrets/oidc_client_secret`; none for a public client).
-    #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true)]
-    pub oidc_client_secret: Option<Secret>,
-    /// Where the provider sends the browser back: this UI's external URL + `/auth/oidc/callback`.
-    #[arg(long, env = "OIDC_REDIRECT_URL")]
-    pub oidc_redirect_url: Option<String>,
-    /// Scopes asked for (space or comma separated; must include `openid`).
-    #[arg(long, env = "OIDC_SCOPES", default_value = "openid profile email")]
-    pub oidc_scopes: String,
-    /// The claim holding the role (`viewer`, `operator`, `admin`).
-    #[arg(long, env = "OIDC_ROLE_CLAIM", default_value = "hcp_role")]
-    pub oidc_role_claim: String,
-    /// The claim holding the node groups (array of strings, or `,`/`|` separated).
-    #[arg(long, env = "OIDC_GROUPS_CLAIM", default_value = "groups")]
-    pub oidc_groups_claim: String,
-    /// The claim holding the user name (`sub` when it is missing).
-    #[arg(long, env = "OIDC_USER_CLAIM", default_value = "preferred_username")]
-    pub oidc_user_claim: String,
-    /// Role of a single sign-on user without a role claim and in none of the groups below.
-    #[arg(long, env = "OIDC_DEFAULT_ROLE", default_value = "viewer")]
-    pub oidc_default_role: String,
-    /// Groups (from the groups claim) whose members are admins (comma-separated).
-    #[arg(long, env = "OIDC_ADMIN_GROUPS", default_value = "")]
-    pub oidc_admin_groups: String,
-    /// Groups (from the groups claim) whose members are operators (comma-separated).
-    #[arg(long, env = "OIDC_OPERATOR_GROUPS", default_value = "")]
-    pub oidc_operator_groups: String,
-}
-
-/// A secret setting: its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Secret, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
-
-impl Default for AccessConfig {
-    fn default() -> AccessConfig {
-        AccessConfig {
-            session_ttl: SESSION_TTL,
-            trusted_groups_header: "X-authentik-groups".into(),
-            proxy_default_role: "admin".into(),
-            proxy_admin_groups: String::new(),
-            proxy_operator_groups: String::new(),
-            audit_retention_days: homelab_store::audit::DEFAULT_RETENTION_DAYS,
-            oidc_issuer: None,
-            oidc_client_id: None,
-            oidc_client_secret: None,
-            oidc_redirect_url: None,
-            oidc_scopes: "openid profile email".into(),
-            oidc_role_claim: "hcp_role".into(),
-            oidc_groups_claim: "groups".into(),
-            oidc_user_claim: "preferred_username".into(),
-            oidc_default_role: "viewer".into(),
-            oidc_admin_groups: String::new(),
-            oidc_operator_groups: String::new(),
-        }
-    }
-}
 
 /// Why a request was refused. The message tells the caller what to do; it never echoes a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -267,22 +165,6 @@ fn mask(net: u128, ip: u128, prefix: u8, bits: u8) -> bool {
 /// Parses `TRUSTED_PROXIES`: comma-separated addresses or networks.
 pub fn parse_proxies(s: &str) -> Result<Vec<Net>, String> {
     s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Net::parse).collect()
-}
-
-/// Compares secrets without stopping at the first difference.
-pub fn ct_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A fresh random token (256 random bits), hex.
-pub fn random_token() -> String {
-    homelab_store::users::random_hex32()
-}
-
-/// A user name as shown in history (`ui:<user>`): letters, digits, `.`, `_`, `-`, `@`, at most 64.
-pub fn valid_user(u: &str) -> bool {
-    homelab_store::users::valid_name(u)
 }
 
 /// The key rate limits count an address under: IPv4 as is, IPv6 by its /64 (one host usually
@@ -410,10 +292,10 @@ fn inc(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
 
-/// A file read again only when it changed (inode, size or mtime): users.json and sessions.json
+/// A document read again only when its store stamp changed: users.json and sessions.json
 /// are read on every request that carries a credential.
 struct Cached<T> {
-    stamp: Option<(u64, u64, i64, i64)>,
+    stamp: Option<homelab_store::Stamp>,
     value: Arc<T>,
 }
 
@@ -423,18 +305,17 @@ impl<T: Default> Default for Cached<T> {
     }
 }
 
-fn read_cached<T: Default + serde::de::DeserializeOwned>(cache: &Mutex<Cached<T>>, path: &Path) -> std::io::Result<Arc<T>> {
-    use std::os::unix::fs::MetadataExt;
-    let stamp = match std::fs::metadata(path) {
-        Ok(m) => Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
+fn read_cached<T: Default>(
+    cache: &Mutex<Cached<T>>,
+    stamp: std::io::Result<Option<homelab_store::Stamp>>,
+    read: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<Arc<T>> {
+    let stamp = stamp?;
     let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
     if c.stamp == stamp && stamp.is_some() {
         return Ok(c.value.clone());
     }
-    let value: T = if stamp.is_some() { homelab_store::read_json_file(path)?.unwrap_or_default() } else { T::default() };
+    let value: T = if stamp.is_some() { read()? } else { T::default() };
     *c = Cached { stamp, value: Arc::new(value) };
     Ok(c.value.clone())
 }
@@ -480,11 +361,6 @@ impl std::fmt::Debug for Auth {
             .field("proxy_default_role", &self.proxy_default_role)
             .finish_non_exhaustive()
     }
-}
-
-/// Group names from a `,` or `|` separated list (invalid names dropped).
-pub(crate) fn list(s: &str) -> Vec<String> {
-    s.split([',', '|']).map(str::trim).filter(|g| valid_user(g)).map(str::to_owned).collect()
 }
 
 /// Why a password login failed.
@@ -565,7 +441,7 @@ impl Auth {
         self.session_ttl = cfg.session_ttl.max(Duration::from_secs(60));
         self.audit_retention_days = cfg.audit_retention_days.max(1);
         if let Err(e) = root.read_users() {
-            anyhow::bail!("{} cannot be read: {e}", homelab_store::users::USERS_FILE);
+            anyhow::bail!("{} cannot be read: {e}", homelab_store::Doc::Users);
         }
         if let Some(settings) = crate::oidc::Settings::from_access(cfg, &root)? {
             self.oidc = Some(Arc::new(crate::oidc::Oidc::new(settings)?));
@@ -586,7 +462,7 @@ impl Auth {
     /// (fail closed; the bootstrap token still works).
     pub fn users(&self) -> Arc<UsersFile> {
         let Some(root) = &self.root else { return Arc::default() };
-        read_cached(&self.users, &root.path().join(homelab_store::users::USERS_FILE)).unwrap_or_else(|e| {
+        read_cached(&self.users, root.users_stamp(), || root.read_users()).unwrap_or_else(|e| {
             tracing::error!(error = %e, "users file unreadable: only the bootstrap UI token is accepted");
             Arc::default()
         })
@@ -594,7 +470,7 @@ impl Auth {
 
     fn stored_sessions(&self) -> Arc<SessionsFile> {
         let Some(root) = &self.root else { return Arc::default() };
-        read_cached(&self.sessions, &root.path().join(homelab_store::users::SESSIONS_FILE)).unwrap_or_else(|e| {
+        read_cached(&self.sessions, root.sessions_stamp(), || root.read_sessions()).unwrap_or_else(|e| {
             tracing::error!(error = %e, "sessions file unreadable: everybody has to log in again");
             Arc::default()
         })

@@ -8,6 +8,7 @@
 //! served check-now requests), sessions and login records; the notifier and Telegram running in this process keep their
 //! own state and outbox under `state/`. A GET changes nothing.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod history;
@@ -33,9 +34,6 @@ use homelab_store::DataRoot;
 use tokio_util::sync::CancellationToken;
 
 use crate::snapshot::{BuildOptions, Snapshot};
-
-/// The file the generated UI token is kept in, below the data root.
-pub const UI_TOKEN_FILE: &str = "state/ui_token";
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     homelab_core::duration::parse_duration(s).map_err(|e| e.to_string())
@@ -201,10 +199,8 @@ impl AppState {
         let ui_token = match config.ui_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             Some(t) => t.to_owned(),
             None => {
-                let (token, created) = root
-                    .read_or_create_secret(UI_TOKEN_FILE, auth::random_token)
-                    .with_context(|| format!("cannot read or create {}", root.path().join(UI_TOKEN_FILE).display()))?;
-                let path = root.path().join(UI_TOKEN_FILE);
+                let path = root.display_path(homelab_store::Doc::UiToken);
+                let (token, created) = root.read_or_create_ui_token(auth::random_token).with_context(|| format!("cannot read or create {}", path.display()))?;
                 if created {
                     tracing::info!(file = %path.display(), "UI_TOKEN is not set: generated a token into this file (mode 0600); use it as bearer token or login password");
                 } else {
@@ -359,7 +355,7 @@ impl AppState {
 
 /// The whole HTTP surface, mounted under `BASE_PATH`.
 pub fn router(state: Arc<AppState>) -> Router {
-    let inner = api::routes().merge(pages::routes()).with_state(state.clone());
+    let inner = api::routes().merge(silences::routes()).merge(pages::routes()).with_state(state.clone());
     let app = if state.base.is_empty() {
         inner
     } else {
@@ -461,15 +457,8 @@ pub async fn run_on(state: Arc<AppState>, listener: tokio::net::TcpListener, shu
 /// Marks the cached view dirty whenever world/, actions/, state/heartbeat/, quarantine/ or hosts/ change,
 /// so pages see a change at once instead of after the refresh age.
 async fn watch_changes(state: Arc<AppState>, shutdown: CancellationToken) {
-    let root = state.root.path().to_path_buf();
-    let world = root.join("world");
-    let actions = root.join("actions");
-    let heartbeat = root.join("state/heartbeat");
-    // Not recursive: a quarantined folder's content is never looked at.
-    let (q_events, q_actions, q_check_now, q_outbox) =
-        (root.join("quarantine/events"), root.join("quarantine/actions"), root.join("quarantine/check_now"), root.join("quarantine/outbox"));
-    let mut paths: Vec<(&std::path::Path, bool)> =
-        vec![(&world, false), (&actions, true), (&heartbeat, false), (&q_events, false), (&q_actions, false), (&q_check_now, false), (&q_outbox, false)];
+    let watched = state.root.watch_paths();
+    let mut paths: Vec<(&std::path::Path, bool)> = watched.iter().map(|(p, r)| (p.as_path(), *r)).collect();
     if let Some(h) = state.hosts.as_deref().filter(|h| h.is_dir()) {
         paths.push((h, true));
     }

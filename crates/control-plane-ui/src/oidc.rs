@@ -3,7 +3,7 @@
 //! token checks (signature through the provider's JWKS, `iss`, `aud`, `exp`/`iat` with
 //! [`CLOCK_SKEW`], nonce) and the mapping of claims to a user, a role and node groups.
 //!
-//! Sessions, rate limits, counters and the audit log are [`crate::auth::Auth`]'s; this module
+//! Sessions, rate limits, counters and the audit log are `Auth` (in `auth`)'s; this module
 //! only talks to the provider. A provider that is down never stops the UI: discovery is retried
 //! at the next login click, and the login page says why single sign-on is unavailable.
 
@@ -21,7 +21,7 @@ use openidconnect::{
 };
 use serde_json::Value;
 
-use crate::auth::{AccessConfig, ct_eq, random_token, valid_user};
+use crate::access::{AccessConfig, ct_eq, list, random_token, valid_user};
 
 /// How far the provider's clock may be off ours for `exp` and `iat`.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -35,8 +35,6 @@ const REDISCOVER_AFTER: Duration = Duration::from_secs(3600);
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The cookie that binds a pending login to the browser that started it.
 pub const PENDING_COOKIE: &str = "hcp_oidc";
-/// The secret file read when `OIDC_CLIENT_SECRET` is not set.
-pub const CLIENT_SECRET_FILE: &str = "state/secrets/oidc_client_secret";
 
 type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
@@ -109,11 +107,9 @@ impl Settings {
         }
         let client_secret = match cfg.oidc_client_secret.as_ref().map(|s| s.0.trim().to_owned()).filter(|s| !s.is_empty()) {
             Some(s) => Some(s),
-            None => match std::fs::read_to_string(root.path().join(CLIENT_SECRET_FILE)) {
-                Ok(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-                Ok(_) => None,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => anyhow::bail!("OIDC_CLIENT_SECRET is not set and {CLIENT_SECRET_FILE} cannot be read: {e}"),
+            None => match root.read_oidc_client_secret() {
+                Ok(s) => s,
+                Err(e) => anyhow::bail!("OIDC_CLIENT_SECRET is not set and {} cannot be read: {e}", homelab_store::Doc::OidcClientSecret),
             },
         };
         let scopes: Vec<String> = cfg.oidc_scopes.split([' ', ',']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
@@ -139,8 +135,8 @@ impl Settings {
             groups_claim: claim("OIDC_GROUPS_CLAIM", &cfg.oidc_groups_claim)?,
             user_claim: claim("OIDC_USER_CLAIM", &cfg.oidc_user_claim)?,
             default_role,
-            admin_groups: crate::auth::list(&cfg.oidc_admin_groups),
-            operator_groups: crate::auth::list(&cfg.oidc_operator_groups),
+            admin_groups: list(&cfg.oidc_admin_groups),
+            operator_groups: list(&cfg.oidc_operator_groups),
         }))
     }
 }
@@ -320,8 +316,8 @@ impl Oidc {
             return Err(format!("the user name in claim {claim} ({:?}) is not usable: letters, digits, '.', '_', '-', '@', at most 64", clean(user, 80)));
         }
         let groups: Vec<String> = match claims.get(&s.groups_claim) {
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).flat_map(crate::auth::list).collect(),
-            Some(Value::String(v)) => crate::auth::list(v),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).flat_map(list).collect(),
+            Some(Value::String(v)) => list(v),
             _ => Vec::new(),
         };
         let role = match claims.get(&s.role_claim) {
@@ -395,7 +391,7 @@ mod tests {
         );
         let s = oidc(|c| {
             full(c);
-            c.oidc_client_secret = Some(crate::auth::Secret("sup3r".into()));
+            c.oidc_client_secret = Some(crate::access::Secret("sup3r".into()));
         })
         .unwrap()
         .unwrap();

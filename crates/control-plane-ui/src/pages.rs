@@ -1,3 +1,4 @@
+// tidy: long file: handlers and view models of every page not yet split.
 //! Server-rendered pages (askama): dashboard, actions, one action, events, node, silences, the
 //! audit log, login.
 //! Every page answers `?fragment=1` with only its `<main>` content and an ETag, which the page

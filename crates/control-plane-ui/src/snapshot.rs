@@ -1,3 +1,4 @@
+// tidy: long file: the snapshot builder beside the /summary, digest and drift view models, not yet split.
 //! One consistent, cached view of the data root: world, desired state, drift, actions and the
 //! daemons' heartbeats, with the `/summary` JSON, its ETag and the Markdown digest prepared once.
 //!
@@ -23,7 +24,8 @@ use homelab_core::desired::{ConfigError, DesiredState, HostFile};
 use homelab_core::drift::DriftFile;
 use homelab_core::world::{NodesFile, ServicesFile};
 use homelab_core::{Action, ActionState, DiskLevel, Heartbeat, ServiceStatus, Timestamp, rfc3339};
-use homelab_store::DataRoot;
+use homelab_store::named::display;
+use homelab_store::{DataRoot, Doc};
 use serde::Serialize;
 
 /// How many terminal actions `/summary` and the pages show (newest first).
@@ -31,14 +33,6 @@ pub const RECENT_TERMINAL: usize = 50;
 
 /// How many quarantined entries `/summary` lists (newest first).
 pub const RECENT_QUARANTINE: usize = 20;
-
-/// The supervisor's drift report, relative to the data root.
-pub const DRIFT_FILE: &str = "world/drift.json";
-/// The world files the observer writes.
-pub const SERVICES_FILE: &str = "world/services.json";
-pub const NODES_FILE: &str = "world/nodes.json";
-/// The supervisor's last good host files (read once, to start from what it has in force).
-pub const HOSTS_LAST_GOOD_FILE: &str = "state/hosts_last_good.json";
 
 /// `GET /summary`: the document a mirror polls. Field names are a protocol: add, never rename.
 #[derive(Debug, Clone, Serialize)]
@@ -333,13 +327,14 @@ fn reason_of(e: &std::io::Error, path: &Path) -> String {
 /// Reads one JSON file below the root on its own: the file when it parses (and it becomes the
 /// last good copy), nothing when it does not exist, else the error is recorded and the last
 /// good copy is used.
-fn read_one<T: serde::de::DeserializeOwned + Clone>(
+fn read_one<T: Clone>(
     root: &DataRoot,
-    rel: &str,
+    doc: Doc,
+    read: std::io::Result<Option<T>>,
     last: &mut Option<T>,
     errors: &mut Vec<FileError>,
 ) -> (Option<T>, Option<String>) {
-    match root.read_json::<T>(rel) {
+    match read {
         Ok(Some(v)) => {
             *last = Some(v.clone());
             (Some(v), None)
@@ -349,8 +344,8 @@ fn read_one<T: serde::de::DeserializeOwned + Clone>(
             (None, None)
         }
         Err(e) => {
-            let reason = reason_of(&e, &root.path().join(rel));
-            errors.push(FileError { file: rel.to_owned(), reason: reason.clone(), last_good: last.is_some() });
+            let reason = reason_of(&e, &root.display_path(doc));
+            errors.push(FileError { file: doc.name().to_owned(), reason: reason.clone(), last_good: last.is_some() });
             (last.clone(), Some(reason))
         }
     }
@@ -372,17 +367,17 @@ impl Snapshot {
     /// a folder that cannot be read; those are in `summary.errors`.
     pub fn build(root: &DataRoot, opts: &BuildOptions<'_>, last: &mut LastGood, now: Timestamp) -> Snapshot {
         let mut errors = Vec::new();
-        let (services_file, _) = read_one(root, SERVICES_FILE, &mut last.services, &mut errors);
-        let (nodes_file, _) = read_one(root, NODES_FILE, &mut last.nodes, &mut errors);
-        let (drift_file, drift_error) = read_one(root, DRIFT_FILE, &mut last.drift, &mut errors);
+        let (services_file, _) = read_one(root, Doc::Services, root.read_services(), &mut last.services, &mut errors);
+        let (nodes_file, _) = read_one(root, Doc::Nodes, root.read_nodes(), &mut last.nodes, &mut errors);
+        let (drift_file, drift_error) = read_one(root, Doc::Drift, root.read_drift(), &mut last.drift, &mut errors);
 
         let mut unknown_nodes = BTreeSet::new();
         let (desired, mut config_errors) = match opts.hosts {
             Some(dir) if dir.is_dir() => {
-                let last_hosts = last.hosts.get_or_insert_with(|| match root.read_json::<BTreeMap<String, HostFile>>(HOSTS_LAST_GOOD_FILE) {
+                let last_hosts = last.hosts.get_or_insert_with(|| match root.read_hosts_last_good() {
                     Ok(v) => v.unwrap_or_default(),
                     Err(e) => {
-                        tracing::warn!(file = HOSTS_LAST_GOOD_FILE, error = %e, "cannot read the supervisor's last good host files; starting without them");
+                        tracing::warn!(file = Doc::HostsLastGood.name(), error = %e, "cannot read the supervisor's last good host files; starting without them");
                         BTreeMap::new()
                     }
                 });
@@ -414,7 +409,7 @@ impl Snapshot {
                 Ok(names) => names,
                 Err(e) => {
                     // Unlistable folder: keep showing what it held.
-                    errors.push(FileError { file: format!("actions/{state}/"), reason: format!("cannot list: {e}"), last_good: true });
+                    errors.push(FileError { file: display::action(state, ""), reason: format!("cannot list: {e}"), last_good: true });
                     for ((s, name), a) in last.actions.iter().filter(|((s, _), _)| *s == state) {
                         seen.insert((*s, name.clone()));
                         list.push(a.clone());
@@ -435,7 +430,7 @@ impl Snapshot {
                     Ok(None) => {} // moved on between listing and reading
                     Err(e) => {
                         let good = last.actions.get(&key).cloned();
-                        errors.push(FileError { file: format!("actions/{state}/{}", key.1), reason: reason_of(&e, &path), last_good: good.is_some() });
+                        errors.push(FileError { file: display::action(state, &key.1), reason: reason_of(&e, &path), last_good: good.is_some() });
                         if let Some(a) = good {
                             list.push(a);
                         }
@@ -452,7 +447,7 @@ impl Snapshot {
         match root.read_heartbeats_each() {
             Ok(each) => {
                 for (name, value) in each {
-                    let file = format!("state/heartbeat/{name}.json");
+                    let file = display::heartbeat(&name);
                     let hb = match value {
                         Ok(v) => match serde_json::from_value::<Heartbeat>(v) {
                             Ok(hb) => Some(hb),
@@ -462,7 +457,7 @@ impl Snapshot {
                             }
                         },
                         Err(e) => {
-                            let shown = root.path().join(&file);
+                            let shown = root.heartbeat_display_path(&name);
                             let reason = e.strip_prefix(&format!("{}: ", shown.display())).unwrap_or(&e).to_owned();
                             errors.push(FileError { file, reason, last_good: false });
                             None
@@ -478,12 +473,12 @@ impl Snapshot {
                     heartbeats.insert(name, hb);
                 }
             }
-            Err(e) => errors.push(FileError { file: "state/heartbeat/".into(), reason: format!("cannot list: {e}"), last_good: false }),
+            Err(e) => errors.push(FileError { file: display::HEARTBEATS.into(), reason: format!("cannot list: {e}"), last_good: false }),
         }
         let quarantine = match root.quarantine_listing(RECENT_QUARANTINE) {
             Ok(q) => q,
             Err(e) => {
-                errors.push(FileError { file: "quarantine/".into(), reason: e.to_string(), last_good: false });
+                errors.push(FileError { file: display::QUARANTINE.into(), reason: e.to_string(), last_good: false });
                 homelab_store::quarantine::QuarantineListing::default()
             }
         };
@@ -701,15 +696,15 @@ pub fn drift_report(file: Option<&DriftFile>, error: Option<&str>) -> DriftRepor
         (_, Some(e)) => DriftReport {
             state: "unreadable",
             message: match &generated_at {
-                Some(at) => format!("{DRIFT_FILE} does not parse ({e}); showing its last good copy, from {at}."),
-                None => format!("{DRIFT_FILE} does not parse ({e}); no drift can be shown until the supervisor writes it again."),
+                Some(at) => format!("{} does not parse ({e}); showing its last good copy, from {at}.", Doc::Drift),
+                None => format!("{} does not parse ({e}); no drift can be shown until the supervisor writes it again.", Doc::Drift),
             },
             generated_at,
         },
         (Some(_), None) => DriftReport { state: "reported", message: String::new(), generated_at },
         (None, None) => DriftReport {
             state: "not_reported",
-            message: format!("The supervisor has not reported yet (no {DRIFT_FILE}): drift shows once it has run a reconcile."),
+            message: format!("The supervisor has not reported yet (no {}): drift shows once it has run a reconcile.", Doc::Drift),
             generated_at: None,
         },
     }

@@ -186,10 +186,10 @@ pub fn run_drift(args: &DriftArgs) -> anyhow::Result<ExitCode> {
             println!("{e}\n(the supervisor rewrites it at its next reconcile; nothing is shown rather than something recomputed)");
             return Ok(ExitCode::FAILURE);
         }
-        Err(e) => return Err(anyhow::Error::new(e).context("cannot read world/drift.json")),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", homelab_store::Doc::Drift))),
     };
     let Some(file) = file else {
-        println!("the supervisor has not reported yet (no world/drift.json): is control-plane-supervisor running?");
+        println!("the supervisor has not reported yet (no {}): is control-plane-supervisor running?", homelab_store::Doc::Drift);
         return Ok(ExitCode::SUCCESS);
     };
     if args.json {
@@ -237,7 +237,7 @@ pub fn drift_table(file: &homelab_core::drift::DriftFile, node: Option<&str>, no
 }
 
 fn open(root: &RootArg) -> anyhow::Result<DataRoot> {
-    if !root.root.join("actions").is_dir() {
+    if !DataRoot::is_data_root(&root.root) {
         anyhow::bail!("{} is not a data root (no actions/ folder); pass --root DIR or set HOMELAB_ROOT", root.root.display());
     }
     DataRoot::open(&root.root).with_context(|| format!("cannot open the data root {}", root.root.display()))

@@ -47,8 +47,9 @@ pub async fn run(args: &HealthArgs) -> anyhow::Result<ExitCode> {
     }
     let daemon = args.daemon.as_deref().unwrap_or_default();
     homelab_core::validate_name(daemon).map_err(|e| anyhow::anyhow!("--daemon: {e}"))?;
-    let path = args.root.root.join("state/heartbeat").join(format!("{daemon}.json"));
-    let hb: Option<Heartbeat> = homelab_store::read_json_file(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let root = homelab_store::DataRoot::at(&args.root.root);
+    let path = root.heartbeat_display_path(daemon);
+    let hb: Option<Heartbeat> = root.read_heartbeat(daemon).with_context(|| format!("cannot read {}", path.display()))?;
     let Some(hb) = hb else {
         println!("{daemon}: no heartbeat at {} (not started yet, or a different --root)", path.display());
         return Ok(ExitCode::FAILURE);

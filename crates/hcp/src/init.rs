@@ -14,9 +14,6 @@ pub struct InitArgs {
     pub root: RootArg,
 }
 
-/// Folders only the control plane's user may enter: checkpoints, tokens and secrets live there.
-pub const PRIVATE: &[&str] = &["state", "state/secrets"];
-
 pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let root = &args.root.root;
     init_root(root)?;
@@ -28,9 +25,9 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
 
 /// Creates every folder of the data root and tightens the private ones. Idempotent.
 pub fn init_root(root: &Path) -> anyhow::Result<()> {
-    homelab_store::DataRoot::open(root).with_context(|| format!("cannot create the data root {}", root.display()))?;
-    for p in PRIVATE {
-        let dir = root.join(p);
+    let root = homelab_store::DataRoot::open(root).with_context(|| format!("cannot create the data root {}", root.display()))?;
+    // Only the control plane's user may enter: checkpoints, tokens and secrets live there.
+    for dir in root.private_dirs() {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("cannot set permissions on {}", dir.display()))?;
     }
     Ok(())

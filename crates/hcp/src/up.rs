@@ -133,6 +133,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<Ex
         ))
     })?;
     let root = std::path::absolute(&args.root).context("cannot resolve --root")?;
+    let data_root = homelab_store::DataRoot::at(&root);
     let hosts = std::path::absolute(&args.hosts).context("cannot resolve --hosts")?;
     let report = crate::check::check_hosts(&hosts)?;
     for e in &report.errors {
@@ -155,7 +156,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<Ex
     }
     let ui: control_plane_ui::Config = config("control-plane-ui", &ui_args)?;
     let mut agent_args = common.clone();
-    agent_args.extend(["--node".to_owned(), node.clone(), "--spool-dir".to_owned(), s(&root.join("state/agent-spool"))]);
+    agent_args.extend(["--node".to_owned(), node.clone(), "--spool-dir".to_owned(), s(&data_root.agent_spool_dir())]);
     if unset("LISTEN_ADDR") {
         agent_args.extend(["--listen-addr".to_owned(), "127.0.0.1".to_owned()]);
     }
@@ -166,7 +167,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<Ex
     let token_note = if ui.ui_token.as_deref().is_some_and(|t| !t.trim().is_empty()) {
         "UI_TOKEN from the environment".to_owned()
     } else {
-        s(&root.join(control_plane_ui::UI_TOKEN_FILE))
+        s(&data_root.display_path(homelab_store::Doc::UiToken))
     };
     let described = report.desired.hosts.contains_key(&node);
     println!("hcp up: the control plane is starting");

@@ -1,3 +1,4 @@
+// tidy: long file: every supervisor rule in one pure plan, not yet split by rule.
 //! The supervisor's pure plan: desired state + world + actions + memory + policy + now → what
 //! to create, what to cancel, what to leave alone, and why.
 //!

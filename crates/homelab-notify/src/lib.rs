@@ -19,15 +19,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hmac::{Hmac, Mac};
 use homelab_core::notify::{Message, NotifyPolicy, NotifyState, step};
-use homelab_store::DataRoot;
+use homelab_store::{DataRoot, Doc};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
 pub mod email;
 
-/// `state/notify.json`.
-pub const STATE_FILE: &str = "state/notify.json";
 /// The signature header of the webhook.
 pub const SIGNATURE_HEADER: &str = "X-Homelab-Signature";
 /// The idempotency id header (webhook, ntfy and e-mail).
@@ -81,7 +79,7 @@ pub struct NotifyConfig {
 impl NotifyConfig {
     /// `None` when no channel is configured; an error naming the variable when one is half set.
     pub fn from_env(root: &DataRoot) -> Option<anyhow::Result<NotifyConfig>> {
-        Self::from_lookup(|k| std::env::var(k).ok(), |name| std::fs::read_to_string(root.path().join("state/secrets").join(name)).ok())
+        Self::from_lookup(|k| std::env::var(k).ok(), |name| root.read_secret(name))
     }
 
     /// The same through `get` (variables) and `secret_file` (files in `state/secrets/`).
@@ -173,7 +171,7 @@ pub fn produce(root: &DataRoot, cfg: &NotifyConfig, state: &mut NotifyState, now
     }
     if *state != before {
         // After the outbox: a crash in between makes the same messages again, with the same ids.
-        root.write_json(STATE_FILE, state).context("saving state/notify.json")?;
+        root.write_notify_state(state).with_context(|| format!("saving {}", Doc::NotifyState))?;
     }
     Ok(messages.len())
 }
@@ -310,7 +308,8 @@ async fn deliver(root: &DataRoot, cfg: &NotifyConfig, clients: &Clients, backoff
 /// Runs the notifier until `shutdown`: produce from drift.json, deliver the outbox.
 pub async fn run(cfg: NotifyConfig, root: DataRoot, shutdown: CancellationToken) -> anyhow::Result<()> {
     let clients = Clients::new(&cfg)?;
-    let mut state: NotifyState = root.read_json(STATE_FILE).with_context(|| format!("reading {STATE_FILE} (delete it to start afresh)"))?.unwrap_or_default();
+    let mut state: NotifyState =
+        root.read_notify_state().with_context(|| format!("reading {} (delete it to start afresh)", Doc::NotifyState))?.unwrap_or_default();
     if state.epoch.is_empty() {
         state.epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     }

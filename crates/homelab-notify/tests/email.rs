@@ -194,7 +194,7 @@ impl Notifier {
     }
 
     fn counter(&self, name: &str) -> u64 {
-        let hb: Option<serde_json::Value> = self.root.read_json("state/heartbeat/notify.json").unwrap();
+        let hb: Option<serde_json::Value> = self.root.read_heartbeat("notify").unwrap();
         hb.and_then(|hb| hb["counters"][name].as_u64()).unwrap_or(0)
     }
 }

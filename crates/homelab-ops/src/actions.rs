@@ -74,11 +74,11 @@ impl DecideError {
 pub enum RetryError {
     #[error("action {id} is already {state}: nothing to propose again")]
     Active { id: ActionId, state: ActionState },
-    #[error("no drift holds for {id} in {}: there is nothing to fix", homelab_store::DRIFT_FILE)]
+    #[error("no drift holds for {id} in {}: there is nothing to fix", homelab_store::Doc::Drift)]
     NoDrift { id: ActionId },
-    #[error("the supervisor has not reported drift yet (no {}): cannot tell whether drift holds for {id}", homelab_store::DRIFT_FILE)]
+    #[error("the supervisor has not reported drift yet (no {}): cannot tell whether drift holds for {id}", homelab_store::Doc::Drift)]
     NotReported { id: ActionId },
-    #[error("{} does not parse ({reason}): cannot tell whether drift holds for {id}", homelab_store::DRIFT_FILE)]
+    #[error("{} does not parse ({reason}): cannot tell whether drift holds for {id}", homelab_store::Doc::Drift)]
     DriftUnreadable { id: ActionId, reason: String },
     #[error("{0}")]
     Store(TransitionError),
@@ -166,7 +166,7 @@ impl Ops {
             Ok(Some(d)) => d,
             Ok(None) => return Err(RetryError::NotReported { id: id.clone() }),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                let shown = format!("{}: ", self.root.path().join(homelab_store::DRIFT_FILE).display());
+                let shown = format!("{}: ", self.root.display_path(homelab_store::Doc::Drift).display());
                 let reason = e.to_string();
                 return Err(RetryError::DriftUnreadable { id: id.clone(), reason: reason.strip_prefix(&shown).unwrap_or(&reason).to_owned() });
             }

@@ -177,10 +177,16 @@ impl DataRoot {
     pub fn quarantined_action_files(&self, id: &str) -> io::Result<Vec<String>> {
         validate_action_id(id).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let (exact, prefix) = (format!("{id}.json"), format!("{id}--"));
+        self.quarantined_action_files_where(|n| n == exact || n.starts_with(&format!("{exact}.")) || n.starts_with(&prefix))
+    }
+
+    /// The quarantined action files (`quarantine/actions/...`, not their `.reason`) whose file
+    /// name `keep` accepts, oldest name first.
+    pub fn quarantined_action_files_where(&self, keep: impl Fn(&str) -> bool) -> io::Result<Vec<String>> {
         Ok(list_names(&self.quarantine_kind_dir("actions"))?
             .into_iter()
-            .filter(|n| !n.ends_with(".reason") && (n == &exact || n.starts_with(&format!("{exact}.")) || n.starts_with(&prefix)))
-            .map(|n| format!("quarantine/actions/{n}"))
+            .filter(|n| !n.ends_with(".reason") && keep(n))
+            .map(|n| crate::named::display::quarantined_action(&n))
             .collect())
     }
 

@@ -15,6 +15,7 @@ pub mod check_now;
 pub mod daemon;
 pub mod events;
 pub mod hosts;
+pub mod named;
 pub mod outbox;
 pub mod quarantine;
 pub mod retry;
@@ -30,6 +31,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use actions::{GetActionError, TransitionError, UnreadableAction};
 pub use atomic::{STALE_TEMP_AGE, remove_stale_temps, rename_noreplace, write_atomic};
+pub use named::{Doc, Stamp};
 pub use retry::{Backoff, WriteErrors, WriteFailure};
 
 /// The folders every daemon may need; created at start.
@@ -51,9 +53,6 @@ pub const FOLDERS: &[&str] = &[
     "actions/cancelled",
     "actions/.locks",
 ];
-
-/// The supervisor's drift report, relative to the data root.
-pub const DRIFT_FILE: &str = "world/drift.json";
 
 /// A handle on a data root. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -83,6 +82,12 @@ impl DataRoot {
         Ok(DataRoot { root })
     }
 
+    /// A handle that neither creates nor checks anything (probes such as `hcp health`: a
+    /// missing root reads as missing files).
+    pub fn at(root: impl Into<PathBuf>) -> DataRoot {
+        DataRoot { root: root.into() }
+    }
+
     pub fn path(&self) -> &Path {
         &self.root
     }
@@ -107,41 +112,42 @@ impl DataRoot {
         self.root.join("quarantine/events")
     }
 
-    /// Reads a JSON file below the root; `Ok(None)` when it does not exist.
-    pub fn read_json<T: DeserializeOwned>(&self, rel: &str) -> io::Result<Option<T>> {
+    /// Reads a JSON file below the root; `Ok(None)` when it does not exist. Only for the
+    /// store: other code asks for a document by name (`read_drift`, …).
+    pub(crate) fn read_json<T: DeserializeOwned>(&self, rel: &str) -> io::Result<Option<T>> {
         read_json_file(&self.root.join(rel))
     }
 
     /// Writes a JSON file below the root atomically and durably (pretty-printed: people read these).
-    pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> io::Result<()> {
+    pub(crate) fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
         write_atomic(&self.root.join(rel), &bytes)
     }
 
     /// `world/services.json` and `world/nodes.json`.
     pub fn read_world(&self) -> io::Result<(Option<homelab_core::world::ServicesFile>, Option<homelab_core::world::NodesFile>)> {
-        Ok((self.read_json("world/services.json")?, self.read_json("world/nodes.json")?))
+        Ok((self.read_services()?, self.read_nodes()?))
     }
 
     pub fn write_world(&self, services: &homelab_core::world::ServicesFile, nodes: &homelab_core::world::NodesFile) -> io::Result<()> {
-        self.write_json("world/services.json", services)?;
-        self.write_json("world/nodes.json", nodes)
+        self.write_json(Doc::Services.name(), services)?;
+        self.write_json(Doc::Nodes.name(), nodes)
     }
 
     /// `world/drift.json`: the supervisor's whole view of drift, written at every reconcile.
     pub fn read_drift(&self) -> io::Result<Option<homelab_core::drift::DriftFile>> {
-        self.read_json(DRIFT_FILE)
+        self.read_json(Doc::Drift.name())
     }
 
     /// Writes `world/drift.json` atomically (the supervisor, at every reconcile).
     pub fn write_drift(&self, drift: &homelab_core::drift::DriftFile) -> io::Result<()> {
-        self.write_json(DRIFT_FILE, drift)
+        self.write_json(Doc::Drift.name(), drift)
     }
 
     /// Writes `state/heartbeat/<daemon>.json`.
     pub fn write_heartbeat<T: Serialize>(&self, daemon: &str, value: &T) -> io::Result<()> {
         homelab_core::validate_name(daemon).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        self.write_json(&format!("state/heartbeat/{daemon}.json"), value)
+        self.write_json(&named::display::heartbeat(daemon), value)
     }
 
     /// Removes the temp files a crashed writer left anywhere a daemon writes: the root, every
@@ -173,9 +179,10 @@ impl DataRoot {
     /// Every daemon's heartbeat, by daemon name.
     pub fn read_heartbeats(&self) -> io::Result<std::collections::BTreeMap<String, serde_json::Value>> {
         let mut out = std::collections::BTreeMap::new();
-        for name in list_names(&self.root.join("state/heartbeat"))? {
+        let dir = self.heartbeats_dir();
+        for name in list_names(&dir)? {
             if let Some(stem) = name.strip_suffix(".json")
-                && let Some(v) = self.read_json(&format!("state/heartbeat/{name}"))?
+                && let Some(v) = read_json_file(&dir.join(&name))?
             {
                 out.insert(stem.to_owned(), v);
             }

@@ -142,7 +142,7 @@ impl DataRoot {
     /// JSON is an `Err` with the parse error for that daemon only, so one corrupt heartbeat does
     /// not hide the others (unlike [`DataRoot::read_heartbeats`], which fails as a whole).
     pub fn read_heartbeats_each(&self) -> io::Result<BTreeMap<String, Result<serde_json::Value, String>>> {
-        let dir = self.state_dir().join("heartbeat");
+        let dir = self.heartbeats_dir();
         let mut out = BTreeMap::new();
         for name in list_names(&dir)? {
             let Some(stem) = name.strip_suffix(".json") else { continue };

@@ -12,7 +12,7 @@ impl DataRoot {
     /// Reads the secret at `rel` (trimmed), or generates one with `generate`, writes it with mode
     /// 0600 (atomically, never replacing a file another process created meanwhile) and returns
     /// it. The flag says whether it was created now.
-    pub fn read_or_create_secret(&self, rel: &str, generate: impl FnOnce() -> String) -> io::Result<(String, bool)> {
+    pub(crate) fn read_or_create_secret(&self, rel: &str, generate: impl FnOnce() -> String) -> io::Result<(String, bool)> {
         let path = self.path().join(rel);
         match std::fs::read_to_string(&path) {
             Ok(s) if !s.trim().is_empty() => return Ok((s.trim().to_owned(), false)),
@@ -53,13 +53,18 @@ impl DataRoot {
         }
     }
 
-    /// The permission bits of a file below the root (for checks and tests).
-    pub fn file_mode(&self, rel: &str) -> io::Result<u32> {
-        Ok(std::fs::metadata(self.path().join(rel))?.permissions().mode() & 0o777)
+    /// The permission bits of a document (for checks and tests).
+    pub fn file_mode(&self, doc: crate::Doc) -> io::Result<u32> {
+        Ok(std::fs::metadata(self.path().join(doc.name()))?.permissions().mode() & 0o777)
     }
 
     /// `state/secrets/agent_tokens.json`: `{ "<node>": "<token>" }`. Missing file: empty map.
     pub fn read_agent_tokens(&self) -> io::Result<BTreeMap<String, String>> {
-        Ok(self.read_json("state/secrets/agent_tokens.json")?.unwrap_or_default())
+        Ok(self.read_json(crate::Doc::AgentTokens.name())?.unwrap_or_default())
+    }
+
+    /// Writes `state/secrets/agent_tokens.json` (atomically).
+    pub fn write_agent_tokens(&self, tokens: &BTreeMap<String, String>) -> io::Result<()> {
+        self.write_json(crate::Doc::AgentTokens.name(), tokens)
     }
 }

@@ -21,10 +21,6 @@ use sha2::Digest as _;
 use crate::DataRoot;
 use crate::atomic::{sync_parent, temp_path};
 
-/// Users, their groups and API tokens, relative to the data root.
-pub const USERS_FILE: &str = "state/secrets/users.json";
-/// Persisted browser sessions (hashed ids), relative to the data root.
-pub const SESSIONS_FILE: &str = "state/secrets/sessions.json";
 /// The prefix of every API token, so a leaked one is easy to recognise (and grep for).
 pub const TOKEN_PREFIX: &str = "hcpt_";
 
@@ -243,23 +239,23 @@ pub fn write_secret_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 impl DataRoot {
     /// `state/secrets/users.json`; a missing file is no users.
     pub fn read_users(&self) -> io::Result<UsersFile> {
-        Ok(self.read_json(USERS_FILE)?.unwrap_or_default())
+        Ok(self.read_json(crate::Doc::Users.name())?.unwrap_or_default())
     }
 
     /// `state/secrets/sessions.json`; a missing file is no sessions.
     pub fn read_sessions(&self) -> io::Result<SessionsFile> {
-        Ok(self.read_json(SESSIONS_FILE)?.unwrap_or_default())
+        Ok(self.read_json(crate::Doc::Sessions.name())?.unwrap_or_default())
     }
 
     /// Read-modify-write of users.json under an exclusive lock (`state/secrets/.users.lock`), so
     /// two `hcp` commands never lose each other's change. `f` returning `Err` writes nothing.
     pub fn update_users<T, E: From<io::Error>>(&self, f: impl FnOnce(&mut UsersFile) -> Result<T, E>) -> Result<T, E> {
-        self.update_secret_json(USERS_FILE, f)
+        self.update_secret_json(crate::Doc::Users.name(), f)
     }
 
     /// Read-modify-write of sessions.json under its lock.
     pub fn update_sessions<T, E: From<io::Error>>(&self, f: impl FnOnce(&mut SessionsFile) -> Result<T, E>) -> Result<T, E> {
-        self.update_secret_json(SESSIONS_FILE, f)
+        self.update_secret_json(crate::Doc::Sessions.name(), f)
     }
 
     fn update_secret_json<V, T, E>(&self, rel: &str, f: impl FnOnce(&mut V) -> Result<T, E>) -> Result<T, E>
@@ -354,7 +350,7 @@ mod tests {
             }
         });
         assert_eq!(root.read_users().unwrap().users.len(), 8, "no update lost");
-        assert_eq!(root.file_mode(USERS_FILE).unwrap(), 0o600);
+        assert_eq!(root.file_mode(crate::Doc::Users).unwrap(), 0o600);
         // An Err writes nothing.
         let r: io::Result<()> = root.update_users(|f| {
             f.users.clear();

@@ -12,13 +12,13 @@ use std::time::Duration;
 use chrono::Utc;
 use homelab_core::{Action, ActionId, ActionState, Timestamp};
 use homelab_ops::{DecideError, Decision, NewSilence, Ops, SilenceError};
-use homelab_store::{DataRoot, list_names};
+use homelab_store::{DataRoot, Doc};
 use tokio::time::Instant;
 
 use crate::TelegramConfig;
 use crate::api::{ApiError, Bot, CallbackQuery, Update};
 use crate::render::{Card, Status, follow_up, render_message, shown};
-use crate::state::{Copy, Incident, MessageGroup, OpenDigest, STATE_FILE, TelegramState};
+use crate::state::{Copy, Incident, MessageGroup, OpenDigest, TelegramState};
 
 /// More new actions than this within [`FLOOD_WINDOW`] are sent as one digest.
 pub const FLOOD_LIMIT: usize = 5;
@@ -62,8 +62,8 @@ impl Engine {
         let root = ops.root().clone();
         use anyhow::Context as _;
         let state = root
-            .read_json::<TelegramState>(STATE_FILE)
-            .with_context(|| format!("reading {STATE_FILE} (delete it to start afresh: every pending action is then sent again)"))?
+            .read_telegram_state::<TelegramState>()
+            .with_context(|| format!("reading {} (delete it to start afresh: every pending action is then sent again)", Doc::TelegramState))?
             .unwrap_or_default();
         Ok(Engine {
             cfg,
@@ -80,8 +80,8 @@ impl Engine {
     }
 
     fn save(&self) {
-        if let Err(e) = self.root.write_json(STATE_FILE, &self.state) {
-            tracing::error!(file = STATE_FILE, error = %e, "cannot save the Telegram state; messages may be sent twice after a restart");
+        if let Err(e) = self.root.write_telegram_state(&self.state) {
+            tracing::error!(file = Doc::TelegramState.name(), error = %e, "cannot save the Telegram state; messages may be sent twice after a restart");
         }
     }
 
@@ -530,27 +530,5 @@ const MUTE_REASON: &str = "muted from Telegram";
 /// Finds the action an incident is about, wherever it is now: the active file if it is the same
 /// incident (same `created_at`), else the terminal file with that `created_at`.
 fn locate(root: &DataRoot, id: &str, created_at: Timestamp) -> std::io::Result<Option<Action>> {
-    if let Some(s) = root.find_action(id)?
-        && s.action.created_at == created_at
-    {
-        let mut a = s.action;
-        a.state = s.state;
-        return Ok(Some(a));
-    }
-    let prefix = format!("{id}--");
-    for state in ActionState::ALL.into_iter().filter(|s| s.is_terminal()) {
-        for name in list_names(&root.action_dir(state))?.into_iter().rev() {
-            if !name.starts_with(&prefix) {
-                continue;
-            }
-            let rel = format!("actions/{}/{name}", state.as_str());
-            if let Ok(Some(mut a)) = root.read_json::<Action>(&rel)
-                && a.created_at == created_at
-            {
-                a.state = state;
-                return Ok(Some(a));
-            }
-        }
-    }
-    Ok(None)
+    root.find_action_incarnation(id, created_at)
 }

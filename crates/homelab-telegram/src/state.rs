@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 use homelab_core::{ActionState, Timestamp};
 use serde::{Deserialize, Serialize};
 
-pub const STATE_FILE: &str = "state/telegram.json";
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TelegramState {
     /// The next `getUpdates` offset (one past the last update handled).

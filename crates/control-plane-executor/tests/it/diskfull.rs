@@ -86,7 +86,7 @@ impl Setup {
     }
 
     fn heartbeat(&self) -> Option<serde_json::Value> {
-        DataRoot::open(self.t.root()).unwrap().read_json("state/heartbeat/executor.json").ok().flatten()
+        DataRoot::open(self.t.root()).unwrap().read_heartbeat("executor").ok().flatten()
     }
 
     /// No temp file and nothing half-written anywhere in the data root.

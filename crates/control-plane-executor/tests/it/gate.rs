@@ -111,7 +111,7 @@ fn guarded_action_waits_for_its_dependency_then_runs() {
 
     assert_eq!(waiting(&done), 1, "one note, not one per world change: {:#?}", done.history);
     assert!(done.result.unwrap().output.contains("would run `docker compose up -d --force-recreate` in /srv/app on node edge (local)"));
-    let hb: homelab_core::Heartbeat = DataRoot::open(t.root()).unwrap().read_json("state/heartbeat/executor.json").unwrap().unwrap();
+    let hb: homelab_core::Heartbeat = DataRoot::open(t.root()).unwrap().read_heartbeat("executor").unwrap().unwrap();
     assert_eq!(hb.counters["actions_completed"], 1);
     assert!(hb.counters["gate_waits"] >= 1);
 }

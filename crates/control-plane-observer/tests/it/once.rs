@@ -77,7 +77,7 @@ fn invalid_files_go_to_quarantine_with_a_reason_and_nothing_is_lost() {
     // The good and the unknown-type events stay; the dot-file is left alone.
     assert!(day.join(good.file_name()).exists() && day.join(unknown.file_name()).exists() && day.join(".in-progress.tmp").exists());
     assert_eq!(summary(&services(&t)), ["n1/web Healthy - 0"]);
-    let hb: homelab_core::Heartbeat = DataRoot::open(t.root()).unwrap().read_json("state/heartbeat/observer.json").unwrap().unwrap();
+    let hb: homelab_core::Heartbeat = DataRoot::open(t.root()).unwrap().read_heartbeat("observer").unwrap().unwrap();
     assert_eq!(hb.counters["quarantined"], 3);
     assert_eq!(hb.counters["unknown_type"], 1);
     assert_eq!(hb.counters["applied"], 1);

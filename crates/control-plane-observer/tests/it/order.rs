@@ -5,7 +5,7 @@
 use super::*;
 
 fn heartbeat(t: &TempRoot) -> Option<homelab_core::Heartbeat> {
-    DataRoot::open(t.root()).unwrap().read_json("state/heartbeat/observer.json").ok().flatten()
+    DataRoot::open(t.root()).unwrap().read_heartbeat("observer").ok().flatten()
 }
 
 /// World files of a replay: a copy of the data root without the checkpoint, folded `--once`.

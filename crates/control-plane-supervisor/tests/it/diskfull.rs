@@ -57,7 +57,7 @@ fn a_reconcile_on_a_full_disk_loses_nothing_and_leaves_nothing_partial() {
     let everywhere: Vec<(ActionState, String)> = ActionState::ALL.into_iter().flat_map(|s| ids(&t, s).into_iter().map(move |i| (s, i))).collect();
     assert_eq!(everywhere, [(ActionState::Pending, id.to_owned())]);
     let root = DataRoot::open(t.root()).unwrap();
-    let hb: serde_json::Value = root.read_json("state/heartbeat/supervisor.json").unwrap().unwrap();
+    let hb: serde_json::Value = root.read_heartbeat("supervisor").unwrap().unwrap();
     assert_eq!(hb["counters"]["write_errors"], failed, "{hb}");
     assert!(hb["extra"]["last_write_error"].is_null(), "{hb}");
     assert_eq!(dot_files(&t.root()), Vec::<String>::new());
@@ -98,7 +98,7 @@ fn the_daemon_keeps_running_on_a_full_disk_and_catches_up_by_itself() {
     wait_until("the action created after the disk has room", Duration::from_secs(60), || ids(&t, ActionState::Pending) == ["container-restart-edge-1-web"]);
     let root = DataRoot::open(t.root()).unwrap();
     let hb = wait_for("a heartbeat saying writes work again", Duration::from_secs(30), || {
-        let hb: serde_json::Value = root.read_json("state/heartbeat/supervisor.json").ok()??;
+        let hb: serde_json::Value = root.read_heartbeat("supervisor").ok()??;
         hb["extra"]["last_write_error"].is_null().then_some(hb)
     });
     assert!(hb["counters"]["write_errors"].as_u64().unwrap() >= 2, "{hb}");

@@ -28,7 +28,7 @@ fn broken_yaml_keeps_the_last_good_version_across_two_runs() {
         // Nothing cancelled (web is not "removed"), nothing proposed from the broken file.
         assert_eq!(ids(&t, ActionState::Pending), ["container-restart-edge-1-web"], "run {run_no}");
         assert_eq!(ids(&t, ActionState::Cancelled), Vec::<String>::new(), "run {run_no}");
-        let hb: serde_json::Value = DataRoot::open(t.root()).unwrap().read_json("state/heartbeat/supervisor.json").unwrap().unwrap();
+        let hb: serde_json::Value = DataRoot::open(t.root()).unwrap().read_heartbeat("supervisor").unwrap().unwrap();
         let errors = hb["config_errors"].as_array().unwrap();
         assert_eq!(errors.len(), 1, "run {run_no}: {hb}");
         assert_eq!(errors[0]["line"], 4);
@@ -50,7 +50,7 @@ fn broken_yaml_keeps_the_last_good_version_across_two_runs() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(ids(&t, ActionState::Pending), ["redeploy-edge-1-newsvc"]);
     assert_eq!(ids(&t, ActionState::Cancelled), ["container-restart-edge-1-web"]);
-    let hb: serde_json::Value = DataRoot::open(t.root()).unwrap().read_json("state/heartbeat/supervisor.json").unwrap().unwrap();
+    let hb: serde_json::Value = DataRoot::open(t.root()).unwrap().read_heartbeat("supervisor").unwrap().unwrap();
     assert!(hb.get("config_errors").is_none_or(|e| e.as_array().unwrap().is_empty()), "{hb}");
 }
 

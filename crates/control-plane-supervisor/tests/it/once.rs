@@ -34,7 +34,7 @@ fn unhealthy_service_gets_a_pending_action_once() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!(files_below(&t.root().join("actions")).iter().filter(|f| !f.starts_with(".locks")).count(), 1);
 
-    let hb: serde_json::Value = DataRoot::open(t.root()).unwrap().read_json("state/heartbeat/supervisor.json").unwrap().unwrap();
+    let hb: serde_json::Value = DataRoot::open(t.root()).unwrap().read_heartbeat("supervisor").unwrap().unwrap();
     assert_eq!(hb["daemon"], "supervisor");
     assert!(t.root().join("state/supervisor.json").is_file());
 }
@@ -181,7 +181,7 @@ fn rejection_snoozes_and_a_finished_restart_escalates_across_runs() {
         once(&t);
         assert_eq!(ids(&t, ActionState::Pending), ["redeploy-edge-1-mosquitto"], "run {run_no}: escalated, web snoozed");
     }
-    let memory: serde_json::Value = root.read_json("state/supervisor.json").unwrap().unwrap();
+    let memory: serde_json::Value = homelab_store::read_json_file(&root.display_path(homelab_store::Doc::SupervisorMemory)).unwrap().unwrap();
     assert!(memory["attempts"][id].is_string(), "{memory}");
     assert_eq!(memory["rejections"]["container-restart-edge-1-web"]["resolved"], false, "{memory}");
     let out = run(&t, &["--once", "--dry-run"], &[]);

@@ -94,6 +94,6 @@ fn a_retried_action_is_honoured_across_runs() {
     assert_eq!(ids(&t, ActionState::Cancelled), Vec::<String>::new());
     let drift = root.read_drift().unwrap().unwrap();
     assert_eq!(drift.drifts[0].decision, NextStep::AlreadyActive);
-    let memory: serde_json::Value = root.read_json("state/supervisor.json").unwrap().unwrap();
+    let memory: serde_json::Value = homelab_store::read_json_file(&root.display_path(homelab_store::Doc::SupervisorMemory)).unwrap().unwrap();
     assert!(memory["exhausted"].as_object().unwrap().is_empty(), "{memory}");
 }

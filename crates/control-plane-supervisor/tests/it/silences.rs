@@ -54,6 +54,6 @@ fn a_silence_mutes_the_drift_withdraws_the_proposal_and_ends_by_itself() {
     // The cancelled one says why.
     let cancelled = homelab_store::list_names(&root.action_dir(ActionState::Cancelled)).unwrap();
     assert_eq!(cancelled.len(), 1, "{cancelled:?}");
-    let a: homelab_core::Action = root.read_json(&format!("actions/cancelled/{}", cancelled[0])).unwrap().unwrap();
+    let a: homelab_core::Action = homelab_store::read_json_file(&root.action_dir(ActionState::Cancelled).join(&cancelled[0])).unwrap().unwrap();
     assert!(a.history.last().unwrap().note.as_deref().unwrap().starts_with("silenced: edge-1/web muted by cli:test"), "{:?}", a.history);
 }

@@ -66,13 +66,8 @@ fn an_unchanged_drift_is_not_rewritten() {
         .unwrap();
     let mut guard = testkit::KillOnDrop(child);
     let root = homelab_store::DataRoot::open(t.root()).unwrap();
-    let reconciles = || {
-        root.read_json::<homelab_core::Heartbeat>("state/heartbeat/supervisor.json")
-            .ok()
-            .flatten()
-            .and_then(|h| h.counters.get("reconciles").copied())
-            .unwrap_or(0)
-    };
+    let reconciles =
+        || root.read_heartbeat::<homelab_core::Heartbeat>("supervisor").ok().flatten().and_then(|h| h.counters.get("reconciles").copied()).unwrap_or(0);
     let drift = || root.read_drift().ok().flatten();
     // Settled: the redeploy was proposed, and the next reconcile says it is active.
     wait_until("drift.json with the unhealthy web's action active", Duration::from_secs(20), || {

@@ -293,7 +293,7 @@ async fn silences_and_audit_pages_on_phone_and_desktop() {
     let fx = Fx::new();
     seed_fleet(&fx);
     // A service the supervisor reports as silenced, and a silence that ended yesterday.
-    let mut drift = fx.state.root.read_json::<homelab_core::drift::DriftFile>("world/drift.json").unwrap().unwrap().drifts;
+    let mut drift = fx.state.root.read_drift().unwrap().unwrap().drifts;
     let mut muted = drift_entry("nas-1", Some("jellyfin"), DriftKind::UnhealthyService, NextStep::Silenced, None, Some(50 * 60));
     muted.reason = "muted by ui:bob until 15:03 UTC (re-indexing the library), silence s-20260601T140300.000Z-0000beef".into();
     drift.push(muted);

@@ -44,7 +44,7 @@ fn assert_unavailable(r: &Resp, what: &str, says: &str) {
 async fn writes_on_a_full_or_read_only_disk_answer_503_and_recover() {
     let t = fx_on_tmpfs();
     let fx = &t.fx;
-    fx.state.root.write_json("state/secrets/agent_tokens.json", &json!({"edge-1": "node-token-1"})).unwrap();
+    fx.state.root.write_agent_tokens(&serde_json::from_value(json!({"edge-1": "node-token-1"})).unwrap()).unwrap();
     let first = fx.pending("edge-1", "mqtt");
     let second = fx.pending("edge-1", "web");
     let event = || serde_json::to_string(&Event::new(chrono::Utc::now(), "edge-1", "service_healthy", Some("mqtt"))).unwrap();

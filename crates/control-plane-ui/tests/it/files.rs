@@ -59,7 +59,7 @@ pub fn drift_entry(node: &str, service: Option<&str>, kind: DriftKind, decision:
 }
 
 pub fn write_drift(fx: &Fx, drifts: Vec<DriftEntry>) {
-    fx.state.root.write_json("world/drift.json", &DriftFile { generated_at: chrono::Utc::now(), drifts }).unwrap();
+    fx.state.root.write_drift(&DriftFile { generated_at: chrono::Utc::now(), drifts }).unwrap();
 }
 
 /// Every route the issue names that renders from the view (the lookups of one action come after).
@@ -361,7 +361,7 @@ async fn broken_host_file_keeps_the_last_good_version() {
     fresh.tmp.write_host("edge-1", "services:\n  mqtt: { nope: [ }\n");
     write_world(&fresh);
     let good = homelab_core::desired::parse_host_file("hosts/edge-1/services.yaml", "edge-1", "services:\n  mqtt: {}\n").unwrap();
-    fresh.state.root.write_json("state/hosts_last_good.json", &std::collections::BTreeMap::from([("edge-1".to_owned(), good)])).unwrap();
+    fresh.state.root.write_hosts_last_good(&std::collections::BTreeMap::from([("edge-1".to_owned(), good)])).unwrap();
     let s = fresh.send(get("/summary")).await.json();
     assert_eq!(s["services"]["edge-1"]["mqtt"]["desired"], true);
     assert_eq!(s["services"]["edge-1"]["z2m"]["desired"], false, "not in the last good version");

@@ -132,7 +132,7 @@ async fn roles_and_groups_come_from_claims_and_a_local_user_wins() {
     let sessions = fx.state.root.read_sessions().unwrap();
     let s = sessions.sessions.values().find(|s| s.user == "otto").expect("otto's session");
     assert_eq!((s.role, s.groups.clone(), s.via.as_deref()), (Some(Role::Operator), vec!["web".to_owned()], Some("oidc")));
-    assert!(!std::fs::read_to_string(fx.state.root.path().join(homelab_store::users::SESSIONS_FILE)).unwrap().contains(otto.split_once('=').unwrap().1));
+    assert!(!std::fs::read_to_string(fx.state.root.display_path(homelab_store::Doc::Sessions)).unwrap().contains(otto.split_once('=').unwrap().1));
 
     // An operator of group web: refused on db-1 (nothing changes), allowed on web-1.
     let before = fx.disk();

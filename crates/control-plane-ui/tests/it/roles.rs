@@ -242,9 +242,9 @@ async fn sessions_survive_a_restart_and_can_be_revoked() {
     let cookie = password_login(&fx, "ada", PW, "192.0.2.30").await;
     let id_of_cookie = cookie.split_once('=').unwrap().1.to_owned();
     // Only the hash is on disk, mode 0600.
-    let text = std::fs::read_to_string(fx.state.root.path().join(homelab_store::users::SESSIONS_FILE)).unwrap();
+    let text = std::fs::read_to_string(fx.state.root.display_path(homelab_store::Doc::Sessions)).unwrap();
     assert!(!text.contains(&id_of_cookie), "the session id itself is never stored");
-    assert_eq!(fx.state.root.file_mode(homelab_store::users::SESSIONS_FILE).unwrap(), 0o600);
+    assert_eq!(fx.state.root.file_mode(homelab_store::Doc::Sessions).unwrap(), 0o600);
 
     // A new process on the same data root (a restart) knows the session.
     let again = Arc::new(AppState::new(&config(&fx.tmp)).unwrap());

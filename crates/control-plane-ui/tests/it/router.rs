@@ -1,3 +1,4 @@
+// tidy: long file: every endpoint and refusal through the router, not yet split by endpoint.
 //! Every endpoint through the router, including every refusal.
 
 use axum::body::Body;
@@ -293,9 +294,9 @@ async fn login_session_and_form_reject() {
 #[tokio::test]
 async fn generated_token_is_private_and_never_shown() {
     let fx = Fx::with(|c| c.ui_token = None);
-    let rel = control_plane_ui::UI_TOKEN_FILE;
+    let rel = homelab_store::Doc::UiToken;
     assert_eq!(fx.state.root.file_mode(rel).unwrap(), 0o600);
-    let token = std::fs::read_to_string(fx.tmp.root().join(rel)).unwrap().trim().to_owned();
+    let token = std::fs::read_to_string(fx.state.root.display_path(rel)).unwrap().trim().to_owned();
     assert!(token.len() >= 32);
     // The same token is used after a restart.
     let again = control_plane_ui::AppState::new(&{
@@ -337,7 +338,7 @@ fn event(node: &str, kind: &str, service: Option<&str>) -> Event {
 #[tokio::test]
 async fn agent_ingest_per_node_token() {
     let fx = Fx::with(|c| c.agent_tokens = Some(r#"{"edge-2": "env-token-2"}"#.into()));
-    fx.state.root.write_json("state/secrets/agent_tokens.json", &json!({"edge-1": "node-token-1"})).unwrap();
+    fx.state.root.write_agent_tokens(&serde_json::from_value(json!({"edge-1": "node-token-1"})).unwrap()).unwrap();
     let e = event("edge-1", "containers_not_running", Some("mqtt"));
     let body = serde_json::to_string(&e).unwrap();
     let r = fx.send(bearer_post("/api/v1/events", "node-token-1", &body)).await;
@@ -384,7 +385,7 @@ async fn agent_ingest_per_node_token() {
 async fn ingest_answers_with_this_nodes_check_now_requests_and_finishes_served_ones() {
     use homelab_store::check_now::CheckNowRequest;
     let fx = Fx::new();
-    fx.state.root.write_json("state/secrets/agent_tokens.json", &json!({"edge-1": "node-token-1", "edge-2": "node-token-2"})).unwrap();
+    fx.state.root.write_agent_tokens(&serde_json::from_value(json!({"edge-1": "node-token-1", "edge-2": "node-token-2"})).unwrap()).unwrap();
     let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
     let ask = |node: &str, service: &str, ts: &str| {
         let r = CheckNowRequest { node: node.into(), service: service.into(), requested_by: "cli:ops".into(), requested_at: at(ts) };
@@ -838,7 +839,7 @@ async fn a_corrupt_heartbeat_does_not_break_metrics_or_pages() {
 #[tokio::test]
 async fn ingest_refuses_events_with_insane_clocks_with_422() {
     let fx = Fx::new();
-    fx.state.root.write_json("state/secrets/agent_tokens.json", &json!({"edge-1": "node-token-1"})).unwrap();
+    fx.state.root.write_agent_tokens(&serde_json::from_value(json!({"edge-1": "node-token-1"})).unwrap()).unwrap();
     let now = chrono::Utc::now();
     let at = |d: chrono::Duration| Event::new(now + d, "edge-1", "service_healthy", Some("mqtt"));
     let before = fx.disk();
@@ -869,7 +870,7 @@ async fn ingest_refuses_events_with_insane_clocks_with_422() {
         c.max_clock_skew = std::time::Duration::from_secs(30);
         c.event_retention_days = 1;
     });
-    tight.state.root.write_json("state/secrets/agent_tokens.json", &json!({"edge-1": "node-token-1"})).unwrap();
+    tight.state.root.write_agent_tokens(&serde_json::from_value(json!({"edge-1": "node-token-1"})).unwrap()).unwrap();
     for (d, code) in [(chrono::Duration::minutes(1), "clock_skew"), (-chrono::Duration::hours(49), "too_old")] {
         let r = tight.send(bearer_post("/api/v1/events", "node-token-1", &serde_json::to_string(&at(d)).unwrap())).await;
         assert_eq!((r.status, r.json()["code"].as_str().map(str::to_owned)), (StatusCode::UNPROCESSABLE_ENTITY, Some(code.to_owned())));

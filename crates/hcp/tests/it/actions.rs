@@ -205,7 +205,7 @@ fn write_drift(root: &DataRoot) {
             entry("z2m", DriftKind::MissingService, NextStep::WaitingGrace, None, Some(45), "just went missing; waiting a check pass"),
         ],
     };
-    root.write_json("world/drift.json", &file).unwrap();
+    root.write_drift(&file).unwrap();
 }
 
 #[test]

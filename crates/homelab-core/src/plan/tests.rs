@@ -1,3 +1,4 @@
+// tidy: long file: the table tests of every supervisor rule, not yet split by rule.
 //! The supervisor's rules as tables: each row is a situation ("edge-1 up, z2m unhealthy with
 //! containers_not_running, a restart completed 5 min ago") and the decisions it must lead to,
 //! written as one line per drift or cancel.

@@ -71,7 +71,7 @@ async fn presses_from_elsewhere_or_with_made_up_data_change_nothing() {
     assert_eq!(h.state_of(&a.id), Some(ActionState::Approved));
     // The heartbeat counts them for the dashboard.
     eventually("the heartbeat counts the presses", || {
-        let hb: homelab_core::Heartbeat = h.root.read_json("state/heartbeat/telegram.json").ok()??;
+        let hb: homelab_core::Heartbeat = h.root.read_heartbeat("telegram").ok()??;
         (hb.counters.get("presses_refused") == Some(&6) && hb.counters.get("presses_accepted") == Some(&1)).then_some(())
     })
     .await;
@@ -298,7 +298,7 @@ async fn an_unreachable_api_blocks_nothing_and_never_shows_the_token() {
     let card = eventually("the pending action is sent once the API is back", || back.sent().into_iter().find(|s| s.text.contains(&b.id))).await;
     assert_eq!(card.buttons.len(), 3, "approve, reject, mute");
     assert!(back.sent().iter().all(|s| !s.text.contains(&a.id)), "an action decided meanwhile is not offered for a decision");
-    let hb: homelab_core::Heartbeat = h.root.read_json("state/heartbeat/telegram.json").unwrap().expect("a heartbeat");
+    let hb: homelab_core::Heartbeat = h.root.read_heartbeat("telegram").unwrap().expect("a heartbeat");
     assert!(hb.counters.get("api_failures").is_some_and(|n| *n >= 1), "{hb:?}");
     let hb_text = serde_json::to_string(&hb).unwrap();
     assert!(!hb_text.contains("fake-bot-token"), "the token stays out of the heartbeat: {hb_text}");
