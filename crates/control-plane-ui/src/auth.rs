@@ -478,10 +478,8 @@ impl Auth {
 
     /// Appends to the audit log (blocking: fsync). A failure is logged, never a secret.
     pub fn audit(&self, rec: &AuditRecord) {
-        if let Some(root) = &self.root
-            && let Err(e) = root.append_audit(rec, self.audit_retention_days)
-        {
-            tracing::error!(error = %e, what = %rec.what, "cannot append to the audit log");
+        if let Some(root) = &self.root {
+            homelab_ops::Ops::new(root.clone()).with_audit_retention(self.audit_retention_days).write_audit(rec);
         }
     }
 

@@ -45,7 +45,7 @@ impl Ops {
             Err(e @ CheckNowError::Store(_)) => (Outcome::Failed, e.to_string()),
         };
         let rec = crate::audit::record(actor, "check_now", &target, outcome);
-        self.append_audit(&if detail.is_empty() { rec } else { rec.detail(detail) });
+        self.write_audit(&if detail.is_empty() { rec } else { rec.detail(detail) });
         result
     }
 

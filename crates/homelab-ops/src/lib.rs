@@ -142,7 +142,7 @@ impl Ops {
     }
 
     /// Appends `rec` to the audit log (fsync). A failure is logged: the change itself is made.
-    pub fn append_audit(&self, rec: &homelab_store::audit::AuditRecord) {
+    pub fn write_audit(&self, rec: &homelab_store::audit::AuditRecord) {
         if let Err(e) = self.root.append_audit(rec, self.audit_retention_days) {
             tracing::error!(error = %e, what = %rec.what, "cannot append to the audit log");
         }
@@ -150,7 +150,7 @@ impl Ops {
 
     /// The one audit record of a command.
     fn audit(&self, actor: &Actor, what: &str, target: &str, outcome: Outcome, detail: impl Into<String>) {
-        self.append_audit(&audit::record(actor, what, target, outcome).detail(detail));
+        self.write_audit(&audit::record(actor, what, target, outcome).detail(detail));
     }
 
     /// The actor behind a Telegram press: users.json maps the account to a user; when no user

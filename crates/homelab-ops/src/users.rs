@@ -72,7 +72,7 @@ impl Ops {
         match &result {
             Ok(_) => {
                 tracing::info!(what, target, by = %actor.by, "users changed");
-                self.append_audit(&crate::audit::record(actor, what, target, Outcome::Ok));
+                self.write_audit(&crate::audit::record(actor, what, target, Outcome::Ok));
             }
             // A change that does not apply (unknown user, taken name or id) was never made:
             // said to the person, not audited, as for a silence that does not parse.

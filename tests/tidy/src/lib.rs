@@ -318,17 +318,30 @@ pub const CORE_FORBIDDEN: [&str; 12] = [
 /// Invariant 2 on one file: the forbidden paths and keywords outside test code, comments and
 /// strings.
 pub fn core_io(file: &str, src: &str) -> Vec<Offence> {
+    forbidden(file, src, &CORE_FORBIDDEN, "homelab-core must do no IO, read no clock, have no async")
+}
+
+/// What a channel (the UI, Telegram, `hcp`) must not do itself (invariant 5): change actions,
+/// silences, check-now requests or users, or build an audit record. The operations layer
+/// (`homelab_ops::Ops`) does each, with the permission check and the one audit record.
+pub const CHANNEL_FORBIDDEN: [&str; 7] =
+    [".transition(", ".create_action(", ".write_silence(", ".request_check_now(", ".update_users(", ".append_audit(", "AuditRecord::new("];
+
+/// Invariant 5 on one file of a channel crate.
+pub fn channel_commands(file: &str, src: &str) -> Vec<Offence> {
+    forbidden(file, src, &CHANNEL_FORBIDDEN, "operator commands and audit records go through homelab_ops::Ops")
+}
+
+/// Each occurrence of one of `patterns` (as token sequences) outside test code, comments and
+/// strings.
+pub fn forbidden(file: &str, src: &str, patterns: &[&str], why: &str) -> Vec<Offence> {
     let toks: Vec<Token> = lex(src).into_iter().filter(|t| !t.test).collect();
     let mut out = Vec::new();
-    for pat in CORE_FORBIDDEN {
+    for pat in patterns {
         let p: Vec<Tok> = lex(pat).into_iter().map(|t| t.tok).collect();
         for w in toks.windows(p.len()) {
             if w.iter().zip(&p).all(|(t, p)| t.tok == *p) {
-                out.push(Offence {
-                    file: file.to_owned(),
-                    line: w[0].line,
-                    what: format!("homelab-core must do no IO, read no clock, have no async: `{pat}`"),
-                });
+                out.push(Offence { file: file.to_owned(), line: w[0].line, what: format!("{why}: `{pat}`") });
             }
         }
     }

@@ -112,3 +112,11 @@ fn cycles_are_listed_once_each() {
         ["a -> b -> c -> a (strongly connected: a, b, c)", "x -> y -> x (strongly connected: x, y)"]
     );
 }
+
+#[test]
+fn a_channel_moving_an_action_itself_fails() {
+    let src = "fn f(root: &DataRoot) {\n    root.transition(&id, Pending, Approved, now, by, None, |_| {});\n}\n// root.write_silence(&s)\n#[cfg(test)]\nmod tests { fn t() { root.write_silence(&s); } }\n";
+    let found: Vec<usize> = channel_commands("ui.rs", src).iter().map(|o| o.line).collect();
+    assert_eq!(found, [2]);
+    assert!(channel_commands("ui.rs", "let ops = Ops::new(root); ops.decide(&actor, &id, Decision::APPROVE);").is_empty());
+}

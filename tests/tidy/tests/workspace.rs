@@ -80,3 +80,16 @@ fn no_import_cycles_between_modules() {
     }
     check(report("import cycles between modules (move what both need into one of them, or a third module)", &found));
 }
+
+/// 5. Channels run operator commands only through the operations layer.
+#[test]
+fn channels_go_through_the_operations_layer() {
+    let ws = workspace();
+    let mut found = Vec::new();
+    for krate in ["control-plane-ui", "homelab-telegram", "hcp"] {
+        for f in production_files(&ws.join("crates").join(krate)) {
+            found.extend(tidy::channel_commands(&rel(&ws, &f), &read(&f)));
+        }
+    }
+    check(report("a channel doing an operator command itself (call homelab_ops::Ops instead)", &found));
+}
