@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let root = DataRoot::open(&root_dir)?;
 
     let config = control_plane_executor::Config {
-        root: root_dir.clone(),
+        common: homelab_store::daemon::CommonArgs { root: root_dir.clone() },
         hosts,
         once: false,
         dry_run: true,

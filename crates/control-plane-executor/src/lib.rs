@@ -52,9 +52,8 @@ fn duration(s: &str) -> Result<Duration, String> {
 /// `control-plane-executor --root DIR --hosts DIR [--once]`; every flag also from the environment.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// The data root.
-    #[arg(long, env = "HOMELAB_ROOT", default_value = "/opt/homelab")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub common: homelab_store::daemon::CommonArgs,
     /// The desired state: `<dir>/<node>/services.yaml`.
     #[arg(long, env = "HOSTS_DIR")]
     pub hosts: PathBuf,
@@ -108,7 +107,7 @@ const DEBOUNCE: Duration = Duration::from_millis(1);
 /// start up (hosts, the shared context, leftovers, interrupted runs, the verifier), then turn
 /// (dispatch what may start, heartbeat) and wait for a change, then wind down.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let root = DataRoot::open(&config.root).with_context(|| format!("cannot open the data root {}", config.root.display()))?;
+    let root = DataRoot::open(&config.common.root).with_context(|| format!("cannot open the data root {}", config.common.root.display()))?;
     let (hosts, last_good) = first_hosts(&config)?;
     let ctx = Arc::new(new_ctx(&config, root.clone()));
     remove_leftover_temps(&root);

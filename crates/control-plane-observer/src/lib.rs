@@ -23,9 +23,8 @@ pub use scan::{Observer, ScanStats};
 /// `control-plane-observer --root DIR [--hosts DIR] [--once]`
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// The data root.
-    #[arg(long = "root", env = "HOMELAB_ROOT", default_value = "/opt/homelab")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub common: homelab_store::daemon::CommonArgs,
     /// Desired state (hosts/<node>/services.yaml); needed for ghost pruning only.
     #[arg(long = "hosts", env = "HOSTS_DIR")]
     pub hosts: Option<PathBuf>,
@@ -83,7 +82,7 @@ impl AliasMap {
 
 /// Runs the observer until `shutdown` (or one pass with `--once`).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let root = DataRoot::open(&config.root).with_context(|| format!("cannot use data root {}", config.root.display()))?;
+    let root = DataRoot::open(&config.common.root).with_context(|| format!("cannot use data root {}", config.common.root.display()))?;
     if let Some(hosts) = &config.hosts {
         anyhow::ensure!(hosts.is_dir(), "hosts folder {} does not exist (set --hosts or HOSTS_DIR)", hosts.display());
     }
@@ -116,7 +115,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         o.flush(true);
     })
     .await?;
-    tracing::info!(root = %config.root.display(), "observer running");
+    tracing::info!(root = %config.common.root.display(), "observer running");
 
     let heartbeat_every = Duration::from_secs(scan::HEARTBEAT_SECS);
     let mut next_heartbeat = tokio::time::Instant::now() + heartbeat_every;

@@ -34,9 +34,8 @@ pub const DAEMON: &str = "supervisor";
 /// `control-plane-supervisor --root DIR --hosts DIR [--once] [--dry-run] [--tick 30s]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// The data root.
-    #[arg(long, env = "HOMELAB_ROOT", default_value = "/opt/homelab")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub common: homelab_store::daemon::CommonArgs,
     /// The desired state: hosts/<node>/services.yaml.
     #[arg(long, env = "HOSTS_DIR")]
     pub hosts: PathBuf,
@@ -108,7 +107,7 @@ impl Config {
     pub fn new(root: impl Into<PathBuf>, hosts: impl Into<PathBuf>) -> Config {
         let policy = Policy::default();
         Config {
-            root: root.into(),
+            common: homelab_store::daemon::CommonArgs { root: root.into() },
             hosts: hosts.into(),
             once: false,
             dry_run: false,
@@ -210,8 +209,8 @@ impl Supervisor {
     /// Opens the data root and loads memory and the last good host files. In a dry run the
     /// data root must exist and nothing is created.
     pub fn open(config: Config) -> anyhow::Result<Supervisor> {
-        let root = if config.dry_run { DataRoot::open_existing(&config.root) } else { DataRoot::open(&config.root) }
-            .with_context(|| format!("cannot open the data root {} (set --root or HOMELAB_ROOT)", config.root.display()))?;
+        let root = if config.dry_run { DataRoot::open_existing(&config.common.root) } else { DataRoot::open(&config.common.root) }
+            .with_context(|| format!("cannot open the data root {} (set --root or HOMELAB_ROOT)", config.common.root.display()))?;
         if !config.hosts.is_dir() {
             bail!("hosts folder {} does not exist (set --hosts or HOSTS_DIR to the folder holding <node>/services.yaml)", config.hosts.display());
         }

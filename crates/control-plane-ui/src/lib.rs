@@ -42,9 +42,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Flags and environment of `control-plane-ui`. Its `Debug` hides the tokens.
 #[derive(Clone, clap::Args)]
 pub struct Config {
-    /// The data root.
-    #[arg(long, env = "HOMELAB_ROOT", default_value = "/opt/homelab")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub common: homelab_store::daemon::CommonArgs,
     /// The desired-state folder (`hosts/<node>/services.yaml`), for drift and config errors.
     #[arg(long, env = "HOSTS_DIR")]
     pub hosts: Option<PathBuf>,
@@ -112,7 +111,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hidden = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
         f.debug_struct("Config")
-            .field("root", &self.root)
+            .field("root", &self.common.root)
             .field("hosts", &self.hosts)
             .field("listen", &self.listen)
             .field("base_path", &self.base_path)
@@ -138,7 +137,7 @@ impl Config {
     /// A configuration for tests and embedding: the defaults, with the given root and hosts.
     pub fn new(root: impl Into<PathBuf>, hosts: Option<PathBuf>) -> Config {
         Config {
-            root: root.into(),
+            common: homelab_store::daemon::CommonArgs { root: root.into() },
             hosts,
             listen: "127.0.0.1:18180".parse().unwrap(),
             base_path: String::new(),
@@ -195,7 +194,7 @@ pub struct AppState {
 impl AppState {
     /// Opens the data root, settles the UI token (generating it when unset) and parses the rest.
     pub fn new(config: &Config) -> anyhow::Result<AppState> {
-        let root = DataRoot::open(&config.root).with_context(|| format!("cannot open data root {}", config.root.display()))?;
+        let root = DataRoot::open(&config.common.root).with_context(|| format!("cannot open data root {}", config.common.root.display()))?;
         let ui_token = match config.ui_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             Some(t) => t.to_owned(),
             None => {

@@ -23,7 +23,14 @@ use clap::{Parser, Subcommand};
 
 /// The default data root, as in the deployment. One rule for every subcommand: `--root DIR`,
 /// else `HOMELAB_ROOT`, else this.
-pub const DEFAULT_ROOT: &str = "/opt/homelab";
+pub use homelab_store::daemon::DEFAULT_ROOT;
+
+/// The daemons' `--root`, global here: it goes anywhere on the line and names the subcommands it serves.
+fn root_help(arg: clap::Arg) -> clap::Arg {
+    arg.global(true)
+        .value_name("DIR")
+        .help(format!("The data root (init, actions, drift, health, up, mirror, alertmanager): --root, else $HOMELAB_ROOT, else {DEFAULT_ROOT}"))
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,13 +38,14 @@ pub const DEFAULT_ROOT: &str = "/opt/homelab";
     version,
     about = "The homelab control plane's command line",
     propagate_version = true,
-    after_help = "Global flags (--root, -h) go anywhere on the line: `hcp actions list --root DIR` works.\nThe data root is --root DIR, else $HOMELAB_ROOT, else /opt/homelab (the deployment's)."
+    after_help = "Global flags (--root, -h) go anywhere on the line: `hcp actions list --root DIR` works.\nThe data root is --root DIR, else $HOMELAB_ROOT, else /opt/homelab (the deployment's).",
+    mut_arg("root", root_help)
 )]
 pub struct Cli {
     /// The data root (init, actions, drift, health, up, mirror, alertmanager): --root, else
-    /// $HOMELAB_ROOT, else /opt/homelab.
-    #[arg(long, global = true, env = "HOMELAB_ROOT", default_value = DEFAULT_ROOT, value_name = "DIR")]
-    pub root: PathBuf,
+    /// $HOMELAB_ROOT, else /opt/homelab; global (see `root_help`).
+    #[command(flatten)]
+    pub common: homelab_store::daemon::CommonArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -83,7 +91,7 @@ pub enum Command {
 
 /// Runs a parsed command line. Errors are for people: the caller prints them and exits 1.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let root = RootArg { root: cli.root };
+    let root = RootArg { root: cli.common.root };
     match cli.command {
         Command::Init(mut a) => {
             a.root = root;

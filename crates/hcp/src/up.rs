@@ -259,7 +259,7 @@ mod tests {
     fn every_daemon_config_parses_from_the_flags_hcp_up_passes() {
         let common: Vec<String> = ["--root", "/tmp/r", "--hosts", "/tmp/h"].iter().map(|s| s.to_string()).collect();
         let o: control_plane_observer::Config = config("control-plane-observer", &common).unwrap();
-        assert_eq!(o.root, PathBuf::from("/tmp/r"));
+        assert_eq!(o.common.root, PathBuf::from("/tmp/r"));
         let _: control_plane_supervisor::Config = config("control-plane-supervisor", &common).unwrap();
         let e: control_plane_executor::Config = config("control-plane-executor", &common).unwrap();
         assert_eq!(e.hosts, PathBuf::from("/tmp/h"));

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::name::validate_name;
 pub use crate::window::MaintenanceWindow;
 
+mod keys;
 mod validate;
 pub mod yaml;
 pub use validate::validate_url;

@@ -949,11 +949,7 @@ fn decide(
         if let Decision::Create { id, action, .. } = &fresh
             && *action != a.kind
         {
-            out.cancel.push(Cancel {
-                id: a.id.clone(),
-                reason: format!("{REPLACED}: the drift is now {} ({}), {id} is proposed instead", t.drift, t.trigger),
-                replaced_by: Some(id.clone()),
-            });
+            out.cancel.push(Cancel { id: a.id.clone(), reason: words::replaced_reason(t.drift, t.trigger, id), replaced_by: Some(id.clone()) });
             out.create.extend(scratch);
             return fresh;
         }
@@ -963,7 +959,7 @@ fn decide(
         id: a.id.clone(),
         drift: t.drift.as_str().to_owned(),
         trigger: t.trigger.to_owned(),
-        note: format!("drift changed: {} ({}) is now {} ({})", a.drift, a.trigger, t.drift, t.trigger),
+        note: words::drift_changed_note(a, t.drift, t.trigger),
     });
     Decision::AlreadyActive { id: a.id.clone(), state: a.state }
 }
@@ -1044,12 +1040,7 @@ fn decide_new(
         }
     }
 
-    let mut why = match (t.drift, tried.last()) {
-        (_, Some((prev, _))) => format!("{} ({}) persists after {prev} within the escalation window", t.drift, t.trigger),
-        (DriftKind::MissingService, None) => "service is desired but absent from world state".to_owned(),
-        (DriftKind::DiskPressure, None) => "node reports disk pressure high".to_owned(),
-        (_, None) => format!("service unhealthy: {}", t.trigger),
-    };
+    let mut why = words::why(t.drift, t.trigger, tried.last().map(|(prev, _)| prev.as_str()));
     let mut state = ActionState::Pending;
     let mut history = vec![HistoryEntry { state: ActionState::Pending, at: now, by: SUPERVISOR_BY.to_owned(), note: None }];
     if policy.auto_approve_low && kind.risk() == Risk::Low {
@@ -1062,10 +1053,10 @@ fn decide_new(
                 state: ActionState::Approved,
                 at: now,
                 by: "policy".to_owned(),
-                note: Some(format!("AUTO_APPROVE=low ({} of {} this hour for this target)", used + 1, policy.auto_approve_max_per_hour)),
+                note: Some(words::auto_approved_note(used + 1, policy.auto_approve_max_per_hour)),
             });
         } else {
-            why.push_str(&format!("; auto-approval cap of {} per hour reached, waiting for a person", policy.auto_approve_max_per_hour));
+            why.push_str(&words::auto_approve_cap_reached(policy.auto_approve_max_per_hour));
         }
     }
     history[0].note = Some(why.clone());
@@ -1153,7 +1144,7 @@ pub fn retry_action(drift: &crate::drift::DriftFile, id: &str, active: Option<Ac
         kinds.iter().find(|k| k.id(&d.node, d.service.as_deref()) == id).map(|k| (d, *k))
     });
     let Some((d, kind)) = found else { return Err(RetryRefused::NoDrift) };
-    let note = format!("proposed again by {by}: {} ({}) holds; it was {}: {}", d.kind, d.trigger, d.decision.as_str(), d.reason);
+    let note = words::retry_note(by, d);
     Ok(Action {
         id: id.to_owned(),
         kind,

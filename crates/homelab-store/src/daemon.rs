@@ -1,6 +1,19 @@
 //! What every daemon binary shares: logging setup and one shutdown token for Ctrl-C and SIGTERM.
 
+use std::path::PathBuf;
+
 use tokio_util::sync::CancellationToken;
+
+/// The data root when neither `--root` nor `HOMELAB_ROOT` names one: the deployment's.
+pub const DEFAULT_ROOT: &str = "/opt/homelab";
+
+/// The flags every daemon (and `hcp`) takes, flattened into its `Config`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct CommonArgs {
+    /// The data root.
+    #[arg(long, env = "HOMELAB_ROOT", default_value = DEFAULT_ROOT)]
+    pub root: PathBuf,
+}
 
 /// How log lines are written (`LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -135,7 +135,7 @@ pub fn approve(root: &Path, action: &Action) {
 /// The configuration a test starts from: `--once`, no verification, short timeouts.
 pub fn config(root: PathBuf, hosts: PathBuf) -> Config {
     Config {
-        root,
+        common: homelab_store::daemon::CommonArgs { root },
         hosts,
         once: true,
         dry_run: false,

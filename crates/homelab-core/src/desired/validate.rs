@@ -7,6 +7,7 @@ use std::fmt::Display;
 
 use serde_saphyr::{Location, Spanned};
 
+use super::keys::{auth_keys, check_keys, check_kinds, disk_keys, ssh_keys, window_keys};
 use super::yaml::{Node, raw};
 use super::*;
 
@@ -19,16 +20,9 @@ pub(super) struct Walker<'a> {
 }
 
 const TOP_KEYS: &[&str] = &["node", "ssh", "compose_command", "disk", "maintenance_windows", "services", "group", "groups"];
-const SSH_KEYS: &[&str] = &["host", "user", "port", "identity_file", "known_hosts", "docker_socket"];
-const DISK_KEYS: &[&str] = &["pressure_medium_pct", "pressure_high_pct", "mounts", "cleanup"];
-const WINDOW_KEYS: &[&str] = &["days", "start", "end"];
 const SERVICE_KEYS: &[&str] = &["compose_dir", "containers", "depends_on", "monitor", "checks"];
-const CHECK_KINDS: &[&str] = &["http", "tcp", "container", "exec", "systemd", "mqtt", "alert"];
-const HTTP_KEYS: &[&str] =
-    &["url", "expect_status", "body_contains", "basic_auth", "insecure_skip_verify", "timeout_secs", "failure_threshold", "success_threshold"];
 /// The largest `failure_threshold` / `success_threshold`: past that, a check would never flip.
 const MAX_THRESHOLD: u64 = 1000;
-const AUTH_KEYS: &[&str] = &["user", "password_env", "password_file"];
 
 fn example(kind: &str) -> &'static str {
     match kind {
@@ -40,19 +34,6 @@ fn example(kind: &str) -> &'static str {
         "mqtt" => "{ port: 1883 }",
         "alert" => "{ alertname: ProbeFailed }",
         _ => "{ … }",
-    }
-}
-
-fn keys_of(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "http" => HTTP_KEYS,
-        "tcp" => &["port", "host", "timeout_secs", "failure_threshold", "success_threshold"],
-        "container" => &["timeout_secs", "failure_threshold", "success_threshold"],
-        "exec" => &["container", "command", "timeout_secs", "failure_threshold", "success_threshold"],
-        "systemd" => &["unit", "timeout_secs", "failure_threshold", "success_threshold"],
-        "mqtt" => &["port", "host", "timeout_secs", "failure_threshold", "success_threshold"],
-        "alert" => &["alertname", "labels"],
-        _ => &[],
     }
 }
 
@@ -392,7 +373,7 @@ impl<'a> Walker<'a> {
     fn ssh(&mut self, n: &Spanned<Node>) -> Option<SshTarget> {
         let path = "ssh";
         let entries = self.map(n, path, "a mapping such as { host: 192.0.2.10, user: ops }")?;
-        self.known(entries, path, SSH_KEYS);
+        self.known(entries, path, ssh_keys());
         let host = self.req(entries, "host", path, loc(n), "192.0.2.10").and_then(|h| self.text(h, "ssh.host"));
         let port = Self::opt(entries, "port").and_then(|p| self.uint(p, "ssh.port", 1, 65535, "a port"));
         let user = self.opt_text(entries, "user", path);
@@ -405,7 +386,7 @@ impl<'a> Walker<'a> {
     fn disk(&mut self, n: &Spanned<Node>) -> Option<DiskSpec> {
         let path = "disk";
         let entries = self.map(n, path, "a mapping such as { pressure_high_pct: 90 }")?;
-        self.known(entries, path, DISK_KEYS);
+        self.known(entries, path, disk_keys());
         let pct = |w: &mut Self, name: &str| Self::opt(entries, name).and_then(|v| w.uint(v, &key(path, name), 1, 100, "a percentage")).map(|v| v as u8);
         let medium = pct(self, "pressure_medium_pct");
         let high = pct(self, "pressure_high_pct");
@@ -438,7 +419,7 @@ impl<'a> Walker<'a> {
 
     fn window(&mut self, n: &Spanned<Node>, path: &str) -> Option<MaintenanceWindow> {
         let entries = self.map(n, path, "a window such as { days: [sat, sun], start: \"02:00\", end: \"05:00\" }")?;
-        self.known(entries, path, WINDOW_KEYS);
+        self.known(entries, path, window_keys());
         let days = Self::opt(entries, "days").map(|d| self.text_list(d, &key(path, "days"), "days", "[sat, sun]"));
         let start = self.req(entries, "start", path, loc(n), "\"02:00\"").and_then(|s| self.text(s, &key(path, "start")));
         let end = self.req(entries, "end", path, loc(n), "\"05:00\"").and_then(|s| self.text(s, &key(path, "end")));
@@ -519,10 +500,10 @@ impl<'a> Walker<'a> {
     }
 
     fn check(&mut self, n: &Spanned<Node>, path: &str) -> Option<Check> {
-        let kinds = CHECK_KINDS.join(", ");
+        let kinds = check_kinds().join(", ");
         let entries = match &n.value {
             Node::Map(_) => self.map(n, path, "")?,
-            Node::Str(s) if CHECK_KINDS.contains(&s.as_str()) => {
+            Node::Str(s) if check_kinds().contains(&s.as_str()) => {
                 self.err(loc(n), path, format!("`{s}` needs its settings"), Some(format!("write `- {s}: {}`", example(s))));
                 return None;
             }
@@ -543,8 +524,8 @@ impl<'a> Walker<'a> {
             }
             [(k, v)] => (k, v),
             [first, rest @ ..] => {
-                let kinds_here: Vec<&str> = entries.iter().map(|(k, _)| k.value.as_str()).filter(|k| CHECK_KINDS.contains(k)).collect();
-                if let ([kind], Some((_, v))) = (kinds_here.as_slice(), entries.iter().find(|(k, _)| CHECK_KINDS.contains(&k.value.as_str())))
+                let kinds_here: Vec<&str> = entries.iter().map(|(k, _)| k.value.as_str()).filter(|k| check_kinds().contains(k)).collect();
+                if let ([kind], Some((_, v))) = (kinds_here.as_slice(), entries.iter().find(|(k, _)| check_kinds().contains(&k.value.as_str())))
                     && v.value == Node::Null
                 {
                     let fields: Vec<&str> = entries.iter().map(|(k, _)| k.value.as_str()).filter(|k| k != kind).collect();
@@ -567,8 +548,8 @@ impl<'a> Walker<'a> {
             }
         };
         let kind = kind_key.value.as_str();
-        if !CHECK_KINDS.contains(&kind) {
-            let hint = match closest(kind, CHECK_KINDS) {
+        if !check_kinds().contains(&kind) {
+            let hint = match closest(kind, check_kinds()) {
                 Some(c) => format!("did you mean `{c}`?"),
                 None => "see the checks in docs/configuration.md".to_owned(),
             };
@@ -578,7 +559,7 @@ impl<'a> Walker<'a> {
         let path = key(path, kind);
         let shape = format!("the settings of a {kind} check, e.g. `{kind}: {}`", example(kind));
         let entries = self.map(value, &path, &shape)?;
-        self.known(entries, &path, keys_of(kind));
+        self.known(entries, &path, check_keys(kind));
         let before = self.errors.len();
         let place = loc(value);
         let timeout = |w: &mut Self| Self::opt(entries, "timeout_secs").and_then(|t| w.secs(t, &key(&path, "timeout_secs")));
@@ -703,7 +684,7 @@ impl<'a> Walker<'a> {
 
     fn basic_auth(&mut self, n: &Spanned<Node>, path: &str) -> Option<BasicAuth> {
         let entries = self.map(n, path, "a mapping such as { user: admin, password_env: ADMIN_PW }")?;
-        self.known(entries, path, AUTH_KEYS);
+        self.known(entries, path, auth_keys());
         let user = self.req(entries, "user", path, loc(n), "admin").and_then(|u| self.text(u, &key(path, "user")));
         let password_env = self.opt_text(entries, "password_env", path);
         let password_file = self.opt_text(entries, "password_file", path);

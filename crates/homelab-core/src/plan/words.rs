@@ -5,9 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Decision, DriftDecision, DriftKind, Plan, Policy};
+use super::{Decision, DriftDecision, DriftKind, Plan, Policy, REPLACED};
 use crate::Timestamp;
-use crate::action::ActionState;
+use crate::action::{Action, ActionState};
+use crate::drift::DriftEntry;
 use crate::silence::Silence;
 
 impl fmt::Display for Decision {
@@ -158,4 +159,40 @@ impl fmt::Display for Plan {
 /// The cancel reason of a pending action a silence mutes.
 pub(super) fn silenced_cancel(s: &Silence) -> String {
     format!("silenced: {} muted by {} until {} ({}), silence {}", s.target(), s.created_by, crate::rfc3339(s.end()), s.reason, s.id)
+}
+
+/// The cancel reason of a pending action replaced by `id` of another type.
+pub(super) fn replaced_reason(drift: DriftKind, trigger: &str, id: &str) -> String {
+    format!("{REPLACED}: the drift is now {drift} ({trigger}), {id} is proposed instead")
+}
+
+/// The history note of a pending action whose drift changed under it.
+pub(super) fn drift_changed_note(a: &Action, drift: DriftKind, trigger: &str) -> String {
+    format!("drift changed: {} ({}) is now {drift} ({trigger})", a.drift, a.trigger)
+}
+
+/// Why a new action is proposed (its first history note): the drift, or that it persists
+/// after `prev` ran.
+pub(super) fn why(drift: DriftKind, trigger: &str, prev: Option<&str>) -> String {
+    match (drift, prev) {
+        (_, Some(prev)) => format!("{drift} ({trigger}) persists after {prev} within the escalation window"),
+        (DriftKind::MissingService, None) => "service is desired but absent from world state".to_owned(),
+        (DriftKind::DiskPressure, None) => "node reports disk pressure high".to_owned(),
+        (_, None) => format!("service unhealthy: {trigger}"),
+    }
+}
+
+/// The history note of an approval by policy: the `nth` of at most `max` this hour.
+pub(super) fn auto_approved_note(nth: usize, max: u32) -> String {
+    format!("AUTO_APPROVE=low ({nth} of {max} this hour for this target)")
+}
+
+/// Added to `why` when the hourly auto-approval cap is reached.
+pub(super) fn auto_approve_cap_reached(max: u32) -> String {
+    format!("; auto-approval cap of {max} per hour reached, waiting for a person")
+}
+
+/// The history note of an action an operator proposes again.
+pub(super) fn retry_note(by: &str, d: &DriftEntry) -> String {
+    format!("proposed again by {by}: {} ({}) holds; it was {}: {}", d.kind, d.trigger, d.decision.as_str(), d.reason)
 }
