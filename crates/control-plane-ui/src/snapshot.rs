@@ -520,127 +520,17 @@ impl Snapshot {
         // Unknown desired state (no hosts/, or a broken file with no last good version) never
         // reads as "not desired".
         let unknown = |node: &str| desired.is_none() || unknown_nodes.contains(node);
-        let mut nodes = BTreeMap::new();
-        let node_files = nodes_file.as_ref().map(|n| n.nodes.clone()).unwrap_or_default();
-        for (name, n) in &node_files {
-            let up = n.last_seen.is_some_and(|seen| now.signed_duration_since(seen).to_std().unwrap_or_default() <= stale_after);
-            nodes.insert(
-                name.clone(),
-                NodeSummary {
-                    status: if up { "up" } else { "stale" },
-                    last_seen: n.last_seen.map(rfc3339),
-                    disk_pressure: n.disk_pressure,
-                    agent_version: n.agent_version.clone(),
-                    desired: wanted.contains_key(name) || unknown_nodes.contains(name),
-                },
-            );
-        }
-        for name in wanted.keys() {
-            nodes.entry(name.clone()).or_insert(NodeSummary { status: "stale", last_seen: None, disk_pressure: None, agent_version: None, desired: true });
-        }
-        let world_generated_at = services_file.as_ref().map(|s| rfc3339(s.generated_at));
-        let mut services: BTreeMap<String, BTreeMap<String, ServiceSummary>> = BTreeMap::new();
-        for (node, svcs) in services_file.as_ref().map(|s| s.services.clone()).unwrap_or_default() {
-            let entry = services.entry(node.clone()).or_default();
-            for (name, s) in svcs {
-                let desired = unknown(&node) || wanted.get(&node).is_some_and(|w| w.contains(&name));
-                entry.insert(
-                    name,
-                    ServiceSummary {
-                        status: s.status,
-                        reason: s.reason,
-                        detail: s.detail,
-                        since: rfc3339(s.since),
-                        last_event_at: rfc3339(s.last_event_at),
-                        last_event_id: s.last_event_id.to_string(),
-                        consecutive_failures: s.consecutive_failures,
-                        desired,
-                    },
-                );
-            }
-        }
+        let nodes = node_summaries(nodes_file.as_ref(), &wanted, &unknown_nodes, stale_after, now);
+        let services = service_summaries(services_file.as_ref(), &wanted, unknown);
         let drift: Vec<Drift> = drift_file.as_ref().map(|f| f.drifts.iter().map(Drift::of).collect()).unwrap_or_default();
         let drift_report = report.unwrap_or_else(|| self::drift_report(drift_file.as_ref(), None));
-
-        let summarize = |a: &Action| ActionSummary {
-            id: a.id.clone(),
-            kind: a.kind.as_str().to_owned(),
-            risk: a.risk,
-            state: a.state,
-            node: a.node.clone(),
-            service: a.service.clone(),
-            drift: a.drift.clone(),
-            trigger: a.trigger.clone(),
-            root_cause: a.root_cause.clone(),
-            created_at: rfc3339(a.created_at),
-            updated_at: rfc3339(a.updated_at),
-            last_by: a.history.last().map(|h| h.by.clone()),
-            last_note: a.history.last().and_then(|h| h.note.clone()),
-            verified: a.result.as_ref().and_then(|r| r.verified),
-        };
-        let list = |s: ActionState| actions.get(&s).map(|v| v.iter().map(summarize).collect::<Vec<_>>()).unwrap_or_default();
-        let mut terminal: Vec<&Action> = ActionState::ALL.iter().filter(|s| s.is_terminal()).flat_map(|s| actions.get(s).into_iter().flatten()).collect();
-        terminal.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
-        let by_state = ActionsByState {
-            pending: list(ActionState::Pending),
-            approved: list(ActionState::Approved),
-            running: list(ActionState::Running),
-            recent: terminal.iter().take(RECENT_TERMINAL).map(|a| summarize(a)).collect(),
-        };
-
-        let mut action_log: Vec<ActionLogEntry> = actions
-            .values()
-            .flatten()
-            .flat_map(|a| {
-                let last = a.history.len().saturating_sub(1);
-                a.history.iter().enumerate().map(move |(i, h)| ActionLogEntry {
-                    at: h.at,
-                    id: a.id.clone(),
-                    kind: a.kind,
-                    node: a.node.clone(),
-                    service: a.service.clone(),
-                    state: h.state,
-                    by: h.by.clone(),
-                    note: h.note.clone(),
-                    verified: if i == last { a.result.as_ref().and_then(|r| r.verified) } else { None },
-                })
-            })
-            .collect();
-        action_log.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.id.cmp(&b.id)));
-        action_log.truncate(ACTION_LOG);
-
-        let mut approvals_by_channel = BTreeMap::new();
-        for a in actions.values().flatten() {
-            for h in a.history.iter().filter(|h| h.state == ActionState::Approved) {
-                let channel = h.by.split(':').next().unwrap_or("unknown").to_owned();
-                *approvals_by_channel.entry(channel).or_insert(0) += 1;
-            }
-        }
-
-        let daemons = heartbeats
-            .iter()
-            .map(|(name, hb)| {
-                let d = match hb {
-                    Some(hb) => DaemonSummary {
-                        started_at: Some(rfc3339(hb.started_at)),
-                        last_loop_at: Some(rfc3339(hb.last_loop_at)),
-                        interval_secs: Some(hb.interval_secs),
-                        stopped: hb.is_stopped(now),
-                    },
-                    None => DaemonSummary { started_at: None, last_loop_at: None, interval_secs: None, stopped: true },
-                };
-                (name.clone(), d)
-            })
-            .collect();
-
-        let all_services = services.values().flat_map(|m| m.values());
         let counts = Counts {
             nodes: nodes.len(),
             nodes_up: nodes.values().filter(|n| n.status == "up").count(),
             nodes_stale: nodes.values().filter(|n| n.status != "up").count(),
             services: services.values().map(|m| m.len()).sum(),
-            services_healthy: all_services.clone().filter(|s| s.status == ServiceStatus::Healthy).count(),
-            services_unhealthy: all_services.filter(|s| s.status == ServiceStatus::Unhealthy).count(),
+            services_healthy: services.values().flat_map(|m| m.values()).filter(|s| s.status == ServiceStatus::Healthy).count(),
+            services_unhealthy: services.values().flat_map(|m| m.values()).filter(|s| s.status == ServiceStatus::Unhealthy).count(),
             services_desired: wanted.values().map(BTreeSet::len).sum(),
             services_not_reporting: wanted.iter().map(|(n, set)| set.iter().filter(|sv| !services.get(n).is_some_and(|m| m.contains_key(*sv))).count()).sum(),
             drift: drift.len(),
@@ -650,14 +540,14 @@ impl Snapshot {
         };
         let summary = Summary {
             version: 1,
-            world_generated_at,
+            world_generated_at: services_file.as_ref().map(|s| rfc3339(s.generated_at)),
             nodes,
             services,
             drift,
             drift_report,
-            actions: by_state,
+            actions: actions_by_state(&actions),
             counts,
-            daemons,
+            daemons: daemon_summaries(&heartbeats, now),
             config_errors,
             quarantine: QuarantineSummary {
                 count: quarantine.count(),
@@ -666,27 +556,170 @@ impl Snapshot {
             errors,
         };
         let summary_json = axum::body::Bytes::from(serde_json::to_vec(&summary).expect("summary serializes"));
-        let etag = etag_of(&summary_json);
-        let summary_gzip = gzip(&summary_json);
-        let markdown = markdown(&summary);
-        let quarantine_by_kind = quarantine.by_kind;
         Snapshot {
             built_at: now,
+            etag: etag_of(&summary_json),
+            summary_gzip: gzip(&summary_json),
+            markdown: markdown(&summary),
             summary,
             summary_json,
-            summary_gzip,
-            etag,
-            markdown,
             heartbeats,
-            approvals_by_channel,
+            approvals_by_channel: approvals_by_channel(&actions),
             desired,
-            quarantine_by_kind,
+            quarantine_by_kind: quarantine.by_kind,
             services_file,
             nodes_file,
             drift_file,
-            action_log,
+            action_log: action_log(&actions),
         }
     }
+}
+
+/// One row per node world state knows and per node desired state names (those never seen are
+/// stale).
+fn node_summaries(
+    nodes_file: Option<&NodesFile>,
+    wanted: &BTreeMap<String, BTreeSet<String>>,
+    unknown_nodes: &BTreeSet<String>,
+    stale_after: Duration,
+    now: Timestamp,
+) -> BTreeMap<String, NodeSummary> {
+    let mut nodes = BTreeMap::new();
+    for (name, n) in nodes_file.map(|n| &n.nodes).into_iter().flatten() {
+        let up = n.last_seen.is_some_and(|seen| now.signed_duration_since(seen).to_std().unwrap_or_default() <= stale_after);
+        nodes.insert(
+            name.clone(),
+            NodeSummary {
+                status: if up { "up" } else { "stale" },
+                last_seen: n.last_seen.map(rfc3339),
+                disk_pressure: n.disk_pressure,
+                agent_version: n.agent_version.clone(),
+                desired: wanted.contains_key(name) || unknown_nodes.contains(name),
+            },
+        );
+    }
+    for name in wanted.keys() {
+        nodes.entry(name.clone()).or_insert(NodeSummary { status: "stale", last_seen: None, disk_pressure: None, agent_version: None, desired: true });
+    }
+    nodes
+}
+
+/// World state's services per node, each marked desired or not (`unknown(node)`: desired
+/// state of that node is not known, so it counts as desired).
+fn service_summaries(
+    services_file: Option<&ServicesFile>,
+    wanted: &BTreeMap<String, BTreeSet<String>>,
+    unknown: impl Fn(&str) -> bool,
+) -> BTreeMap<String, BTreeMap<String, ServiceSummary>> {
+    let mut services: BTreeMap<String, BTreeMap<String, ServiceSummary>> = BTreeMap::new();
+    for (node, svcs) in services_file.map(|s| &s.services).into_iter().flatten() {
+        let entry = services.entry(node.clone()).or_default();
+        for (name, s) in svcs {
+            let desired = unknown(node) || wanted.get(node).is_some_and(|w| w.contains(name));
+            entry.insert(
+                name.clone(),
+                ServiceSummary {
+                    status: s.status,
+                    reason: s.reason.clone(),
+                    detail: s.detail.clone(),
+                    since: rfc3339(s.since),
+                    last_event_at: rfc3339(s.last_event_at),
+                    last_event_id: s.last_event_id.to_string(),
+                    consecutive_failures: s.consecutive_failures,
+                    desired,
+                },
+            );
+        }
+    }
+    services
+}
+
+fn action_summary(a: &Action) -> ActionSummary {
+    ActionSummary {
+        id: a.id.clone(),
+        kind: a.kind.as_str().to_owned(),
+        risk: a.risk,
+        state: a.state,
+        node: a.node.clone(),
+        service: a.service.clone(),
+        drift: a.drift.clone(),
+        trigger: a.trigger.clone(),
+        root_cause: a.root_cause.clone(),
+        created_at: rfc3339(a.created_at),
+        updated_at: rfc3339(a.updated_at),
+        last_by: a.history.last().map(|h| h.by.clone()),
+        last_note: a.history.last().and_then(|h| h.note.clone()),
+        verified: a.result.as_ref().and_then(|r| r.verified),
+    }
+}
+
+/// Active actions by state, and the most recently finished ones.
+fn actions_by_state(actions: &BTreeMap<ActionState, Vec<Action>>) -> ActionsByState {
+    let list = |s: ActionState| actions.get(&s).map(|v| v.iter().map(action_summary).collect::<Vec<_>>()).unwrap_or_default();
+    let mut terminal: Vec<&Action> = ActionState::ALL.iter().filter(|s| s.is_terminal()).flat_map(|s| actions.get(s).into_iter().flatten()).collect();
+    terminal.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
+    ActionsByState {
+        pending: list(ActionState::Pending),
+        approved: list(ActionState::Approved),
+        running: list(ActionState::Running),
+        recent: terminal.iter().take(RECENT_TERMINAL).map(|a| action_summary(a)).collect(),
+    }
+}
+
+/// Every history entry of every action, newest first, at most [`ACTION_LOG`].
+fn action_log(actions: &BTreeMap<ActionState, Vec<Action>>) -> Vec<ActionLogEntry> {
+    let mut log: Vec<ActionLogEntry> = actions
+        .values()
+        .flatten()
+        .flat_map(|a| {
+            let last = a.history.len().saturating_sub(1);
+            a.history.iter().enumerate().map(move |(i, h)| ActionLogEntry {
+                at: h.at,
+                id: a.id.clone(),
+                kind: a.kind,
+                node: a.node.clone(),
+                service: a.service.clone(),
+                state: h.state,
+                by: h.by.clone(),
+                note: h.note.clone(),
+                verified: if i == last { a.result.as_ref().and_then(|r| r.verified) } else { None },
+            })
+        })
+        .collect();
+    log.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.id.cmp(&b.id)));
+    log.truncate(ACTION_LOG);
+    log
+}
+
+/// How many approvals each channel gave (`ui`, `api`, `telegram`, `cli`, …: the part of
+/// `history[].by` before the colon).
+fn approvals_by_channel(actions: &BTreeMap<ActionState, Vec<Action>>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for a in actions.values().flatten() {
+        for h in a.history.iter().filter(|h| h.state == ActionState::Approved) {
+            let channel = h.by.split(':').next().unwrap_or("unknown").to_owned();
+            *out.entry(channel).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+fn daemon_summaries(heartbeats: &BTreeMap<String, Option<Heartbeat>>, now: Timestamp) -> BTreeMap<String, DaemonSummary> {
+    heartbeats
+        .iter()
+        .map(|(name, hb)| {
+            let d = match hb {
+                Some(hb) => DaemonSummary {
+                    started_at: Some(rfc3339(hb.started_at)),
+                    last_loop_at: Some(rfc3339(hb.last_loop_at)),
+                    interval_secs: Some(hb.interval_secs),
+                    stopped: hb.is_stopped(now),
+                },
+                None => DaemonSummary { started_at: None, last_loop_at: None, interval_secs: None, stopped: true },
+            };
+            (name.clone(), d)
+        })
+        .collect()
 }
 
 /// What the drift section says about where its rows come from.
