@@ -14,6 +14,7 @@ pub mod auth;
 pub mod history;
 pub mod metrics;
 pub mod oidc;
+pub mod openapi;
 pub mod pages;
 pub mod silences;
 pub mod snapshot;

@@ -32,13 +32,15 @@ pub const DEFAULT_NODE_LABELS: &[&str] = &["node", "instance"];
 pub const DEFAULT_SERVICE_LABELS: &[&str] = &["service", "container", "job"];
 
 /// Alertmanager's webhook body (the fields used here).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub alerts: Vec<Alert>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
+    /// `firing` or `resolved`; anything else refuses the whole body.
+    #[schema(pattern = "^(firing|resolved)$")]
     pub status: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,

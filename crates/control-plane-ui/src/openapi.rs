@@ -1,0 +1,75 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations (paths,
+//! parameters, status codes, security) and the request and response types (`utoipa::ToSchema`).
+//! How to document a new endpoint: docs/api.md.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{api, silences};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "homelab control plane UI API",
+        version = "1",
+        description = "Every error answers JSON `{\"error\": …}` (also 404 for an unknown path, 405, and 413 for a body over 2 MiB). Reads are open unless SUMMARY_TOKEN is set; then they need it, the UI token, an API token, a session or a trusted proxy user (else 401). See docs/api.md."
+    ),
+    servers((url = "/", description = "under BASE_PATH when set")),
+    paths(
+        api::healthz,
+        openapi_json,
+        api::summary,
+        api::summary_md,
+        api::metrics,
+        api::world,
+        api::list_actions,
+        api::get_action,
+        api::approve,
+        api::reject,
+        api::retry,
+        api::ingest,
+        api::alertmanager,
+        silences::list,
+        silences::create,
+        silences::expire,
+        api::audit_log,
+        api::check_now,
+    ),
+    modifiers(&SecuritySchemes)
+)]
+pub struct ApiDoc;
+
+/// The four ways to authenticate that operations name in their `security`.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let bearer = |what: &str| {
+            let mut h = Http::new(HttpAuthScheme::Bearer);
+            h.description = Some(what.to_owned());
+            SecurityScheme::Http(h)
+        };
+        components.add_security_scheme("bearer", bearer("UI_TOKEN, a user's API token (hcpt_…), or SUMMARY_TOKEN for reads"));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "hcp_session",
+                "browser session from the login form; mutations also need the X-CSRF-Token header",
+            ))),
+        );
+        components.add_security_scheme("agent", bearer("the node's ingest token (state/secrets/agent_tokens.json or AGENT_TOKENS)"));
+        components.add_security_scheme("alertmanager", bearer("ALERTMANAGER_TOKEN"));
+    }
+}
+
+/// The OpenAPI document as JSON (generated anew on each call; [`DOCUMENT`] keeps one).
+pub fn generate() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+}
+
+/// This document (always open).
+#[utoipa::path(get, path = "/api/v1/openapi.json", summary = "this document (always open)", security(()),
+    responses((status = 200, description = "the OpenAPI document", body = Object)))]
+#[allow(dead_code)]
+async fn openapi_json() {}
