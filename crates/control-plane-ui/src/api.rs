@@ -1,5 +1,6 @@
 // tidy: long file: every /api/v1 handler, /summary, /metrics and the OpenAPI document in one file, not yet split by resource.
-//! The JSON API, `/summary`, `/summary.md`, `/metrics`, `/healthz` and the OpenAPI document.
+//! The JSON API, `/summary`, `/summary.md`, `/metrics` and `/healthz`, each handler with its
+//! `#[utoipa::path]` (the OpenAPI document is built from those: `crate::openapi`).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -21,9 +22,6 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::{Operator, Refusal};
 
-/// The OpenAPI 3 document, written by hand next to this file.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
 /// At most this many events in one ingest request.
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
@@ -39,7 +37,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/summary", get(summary))
         .route("/summary.md", get(summary_md))
         .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/world", get(world))
         .route("/api/v1/actions", get(list_actions))
         .route("/api/v1/actions/{id}", get(get_action))
@@ -108,7 +105,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
-        ApiError { status, body: json!({ "error": message.to_string() }) }
+        ApiError::with(status, ErrorBody { error: message.to_string() })
+    }
+
+    /// An error answer with one of the documented bodies ([`ErrorBody`], [`CodedError`], …).
+    pub fn with(status: StatusCode, body: impl Serialize) -> ApiError {
+        ApiError { status, body: serde_json::to_value(body).unwrap_or_else(|e| json!({ "error": e.to_string() })) }
     }
 
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -149,7 +151,7 @@ pub fn storage_unavailable(e: &std::io::Error) -> Option<&'static str> {
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> ApiError {
         match r.retry_after() {
-            Some(s) => ApiError { status: r.status(), body: json!({ "error": r.to_string(), "retry_after": s }) },
+            Some(s) => ApiError::with(r.status(), RateLimited { error: r.to_string(), retry_after: Some(s) }),
             None => ApiError::new(r.status(), &r),
         }
     }
@@ -159,35 +161,29 @@ impl From<DecideError> for ApiError {
     fn from(e: DecideError) -> ApiError {
         match &e {
             DecideError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, &e),
-            DecideError::NotPending { state, .. } => ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "state": state }) },
+            DecideError::NotPending { state, .. } => ApiError::with(StatusCode::CONFLICT, Conflict { error: e.to_string(), state: *state }),
             DecideError::Store(_) => match e.io().filter(|io| storage_unavailable(io).is_some()) {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
             },
-            DecideError::Forbidden(_) => ApiError { status: StatusCode::FORBIDDEN, body: json!({ "error": e.to_string(), "code": "forbidden" }) },
+            DecideError::Forbidden(_) => ApiError::with(StatusCode::FORBIDDEN, CodedError { error: e.to_string(), code: Some(ErrorCode::Forbidden) }),
         }
     }
 }
 
 impl From<RetryError> for ApiError {
     fn from(e: RetryError) -> ApiError {
-        let conflict = |code: &str, extra: serde_json::Value| {
-            let mut body = json!({ "error": e.to_string(), "code": code });
-            if let (Some(b), serde_json::Value::Object(x)) = (body.as_object_mut(), extra) {
-                b.extend(x);
-            }
-            ApiError { status: StatusCode::CONFLICT, body }
-        };
+        let conflict = |code, state| ApiError::with(StatusCode::CONFLICT, RetryConflict { error: e.to_string(), code, state });
         match &e {
-            RetryError::Active { state, .. } => conflict("active", json!({ "state": state })),
-            RetryError::NoDrift { .. } => conflict("no_drift", json!({})),
-            RetryError::NotReported { .. } => conflict("drift_not_reported", json!({})),
-            RetryError::DriftUnreadable { .. } => conflict("drift_unreadable", json!({})),
+            RetryError::Active { state, .. } => conflict(RetryCode::Active, Some(*state)),
+            RetryError::NoDrift { .. } => conflict(RetryCode::NoDrift, None),
+            RetryError::NotReported { .. } => conflict(RetryCode::DriftNotReported, None),
+            RetryError::DriftUnreadable { .. } => conflict(RetryCode::DriftUnreadable, None),
             RetryError::Store(_) => match e.io().filter(|io| storage_unavailable(io).is_some()) {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
             },
-            RetryError::Forbidden(_) => ApiError { status: StatusCode::FORBIDDEN, body: json!({ "error": e.to_string(), "code": "forbidden" }) },
+            RetryError::Forbidden(_) => ApiError::with(StatusCode::FORBIDDEN, CodedError { error: e.to_string(), code: Some(ErrorCode::Forbidden) }),
         }
     }
 }
@@ -293,6 +289,7 @@ pub enum ErrorCode {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CodedError {
     pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<ErrorCode>,
 }
 
@@ -407,10 +404,8 @@ pub enum WriteErrors {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorldAnswer<'a> {
     /// `world/services.json` (or its last good copy; `null` before the observer wrote it).
-    #[schema(value_type = Option<Object>)]
     pub services: &'a Option<homelab_core::world::ServicesFile>,
     /// `world/nodes.json` (or its last good copy; `null` before the observer wrote it).
-    #[schema(value_type = Option<Object>)]
     pub nodes: &'a Option<homelab_core::world::NodesFile>,
     /// Those of the two that do not parse.
     pub errors: Vec<&'a crate::snapshot::FileError>,
@@ -560,10 +555,6 @@ async fn metrics(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
-}
-
 #[utoipa::path(get, path = "/api/v1/world",
     summary = "the two world files, world/services.json and world/nodes.json, each on its own: a file that does not parse is its last good copy (or null) and is named in `errors`",
     security((), ("bearer" = []), ("session" = [])),
@@ -648,21 +639,21 @@ async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: Hea
     match lookup_action(&state, &id).await? {
         Lookup::Found(found) => Ok(Json(found.action)),
         Lookup::Missing(quarantined) if quarantined.is_empty() => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}"))),
-        Lookup::Missing(quarantined) => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            body: json!({
-                "error": format!("no readable action {id}: its file was quarantined ({}); see the reason", quarantined[0].file),
-                "quarantine": quarantined,
-            }),
-        }),
-        Lookup::Unreadable(reason) => Err(ApiError {
-            status: StatusCode::CONFLICT,
-            body: json!({
-                "error": format!("the file of action {id} does not parse: {reason}; it is listed under errors in /summary until it is fixed or quarantined"),
-                "code": "unreadable",
-                "reason": reason,
-            }),
-        }),
+        Lookup::Missing(quarantined) => Err(ApiError::with(
+            StatusCode::NOT_FOUND,
+            NotFoundQuarantined {
+                error: format!("no readable action {id}: its file was quarantined ({}); see the reason", quarantined[0].file),
+                quarantine: Some(quarantined),
+            },
+        )),
+        Lookup::Unreadable(reason) => Err(ApiError::with(
+            StatusCode::CONFLICT,
+            Unreadable {
+                error: format!("the file of action {id} does not parse: {reason}; it is listed under errors in /summary until it is fixed or quarantined"),
+                code: UnreadableCode::Unreadable,
+                reason,
+            },
+        )),
     }
 }
 
@@ -797,7 +788,7 @@ pub struct RejectBody {
 #[utoipa::path(post, path = "/api/v1/actions/{id}/reject", summary = "reject a pending action with an optional reason",
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
-    request_body(content = Option<RejectBody>, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole (control characters become spaces); a longer reason is refused with 422, never cut"),
+    request_body(content = RejectBody, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole (control characters become spaces); a longer reason is refused with 422, never cut"),
     responses(
         (status = 200, description = "the action", body = homelab_core::Action),
         (status = 400, description = "an invalid id or body", body = ErrorBody),
@@ -822,10 +813,10 @@ async fn reject(
     };
     // A reason is kept whole or refused: never cut silently.
     if let Some(n) = body.reason.as_deref().map(|r| r.chars().count()).filter(|n| *n > MAX_REASON_CHARS) {
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: json!({ "error": format!("reason is {n} characters long; at most {MAX_REASON_CHARS}: shorten it"), "code": "reason_too_long" }),
-        });
+        return Err(ApiError::with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            CodedError { error: format!("reason is {n} characters long; at most {MAX_REASON_CHARS}: shorten it"), code: Some(ErrorCode::ReasonTooLong) },
+        ));
     }
     Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::Reject { reason: body.reason }).await?))
 }
@@ -848,15 +839,10 @@ fn node_for_token(state: &AppState, token: &str) -> std::io::Result<Option<Strin
 fn clock_sane(state: &AppState, index: usize, event: &Event, now: chrono::DateTime<chrono::Utc>) -> ApiResult<()> {
     homelab_core::event::clock_check(event.ts, now, state.max_clock_skew, state.max_event_age).map_err(|e| {
         tracing::warn!(node = %event.node, id = %event.id, ts = %homelab_core::rfc3339(event.ts), code = e.code, "event refused: {}", e.message);
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: json!({
-                "error": format!("event {index}: {}: {}", e.code, e.message),
-                "code": e.code,
-                "index": index,
-                "id": event.id,
-            }),
-        }
+        ApiError::with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ClockError { error: format!("event {index}: {}: {}", e.code, e.message), code: e.code, index, id: event.id },
+        )
     })
 }
 

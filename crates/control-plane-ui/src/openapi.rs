@@ -1,11 +1,18 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations (paths,
 //! parameters, status codes, security) and the request and response types (`utoipa::ToSchema`).
+//! Built once when the router is built and served from memory at `/api/v1/openapi.json`.
 //! How to document a new endpoint: docs/api.md.
 
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, silences};
+use crate::{AppState, api, silences};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,7 +42,7 @@ use crate::{api, silences};
         api::audit_log,
         api::check_now,
     ),
-    modifiers(&SecuritySchemes)
+    modifiers(&SecuritySchemes, &OptionalBodies)
 )]
 pub struct ApiDoc;
 
@@ -63,13 +70,37 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Bodies a handler also accepts empty (reject: no reason). utoipa says "not required" only with
+/// `Option<T>`, which would also allow a JSON `null` the handler refuses; so the body is `T` and
+/// marked not required here.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let reject = doc.paths.paths.get_mut("/api/v1/actions/{id}/reject").and_then(|p| p.post.as_mut());
+        if let Some(utoipa::openapi::RefOr::T(body)) = reject.and_then(|op| op.request_body.as_mut()) {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
+
 /// The OpenAPI document as JSON (generated anew on each call; [`DOCUMENT`] keeps one).
 pub fn generate() -> String {
     ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
 }
 
+/// The document served, generated once.
+pub static DOCUMENT: LazyLock<String> = LazyLock::new(generate);
+
+/// `GET /api/v1/openapi.json`; the document is generated here, when the router is built.
+pub fn routes() -> Router<Arc<AppState>> {
+    LazyLock::force(&DOCUMENT);
+    Router::new().route("/api/v1/openapi.json", get(openapi_json))
+}
+
 /// This document (always open).
 #[utoipa::path(get, path = "/api/v1/openapi.json", summary = "this document (always open)", security(()),
     responses((status = 200, description = "the OpenAPI document", body = Object)))]
-#[allow(dead_code)]
-async fn openapi_json() {}
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str()).into_response()
+}

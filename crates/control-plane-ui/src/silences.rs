@@ -19,10 +19,9 @@ use axum::routing::{get, post};
 use homelab_core::silence::Silence;
 use homelab_ops::{NewSilence, SilenceError};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::AppState;
-use crate::api::{ApiError, CodedError, ErrorBody, FORBIDDEN_WRITE, Peer, ReadErrors, WriteErrors};
+use crate::api::{ApiError, CodedError, ErrorBody, ErrorCode, FORBIDDEN_WRITE, Peer, ReadErrors, WriteErrors};
 use crate::auth::Operator;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -70,7 +69,7 @@ fn api_error(e: SilenceError) -> ApiError {
     match e {
         SilenceError::BadInput(why) => ApiError::new(StatusCode::BAD_REQUEST, why),
         e @ SilenceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e),
-        SilenceError::Ended(why) => ApiError { status: StatusCode::CONFLICT, body: json!({ "error": why, "code": "ended" }) },
+        SilenceError::Ended(why) => ApiError::with(StatusCode::CONFLICT, CodedError { error: why, code: Some(ErrorCode::Ended) }),
         SilenceError::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, why),
         SilenceError::Store(io) => ApiError::write_failed(&io),
     }

@@ -40,12 +40,21 @@ pub struct Webhook {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// `firing` or `resolved`; anything else refuses the whole body.
-    #[schema(pattern = "^(firing|resolved)$")]
+    #[schema(schema_with = alert_status)]
     pub status: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// The OpenAPI schema of [`Alert::status`]: a string, one of the two Alertmanager sends.
+fn alert_status() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["firing", "resolved"]))
+        .description(Some("`firing` or `resolved`; anything else refuses the whole body."))
+        .build()
 }
 
 /// What became of one alert.
