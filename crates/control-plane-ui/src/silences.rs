@@ -98,7 +98,7 @@ pub async fn listing(state: &Arc<AppState>) -> Result<Vec<Silence>, ApiError> {
     Ok(all.into_iter().filter(|s| s.is_kept(now)).collect())
 }
 
-#[utoipa::path(get, path = "/api/v1/silences", summary = "active silences and those ended within a week, newest first",
+#[utoipa::path(get, path = "/api/v1/silences", operation_id = "list_silences", summary = "active silences and those ended within a week, newest first",
     security((), ("bearer" = []), ("session" = [])),
     responses((status = 200, description = "silences", body = SilenceList), ReadErrors))]
 async fn list(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> Result<Json<SilenceList>, ApiError> {
@@ -108,7 +108,7 @@ async fn list(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap
     Ok(Json(SilenceList { silences }))
 }
 
-#[utoipa::path(post, path = "/api/v1/silences", summary = "mute a node, a service or an action type for a while",
+#[utoipa::path(post, path = "/api/v1/silences", operation_id = "add_silence", summary = "mute a node, a service or an action type for a while",
     security(("bearer" = []), ("session" = [])),
     request_body = NewSilenceBody,
     responses(
@@ -129,7 +129,7 @@ async fn create(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
     Ok((StatusCode::CREATED, Json(s)).into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/silences/{id}/expire", summary = "end a silence now",
+#[utoipa::path(post, path = "/api/v1/silences/{id}/expire", operation_id = "expire_silence", summary = "end a silence now",
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "silence id: `s-<time>-<hex>`", pattern = r"^s-[0-9A-Za-z.-]{1,38}$", max_length = 40)),
     responses(

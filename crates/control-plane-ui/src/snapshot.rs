@@ -90,6 +90,7 @@ pub struct QuarantineSummary {
     /// dot-files are not counted.
     pub count: usize,
     /// The newest, newest first, at most [`RECENT_QUARANTINE`].
+    #[schema(max_items = 20)]
     pub recent: Vec<QuarantinedFile>,
 }
 

@@ -74,6 +74,8 @@ fn generated_document_has_every_operation_and_status() {
         let name = schema.as_str().and_then(|r| r.strip_prefix("#/components/schemas/")).unwrap_or_else(|| panic!("{method} {path} {status}: {schema}"));
         assert!(schemas[name]["required"].as_array().unwrap().iter().any(|f| f == "error"), "{method} {path} {status}: {name}");
     }
+    let recent = &schemas["QuarantineSummary"]["properties"]["recent"]["maxItems"];
+    assert_eq!(recent.as_u64(), Some(control_plane_ui::snapshot::RECENT_QUARANTINE as u64), "#[schema(max_items)] of QuarantineSummary::recent");
     for scheme in ["bearer", "session", "agent", "alertmanager"] {
         assert!(doc["components"]["securitySchemes"][scheme].is_object(), "{scheme}");
     }
