@@ -1,5 +1,6 @@
 // tidy: long file: every /api/v1 handler, /summary, /metrics and the OpenAPI document in one file, not yet split by resource.
-//! The JSON API, `/summary`, `/summary.md`, `/metrics`, `/healthz` and the OpenAPI document.
+//! The JSON API, `/summary`, `/summary.md`, `/metrics` and `/healthz`, each handler with its
+//! `#[utoipa::path]` (the OpenAPI document is built from those: `crate::openapi`).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -15,14 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use homelab_core::{ActionId, ActionState, Event, NodeName, ServiceName};
 use homelab_ops::{CheckNowError, DecideError, Decision, RetryError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{Operator, Refusal};
-
-/// The OpenAPI 3 document, written by hand next to this file.
-pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// At most this many events in one ingest request.
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
@@ -39,7 +37,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/summary", get(summary))
         .route("/summary.md", get(summary_md))
         .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/world", get(world))
         .route("/api/v1/actions", get(list_actions))
         .route("/api/v1/actions/{id}", get(get_action))
@@ -108,7 +105,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
-        ApiError { status, body: json!({ "error": message.to_string() }) }
+        ApiError::with(status, ErrorBody { error: message.to_string() })
+    }
+
+    /// An error answer with one of the documented bodies ([`ErrorBody`], [`CodedError`], …).
+    pub fn with(status: StatusCode, body: impl Serialize) -> ApiError {
+        ApiError { status, body: serde_json::to_value(body).unwrap_or_else(|e| json!({ "error": e.to_string() })) }
     }
 
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -149,7 +151,7 @@ pub fn storage_unavailable(e: &std::io::Error) -> Option<&'static str> {
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> ApiError {
         match r.retry_after() {
-            Some(s) => ApiError { status: r.status(), body: json!({ "error": r.to_string(), "retry_after": s }) },
+            Some(s) => ApiError::with(r.status(), RateLimited { error: r.to_string(), retry_after: Some(s) }),
             None => ApiError::new(r.status(), &r),
         }
     }
@@ -159,35 +161,29 @@ impl From<DecideError> for ApiError {
     fn from(e: DecideError) -> ApiError {
         match &e {
             DecideError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, &e),
-            DecideError::NotPending { state, .. } => ApiError { status: StatusCode::CONFLICT, body: json!({ "error": e.to_string(), "state": state }) },
+            DecideError::NotPending { state, .. } => ApiError::with(StatusCode::CONFLICT, Conflict { error: e.to_string(), state: *state }),
             DecideError::Store(_) => match e.io().filter(|io| storage_unavailable(io).is_some()) {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
             },
-            DecideError::Forbidden(_) => ApiError { status: StatusCode::FORBIDDEN, body: json!({ "error": e.to_string(), "code": "forbidden" }) },
+            DecideError::Forbidden(_) => ApiError::with(StatusCode::FORBIDDEN, CodedError { error: e.to_string(), code: Some(ErrorCode::Forbidden) }),
         }
     }
 }
 
 impl From<RetryError> for ApiError {
     fn from(e: RetryError) -> ApiError {
-        let conflict = |code: &str, extra: serde_json::Value| {
-            let mut body = json!({ "error": e.to_string(), "code": code });
-            if let (Some(b), serde_json::Value::Object(x)) = (body.as_object_mut(), extra) {
-                b.extend(x);
-            }
-            ApiError { status: StatusCode::CONFLICT, body }
-        };
+        let conflict = |code, state| ApiError::with(StatusCode::CONFLICT, RetryConflict { error: e.to_string(), code, state });
         match &e {
-            RetryError::Active { state, .. } => conflict("active", json!({ "state": state })),
-            RetryError::NoDrift { .. } => conflict("no_drift", json!({})),
-            RetryError::NotReported { .. } => conflict("drift_not_reported", json!({})),
-            RetryError::DriftUnreadable { .. } => conflict("drift_unreadable", json!({})),
+            RetryError::Active { state, .. } => conflict(RetryCode::Active, Some(*state)),
+            RetryError::NoDrift { .. } => conflict(RetryCode::NoDrift, None),
+            RetryError::NotReported { .. } => conflict(RetryCode::DriftNotReported, None),
+            RetryError::DriftUnreadable { .. } => conflict(RetryCode::DriftUnreadable, None),
             RetryError::Store(_) => match e.io().filter(|io| storage_unavailable(io).is_some()) {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
             },
-            RetryError::Forbidden(_) => ApiError { status: StatusCode::FORBIDDEN, body: json!({ "error": e.to_string(), "code": "forbidden" }) },
+            RetryError::Forbidden(_) => ApiError::with(StatusCode::FORBIDDEN, CodedError { error: e.to_string(), code: Some(ErrorCode::Forbidden) }),
         }
     }
 }
@@ -262,6 +258,220 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Descriptions of answers many operations share.
+pub const UNAUTHORIZED_READ: &str =
+    "only when SUMMARY_TOKEN is set: no credentials or wrong ones (without SUMMARY_TOKEN reads are open, yet a credential that is sent must be right)";
+pub const UNAUTHORIZED_WRITE: &str = "no credentials, a wrong token, an expired session, or a proxy user header from an address outside TRUSTED_PROXIES";
+pub const FORBIDDEN_WRITE: &str = "a browser credential (session cookie, trusted proxy user) without the X-CSRF-Token header or cross-site; or the user's role or node groups do not allow it (`code`: `forbidden`)";
+pub const TOO_LARGE: &str = "the body is larger than 2 MiB (2097152 bytes)";
+pub const RATE_LIMITED: &str = "too many wrong tokens or logins from this address: retry after `Retry-After` seconds";
+pub const INTERNAL: &str = "internal error (a bug or an unreadable data root); see the control-plane-ui log";
+pub const UNAVAILABLE: &str = "the data root cannot take writes now (disk full, read-only, I/O error); retry after `Retry-After` seconds";
+
+/// `{"error": …}`: every error answer has it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong and what to do.
+    pub error: String,
+}
+
+/// The closed set of `code`s of [`CodedError`].
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Forbidden,
+    ReasonTooLong,
+    Ended,
+}
+
+/// An error with a machine-readable `code`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CodedError {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+}
+
+/// 429: too many wrong tokens or logins from this address.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RateLimited {
+    pub error: String,
+    /// Seconds to wait (also in `Retry-After`).
+    pub retry_after: Option<u64>,
+}
+
+/// 409 of approve and reject: the action is no longer pending.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Conflict {
+    pub error: String,
+    pub state: ActionState,
+}
+
+/// The `code`s of a refused retry.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryCode {
+    Active,
+    NoDrift,
+    DriftNotReported,
+    DriftUnreadable,
+}
+
+/// 409 of retry: nothing written.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RetryConflict {
+    pub error: String,
+    pub code: RetryCode,
+    /// With `active`: pending, approved or running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<ActionState>,
+}
+
+/// Why an event's time was refused.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockCode {
+    ClockSkew,
+    TooOld,
+}
+
+/// 422 of ingest and the webhook: an event failed the clock check; nothing was written.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClockError {
+    /// `event <index>: <code>: <message>`.
+    pub error: String,
+    #[schema(value_type = ClockCode)]
+    pub code: &'static str,
+    /// Position of the first refused event in the request.
+    pub index: usize,
+    pub id: uuid::Uuid,
+}
+
+/// 404 of one action: `quarantine` lists its quarantined file(s), if any.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NotFoundQuarantined {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<Vec<crate::snapshot::QuarantinedFile>>,
+}
+
+/// The one `code` of [`Unreadable`].
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnreadableCode {
+    Unreadable,
+}
+
+/// 409 of one action: its file does not parse.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Unreadable {
+    pub error: String,
+    pub code: UnreadableCode,
+    /// The file and the parse error.
+    pub reason: String,
+}
+
+/// The answers every read may give besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ReadErrors {
+    #[response(status = 401, description = UNAUTHORIZED_READ, headers(("WWW-Authenticate" = String)))]
+    Unauthorized(ErrorBody),
+    #[response(status = 429, description = RATE_LIMITED, headers(("Retry-After" = u64)))]
+    RateLimited(RateLimited),
+    #[response(status = 500, description = INTERNAL)]
+    Internal(ErrorBody),
+}
+
+/// The answers every operator command may give besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum WriteErrors {
+    #[response(status = 401, description = UNAUTHORIZED_WRITE, headers(("WWW-Authenticate" = String)))]
+    Unauthorized(ErrorBody),
+    #[response(status = 413, description = TOO_LARGE)]
+    TooLarge(ErrorBody),
+    #[response(status = 429, description = RATE_LIMITED, headers(("Retry-After" = u64)))]
+    RateLimited(RateLimited),
+    #[response(status = 500, description = INTERNAL)]
+    Internal(ErrorBody),
+    #[response(status = 503, description = UNAVAILABLE, headers(("Retry-After" = u64)))]
+    Unavailable(ErrorBody),
+}
+
+/// `GET /api/v1/world`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorldAnswer<'a> {
+    /// `world/services.json` (or its last good copy; `null` before the observer wrote it).
+    pub services: &'a Option<homelab_core::world::ServicesFile>,
+    /// `world/nodes.json` (or its last good copy; `null` before the observer wrote it).
+    pub nodes: &'a Option<homelab_core::world::NodesFile>,
+    /// Those of the two that do not parse.
+    pub errors: Vec<&'a crate::snapshot::FileError>,
+}
+
+/// `GET /api/v1/actions`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActionList {
+    pub actions: Vec<homelab_core::Action>,
+}
+
+/// A check-now request still waiting for the token's node, in the ingest answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PendingCheckNow {
+    pub service: String,
+    pub requested_by: String,
+    #[schema(format = DateTime)]
+    pub requested_at: String,
+}
+
+/// `POST /api/v1/events`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestAnswer {
+    pub written: usize,
+    pub duplicates: usize,
+    /// Check-now requests waiting for this node, oldest first.
+    pub check_now: Vec<PendingCheckNow>,
+}
+
+/// The ingest body: one event or an array of at most 1000 (`[]` is the agent's poll).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum EventBatch {
+    One(Event),
+    Many(Events),
+}
+
+/// At most 1000 events.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(max_items = 1000)]
+pub struct Events(Vec<Event>);
+
+/// `POST /api/v1/alertmanager`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertmanagerAnswer {
+    pub written: usize,
+    /// Why each skipped alert was skipped.
+    pub skipped: Vec<String>,
+}
+
+/// `GET /api/v1/audit`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditAnswer {
+    #[schema(format = Date)]
+    pub day: String,
+    pub records: Vec<homelab_store::audit::AuditRecord>,
+    /// Torn or damaged lines.
+    pub skipped: usize,
+    /// Days that have a log, as `YYYY-MM-DD`.
+    pub days: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/healthz", summary = "liveness (always open)", security(()),
+    responses((status = 200, description = "ok", body = String, content_type = "text/plain")))]
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -281,6 +491,15 @@ pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == etag || t == "*")
 }
 
+#[utoipa::path(get, path = "/summary",
+    summary = "world state, drift, actions by state and counts, for mirrors (ETag / If-None-Match; gzip when asked)",
+    security((), ("bearer" = []), ("session" = [])),
+    params(("If-None-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "the summary", body = crate::snapshot::Summary, headers(("ETag" = String))),
+        (status = 304, description = "unchanged since the given ETag (no body)"),
+        ReadErrors,
+    ))]
 async fn summary(State(state): State<Arc<AppState>>, Peer(peer): Peer, headers: HeaderMap) -> ApiResult<Response> {
     read_access(&state, &headers, Peer(peer))?;
     let snap = state.snapshot().await.map_err(ApiError::internal)?;
@@ -312,12 +531,19 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     })
 }
 
+#[utoipa::path(get, path = "/summary.md", summary = "the Markdown digest behind 'Copy for AI'",
+    security((), ("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "digest", body = String, content_type = "text/markdown"), ReadErrors))]
 async fn summary_md(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Response> {
     read_access(&state, &headers, peer)?;
     let snap = state.snapshot().await.map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], snap.markdown.clone()).into_response())
 }
 
+#[utoipa::path(get, path = "/metrics",
+    summary = "Prometheus metrics: OpenMetrics text, or the classic text format 0.0.4 when Accept names text/plain and not OpenMetrics",
+    security((), ("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "metrics", content((String = "application/openmetrics-text"), (String = "text/plain"))), ReadErrors))]
 async fn metrics(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Response> {
     read_access(&state, &headers, peer)?;
     let snap = state.snapshot().await.map_err(ApiError::internal)?;
@@ -329,25 +555,40 @@ async fn metrics(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
-}
-
-async fn world(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+#[utoipa::path(get, path = "/api/v1/world",
+    summary = "the two world files, world/services.json and world/nodes.json, each on its own: a file that does not parse is its last good copy (or null) and is named in `errors`",
+    security((), ("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "world", body = WorldAnswer), ReadErrors))]
+async fn world(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> ApiResult<Response> {
     read_access(&state, &headers, peer)?;
     // From the view: each file on its own, the last good copy of one that does not parse.
     let snap = state.snapshot().await.map_err(ApiError::internal)?;
     let errors: Vec<_> = snap.summary.errors.iter().filter(|e| e.file.starts_with("world/")).collect();
-    Ok(Json(json!({ "services": snap.services_file, "nodes": snap.nodes_file, "errors": errors })))
+    Ok(Json(WorldAnswer { services: &snap.services_file, nodes: &snap.nodes_file, errors }).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ActionsQuery {
+    /// Comma-separated states; empty or absent: all.
+    #[param(
+        pattern = r"^((pending|approved|running|completed|failed|rejected|cancelled)(,(pending|approved|running|completed|failed|rejected|cancelled))*)?$"
+    )]
     state: Option<String>,
+    /// Only this node's actions (empty: all).
+    #[param(pattern = r"^([a-z0-9][a-z0-9._-]{0,62})?$")]
     node: Option<String>,
 }
 
-async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<ActionsQuery>) -> ApiResult<Json<serde_json::Value>> {
+#[utoipa::path(get, path = "/api/v1/actions", summary = "actions, optionally by state(s) and node",
+    security((), ("bearer" = []), ("session" = [])),
+    params(ActionsQuery),
+    responses(
+        (status = 200, description = "actions", body = ActionList),
+        (status = 400, description = "an unknown state or an invalid node name", body = ErrorBody),
+        ReadErrors,
+    ))]
+async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<ActionsQuery>) -> ApiResult<Json<ActionList>> {
     read_access(&state, &headers, peer)?;
     let states: Vec<ActionState> = match q.state.as_deref().filter(|s| !s.is_empty()) {
         None => ActionState::ALL.to_vec(),
@@ -378,30 +619,41 @@ async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: H
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "actions": actions })))
+    Ok(Json(ActionList { actions }))
 }
 
+#[utoipa::path(get, path = "/api/v1/actions/{id}",
+    summary = "one action (active, else its newest terminal file); never 500 because of a file's content",
+    security((), ("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    responses(
+        (status = 200, description = "the action", body = homelab_core::Action),
+        (status = 400, description = "an invalid id", body = ErrorBody),
+        (status = 404, description = "no such action; when its file did not parse and was moved to quarantine/actions/, `quarantine` lists the quarantined file(s) with their reason", body = NotFoundQuarantined),
+        (status = 409, description = "its file does not parse (and is still in its folder): `code` is `unreadable`, `reason` names the file and the parse error", body = Unreadable),
+        ReadErrors,
+    ))]
 async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
     read_access(&state, &headers, peer)?;
     homelab_core::validate_action_id(&id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     match lookup_action(&state, &id).await? {
         Lookup::Found(found) => Ok(Json(found.action)),
         Lookup::Missing(quarantined) if quarantined.is_empty() => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}"))),
-        Lookup::Missing(quarantined) => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            body: json!({
-                "error": format!("no readable action {id}: its file was quarantined ({}); see the reason", quarantined[0].file),
-                "quarantine": quarantined,
-            }),
-        }),
-        Lookup::Unreadable(reason) => Err(ApiError {
-            status: StatusCode::CONFLICT,
-            body: json!({
-                "error": format!("the file of action {id} does not parse: {reason}; it is listed under errors in /summary until it is fixed or quarantined"),
-                "code": "unreadable",
-                "reason": reason,
-            }),
-        }),
+        Lookup::Missing(quarantined) => Err(ApiError::with(
+            StatusCode::NOT_FOUND,
+            NotFoundQuarantined {
+                error: format!("no readable action {id}: its file was quarantined ({}); see the reason", quarantined[0].file),
+                quarantine: Some(quarantined),
+            },
+        )),
+        Lookup::Unreadable(reason) => Err(ApiError::with(
+            StatusCode::CONFLICT,
+            Unreadable {
+                error: format!("the file of action {id} does not parse: {reason}; it is listed under errors in /summary until it is fixed or quarantined"),
+                code: UnreadableCode::Unreadable,
+                reason,
+            },
+        )),
     }
 }
 
@@ -422,6 +674,21 @@ pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Opt
 /// removes; the result shows as fresh events). Operator credentials as for approve, the node's
 /// groups respected; the service must be a checked one of that node in hosts/ (else 404). JSON
 /// clients get 202 and the request; the node page's form (field `csrf`) is sent back to the page.
+#[utoipa::path(post, path = "/api/v1/nodes/{node}/services/{service}/check-now",
+    summary = "ask the node's agent to run the service's checks at once (state/check_now/<node>/<service>.json); the agent serves it within a second and the result shows as fresh events",
+    security(("bearer" = []), ("session" = [])),
+    params(
+        ("node" = String, Path, description = "node name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
+        ("service" = String, Path, description = "service name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
+    ),
+    responses(
+        (status = 202, description = "the request, written for the agent", body = homelab_store::check_now::CheckNowRequest),
+        (status = 303, description = "from the node page's form: back to the node page", headers(("Location" = String))),
+        (status = 400, description = "an invalid id or body", body = ErrorBody),
+        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        (status = 404, description = "not a service the node's agent checks (hosts/<node>/services.yaml)", body = ErrorBody),
+        WriteErrors,
+    ))]
 async fn check_now(
     State(state): State<Arc<AppState>>,
     peer: Peer,
@@ -468,6 +735,17 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+#[utoipa::path(post, path = "/api/v1/actions/{id}/approve", summary = "approve a pending action (pending -> approved)",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    responses(
+        (status = 200, description = "the action", body = homelab_core::Action),
+        (status = 400, description = "an invalid id or body", body = ErrorBody),
+        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        (status = 404, description = "no such action", body = ErrorBody),
+        (status = 409, description = "no longer pending; `state` names its current state", body = Conflict),
+        WriteErrors,
+    ))]
 async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::APPROVE).await?))
@@ -481,18 +759,45 @@ pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option
     Ok(state.run_op(move |ops| ops.retry(&actor, &id)).await?)
 }
 
+#[utoipa::path(post, path = "/api/v1/actions/{id}/retry",
+    summary = "propose an action again (after remediation_exhausted, a rejection snooze, ...): writes a fresh pending action with this id while world/drift.json holds a drift for its target",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    responses(
+        (status = 201, description = "the new pending action", body = homelab_core::Action),
+        (status = 400, description = "an invalid id or body", body = ErrorBody),
+        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        (status = 409, description = "nothing written. `code`: `active` (an action with this id is pending, approved or running; `state` names it), `no_drift`, `drift_not_reported` (no world/drift.json yet), `drift_unreadable`", body = RetryConflict),
+        WriteErrors,
+    ))]
 async fn retry(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     let a = apply_retry_from(&state, &op, peer.0, &id).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Empty, or `{"reason": …}`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RejectBody {
+pub struct RejectBody {
+    /// At most 500 characters, kept whole; a longer reason is refused (422), never cut.
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/actions/{id}/reject", summary = "reject a pending action with an optional reason",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    request_body(content = RejectBody, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole (control characters become spaces); a longer reason is refused with 422, never cut"),
+    responses(
+        (status = 200, description = "the action", body = homelab_core::Action),
+        (status = 400, description = "an invalid id or body", body = ErrorBody),
+        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        (status = 404, description = "no such action", body = ErrorBody),
+        (status = 409, description = "no longer pending; `state` names its current state", body = Conflict),
+        (status = 422, description = "the reason is longer than 500 characters (`code`: `reason_too_long`); nothing changed", body = CodedError),
+        WriteErrors,
+    ))]
 async fn reject(
     State(state): State<Arc<AppState>>,
     peer: Peer,
@@ -508,10 +813,10 @@ async fn reject(
     };
     // A reason is kept whole or refused: never cut silently.
     if let Some(n) = body.reason.as_deref().map(|r| r.chars().count()).filter(|n| *n > MAX_REASON_CHARS) {
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: json!({ "error": format!("reason is {n} characters long; at most {MAX_REASON_CHARS}: shorten it"), "code": "reason_too_long" }),
-        });
+        return Err(ApiError::with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            CodedError { error: format!("reason is {n} characters long; at most {MAX_REASON_CHARS}: shorten it"), code: Some(ErrorCode::ReasonTooLong) },
+        ));
     }
     Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::Reject { reason: body.reason }).await?))
 }
@@ -534,27 +839,23 @@ fn node_for_token(state: &AppState, token: &str) -> std::io::Result<Option<Strin
 fn clock_sane(state: &AppState, index: usize, event: &Event, now: chrono::DateTime<chrono::Utc>) -> ApiResult<()> {
     homelab_core::event::clock_check(event.ts, now, state.max_clock_skew, state.max_event_age).map_err(|e| {
         tracing::warn!(node = %event.node, id = %event.id, ts = %homelab_core::rfc3339(event.ts), code = e.code, "event refused: {}", e.message);
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: json!({
-                "error": format!("event {index}: {}: {}", e.code, e.message),
-                "code": e.code,
-                "index": index,
-                "id": event.id,
-            }),
-        }
+        ApiError::with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ClockError { error: format!("event {index}: {}: {}", e.code, e.message), code: e.code, index, id: event.id },
+        )
     })
 }
 
 /// Counts what an ingest or webhook request came to (for `/metrics`).
-fn counted(state: &AppState, endpoint: &'static str, source: &'static str, r: &ApiResult<Json<serde_json::Value>>) {
+fn counted<T: Serialize>(state: &AppState, endpoint: &'static str, source: &'static str, r: &ApiResult<Json<T>>) {
     match r {
-        Ok(Json(body)) => state.counters.answered(endpoint, source, 200, Some(body)),
+        Ok(Json(body)) => state.counters.answered(endpoint, source, 200, serde_json::to_value(body).ok().as_ref()),
         Err(e) => state.counters.answered(endpoint, source, e.status.as_u16(), None),
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct IngestQuery {
     /// Check-now requests the agent served without an event to carry the acknowledgement:
     /// `<service>@<requested_at>`, comma-separated.
@@ -565,7 +866,23 @@ struct IngestQuery {
 /// answer lists this node's pending check-now requests (`check_now`). An ingested event with
 /// `data.check_now.requested_at`, or a `served` entry, finishes the matching request
 /// (`finish_check_now`: not when a newer request replaced it).
-async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<IngestQuery>, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+#[utoipa::path(post, path = "/api/v1/events",
+    summary = "agent ingest: one event or an array of at most 1000 (`[]` is the agent's poll for check-now requests); per-node bearer token; all validated (names, node, clock) before any is written: one refused event refuses the whole request. The answer lists the token's node's pending check-now requests; an ingested event with data.check_now.requested_at, or a `served` entry, finishes the matching request unless a newer one replaced it",
+    security(("agent" = [])),
+    params(IngestQuery),
+    request_body(content = EventBatch),
+    responses(
+        (status = 200, description = "written", body = IngestAnswer),
+        (status = 400, description = "not JSON, or an event that is not valid (names, required fields, type-specific data)", body = ErrorBody),
+        (status = 401, description = "no bearer token, or not a node's ingest token (the UI token is not one)", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "an event's node is not this token's node", body = ErrorBody),
+        (status = 413, description = "more than 1000 events, or a body over 2 MiB", body = ErrorBody),
+        (status = 422, description = "an event's time is more than MAX_CLOCK_SKEW ahead of the UI's clock or older than the EVENT_RETENTION_DAYS retention; nothing of the request is written", body = ClockError),
+        (status = 429, description = RATE_LIMITED, body = RateLimited, headers(("Retry-After" = u64))),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody, headers(("Retry-After" = u64))),
+    ))]
+async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<IngestQuery>, body: Bytes) -> ApiResult<Json<IngestAnswer>> {
     let r = ingest_inner(state.clone(), headers, q, body).await;
     counted(&state, "events", "agent", &r);
     r
@@ -590,7 +907,7 @@ fn parse_served(q: &str) -> Result<Vec<(String, homelab_core::Timestamp)>, Strin
         .collect()
 }
 
-async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, q: IngestQuery, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, q: IngestQuery, body: Bytes) -> ApiResult<Json<IngestAnswer>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -648,23 +965,34 @@ async fn ingest_inner(state: Arc<AppState>, headers: HeaderMap, q: IngestQuery, 
     .map_err(ApiError::internal)?
     .map_err(|e| ApiError::write_failed(&e))?;
     tracing::debug!(%node, written, duplicates, "events ingested");
-    let check_now: Vec<_> = pending
-        .iter()
-        .map(|r| json!({ "service": r.service, "requested_by": r.requested_by, "requested_at": homelab_core::rfc3339(r.requested_at) }))
+    let check_now = pending
+        .into_iter()
+        .map(|r| PendingCheckNow { service: r.service, requested_by: r.requested_by, requested_at: homelab_core::rfc3339(r.requested_at) })
         .collect();
-    Ok(Json(json!({ "written": written, "duplicates": duplicates, "check_now": check_now })))
+    Ok(Json(IngestAnswer { written, duplicates, check_now }))
 }
 
 /// Alertmanager's webhook (payload version 4): firing alerts become negative service events,
 /// resolved ones positive events (see `homelab_core::alertmanager`). Authenticated by the bearer
 /// `ALERTMANAGER_TOKEN`, or like any other mutation.
-async fn alertmanager(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+#[utoipa::path(post, path = "/api/v1/alertmanager",
+    summary = "Alertmanager webhook (payload version 4): firing alerts become service_unhealthy events, resolved ones service_healthy",
+    security(("bearer" = []), ("alertmanager" = []), ("session" = [])),
+    request_body(content = homelab_core::alertmanager::Webhook),
+    responses(
+        (status = 200, description = "events written; alerts that name no node/service are skipped and listed", body = AlertmanagerAnswer),
+        (status = 400, description = "not an Alertmanager webhook body (an alert status other than firing or resolved included); nothing written", body = ErrorBody),
+        (status = 403, description = "a viewer, or a browser credential without the X-CSRF-Token header", body = ErrorBody),
+        (status = 422, description = "an event failed the clock check (cannot happen with sane settings: events are dated at arrival); nothing written", body = ClockError),
+        WriteErrors,
+    ))]
+async fn alertmanager(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, body: Bytes) -> ApiResult<Json<AlertmanagerAnswer>> {
     let r = alertmanager_inner(state.clone(), peer, headers, body).await;
     counted(&state, "alertmanager", "alertmanager", &r);
     r
 }
 
-async fn alertmanager_inner(state: Arc<AppState>, peer: Peer, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+async fn alertmanager_inner(state: Arc<AppState>, peer: Peer, headers: HeaderMap, body: Bytes) -> ApiResult<Json<AlertmanagerAnswer>> {
     use homelab_core::alertmanager::{Mapped, Webhook, map_webhook};
     let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     let by_token = matches!((&state.alertmanager_token, bearer), (Some(t), Some(b)) if crate::auth::ct_eq(b, t));
@@ -703,21 +1031,38 @@ async fn alertmanager_inner(state: Arc<AppState>, peer: Peer, headers: HeaderMap
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::write_failed(&e))?;
-    Ok(Json(json!({ "written": written, "skipped": skipped })))
+    Ok(Json(AlertmanagerAnswer { written, skipped }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// `YYYY-MM-DD` (default today, UTC).
+    #[param(format = Date)]
     day: Option<String>,
+    /// Only records whose `who` is this.
     who: Option<String>,
+    /// Only records whose `what` is this.
     what: Option<String>,
+    /// Only records whose `outcome` is this.
     outcome: Option<String>,
+    /// Only records whose `target` is this.
     target: Option<String>,
 }
 
 /// `GET /api/v1/audit?day=&who=&what=&outcome=&target=`: one day of the audit log (admins only).
-async fn audit_log(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<AuditQuery>) -> ApiResult<Json<serde_json::Value>> {
+#[utoipa::path(get, path = "/api/v1/audit", summary = "one day of the audit log (admins: the UI token or an admin user)",
+    security(("bearer" = []), ("session" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "records", body = AuditAnswer),
+        (status = 400, description = "`day` is not YYYY-MM-DD", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED_WRITE, body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = RateLimited, headers(("Retry-After" = u64))),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+    ))]
+async fn audit_log(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<AuditQuery>) -> ApiResult<Json<AuditAnswer>> {
     let op = state.auth.identify(&headers, peer.0)?;
     op.may_administer().map_err(|why| ApiError::new(StatusCode::FORBIDDEN, why))?;
     let day = match q.day.as_deref() {
@@ -728,5 +1073,5 @@ async fn audit_log(State(state): State<Arc<AppState>>, peer: Peer, headers: Head
     let root = state.root.clone();
     let read = tokio::task::spawn_blocking(move || root.read_audit(day, &filter)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
     let days: Vec<String> = state.root.audit_days().unwrap_or_default().iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
-    Ok(Json(json!({ "day": day.format("%Y-%m-%d").to_string(), "records": read.records, "skipped": read.skipped, "days": days })))
+    Ok(Json(AuditAnswer { day: day.format("%Y-%m-%d").to_string(), records: read.records, skipped: read.skipped, days }))
 }

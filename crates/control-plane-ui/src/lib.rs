@@ -14,6 +14,7 @@ pub mod auth;
 pub mod history;
 pub mod metrics;
 pub mod oidc;
+pub mod openapi;
 pub mod pages;
 pub mod silences;
 pub mod snapshot;
@@ -354,7 +355,7 @@ impl AppState {
 
 /// The whole HTTP surface, mounted under `BASE_PATH`.
 pub fn router(state: Arc<AppState>) -> Router {
-    let inner = api::routes().merge(silences::routes()).merge(pages::routes()).with_state(state.clone());
+    let inner = api::routes().merge(silences::routes()).merge(openapi::routes()).merge(pages::routes()).with_state(state.clone());
     let app = if state.base.is_empty() {
         inner
     } else {

@@ -18,28 +18,50 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use homelab_core::silence::Silence;
 use homelab_ops::{NewSilence, SilenceError};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::api::{ApiError, Peer};
+use crate::api::{ApiError, CodedError, ErrorBody, ErrorCode, FORBIDDEN_WRITE, Peer, ReadErrors, WriteErrors};
 use crate::auth::Operator;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/v1/silences", get(list).post(create)).route("/api/v1/silences/{id}/expire", post(expire))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/v1/silences`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSilenceBody {
     /// `node` or `node/service`; may be omitted with `action_type`.
     #[serde(default)]
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62})?$")]
     pub target: Option<String>,
+    /// `container_restart`, `redeploy` or `disk_cleanup` (also `restart`, `cleanup`, `container-restart`, `disk-cleanup`);
+    /// empty or null: any type.
     #[serde(default)]
+    #[schema(pattern = r"^(container_restart|redeploy|disk_cleanup|restart|cleanup|container-restart|disk-cleanup)?$")]
     pub action_type: Option<String>,
-    /// `30m`, `1h`, `2d` or seconds.
+    /// `30m`, `1h`, `2d` or seconds: over 0 and at most 30 days.
     pub duration: String,
+    /// Why, for the people who see it.
+    #[schema(min_length = 1)]
     pub reason: String,
+}
+
+/// One silence in the listing: the silence, whether it holds now and what it mutes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SilenceRow {
+    #[serde(flatten)]
+    pub silence: Silence,
+    pub active: bool,
+    /// What it mutes, in words (`edge-1/web`, `redeploy on every node`).
+    pub mutes: String,
+}
+
+/// `GET /api/v1/silences`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SilenceList {
+    pub silences: Vec<SilenceRow>,
 }
 
 /// The answer to a silence that was not added or ended.
@@ -47,7 +69,7 @@ fn api_error(e: SilenceError) -> ApiError {
     match e {
         SilenceError::BadInput(why) => ApiError::new(StatusCode::BAD_REQUEST, why),
         e @ SilenceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e),
-        SilenceError::Ended(why) => ApiError { status: StatusCode::CONFLICT, body: json!({ "error": why, "code": "ended" }) },
+        SilenceError::Ended(why) => ApiError::with(StatusCode::CONFLICT, CodedError { error: why, code: Some(ErrorCode::Ended) }),
         SilenceError::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, why),
         SilenceError::Store(io) => ApiError::write_failed(&io),
     }
@@ -76,22 +98,25 @@ pub async fn listing(state: &Arc<AppState>) -> Result<Vec<Silence>, ApiError> {
     Ok(all.into_iter().filter(|s| s.is_kept(now)).collect())
 }
 
-async fn list(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/silences", operation_id = "list_silences", summary = "active silences and those ended within a week, newest first",
+    security((), ("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "silences", body = SilenceList), ReadErrors))]
+async fn list(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> Result<Json<SilenceList>, ApiError> {
     state.auth.for_read(&headers, peer.0)?;
     let now = chrono::Utc::now();
-    let rows: Vec<serde_json::Value> = listing(&state)
-        .await?
-        .into_iter()
-        .map(|s| {
-            let mut v = serde_json::to_value(&s).unwrap_or_default();
-            v["active"] = json!(s.is_active(now));
-            v["mutes"] = json!(s.target());
-            v
-        })
-        .collect();
-    Ok(Json(json!({ "silences": rows })))
+    let silences = listing(&state).await?.into_iter().map(|s| SilenceRow { active: s.is_active(now), mutes: s.target(), silence: s }).collect();
+    Ok(Json(SilenceList { silences }))
 }
 
+#[utoipa::path(post, path = "/api/v1/silences", operation_id = "add_silence", summary = "mute a node, a service or an action type for a while",
+    security(("bearer" = []), ("session" = [])),
+    request_body = NewSilenceBody,
+    responses(
+        (status = 201, description = "the new silence", body = Silence),
+        (status = 400, description = "a body that does not parse, no target and no action type, a bad name, an unknown action type, a duration of 0 or over 30 days, or an empty reason", body = ErrorBody),
+        (status = 403, description = "a viewer; an operator for a node outside their groups; a non-admin muting an action type on every node; or a browser credential without X-CSRF-Token", body = ErrorBody),
+        WriteErrors,
+    ))]
 async fn create(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     let req: NewSilenceBody = serde_json::from_slice(&body).map_err(|e| {
@@ -104,6 +129,17 @@ async fn create(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
     Ok((StatusCode::CREATED, Json(s)).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/silences/{id}/expire", operation_id = "expire_silence", summary = "end a silence now",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "silence id: `s-<time>-<hex>`", pattern = r"^s-[0-9A-Za-z.-]{1,38}$", max_length = 40)),
+    responses(
+        (status = 200, description = "the silence with `expired_at`", body = Silence),
+        (status = 400, description = "an invalid id or body", body = ErrorBody),
+        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        (status = 404, description = "no such silence", body = ErrorBody),
+        (status = 409, description = "it already ended (`code`: `ended`)", body = CodedError),
+        WriteErrors,
+    ))]
 async fn expire(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Silence>, ApiError> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     Ok(Json(end(&state, &op, peer.0, &id).await?))

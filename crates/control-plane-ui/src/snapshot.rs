@@ -35,7 +35,7 @@ pub const RECENT_TERMINAL: usize = 50;
 pub const RECENT_QUARANTINE: usize = 20;
 
 /// `GET /summary`: the document a mirror polls. Field names are a protocol: add, never rename.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub version: u32,
     /// When the observer last wrote world state (`null` before its first write).
@@ -57,7 +57,7 @@ pub struct Summary {
 }
 
 /// One file the view could not use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FileError {
     /// Relative to the data root (`world/services.json`, `actions/running/x.json`,
     /// `state/heartbeat/observer.json`), or the hosts folder.
@@ -70,11 +70,12 @@ pub struct FileError {
 }
 
 /// `drift_report` in `/summary`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DriftReport {
     /// `reported` (drift is the supervisor's current file), `not_reported` (no
     /// `world/drift.json` yet: the supervisor has not run a reconcile), `unreadable` (the file
     /// does not parse: drift is its last good copy, or empty when there is none).
+    #[schema(value_type = String)]
     pub state: &'static str,
     /// The `generated_at` of the report shown (`null` when none is shown).
     pub generated_at: Option<String>,
@@ -83,16 +84,17 @@ pub struct DriftReport {
 }
 
 /// `quarantine` in `/summary`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct QuarantineSummary {
     /// Quarantined entries (files, symlinks, folders) of every quarantine folder; `.reason` files and
     /// dot-files are not counted.
     pub count: usize,
     /// The newest, newest first, at most [`RECENT_QUARANTINE`].
+    #[schema(max_items = 20)]
     pub recent: Vec<QuarantinedFile>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QuarantinedFile {
     /// Relative to the data root: `quarantine/events/<name>`.
     pub file: String,
@@ -102,9 +104,10 @@ pub struct QuarantinedFile {
     pub at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeSummary {
     /// `up` or `stale` (no event within the stale-after period, or never seen).
+    #[schema(value_type = String)]
     pub status: &'static str,
     pub last_seen: Option<String>,
     pub disk_pressure: Option<DiskLevel>,
@@ -113,7 +116,7 @@ pub struct NodeSummary {
     pub desired: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceSummary {
     pub status: ServiceStatus,
     pub reason: Option<String>,
@@ -129,11 +132,12 @@ pub struct ServiceSummary {
 }
 
 /// One drift and what happens next, as in `world/drift.json` (times as RFC 3339 text).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Drift {
     pub node: String,
     pub service: Option<String>,
     /// `missing_service`, `unhealthy_service`, `disk_pressure`, `node_unreachable`.
+    #[schema(value_type = homelab_core::drift::DriftKind)]
     pub kind: String,
     /// The unhealthy reason, `missing`, `high`, or `stale`/`never_seen`.
     pub trigger: String,
@@ -173,10 +177,11 @@ impl Drift {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActionSummary {
     pub id: String,
     #[serde(rename = "type")]
+    #[schema(value_type = homelab_core::ActionType)]
     pub kind: String,
     pub risk: homelab_core::Risk,
     pub state: ActionState,
@@ -193,7 +198,7 @@ pub struct ActionSummary {
     pub verified: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ActionsByState {
     pub pending: Vec<ActionSummary>,
     pub approved: Vec<ActionSummary>,
@@ -202,7 +207,7 @@ pub struct ActionsByState {
     pub recent: Vec<ActionSummary>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub nodes: usize,
     pub nodes_up: usize,
@@ -216,13 +221,14 @@ pub struct Counts {
     pub services_not_reporting: usize,
     pub drift: usize,
     /// Every action file on disk, by state folder.
+    #[schema(value_type = BTreeMap<String, usize>)]
     pub actions: BTreeMap<&'static str, usize>,
     pub config_errors: usize,
     /// Files that could not be read or do not parse (`errors`).
     pub errors: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DaemonSummary {
     pub started_at: Option<String>,
     pub last_loop_at: Option<String>,

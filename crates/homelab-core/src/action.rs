@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionState {
     Pending,
@@ -75,7 +75,7 @@ impl fmt::Display for ActionState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionType {
     ContainerRestart,
@@ -116,7 +116,7 @@ impl fmt::Display for ActionType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
     Low,
@@ -124,11 +124,12 @@ pub enum Risk {
 }
 
 /// One transition in an action's life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub state: ActionState,
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// `supervisor`, `policy`, `executor`, or an operator with channel: `ui:alice`, `telegram:123`, `api:token`, `cli:bob`.
     pub by: String,
@@ -137,7 +138,7 @@ pub struct HistoryEntry {
 }
 
 /// What the executor recorded.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct ActionResult {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,9 +150,11 @@ pub struct ActionResult {
     pub error: Option<String>,
     #[serde(default, with = "crate::ts_format::option", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::Timestamp>")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Timestamp>,
     #[serde(default, with = "crate::ts_format::option", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::Timestamp>")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_reclaimed: Option<u64>,
@@ -163,12 +166,14 @@ pub struct ActionResult {
 }
 
 /// An action file (`actions/<state>/<id>.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct Action {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$")]
     pub id: String,
     #[serde(rename = "type")]
     pub kind: ActionType,
     pub risk: Risk,
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub node: String,
     pub service: Option<String>,
     /// The drift kind: `unhealthy_service`, `missing_service`, `disk_pressure`.
@@ -180,9 +185,11 @@ pub struct Action {
     pub state: ActionState,
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     pub history: Vec<HistoryEntry>,
     pub result: Option<ActionResult>,

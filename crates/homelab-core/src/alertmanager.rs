@@ -32,18 +32,29 @@ pub const DEFAULT_NODE_LABELS: &[&str] = &["node", "instance"];
 pub const DEFAULT_SERVICE_LABELS: &[&str] = &["service", "container", "job"];
 
 /// Alertmanager's webhook body (the fields used here).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub alerts: Vec<Alert>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
+    /// `firing` or `resolved`; anything else refuses the whole body.
+    #[schema(schema_with = alert_status)]
     pub status: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// The OpenAPI schema of [`Alert::status`]: a string, one of the two Alertmanager sends.
+fn alert_status() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["firing", "resolved"]))
+        .description(Some("`firing` or `resolved`; anything else refuses the whole body."))
+        .build()
 }
 
 /// What became of one alert.

@@ -18,7 +18,7 @@ pub mod yaml;
 pub use validate::validate_url;
 
 /// One validation problem, pointing at the place in the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct ConfigError {
     pub file: String,
     pub line: u64,

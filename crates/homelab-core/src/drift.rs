@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::Timestamp;
 
 /// The drift kinds of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
     MissingService,

@@ -6,13 +6,15 @@ use uuid::Uuid;
 use crate::{Timestamp, compact_ts, name::validate_name, parse_compact_ts};
 
 /// One event as written by an agent (`events/YYYY-MM-DD/<file name>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct Event {
     pub id: Uuid,
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub ts: Timestamp,
     /// The node the agent runs on: `^[a-z0-9][a-z0-9._-]{0,62}$`.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub node: String,
     /// `service_healthy`, `service_recovered`, `service_unhealthy`, `containers_not_running`,
     /// `mqtt_unreachable`, `http_check_failed`, `port_unreachable`, `exec_check_failed`,
@@ -20,6 +22,7 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

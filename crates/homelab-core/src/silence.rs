@@ -22,7 +22,7 @@ pub const KEEP_ENDED: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MAX_REASON: usize = 500;
 
 /// One silence, `state/silences/<id>.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct Silence {
     /// `s-<YYYYMMDDTHHMMSS.fffZ>-<8 hex>`.
     pub id: String,
@@ -41,14 +41,17 @@ pub struct Silence {
     pub created_by: String,
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it ends by itself.
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub ends_at: Timestamp,
     /// Set when an operator ended it early.
     #[serde(default, with = "crate::ts_format::option", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::Timestamp>")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expired_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expired_by: Option<String>,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
     Healthy,
@@ -15,7 +15,7 @@ pub enum ServiceStatus {
 }
 
 /// One service on one node, as `world/services.json` carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct ServiceState {
     pub status: ServiceStatus,
     /// The negative event type that made it unhealthy; `null` when healthy.
@@ -24,15 +24,17 @@ pub struct ServiceState {
     /// When the service entered its current status.
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub since: Timestamp,
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_event_at: Timestamp,
     pub last_event_id: Uuid,
     pub consecutive_failures: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DiskLevel {
     Ok,
@@ -40,7 +42,7 @@ pub enum DiskLevel {
     High,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     Up,
@@ -61,10 +63,11 @@ pub struct NodeFacts {
 }
 
 /// One node as `world/nodes.json` carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct NodeState {
     #[serde(with = "crate::ts_format::option", default)]
     #[schemars(with = "Option<crate::Timestamp>")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen: Option<Timestamp>,
     pub status: NodeStatus,
     pub disk_pressure: Option<DiskLevel>,
@@ -84,19 +87,21 @@ pub struct World {
 }
 
 /// `world/services.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct ServicesFile {
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub generated_at: Timestamp,
     pub services: BTreeMap<String, BTreeMap<String, ServiceState>>,
 }
 
 /// `world/nodes.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct NodesFile {
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub generated_at: Timestamp,
     pub nodes: BTreeMap<String, NodeState>,
 }

@@ -38,7 +38,7 @@ pub fn retention_from_env() -> u32 {
 }
 
 /// One audited event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub time: DateTime<Utc>,
     /// The user (`alice`), `token` for the bootstrap UI token, `?` for an unknown login name.

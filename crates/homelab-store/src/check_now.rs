@@ -19,13 +19,14 @@ use crate::{DataRoot, list_names, write_atomic};
 /// The folder, relative to the data root.
 pub const CHECK_NOW_DIR: &str = "state/check_now";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckNowRequest {
     pub node: String,
     pub service: String,
     /// Who asked (`ui:alice`, `cli:ops`, …).
     pub requested_by: String,
     #[serde(with = "homelab_core::ts_format")]
+    #[schema(value_type = String, format = DateTime)]
     pub requested_at: Timestamp,
 }
 

@@ -20,6 +20,67 @@ include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 "#;
 
+/// Every (path, method, status) of a document.
+fn operations(doc: &serde_json::Value) -> std::collections::BTreeSet<(String, String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("operations") {
+            for status in op["responses"].as_object().expect("responses").keys() {
+                out.insert((path.clone(), method.clone(), status.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Every operation and the status codes it documents: those the hand-written document (before
+/// it was generated with utoipa) promised. Changing this list is changing the API's promise.
+const OPERATIONS: &[(&str, &str, &[u16])] = &[
+    ("GET", "/healthz", &[200]),
+    ("GET", "/api/v1/openapi.json", &[200]),
+    ("GET", "/summary", &[200, 304, 401, 429, 500]),
+    ("GET", "/summary.md", &[200, 401, 429, 500]),
+    ("GET", "/metrics", &[200, 401, 429, 500]),
+    ("GET", "/api/v1/world", &[200, 401, 429, 500]),
+    ("GET", "/api/v1/actions", &[200, 400, 401, 429, 500]),
+    ("GET", "/api/v1/actions/{id}", &[200, 400, 401, 404, 409, 429, 500]),
+    ("POST", "/api/v1/actions/{id}/approve", &[200, 400, 401, 403, 404, 409, 413, 429, 500, 503]),
+    ("POST", "/api/v1/actions/{id}/reject", &[200, 400, 401, 403, 404, 409, 413, 422, 429, 500, 503]),
+    ("POST", "/api/v1/actions/{id}/retry", &[201, 400, 401, 403, 409, 413, 429, 500, 503]),
+    ("POST", "/api/v1/events", &[200, 400, 401, 403, 413, 422, 429, 500, 503]),
+    ("POST", "/api/v1/alertmanager", &[200, 400, 401, 403, 413, 422, 429, 500, 503]),
+    ("GET", "/api/v1/silences", &[200, 401, 429, 500]),
+    ("POST", "/api/v1/silences", &[201, 400, 401, 403, 413, 429, 500, 503]),
+    ("POST", "/api/v1/silences/{id}/expire", &[200, 400, 401, 403, 404, 409, 413, 429, 500, 503]),
+    ("GET", "/api/v1/audit", &[200, 400, 401, 403, 429, 500]),
+    ("POST", "/api/v1/nodes/{node}/services/{service}/check-now", &[202, 303, 400, 401, 403, 404, 413, 429, 500, 503]),
+];
+
+/// The generated document has exactly these (path, method, status), and every response of an
+/// error status has a JSON body with `error`.
+#[test]
+fn generated_document_has_every_operation_and_status() {
+    let doc: serde_json::Value = serde_json::from_str(&control_plane_ui::openapi::generate()).unwrap();
+    let want: std::collections::BTreeSet<(String, String, String)> =
+        OPERATIONS.iter().flat_map(|(m, p, codes)| codes.iter().map(move |c| (p.to_string(), m.to_lowercase(), c.to_string()))).collect();
+    let got = operations(&doc);
+    let missing: Vec<_> = want.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&want).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "missing from the generated document: {missing:?}\nnot promised: {extra:?}");
+    assert_eq!(got.len(), 117);
+    let schemas = &doc["components"]["schemas"];
+    for (path, method, status) in got.iter().filter(|(_, _, s)| s.as_str() >= "400") {
+        let schema = &doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"];
+        let name = schema.as_str().and_then(|r| r.strip_prefix("#/components/schemas/")).unwrap_or_else(|| panic!("{method} {path} {status}: {schema}"));
+        assert!(schemas[name]["required"].as_array().unwrap().iter().any(|f| f == "error"), "{method} {path} {status}: {name}");
+    }
+    let recent = &schemas["QuarantineSummary"]["properties"]["recent"]["maxItems"];
+    assert_eq!(recent.as_u64(), Some(control_plane_ui::snapshot::RECENT_QUARANTINE as u64), "#[schema(max_items)] of QuarantineSummary::recent");
+    for scheme in ["bearer", "session", "agent", "alertmanager"] {
+        assert!(doc["components"]["securitySchemes"][scheme].is_object(), "{scheme}");
+    }
+}
+
 fn tool(name: &str) -> String {
     let ok = Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success());
     assert!(ok, "{name} is not installed: run scripts/test-deps.sh (pip install schemathesis openapi-spec-validator)");
