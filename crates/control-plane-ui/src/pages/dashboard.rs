@@ -1,0 +1,111 @@
+//! The dashboard: headline, counts, approvals, nodes, drift, services, the last 24 hours, daemons.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use homelab_core::ActionState;
+use homelab_core::action::run_plan;
+
+use crate::api::Peer;
+use crate::view;
+
+use crate::AppState;
+
+use super::view_models::{
+    DASHBOARD_SERVICES, DaemonRow, DashboardT, PendingCard, action_title_of, dashboard_timeline, drift_at, drift_note, drift_rows, node_cards, plural,
+    quarantine_rows, service_rows,
+};
+use super::{PageQuery, finish, history, respond, run_defaults, viewer};
+
+pub(super) async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
+    let r = async {
+        let v = viewer(&state, &headers, peer)?;
+        let snap = state.snapshot().await?;
+        let h = history(&state).await;
+        let now = chrono::Utc::now();
+        let daemons = snap
+            .heartbeats
+            .iter()
+            .map(|(name, hb)| match hb {
+                Some(hb) => DaemonRow {
+                    name: name.clone(),
+                    stopped: hb.is_stopped(now),
+                    last_loop: view::time_ago(hb.last_loop_at, now),
+                    interval: format!("every {} s", hb.interval_secs),
+                },
+                None => DaemonRow { name: name.clone(), stopped: true, last_loop: "unreadable heartbeat".into(), interval: String::new() },
+            })
+            .collect();
+        let quarantine = quarantine_rows(&snap.summary, now);
+        let quarantine_more = snap.summary.quarantine.count.saturating_sub(quarantine.len());
+        let s = &snap.summary;
+        let defaults = run_defaults(&state, &snap);
+        let pending = s
+            .actions
+            .pending
+            .iter()
+            .map(|a| {
+                let will = match state.root.read_active(ActionState::Pending, &a.id) {
+                    Ok(Some(full)) => run_plan(&full, snap.desired.as_ref().and_then(|d| d.hosts.get(&a.node)), &defaults).describe(),
+                    _ => String::new(),
+                };
+                PendingCard { id: a.id.clone(), title: action_title_of(a), will: view::code_ticks(&will), created: view::time_text(&a.created_at, now) }
+            })
+            .collect::<Vec<_>>();
+        let mut services = service_rows(s, snap.desired.as_ref(), &h, None, now);
+        let services_more = services.len().saturating_sub(DASHBOARD_SERVICES);
+        services.truncate(DASHBOARD_SERVICES);
+        let c = &s.counts;
+        let problems = c.services_unhealthy + c.nodes_stale;
+        let (headline, headline_tone) = if !pending.is_empty() {
+            (
+                format!("{} waiting for your approval", if pending.len() == 1 { "1 action is".to_owned() } else { format!("{} actions are", pending.len()) }),
+                "ask",
+            )
+        } else if problems > 0 || c.drift > 0 {
+            (
+                format!(
+                    "{} unhealthy, {} of {} nodes not reporting; the supervisor is on it (see Drift)",
+                    plural(c.services_unhealthy, "service"),
+                    c.nodes_stale,
+                    c.nodes
+                ),
+                "bad",
+            )
+        } else if c.services == 0 && c.services_desired == 0 {
+            ("Nothing reported yet: start the agents (see the node pages)".to_owned(), "none")
+        } else {
+            (format!("All good: {} healthy on {}", plural(c.services_healthy, "service"), plural(c.nodes_up, "node")), "ok")
+        };
+        let t = DashboardT {
+            base: &state.base,
+            csrf: v.csrf.clone(),
+            s,
+            errors: &s.errors,
+            drift_state: s.drift_report.state,
+            drift_note: drift_note(s),
+            drift_at: drift_at(s, now),
+            world_at: s.world_generated_at.as_deref().map(|t| view::time_text(t, now)).unwrap_or_else(|| "never".into()),
+            headline,
+            headline_tone,
+            services_total: s.counts.services_desired.max(s.counts.services),
+            daemons,
+            nodes: node_cards(s, snap.desired.as_ref(), now),
+            pending,
+            drift: drift_rows(s.drift.iter(), s, &state.base, now),
+            services,
+            services_more,
+            timeline: dashboard_timeline(&snap, &h, &state.base, now),
+            quarantine,
+            quarantine_more,
+            mute: false,
+            may_mute: false,
+        };
+        respond(&state, &headers, &q, "Dashboard", v, true, t.render())
+    }
+    .await;
+    finish(&state, r)
+}
