@@ -14,12 +14,12 @@ use homelab_core::action::run_plan;
 use crate::api::{Lookup, Peer, lookup_action};
 use crate::auth::Operator;
 use crate::snapshot::{ActionSummary, Drift};
-use crate::view;
+use crate::view::{self, When};
 use homelab_ops::Decision;
 
 use crate::AppState;
 
-use super::view_models::{ActionT, ActionsT, action_rows, action_title, drift_rows, plan_view};
+use super::view_models::{ActionT, ActionsT, EvidenceRow, HistoryRow, action_rows, action_title, drift_rows, plan_view};
 use super::{CsrfForm, PageError, PageQuery, finish, history, message_page, respond, run_defaults, viewer};
 
 pub(super) async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
@@ -92,10 +92,18 @@ pub(super) async fn action(State(state): State<Arc<AppState>>, peer: Peer, heade
         let h = history(&state).await;
         let now = chrono::Utc::now();
         let a = found.action;
-        let history =
-            a.history.iter().map(|x| (view::time_ago(x.at, now), view::state_pill(x.state), x.by.clone(), x.note.clone().unwrap_or_default())).collect();
+        let history = a
+            .history
+            .iter()
+            .map(|x| HistoryRow {
+                when: view::time_ago(x.at, now),
+                pill: view::state_pill(x.state),
+                by: x.by.clone(),
+                note: x.note.clone().unwrap_or_default(),
+            })
+            .collect();
         let about = |d: &&Drift| d.action_id.as_deref() == Some(a.id.as_str()) || (d.node == a.node && d.service == a.service && d.kind != "node_unreachable");
-        let drift = drift_rows(snap.summary.drift.iter().filter(about).take(1), &snap.summary, &state.base, now);
+        let drift = drift_rows(snap.summary.drift.iter().filter(about).take(1), &snap.summary, now);
         let host = snap.desired.as_ref().and_then(|d| d.hosts.get(&a.node));
         let plan = run_plan(&a, host, &run_defaults(&state, &snap));
         let executor_note = match snap.heartbeats.get("executor") {
@@ -113,20 +121,23 @@ pub(super) async fn action(State(state): State<Arc<AppState>>, peer: Peer, heade
         let evidence = h
             .recent(&a.node, a.service.as_deref())
             .into_iter()
-            .map(|e| (view::time_ago(e.ts, now), view::pill(view::event_tone(&e.kind), &e.kind), e.detail.unwrap_or_default()))
+            .map(|e| EvidenceRow {
+                when: view::time_ago(e.ts, now),
+                pill: view::pill(view::event_tone(&e.kind), &e.kind),
+                detail: e.detail.unwrap_or_default(),
+            })
             .collect();
         let mut events_link = format!("{}/events?node={}", state.base, a.node);
         if let Some(sv) = &a.service {
             events_link.push_str(&format!("&service={sv}"));
         }
         let running_since =
-            if a.state == ActionState::Running { a.history.last().map(|x| view::time_ago(x.at, now)).unwrap_or_default() } else { String::new() };
-        let result_times = a
+            if a.state == ActionState::Running { a.history.last().map(|x| view::time_ago(x.at, now)).unwrap_or_default() } else { When::default() };
+        let ran = a
             .result
             .as_ref()
             .and_then(|r| Some((r.started_at?, r.finished_at?)))
-            .map(|(s, f)| format!("ran {} for {} s", view::time_ago(s, now), f.signed_duration_since(s).num_seconds().max(0)))
-            .unwrap_or_default();
+            .map(|(s, f)| (view::time_ago(s, now), f.signed_duration_since(s).num_seconds().max(0)));
         let t = ActionT {
             base: &state.base,
             csrf: v.csrf.clone(),
@@ -142,7 +153,7 @@ pub(super) async fn action(State(state): State<Arc<AppState>>, peer: Peer, heade
             evidence,
             events_link,
             running_since,
-            result_times,
+            ran,
             a: &a,
             history,
         };

@@ -67,15 +67,7 @@ pub(super) async fn audit_page(State(state): State<Arc<AppState>>, peer: Peer, h
         let whos: std::collections::BTreeSet<String> = read.records.iter().map(|r| r.who.clone()).collect();
         let mut whats: std::collections::BTreeSet<String> = read.records.iter().map(|r| r.what.clone()).collect();
         whats.extend(filter.what.clone());
-        let mut rows: Vec<AuditRow> = read
-            .records
-            .iter()
-            .filter(|r| filter.keeps(r))
-            .map(|r| AuditRow {
-                time: format!("<time datetime=\"{}\" title=\"{}\">{}</time>", homelab_core::rfc3339(r.time), view::utc(r.time), r.time.format("%H:%M:%S")),
-                r: r.clone(),
-            })
-            .collect();
+        let mut rows: Vec<AuditRow> = read.records.iter().filter(|r| filter.keeps(r)).map(|r| AuditRow { time: view::clock(r.time), r: r.clone() }).collect();
         rows.reverse();
         let matched = rows.len();
         rows.truncate(AUDIT_ROWS);

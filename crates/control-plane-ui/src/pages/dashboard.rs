@@ -10,7 +10,7 @@ use homelab_core::ActionState;
 use homelab_core::action::run_plan;
 
 use crate::api::Peer;
-use crate::view;
+use crate::view::{self, When};
 
 use crate::AppState;
 
@@ -36,7 +36,7 @@ pub(super) async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, he
                     last_loop: view::time_ago(hb.last_loop_at, now),
                     interval: format!("every {} s", hb.interval_secs),
                 },
-                None => DaemonRow { name: name.clone(), stopped: true, last_loop: "unreadable heartbeat".into(), interval: String::new() },
+                None => DaemonRow { name: name.clone(), stopped: true, last_loop: When::words("unreadable heartbeat"), interval: String::new() },
             })
             .collect();
         let quarantine = quarantine_rows(&snap.summary, now);
@@ -88,17 +88,17 @@ pub(super) async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, he
             drift_state: s.drift_report.state,
             drift_note: drift_note(s),
             drift_at: drift_at(s, now),
-            world_at: s.world_generated_at.as_deref().map(|t| view::time_text(t, now)).unwrap_or_else(|| "never".into()),
+            world_at: s.world_generated_at.as_deref().map(|t| view::time_text(t, now)).unwrap_or_else(|| When::words("never")),
             headline,
             headline_tone,
             services_total: s.counts.services_desired.max(s.counts.services),
             daemons,
             nodes: node_cards(s, snap.desired.as_ref(), now),
             pending,
-            drift: drift_rows(s.drift.iter(), s, &state.base, now),
+            drift: drift_rows(s.drift.iter(), s, now),
             services,
             services_more,
-            timeline: dashboard_timeline(&snap, &h, &state.base, now),
+            timeline: dashboard_timeline(&snap, &h, now),
             quarantine,
             quarantine_more,
             mute: false,

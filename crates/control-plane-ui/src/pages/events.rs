@@ -14,7 +14,7 @@ use crate::view;
 
 use crate::AppState;
 
-use super::view_models::{EventRow, EventsT, action_line};
+use super::view_models::{EventRow, EventsT, Line, action_line};
 use super::{PageError, PageQuery, finish, respond, viewer};
 
 /// The action entries the type filter offers, as `action:<verb>`.
@@ -86,10 +86,10 @@ pub(super) async fn events(State(state): State<Arc<AppState>>, peer: Peer, heade
                     pill: view::pill(view::event_tone(&e.kind), &e.kind),
                     node: e.node.clone(),
                     service: e.service.clone().unwrap_or_default(),
-                    text: view::esc(e.detail.as_deref().unwrap_or("")),
+                    text: Line::Text(e.detail.clone().unwrap_or_default()),
                 },
                 Item::Act(e) => {
-                    let (pill, text) = action_line(e, &state.base);
+                    let (pill, text) = action_line(e);
                     EventRow { when: view::time_ago(at, now), pill, node: e.node.clone(), service: e.service.clone().unwrap_or_default(), text }
                 }
             })

@@ -42,10 +42,10 @@ pub(super) async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers
         let mut services = service_rows(s, snap.desired.as_ref(), &h, Some(&name), now);
         for row in &mut services {
             if let Some(m) = homelab_core::silence::active_match(&muting, &row.node, Some(&row.name), None, now) {
-                row.muted = view::until_html(m.end(), now);
+                row.muted = Some(view::until(m.end(), now));
             }
         }
-        let node_muted = homelab_core::silence::active_match(&muting, &name, None, None, now).map(|m| view::until_html(m.end(), now)).unwrap_or_default();
+        let node_muted = homelab_core::silence::active_match(&muting, &name, None, None, now).map(|m| view::until(m.end(), now));
         let fleet = ViewFleet(Some(snap.clone()));
         let may_mute =
             v.csrf.is_some() && v.op.as_ref().is_some_and(|op| homelab_ops::permit_on_node(&op.actor(None), &fleet, Command::SilenceAdd, &name).is_ok());
@@ -64,7 +64,7 @@ pub(super) async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers
                 .and_then(|h| h.ssh.as_ref())
                 .map(|t| format!("{}{}", t.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(), t.host))
                 .unwrap_or_else(|| format!("root@{name}")),
-            drift: drift_rows(s.drift.iter().filter(|d| d.node == name), s, &state.base, now),
+            drift: drift_rows(s.drift.iter().filter(|d| d.node == name), s, now),
             services,
             rows,
             mute: true,

@@ -54,7 +54,7 @@ pub(super) async fn render_silences(
             reason: s.reason.clone(),
             by: s.created_by.clone(),
             created: view::time_ago(s.created_at, now),
-            when: if is_active { view::until_html(s.end(), now) } else { view::time_ago(s.end(), now) },
+            when: if is_active { view::until(s.end(), now) } else { view::time_ago(s.end(), now) },
             expired_by: s.expired_by.clone().unwrap_or_default(),
             can_expire: is_active
                 && csrf.is_some()

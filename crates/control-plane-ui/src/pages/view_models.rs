@@ -9,12 +9,12 @@ use serde::Deserialize;
 
 use crate::history::History;
 use crate::snapshot::{ActionLogEntry, ActionSummary, Drift, FileError, Snapshot, Summary};
-use crate::view;
+use crate::view::{self, BarView, Pill, Tick, When};
 
 pub(super) struct DaemonRow {
     pub(super) name: String,
     pub(super) stopped: bool,
-    pub(super) last_loop: String,
+    pub(super) last_loop: When,
     pub(super) interval: String,
 }
 
@@ -22,15 +22,15 @@ pub(super) struct DaemonRow {
 pub(super) struct ServiceRow {
     pub(super) node: String,
     pub(super) name: String,
-    pub(super) pill: String,
+    pub(super) pill: Pill,
     pub(super) unhealthy: bool,
     pub(super) reason: String,
-    pub(super) since: String,
+    pub(super) since: When,
     pub(super) failures: u32,
     pub(super) desired: bool,
-    pub(super) bar: String,
-    /// "until 15:03 UTC (ends in 58 min)" (HTML) while a silence mutes it; filled on the node page.
-    pub(super) muted: String,
+    pub(super) bar: BarView,
+    /// "until 15:03 UTC (ends in 58 min)" while a silence mutes it; filled on the node page.
+    pub(super) muted: Option<When>,
 }
 
 /// Unhealthy first, then never reported, then healthy.
@@ -54,8 +54,8 @@ pub(super) fn service_rows(s: &Summary, desired: Option<&DesiredState>, h: &Hist
                     since: view::time_text(&sv.since, now),
                     failures: sv.consecutive_failures,
                     desired: sv.desired,
-                    bar: view::bar_svg(&h.bars(node, name, now)),
-                    muted: String::new(),
+                    bar: view::bar_view(h.bars(node, name, now)),
+                    muted: None,
                 },
             ));
         }
@@ -74,11 +74,11 @@ pub(super) fn service_rows(s: &Summary, desired: Option<&DesiredState>, h: &Hist
                         pill: view::pill("none", "not reported"),
                         unhealthy: false,
                         reason: "desired in hosts/, no event yet".into(),
-                        since: String::new(),
+                        since: When::default(),
                         failures: 0,
                         desired: true,
-                        bar: view::bar_svg(&h.bars(node, name, now)),
-                        muted: String::new(),
+                        bar: view::bar_view(h.bars(node, name, now)),
+                        muted: None,
                     },
                 ));
             }
@@ -133,15 +133,32 @@ pub(super) struct DriftRow<'a> {
     pub(super) d: &'a Drift,
     /// `remediation exhausted` for `remediation_exhausted`.
     pub(super) decision_label: String,
-    /// The headline of "what happens next" (HTML).
-    pub(super) next: String,
-    pub(super) since_html: String,
+    /// The headline of "what happens next".
+    pub(super) next: DriftNext,
+    pub(super) since: Option<When>,
     pub(super) until_rel: String,
-    pub(super) until_html: String,
+    pub(super) until: Option<When>,
     pub(super) retryable: bool,
 }
 
-pub(super) fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, s: &Summary, base: &str, now: chrono::DateTime<chrono::Utc>) -> Vec<DriftRow<'a>> {
+/// "What happens next" after the decision of a drift row (drift_table.html words it).
+pub(super) enum DriftNext {
+    /// The action about it (a link) and where it stands.
+    Action {
+        id: String,
+        state: &'static str,
+    },
+    /// Caused by another target, where the fix goes (and its action, if any).
+    RootCause {
+        rc: String,
+        id: Option<String>,
+    },
+    /// Muted by a silence (a link to the silences).
+    Silenced,
+    Words(String),
+}
+
+pub(super) fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Vec<DriftRow<'a>> {
     let state_of = |id: &str| {
         let a = &s.actions;
         if a.pending.iter().any(|x| x.id == id) {
@@ -157,33 +174,29 @@ pub(super) fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, s: &Summary
     drift
         .map(|d| {
             let until = d.until.as_deref().and_then(parse_time);
-            let link = |id: &str| format!("<a class=\"id\" href=\"{base}/actions/{}\">{}</a>", view::esc(id), view::esc(id));
+            let action = |id: &str| DriftNext::Action { id: id.to_owned(), state: state_of(id).unwrap_or("proposed") };
             let next = match (d.decision.as_str(), d.action_id.as_deref()) {
-                ("action_created" | "already_active", Some(id)) => format!("{} {}", link(id), state_of(id).unwrap_or("proposed")),
+                ("action_created" | "already_active", Some(id)) => action(id),
                 ("root_cause_elsewhere", _) => match &d.root_cause {
-                    Some(rc) => format!(
-                        "caused by <b>{}</b>: the fix goes there{}",
-                        view::esc(rc),
-                        d.action_id.as_deref().map(|a| format!(" ({})", link(a))).unwrap_or_default()
-                    ),
-                    None => "caused by a dependency".into(),
+                    Some(rc) => DriftNext::RootCause { rc: rc.clone(), id: d.action_id.clone() },
+                    None => DriftNext::Words("caused by a dependency".into()),
                 },
-                ("remediation_exhausted", _) => "restart and redeploy did not help: nothing more is proposed".into(),
-                ("rejected_snoozed", _) => "rejected: not proposed again".into(),
-                ("waiting_grace" | "waiting_fresh_world", _) => "waiting before proposing anything".into(),
-                ("settling", _) => "an action just ended: waiting for it to settle".into(),
-                ("flapping", _) => "flapping: waiting for it to hold".into(),
-                ("node_unreachable", _) => "the node is not reporting: no action until it does".into(),
-                ("silenced", _) => format!("muted: nothing is proposed, nobody is notified (<a href=\"{base}/silences\">silences</a>)"),
-                (other, _) => view::esc(&other.replace('_', " ")),
+                ("remediation_exhausted", _) => DriftNext::Words("restart and redeploy did not help: nothing more is proposed".into()),
+                ("rejected_snoozed", _) => DriftNext::Words("rejected: not proposed again".into()),
+                ("waiting_grace" | "waiting_fresh_world", _) => DriftNext::Words("waiting before proposing anything".into()),
+                ("settling", _) => DriftNext::Words("an action just ended: waiting for it to settle".into()),
+                ("flapping", _) => DriftNext::Words("flapping: waiting for it to hold".into()),
+                ("node_unreachable", _) => DriftNext::Words("the node is not reporting: no action until it does".into()),
+                ("silenced", _) => DriftNext::Silenced,
+                (other, _) => DriftNext::Words(other.replace('_', " ")),
             };
             DriftRow {
                 d,
                 decision_label: d.decision.replace('_', " "),
                 next,
-                since_html: d.since.as_deref().map(|t| view::time_text(t, now)).unwrap_or_default(),
+                since: d.since.as_deref().map(|t| view::time_text(t, now)),
                 until_rel: until.map(|t| homelab_core::words::until(t, now)).unwrap_or_default(),
-                until_html: until.map(|t| view::until_html(t, now)).unwrap_or_default(),
+                until: until.map(|t| view::until(t, now)),
                 retryable: d.retryable(),
             }
         })
@@ -195,17 +208,17 @@ pub(super) fn drift_note(s: &Summary) -> String {
     s.drift_report.message.clone()
 }
 
-/// "as of 12 s ago" for the drift report shown.
-pub(super) fn drift_at(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> String {
-    s.drift_report.generated_at.as_deref().and_then(parse_time).map(|t| view::time_ago(t, now)).unwrap_or_default()
+/// "12 s ago" for the drift report shown.
+pub(super) fn drift_at(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Option<When> {
+    s.drift_report.generated_at.as_deref().and_then(parse_time).map(|t| view::time_ago(t, now))
 }
 
 /// A node at a glance.
 pub(super) struct NodeCard {
     pub(super) name: String,
-    pub(super) pill: String,
+    pub(super) pill: Pill,
     pub(super) tone: &'static str,
-    pub(super) last_seen: String,
+    pub(super) last_seen: When,
     pub(super) disk: String,
     pub(super) agent: String,
     pub(super) desired: bool,
@@ -232,7 +245,7 @@ pub(super) fn node_cards(s: &Summary, desired: Option<&DesiredState>, now: Times
                 name: name.clone(),
                 pill: view::pill(tone, word),
                 tone,
-                last_seen: n.last_seen.as_deref().map(|t| view::time_text(t, now)).unwrap_or_else(|| "never".into()),
+                last_seen: n.last_seen.as_deref().map(|t| view::time_text(t, now)).unwrap_or_else(|| When::words("never")),
                 disk: n.disk_pressure.map(|d| format!("{d:?}").to_lowercase()).unwrap_or_else(|| "unknown".into()),
                 agent: n.agent_version.clone().unwrap_or_default(),
                 desired: n.desired,
@@ -244,17 +257,38 @@ pub(super) fn node_cards(s: &Summary, desired: Option<&DesiredState>, now: Times
         .collect()
 }
 
-/// One line of a timeline: when, a pill, and what (HTML).
+/// One line of a timeline: when, a pill, and what.
 pub(super) struct TimelineRow {
     pub(super) at: Timestamp,
-    pub(super) when: String,
-    pub(super) pill: String,
-    pub(super) text: String,
+    pub(super) when: When,
+    pub(super) pill: Pill,
+    pub(super) text: Line,
 }
 
-pub(super) fn action_line(e: &ActionLogEntry, base: &str) -> (String, String) {
+/// What a timeline line says (the `line` macro of macros.html words it).
+pub(super) enum Line {
+    /// A run of failing half hours of one service; `last_bad` when it is over.
+    Incident { node: String, service: String, reason: String, last_bad: Option<When> },
+    /// A step of an action.
+    Action(ActionLine),
+    /// An agent event's detail.
+    Text(String),
+}
+
+/// "restart <id> of edge-1/web by alice, healthy after it — note".
+pub(super) struct ActionLine {
+    pub(super) kind: &'static str,
+    pub(super) id: String,
+    pub(super) target: String,
+    /// Who moved it, unless the supervisor or executor did.
+    pub(super) by: Option<String>,
+    /// ", healthy after it", ", not healthy after it" or "".
+    pub(super) verified: &'static str,
+    pub(super) note: Option<String>,
+}
+
+pub(super) fn action_line(e: &ActionLogEntry) -> (Pill, Line) {
     let target = e.service.as_ref().map_or_else(|| e.node.clone(), |s| format!("{}/{s}", e.node));
-    let link = format!("<a class=\"id\" href=\"{base}/actions/{id}\">{id}</a>", id = view::esc(&e.id));
     let tone = match e.state {
         ActionState::Completed if e.verified == Some(false) => "warn",
         ActionState::Completed => "ok",
@@ -264,30 +298,26 @@ pub(super) fn action_line(e: &ActionLogEntry, base: &str) -> (String, String) {
         ActionState::Approved => "wait",
         _ => "none",
     };
-    let by = if e.by == "supervisor" || e.by == "executor" { String::new() } else { format!(" by <b>{}</b>", view::esc(&e.by)) };
+    let by = (e.by != "supervisor" && e.by != "executor").then(|| e.by.clone());
     let verified = match (e.state, e.verified) {
         (ActionState::Completed, Some(true)) => ", healthy after it",
         (ActionState::Completed, Some(false)) => ", not healthy after it",
         _ => "",
     };
-    let note = e.note.as_deref().map(|n| format!(" <span class=\"muted\">— {}</span>", view::esc(n))).unwrap_or_default();
-    (view::pill(tone, &format!("action {}", e.verb())), format!("{} {} of {}{by}{verified}{note}", view::esc(e.kind.as_str()), link, view::esc(&target)))
+    let line = ActionLine { kind: e.kind.as_str(), id: e.id.clone(), target, by, verified, note: e.note.clone() };
+    (view::pill(tone, &format!("action {}", e.verb())), Line::Action(line))
 }
 
-pub(super) fn dashboard_timeline(snap: &Snapshot, h: &History, base: &str, now: Timestamp) -> Vec<TimelineRow> {
+pub(super) fn dashboard_timeline(snap: &Snapshot, h: &History, now: Timestamp) -> Vec<TimelineRow> {
     let day_ago = now - chrono::Duration::hours(24);
     let mut rows: Vec<TimelineRow> = Vec::new();
     for i in h.incidents(now).into_iter().filter(|i| i.start >= day_ago) {
-        let target = format!("<a href=\"{base}/events?node={n}&amp;service={s}\">{n}/{s}</a>", n = view::esc(&i.node), s = view::esc(&i.service));
-        let text = if i.ongoing {
-            format!("{target} unhealthy ({}), still failing", view::esc(&i.reason))
-        } else {
-            format!("{target} unhealthy ({}), last failure {}", view::esc(&i.reason), view::time_ago(i.last_bad, now))
-        };
+        let last_bad = (!i.ongoing).then(|| view::time_ago(i.last_bad, now));
+        let text = Line::Incident { node: i.node, service: i.service, reason: i.reason, last_bad };
         rows.push(TimelineRow { at: i.start, when: view::time_ago(i.start, now), pill: view::pill("bad", "incident"), text });
     }
     for e in snap.action_log.iter().take_while(|e| e.at >= day_ago).take(DASHBOARD_TIMELINE * 2) {
-        let (pill, text) = action_line(e, base);
+        let (pill, text) = action_line(e);
         rows.push(TimelineRow { at: e.at, when: view::time_ago(e.at, now), pill, text });
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.at));
@@ -299,8 +329,8 @@ pub(super) fn dashboard_timeline(snap: &Snapshot, h: &History, base: &str, now: 
 pub(super) struct PendingCard {
     pub(super) id: String,
     pub(super) title: String,
-    pub(super) will: String,
-    pub(super) created: String,
+    pub(super) will: Vec<Tick>,
+    pub(super) created: When,
 }
 
 pub(super) fn action_title(kind: homelab_core::ActionType, node: &str, service: Option<&str>) -> String {
@@ -321,8 +351,8 @@ pub(super) struct DashboardT<'a> {
     pub(super) errors: &'a [FileError],
     pub(super) drift_state: &'a str,
     pub(super) drift_note: String,
-    pub(super) drift_at: String,
-    pub(super) world_at: String,
+    pub(super) drift_at: Option<When>,
+    pub(super) world_at: When,
     pub(super) headline: String,
     pub(super) headline_tone: &'static str,
     /// Services desired in hosts/ (or in world state, when more).
@@ -359,8 +389,8 @@ pub(super) fn action_title_of(a: &ActionSummary) -> String {
 pub(super) struct ActionRow<'a> {
     pub(super) a: &'a ActionSummary,
     pub(super) title: String,
-    pub(super) pill: String,
-    pub(super) updated: String,
+    pub(super) pill: Pill,
+    pub(super) updated: When,
 }
 
 pub(super) fn action_rows<'a>(list: impl Iterator<Item = &'a ActionSummary>, now: Timestamp) -> Vec<ActionRow<'a>> {
@@ -390,7 +420,7 @@ pub(super) struct PlanView {
     pub(super) items: Vec<String>,
     pub(super) command: String,
     pub(super) dir: String,
-    pub(super) describe: String,
+    pub(super) describe: Vec<Tick>,
     pub(super) timeout: u64,
     pub(super) verify: String,
     pub(super) blocked: Option<String>,
@@ -434,26 +464,42 @@ pub(super) struct ActionT<'a> {
     pub(super) a: &'a Action,
     pub(super) title: String,
     pub(super) tone: &'static str,
-    pub(super) icon: &'static str,
-    pub(super) created: String,
+    pub(super) icon: view::Icon,
+    pub(super) created: When,
     pub(super) target: String,
     pub(super) plan: PlanView,
     /// A warning about the executor (stopped, dry run), empty when none.
     pub(super) executor_note: String,
-    pub(super) evidence: Vec<(String, String, String)>,
+    pub(super) evidence: Vec<EvidenceRow>,
     pub(super) events_link: String,
-    pub(super) running_since: String,
-    pub(super) result_times: String,
-    pub(super) history: Vec<(String, String, String, String)>,
+    pub(super) running_since: When,
+    /// When the run started and how many seconds it took.
+    pub(super) ran: Option<(When, i64)>,
+    pub(super) history: Vec<HistoryRow>,
+}
+
+/// One of the last events of an action's target.
+pub(super) struct EvidenceRow {
+    pub(super) when: When,
+    pub(super) pill: Pill,
+    pub(super) detail: String,
+}
+
+/// One step of an action's history.
+pub(super) struct HistoryRow {
+    pub(super) when: When,
+    pub(super) pill: Pill,
+    pub(super) by: String,
+    pub(super) note: String,
 }
 
 /// One line of the events timeline.
 pub(super) struct EventRow {
-    pub(super) when: String,
-    pub(super) pill: String,
+    pub(super) when: When,
+    pub(super) pill: Pill,
     pub(super) node: String,
     pub(super) service: String,
-    pub(super) text: String,
+    pub(super) text: Line,
 }
 
 #[derive(Template)]
@@ -481,7 +527,7 @@ pub(super) struct NodeT<'a> {
     pub(super) errors: &'a [FileError],
     pub(super) drift_state: &'a str,
     pub(super) drift_note: String,
-    pub(super) drift_at: String,
+    pub(super) drift_at: Option<When>,
     pub(super) name: &'a str,
     pub(super) card: Option<NodeCard>,
     /// Never reported and desired: how to get an agent reporting.
@@ -494,8 +540,8 @@ pub(super) struct NodeT<'a> {
     /// The services table has a mute column (this page); the viewer may mute this node.
     pub(super) mute: bool,
     pub(super) may_mute: bool,
-    /// "until …" (HTML) while a silence mutes the whole node.
-    pub(super) node_muted: String,
+    /// "until …" while a silence mutes the whole node.
+    pub(super) node_muted: Option<When>,
 }
 
 #[derive(Template)]
@@ -522,9 +568,9 @@ pub(super) struct SilenceRow {
     pub(super) mutes: String,
     pub(super) reason: String,
     pub(super) by: String,
-    pub(super) created: String,
-    /// Active: "until 15:03 UTC (ends in 58 min)"; ended: when, relative (HTML).
-    pub(super) when: String,
+    pub(super) created: When,
+    /// Active: "until 15:03 UTC (ends in 58 min)"; ended: when, relative.
+    pub(super) when: When,
     pub(super) expired_by: String,
     pub(super) can_expire: bool,
 }
@@ -569,7 +615,7 @@ pub(super) struct SilencesT<'a> {
 }
 
 pub(super) struct AuditRow {
-    pub(super) time: String,
+    pub(super) time: When,
     pub(super) r: homelab_store::audit::AuditRecord,
 }
 
