@@ -75,6 +75,11 @@ pub fn code_ticks(s: &str) -> Vec<Tick> {
     s.split('`').enumerate().map(|(i, part)| Tick { code: i % 2 == 1, text: part.to_owned() }).collect()
 }
 
+/// "1 service", "3 services".
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
 /// The tone of an action state (the pill's colour and icon).
 pub fn state_tone(state: homelab_core::ActionState) -> &'static str {
     use homelab_core::ActionState::*;

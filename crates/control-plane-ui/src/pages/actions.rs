@@ -19,7 +19,7 @@ use homelab_ops::Decision;
 
 use crate::AppState;
 
-use super::view_models::{ActionT, ActionsT, EvidenceRow, HistoryRow, action_rows, action_title, drift_rows, plan_view};
+use super::view_models::{ActionT, ActionsT, EvidenceRow, HistoryRow, action_rows, action_title, drift_rows, executor_note, plan_view};
 use super::{CsrfForm, PageError, PageQuery, finish, history, message_page, respond, run_defaults, viewer};
 
 pub(super) async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
@@ -106,18 +106,7 @@ pub(super) async fn action(State(state): State<Arc<AppState>>, peer: Peer, heade
         let drift = drift_rows(snap.summary.drift.iter().filter(about).take(1), &snap.summary, now);
         let host = snap.desired.as_ref().and_then(|d| d.hosts.get(&a.node));
         let plan = run_plan(&a, host, &run_defaults(&state, &snap));
-        let executor_note = match snap.heartbeats.get("executor") {
-            None => "No executor has written a heartbeat: an approved action waits in approved/ until one runs.".to_owned(),
-            Some(None) => "The executor's heartbeat does not parse: it may not be running.".to_owned(),
-            Some(Some(hb)) if hb.is_stopped(now) => format!(
-                "The executor looks stopped (last heartbeat {}): an approved action waits until it runs again.",
-                homelab_core::words::ago(hb.last_loop_at, now)
-            ),
-            Some(Some(hb)) if hb.extra.get("dry_run").and_then(|v| v.as_bool()) == Some(true) => {
-                "The executor runs in dry-run mode (EXECUTOR_DRY_RUN): it records what it would do and changes nothing.".to_owned()
-            }
-            Some(Some(_)) => String::new(),
-        };
+        let executor_note = executor_note(&snap, now);
         let evidence = h
             .recent(&a.node, a.service.as_deref())
             .into_iter()

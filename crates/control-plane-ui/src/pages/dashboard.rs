@@ -15,7 +15,7 @@ use crate::view::{self, When};
 use crate::AppState;
 
 use super::view_models::{
-    DASHBOARD_SERVICES, DaemonRow, DashboardT, PendingCard, action_title_of, dashboard_timeline, drift_at, drift_note, drift_rows, node_cards, plural,
+    DASHBOARD_SERVICES, DashboardT, PendingCard, action_title_of, daemon_rows, dashboard_timeline, drift_at, drift_note, drift_rows, headline, node_cards,
     quarantine_rows, service_rows,
 };
 use super::{PageQuery, finish, history, respond, run_defaults, viewer};
@@ -26,19 +26,7 @@ pub(super) async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, he
         let snap = state.snapshot().await?;
         let h = history(&state).await;
         let now = chrono::Utc::now();
-        let daemons = snap
-            .heartbeats
-            .iter()
-            .map(|(name, hb)| match hb {
-                Some(hb) => DaemonRow {
-                    name: name.clone(),
-                    stopped: hb.is_stopped(now),
-                    last_loop: view::time_ago(hb.last_loop_at, now),
-                    interval: format!("every {} s", hb.interval_secs),
-                },
-                None => DaemonRow { name: name.clone(), stopped: true, last_loop: When::words("unreadable heartbeat"), interval: String::new() },
-            })
-            .collect();
+        let daemons = daemon_rows(&snap, now);
         let quarantine = quarantine_rows(&snap.summary, now);
         let quarantine_more = snap.summary.quarantine.count.saturating_sub(quarantine.len());
         let s = &snap.summary;
@@ -58,28 +46,7 @@ pub(super) async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, he
         let mut services = service_rows(s, snap.desired.as_ref(), &h, None, now);
         let services_more = services.len().saturating_sub(DASHBOARD_SERVICES);
         services.truncate(DASHBOARD_SERVICES);
-        let c = &s.counts;
-        let problems = c.services_unhealthy + c.nodes_stale;
-        let (headline, headline_tone) = if !pending.is_empty() {
-            (
-                format!("{} waiting for your approval", if pending.len() == 1 { "1 action is".to_owned() } else { format!("{} actions are", pending.len()) }),
-                "ask",
-            )
-        } else if problems > 0 || c.drift > 0 {
-            (
-                format!(
-                    "{} unhealthy, {} of {} nodes not reporting; the supervisor is on it (see Drift)",
-                    plural(c.services_unhealthy, "service"),
-                    c.nodes_stale,
-                    c.nodes
-                ),
-                "bad",
-            )
-        } else if c.services == 0 && c.services_desired == 0 {
-            ("Nothing reported yet: start the agents (see the node pages)".to_owned(), "none")
-        } else {
-            (format!("All good: {} healthy on {}", plural(c.services_healthy, "service"), plural(c.nodes_up, "node")), "ok")
-        };
+        let (headline, headline_tone) = headline(&s.counts, pending.len());
         let t = DashboardT {
             base: &state.base,
             csrf: v.csrf.clone(),

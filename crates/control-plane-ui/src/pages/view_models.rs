@@ -8,7 +8,7 @@ use homelab_core::{Action, ActionState, ServiceStatus, Timestamp};
 use serde::Deserialize;
 
 use crate::history::History;
-use crate::snapshot::{ActionLogEntry, ActionSummary, Drift, FileError, Snapshot, Summary};
+use crate::snapshot::{ActionLogEntry, ActionSummary, Counts, Drift, FileError, Snapshot, Summary};
 use crate::view::{self, BarView, Pill, Tick, When};
 
 pub(super) struct DaemonRow {
@@ -325,6 +325,44 @@ pub(super) fn dashboard_timeline(snap: &Snapshot, h: &History, now: Timestamp) -
     rows
 }
 
+/// The daemons' heartbeats, a stopped or unreadable one marked.
+pub(super) fn daemon_rows(snap: &Snapshot, now: Timestamp) -> Vec<DaemonRow> {
+    snap.heartbeats
+        .iter()
+        .map(|(name, hb)| match hb {
+            Some(hb) => DaemonRow {
+                name: name.clone(),
+                stopped: hb.is_stopped(now),
+                last_loop: view::time_ago(hb.last_loop_at, now),
+                interval: format!("every {} s", hb.interval_secs),
+            },
+            None => DaemonRow { name: name.clone(), stopped: true, last_loop: When::words("unreadable heartbeat"), interval: String::new() },
+        })
+        .collect()
+}
+
+/// The dashboard's one-line headline and its tone, from the counts and the pending actions.
+pub(super) fn headline(c: &Counts, pending: usize) -> (String, &'static str) {
+    let problems = c.services_unhealthy + c.nodes_stale;
+    if pending > 0 {
+        (format!("{} waiting for your approval", if pending == 1 { "1 action is".to_owned() } else { format!("{} actions are", pending) }), "ask")
+    } else if problems > 0 || c.drift > 0 {
+        (
+            format!(
+                "{} unhealthy, {} of {} nodes not reporting; the supervisor is on it (see Drift)",
+                view::plural(c.services_unhealthy, "service"),
+                c.nodes_stale,
+                c.nodes
+            ),
+            "bad",
+        )
+    } else if c.services == 0 && c.services_desired == 0 {
+        ("Nothing reported yet: start the agents (see the node pages)".to_owned(), "none")
+    } else {
+        (format!("All good: {} healthy on {}", view::plural(c.services_healthy, "service"), view::plural(c.nodes_up, "node")), "ok")
+    }
+}
+
 /// A pending action on the dashboard: what it will do, one sentence.
 pub(super) struct PendingCard {
     pub(super) id: String,
@@ -370,10 +408,6 @@ pub(super) struct DashboardT<'a> {
     /// No mute column here (the node pages have it).
     pub(super) mute: bool,
     pub(super) may_mute: bool,
-}
-
-pub(super) fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
 }
 
 pub(super) fn action_title_of(a: &ActionSummary) -> String {
@@ -476,6 +510,22 @@ pub(super) struct ActionT<'a> {
     /// When the run started and how many seconds it took.
     pub(super) ran: Option<(When, i64)>,
     pub(super) history: Vec<HistoryRow>,
+}
+
+/// A warning about the executor for an action's page (stopped, unreadable, dry run); "" when none.
+pub(super) fn executor_note(snap: &Snapshot, now: Timestamp) -> String {
+    match snap.heartbeats.get("executor") {
+        None => "No executor has written a heartbeat: an approved action waits in approved/ until one runs.".to_owned(),
+        Some(None) => "The executor's heartbeat does not parse: it may not be running.".to_owned(),
+        Some(Some(hb)) if hb.is_stopped(now) => format!(
+            "The executor looks stopped (last heartbeat {}): an approved action waits until it runs again.",
+            homelab_core::words::ago(hb.last_loop_at, now)
+        ),
+        Some(Some(hb)) if hb.extra.get("dry_run").and_then(|v| v.as_bool()) == Some(true) => {
+            "The executor runs in dry-run mode (EXECUTOR_DRY_RUN): it records what it would do and changes nothing.".to_owned()
+        }
+        Some(Some(_)) => String::new(),
+    }
 }
 
 /// One of the last events of an action's target.
