@@ -6,15 +6,13 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use homelab_core::Timestamp;
 
 use crate::api::Peer;
 use crate::snapshot::ActionLogEntry;
-use crate::view;
 
 use crate::AppState;
 
-use super::view_models::{EventRow, EventsT, Line, action_line};
+use super::view_models::{EventsT, event_rows};
 use super::{PageError, PageQuery, finish, respond, viewer};
 
 /// The action entries the type filter offers, as `action:<verb>`.
@@ -69,31 +67,8 @@ pub(super) async fn events(State(state): State<Arc<AppState>>, peer: Peer, heade
                 .take(want)
                 .collect()
         };
-        enum Item<'x> {
-            Ev(&'x homelab_core::Event),
-            Act(&'x ActionLogEntry),
-        }
-        let mut merged: Vec<(Timestamp, Item)> = tl.events.iter().map(|e| (e.ts, Item::Ev(e))).chain(acts.iter().map(|e| (e.at, Item::Act(e)))).collect();
-        merged.sort_by_key(|m| std::cmp::Reverse(m.0));
-        let more = merged.len() > (page + 1) * per || tl.more;
-        let rows = merged
-            .into_iter()
-            .skip(page * per)
-            .take(per)
-            .map(|(at, item)| match item {
-                Item::Ev(e) => EventRow {
-                    when: view::time_ago(at, now),
-                    pill: view::pill(view::event_tone(&e.kind), &e.kind),
-                    node: e.node.clone(),
-                    service: e.service.clone().unwrap_or_default(),
-                    text: Line::Text(e.detail.clone().unwrap_or_default()),
-                },
-                Item::Act(e) => {
-                    let (pill, text) = action_line(e);
-                    EventRow { when: view::time_ago(at, now), pill, node: e.node.clone(), service: e.service.clone().unwrap_or_default(), text }
-                }
-            })
-            .collect();
+        let (rows, more) = event_rows(&tl.events, &acts, page, now);
+        let more = more || tl.more;
         let link = |p: usize| {
             let mut l = format!("{}/events?page={p}", state.base);
             if let Some(n) = &node {
