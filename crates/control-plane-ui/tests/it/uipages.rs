@@ -313,3 +313,47 @@ async fn the_audit_page_shows_the_newest_500_of_a_busy_day() {
     assert_eq!(p.body.matches("class=\"audit-row ").count(), 500);
     assert!(p.body.contains("edge-1/svc504") && p.body.contains("edge-1/svc005") && !p.body.contains("edge-1/svc004"), "the oldest five are left out");
 }
+
+/// Free text from files and people (a reject reason, an event's detail, the supervisor's root
+/// cause and reason) is shown as text on every page that lists it, never as markup.
+#[tokio::test]
+async fn markup_in_reasons_and_details_shows_as_text() {
+    use homelab_core::drift::NextStep;
+    use homelab_core::plan::DriftKind;
+
+    let fx = Fx::new();
+    fx.tmp.write_host("edge-1", "services:\n  mqtt: {}\n  z2m: {}\n");
+    crate::files::write_world(&fx);
+    let id = fx.pending("edge-1", "mqtt");
+    let r = fx.send(bearer_post(&format!("/api/v1/actions/{id}/reject"), UI_TOKEN, r#"{"reason": "<script>alert(1)</script>"}"#)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut ev = homelab_core::Event::new(chrono::Utc::now(), "edge-1", "containers_not_running", Some("mqtt"));
+    ev.detail = Some("<img src=x onerror=alert(2)>".into());
+    fx.state.root.write_event(&ev).unwrap();
+    let mut d = crate::files::drift_entry("edge-1", Some("z2m"), DriftKind::UnhealthyService, NextStep::RootCauseElsewhere, None, None);
+    d.root_cause = Some("<b>rc</b>".into());
+    d.reason = "<script>alert(3)</script>".into();
+    crate::files::write_drift(&fx, vec![d]);
+
+    let cookie = login(&fx, "admin").await;
+    for uri in ["/".to_owned(), "/events".to_owned(), format!("/actions/{id}"), "/nodes/edge-1".to_owned(), "/actions".to_owned()] {
+        let p = page(&fx, &uri, &cookie).await;
+        assert_eq!(p.status, StatusCode::OK, "{uri}");
+        for markup in ["<script>alert", "<img src=x", "<b>rc</b>"] {
+            assert!(!p.body.contains(markup), "{uri} renders {markup:?} as markup: {}", p.body);
+        }
+    }
+    // Escaped the template engine's way (`&#60;` is `&lt;`).
+    let action = format!("/actions/{id}");
+    for (uri, text) in [
+        (action.as_str(), "&#60;script&#62;alert(1)&#60;/script&#62;"),
+        ("/", "&#60;script&#62;alert(1)&#60;/script&#62;"),
+        ("/", "caused by <b>&#60;b&#62;rc&#60;/b&#62;</b>"),
+        ("/", "&#60;script&#62;alert(3)&#60;/script&#62;"),
+        ("/events", "&#60;img src=x onerror=alert(2)&#62;"),
+        ("/events", "&#60;script&#62;alert(1)&#60;/script&#62;"),
+    ] {
+        let p = page(&fx, uri, &cookie).await;
+        assert!(p.body.contains(text), "{uri} lacks {text:?} as text: {}", p.body);
+    }
+}
