@@ -12,7 +12,6 @@ use homelab_core::ActionState;
 use homelab_core::action::run_plan;
 
 use crate::api::{Lookup, Peer, lookup_action};
-use crate::auth::Operator;
 use crate::snapshot::{ActionSummary, Drift};
 use crate::view::{self, When};
 use homelab_ops::Decision;
@@ -20,7 +19,7 @@ use homelab_ops::Decision;
 use crate::AppState;
 
 use super::view_models::{ActionT, ActionsT, EvidenceRow, HistoryRow, action_rows, action_title, drift_rows, executor_note, plan_view};
-use super::{CsrfForm, PageError, PageQuery, finish, history, message_page, respond, run_defaults, viewer};
+use super::{CsrfForm, PageError, PageQuery, finish, form_operator, history, message_page, respond, run_defaults, viewer};
 
 pub(super) async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
     let r = async {
@@ -154,9 +153,9 @@ pub(super) async fn action(State(state): State<Arc<AppState>>, peer: Peer, heade
 
 pub(super) async fn form_decide(state: Arc<AppState>, peer: Peer, headers: HeaderMap, id: String, f: CsrfForm, decision: Decision) -> Response {
     let back = state.url("/actions");
-    let op: Operator = match state.auth.for_mutation(&headers, peer.0, f.csrf.as_deref()) {
+    let op = match form_operator(&state, &headers, peer.0, f.csrf.as_deref()) {
         Ok(op) => op,
-        Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
+        Err(page) => return page,
     };
     if op.csrf.is_none() {
         // A bearer token in a form post: fine, it cannot come from another site.
@@ -203,9 +202,9 @@ pub(super) async fn form_retry(
     Form(f): Form<CsrfForm>,
 ) -> Response {
     let back = state.url("/");
-    let op: Operator = match state.auth.for_mutation(&headers, peer.0, f.csrf.as_deref()) {
+    let op = match form_operator(&state, &headers, peer.0, f.csrf.as_deref()) {
         Ok(op) => op,
-        Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
+        Err(page) => return page,
     };
     match crate::api::apply_retry_from(&state, &op, peer.0, &id).await {
         Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),

@@ -116,6 +116,13 @@ impl From<anyhow::Error> for PageError {
     }
 }
 
+/// The operator behind a form post (credentials, same origin, CSRF token), or the "Not
+/// allowed" page to answer with (a page is what the handler answers: boxing buys nothing).
+#[allow(clippy::result_large_err)]
+fn form_operator(state: &AppState, headers: &HeaderMap, peer: Option<std::net::IpAddr>, csrf: Option<&str>) -> Result<Operator, Response> {
+    state.auth.for_mutation(headers, peer, csrf).map_err(|r| message_page(state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")))
+}
+
 fn message_page(state: &AppState, status: StatusCode, heading: &str, message: &str, back: &str) -> Response {
     let body = MessageT { heading, message, back }.render().unwrap_or_default();
     let html = Layout { title: heading, active: "", base: &state.base, user: None, admin: false, csrf: None, live: false, etag: String::new(), body }

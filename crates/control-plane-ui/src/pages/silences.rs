@@ -17,7 +17,7 @@ use homelab_ops::Command;
 use crate::{AppState, ViewFleet};
 
 use super::view_models::{SilenceForm, SilenceRow, SilencesT};
-use super::{CsrfForm, PageError, PageQuery, Viewer, finish, message_page, respond, viewer, with_status};
+use super::{CsrfForm, PageError, PageQuery, Viewer, finish, form_operator, message_page, respond, viewer, with_status};
 
 /// The durations the add form offers (value, label).
 pub(super) const DURATIONS: [(&str, &str); 4] = [("30m", "30 minutes"), ("1h", "1 hour"), ("4h", "4 hours"), ("1d", "1 day")];
@@ -105,9 +105,9 @@ pub(super) async fn silences_page(State(state): State<Arc<AppState>>, peer: Peer
 /// The add form and the node page's mute buttons: `silences::add` (checks, write, audit), then
 /// back to where it came from; a refusal is shown on the form, with what was typed.
 pub(super) async fn silence_add(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Form(f): Form<SilenceForm>) -> Response {
-    let op = match state.auth.for_mutation(&headers, peer.0, f.csrf.as_deref()) {
+    let op = match form_operator(&state, &headers, peer.0, f.csrf.as_deref()) {
         Ok(op) => op,
-        Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
+        Err(page) => return page,
     };
     let custom = f.duration_custom.trim();
     let req = crate::silences::NewSilenceBody {
@@ -142,9 +142,9 @@ pub(super) async fn silence_expire(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let op = match state.auth.for_mutation(&headers, peer.0, f.csrf.as_deref()) {
+    let op = match form_operator(&state, &headers, peer.0, f.csrf.as_deref()) {
         Ok(op) => op,
-        Err(r) => return message_page(&state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")),
+        Err(page) => return page,
     };
     match crate::silences::end(&state, &op, peer.0, &id).await {
         Ok(_) => Redirect::to(&state.url("/silences")).into_response(),
