@@ -101,6 +101,31 @@ where
     }
 }
 
+/// A daemon's whole `main.rs`: a clap parser named `$name` with `$about`, flattening `$config`,
+/// and a tokio `main` that runs `$run(config, shutdown)` through [`main`]. The calling crate
+/// depends on clap and tokio.
+///
+/// ```ignore
+/// homelab_store::daemon_main!("control-plane-observer", "Folds event files into world state.", control_plane_observer::Config, control_plane_observer::run);
+/// ```
+#[macro_export]
+macro_rules! daemon_main {
+    ($name:literal, $about:literal, $config:ty, $run:path) => {
+        #[derive(clap::Parser)]
+        #[command(name = $name, version, about = $about)]
+        struct Cli {
+            #[command(flatten)]
+            config: $config,
+        }
+
+        #[tokio::main]
+        async fn main() -> std::process::ExitCode {
+            let cli = <Cli as clap::Parser>::parse();
+            $crate::daemon::main($name, |shutdown| $run(cli.config, shutdown)).await
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
