@@ -16,10 +16,12 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// `promtool check metrics`).
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// True when the client wants the classic text format: it names `text/plain` and not OpenMetrics
-/// (Prometheus itself asks for OpenMetrics first; `*/*` gets OpenMetrics).
+/// True when the client gets the classic text format: whenever it does not name OpenMetrics.
+/// Prometheus asks for OpenMetrics by name and gets it; `curl` (`*/*`, or no Accept at all)
+/// gets the format `promtool check metrics` reads, so `curl /metrics | promtool check metrics`
+/// is clean (it used to get OpenMetrics, where a counter's HELP names `x`, not `x_total`).
 pub fn wants_text(accept: &str) -> bool {
-    accept.contains("text/plain") && !accept.contains("application/openmetrics-text")
+    !accept.contains("application/openmetrics-text")
 }
 
 /// OpenMetrics text → Prometheus text format 0.0.4: a counter family `x` (samples `x_total`)

@@ -761,6 +761,71 @@ async fn promtool_check(fx: &Fx) {
     assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}\n{text}");
 }
 
+/// Every metric family with at least one series (actions created and ended, Telegram
+/// notifications, ingest, auth, quarantine, write errors, heartbeats), read the way people do:
+/// `curl /metrics | promtool check metrics` (no Accept header, or `*/*`) and as `text/plain`.
+/// promtool must say nothing at all.
+#[tokio::test]
+async fn promtool_accepts_every_family_whatever_the_client_asks_for() {
+    let fx = Fx::new();
+    let beat = |daemon: &str, counters: &[(&str, u64)]| {
+        let mut hb = observer_heartbeat(counters, serde_json::Value::Null);
+        hb.daemon = daemon.into();
+        fx.state.root.write_heartbeat(daemon, &hb).unwrap();
+    };
+    beat("observer", &[("applied", 3), ("duplicate", 1), ("overflows", 1), ("write_errors", 2)]);
+    beat("supervisor", &[("actions_created", 4), ("actions_cancelled", 1), ("write_errors", 1)]);
+    beat("executor", &[("actions_completed", 2), ("actions_failed", 1), ("actions_interrupted", 1)]);
+    beat("telegram", &[("messages_sent", 3), ("messages_edited", 2), ("follow_ups_sent", 1), ("api_failures", 1)]);
+    let q = fx.tmp.root().join("quarantine");
+    std::fs::write(q.join("events").join("a.json"), "x").unwrap();
+    std::fs::write(q.join("actions/c.json"), "x").unwrap();
+    fx.pending("edge-1", "mqtt");
+    // An ingest request (refused: no agent token) and a wrong bearer token, so both count.
+    let r = fx.send(req("POST", "/api/v1/events", "127.0.0.1").header("authorization", "Bearer nope").body(Body::from("[]")).unwrap()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    for accept in [None, Some("*/*"), Some("text/plain")] {
+        let mut rq = req("GET", "/metrics", "127.0.0.1");
+        if let Some(a) = accept {
+            rq = rq.header("accept", a);
+        }
+        let r = fx.send(rq.body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::OK);
+        for family in [
+            "homelab_actions_created_total 4",
+            "homelab_actions_ended_total{outcome=\"completed\"} 2",
+            "homelab_notifications_total{outcome=\"sent\"} 3",
+            "homelab_ingest_requests_total{",
+            "homelab_ingest_events_total{",
+            "homelab_auth_attempts_total{",
+            "homelab_quarantine_files{kind=\"events\"} 1",
+            "homelab_write_errors_total{daemon=\"supervisor\"} 1",
+            "homelab_action_files{",
+            "homelab_daemon_heartbeat_age_seconds{",
+        ] {
+            assert!(r.body.contains(family), "Accept {accept:?}: no {family:?} in\n{}", r.body);
+        }
+        promtool_says_nothing(&format!("/metrics with Accept {accept:?}"), &r.body);
+    }
+}
+
+/// `promtool check metrics` on `text`: fails on any complaint (and when promtool is missing:
+/// scripts/test-deps.sh installs it).
+fn promtool_says_nothing(what: &str, text: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: run scripts/test-deps.sh as root (apt-get install prometheus)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics on {what}: {said}\n{text}");
+}
+
 #[tokio::test]
 async fn metrics_carry_heartbeat_counters_and_quarantine_gauges() {
     let fx = Fx::new();
@@ -782,7 +847,8 @@ async fn metrics_carry_heartbeat_counters_and_quarantine_gauges() {
     }
     std::fs::write(q.join("actions/c.json"), "x").unwrap();
 
-    let r = fx.send(get("/metrics")).await;
+    // As Prometheus asks (OpenMetrics by name); the classic format is checked by promtool below.
+    let r = fx.send(req("GET", "/metrics", "127.0.0.1").header("accept", "application/openmetrics-text; version=1.0.0").body(Body::empty()).unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
     let lines: Vec<&str> = r.body.lines().collect();
     for want in [
