@@ -451,8 +451,10 @@ fn hcp_check_accepts_alert_checks_and_points_at_bad_ones() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
-/// `docker-compose config` on a fresh checkout (no secrets.env, no .env) passes, and the UI's
-/// healthcheck follows BASE_PATH.
+/// `docker-compose config` on a fresh checkout (no secrets.env, no .env) passes, and the UI gets
+/// BASE_PATH from compose/.env. Its healthcheck is `hcp health --ui`, which reads the UI's own
+/// LISTEN and BASE_PATH inside the container: compose.rs shows it healthy with and without a
+/// prefix on the real engine.
 #[test]
 fn compose_config_passes_on_a_fresh_checkout_and_the_healthcheck_follows_base_path() {
     let t = tempfile::tempdir().unwrap();
@@ -474,7 +476,7 @@ fn compose_config_passes_on_a_fresh_checkout_and_the_healthcheck_follows_base_pa
         String::from_utf8(out.stdout).unwrap()
     };
     let fresh = config();
-    assert!(fresh.contains("- http://127.0.0.1:18180/healthz"), "{fresh}");
+    assert!(fresh.contains("- health\n      - --ui"), "{fresh}");
     std::fs::write(
         t.path().join("compose/.env"),
         "BASE_PATH=/homelab
@@ -489,7 +491,7 @@ HOMELAB_SECRETS_ENV=secrets.env
     )
     .unwrap();
     let behind_proxy = config();
-    assert!(behind_proxy.contains("- http://127.0.0.1:18180/homelab/healthz"), "{behind_proxy}");
+    assert!(behind_proxy.contains("- health\n      - --ui"), "{behind_proxy}");
     assert!(behind_proxy.contains("BASE_PATH: /homelab"), "{behind_proxy}");
     assert!(behind_proxy.contains("SUMMARY_TOKEN: from-secrets-env"), "secrets.env is read once named: {behind_proxy}");
 }
