@@ -173,6 +173,11 @@ fn deploy_and_check(image: &str, project: &str, base: &str) {
             (state == "running healthy").then_some(state)
         });
         assert_eq!(health, "running healthy");
+        if service == "control-plane-ui" {
+            // Healthy by the compose file's own check, not one the override wrote.
+            assert_eq!(inspect(&id, "{{json .Config.Healthcheck.Test}}"), r#"["CMD","hcp","health","--ui"]"#);
+            assert_eq!(inspect(&id, "{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"BASE_PATH\"}}{{.}}{{end}}{{end}}"), format!("BASE_PATH={base}"));
+        }
         assert_eq!(inspect(&id, "{{.Config.User}} {{.HostConfig.NetworkMode}}"), "1000:1000 host");
         let top = run(Command::new("docker").args(["top", &id, "-eo", "pid,uid"]));
         let uids: BTreeSet<String> =
