@@ -105,7 +105,7 @@ where
 /// and a tokio `main` that runs `$run(config, shutdown)` through [`main`]. The calling crate
 /// depends on clap and tokio.
 ///
-/// ```ignore
+/// ```text
 /// homelab_store::daemon_main!("control-plane-observer", "Folds event files into world state.", control_plane_observer::Config, control_plane_observer::run);
 /// ```
 #[macro_export]
