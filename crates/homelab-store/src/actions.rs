@@ -429,11 +429,12 @@ fn io_err(id: &str, source: io::Error) -> TransitionError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use homelab_core::{ActionType, Risk};
 
-    fn action(id: &str, now: Timestamp) -> Action {
+    /// A pending redeploy of `n1/web` created at `now`; `named`'s tests use it too.
+    pub(crate) fn action(id: &str, now: Timestamp) -> Action {
         Action {
             id: id.into(),
             kind: ActionType::Redeploy,

@@ -306,25 +306,7 @@ impl DataRoot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use homelab_core::{ActionType, Risk};
-
-    fn action(id: &str, created_at: Timestamp) -> Action {
-        Action {
-            id: id.into(),
-            kind: ActionType::Redeploy,
-            risk: Risk::Guarded,
-            node: "n1".into(),
-            service: Some("web".into()),
-            drift: "unhealthy_service".into(),
-            trigger: "http_check_failed".into(),
-            root_cause: None,
-            state: ActionState::Pending,
-            created_at,
-            updated_at: created_at,
-            history: Vec::new(),
-            result: None,
-        }
-    }
+    use crate::actions::tests::action;
 
     #[test]
     fn documents_are_where_operators_find_them() {
