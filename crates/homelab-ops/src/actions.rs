@@ -190,11 +190,11 @@ impl Ops {
         match result {
             Ok(a) => {
                 tracing::info!(what, action = %a.id, by = %actor.by, state = %a.state, "operator's move recorded");
-                self.audit(actor, what, id, Outcome::Ok, format!("node {}", a.node));
+                self.audit(actor, what, id, Outcome::Ok, Some(format!("node {}", a.node)));
             }
             Err(e) => {
                 tracing::info!(what, action = %id, by = %actor.by, error = %e, "operator's move not applied");
-                self.audit(actor, what, id, outcome(e), e.to_string());
+                self.audit(actor, what, id, outcome(e), Some(e.to_string()));
             }
         }
     }

@@ -20,6 +20,14 @@ pub enum CheckNowError {
 }
 
 impl CheckNowError {
+    fn outcome(&self) -> Outcome {
+        match self {
+            CheckNowError::Forbidden(_) => Outcome::Refused,
+            CheckNowError::NotChecked { .. } => Outcome::Conflict,
+            CheckNowError::Store(_) => Outcome::Failed,
+        }
+    }
+
     pub fn io(&self) -> Option<&std::io::Error> {
         match self {
             CheckNowError::Store(e) => Some(e),
@@ -35,17 +43,13 @@ impl Ops {
     pub fn check_now(&self, actor: &Actor, node: &NodeName, service: &ServiceName) -> Result<CheckNowRequest, CheckNowError> {
         let target = format!("{node}/{service}");
         let result = self.check_now_inner(actor, node, service);
-        let (outcome, detail) = match &result {
+        match &result {
             Ok(_) => {
                 tracing::info!(%node, %service, by = %actor.by, "check now requested");
-                (Outcome::Ok, String::new())
+                self.audit(actor, "check_now", &target, Outcome::Ok, None);
             }
-            Err(e @ CheckNowError::Forbidden(_)) => (Outcome::Refused, e.to_string()),
-            Err(e @ CheckNowError::NotChecked { .. }) => (Outcome::Conflict, e.to_string()),
-            Err(e @ CheckNowError::Store(_)) => (Outcome::Failed, e.to_string()),
-        };
-        let rec = crate::audit::record(actor, "check_now", &target, outcome);
-        self.write_audit(&if detail.is_empty() { rec } else { rec.detail(detail) });
+            Err(e) => self.audit(actor, "check_now", &target, e.outcome(), Some(e.to_string())),
+        }
         result
     }
 

@@ -148,9 +148,13 @@ impl Ops {
         }
     }
 
-    /// The one audit record of a command.
-    fn audit(&self, actor: &Actor, what: &str, target: &str, outcome: Outcome, detail: impl Into<String>) {
-        self.write_audit(&audit::record(actor, what, target, outcome).detail(detail));
+    /// The one audit record of a command, with a short detail when there is one.
+    fn audit(&self, actor: &Actor, what: &str, target: &str, outcome: Outcome, detail: Option<String>) {
+        let rec = audit::record(actor, what, target, outcome);
+        self.write_audit(&match detail {
+            Some(d) => rec.detail(d),
+            None => rec,
+        });
     }
 
     /// The actor behind a Telegram press: users.json maps the account to a user; when no user

@@ -59,11 +59,11 @@ impl Ops {
             Ok(s) => {
                 tracing::info!(silence = %s.id, mutes = %s.target(), by = %s.created_by, until = %homelab_core::rfc3339(s.ends_at), "silence added");
                 let detail = format!("silence {} until {} ({})", s.id, homelab_core::rfc3339(s.ends_at), s.reason);
-                self.audit(actor, "silence", &s.target(), Outcome::Ok, detail);
+                self.audit(actor, "silence", &s.target(), Outcome::Ok, Some(detail));
             }
             // What does not make a silence was never a command: said to the person, not audited.
             Err(SilenceError::BadInput(_)) => {}
-            Err(e) => self.audit(actor, "silence", &typed, e.outcome(), e.to_string()),
+            Err(e) => self.audit(actor, "silence", &typed, e.outcome(), Some(e.to_string())),
         }
         result
     }
@@ -90,19 +90,16 @@ impl Ops {
         match &result {
             Ok(e) => {
                 tracing::info!(silence = %e.id, by = %actor.by, "silence expired");
-                self.audit(actor, "silence_expire", id, Outcome::Ok, format!("mutes {} ({})", e.target(), e.reason));
+                self.audit(actor, "silence_expire", id, Outcome::Ok, Some(format!("mutes {} ({})", e.target(), e.reason)));
             }
-            Err(e) => self.audit(actor, "silence_expire", id, e.outcome(), e.to_string()),
+            Err(e) => self.audit(actor, "silence_expire", id, e.outcome(), Some(e.to_string())),
         }
         result
     }
 
     fn expire_silence_inner(&self, actor: &Actor, id: &str) -> Result<Silence, SilenceError> {
-        let found = self.root.read_silence(id).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidInput => SilenceError::NotFound(id.to_owned()),
-            _ => SilenceError::Store(e),
-        })?;
-        let Some(s) = found else { return Err(SilenceError::NotFound(id.to_owned())) };
+        // An id that is not a silence id reads as none.
+        let Some(s) = self.root.read_silence(id).map_err(SilenceError::Store)? else { return Err(SilenceError::NotFound(id.to_owned())) };
         crate::permit_silence(actor, self.fleet.as_ref(), Command::SilenceExpire, &s).map_err(SilenceError::Forbidden)?;
         let e = s.expire(&actor.by, chrono::Utc::now()).map_err(|e| SilenceError::Ended(e.to_string()))?;
         self.root.write_silence(&e).map_err(SilenceError::Store)?;

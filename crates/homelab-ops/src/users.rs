@@ -72,12 +72,12 @@ impl Ops {
         match &result {
             Ok(_) => {
                 tracing::info!(what, target, by = %actor.by, "users changed");
-                self.write_audit(&crate::audit::record(actor, what, target, Outcome::Ok));
+                self.audit(actor, what, target, Outcome::Ok, None);
             }
             // A change that does not apply (unknown user, taken name or id) was never made:
             // said to the person, not audited, as for a silence that does not parse.
             Err(UserError::Invalid(_)) => {}
-            Err(e) => self.audit(actor, what, target, e.outcome(), e.to_string()),
+            Err(e) => self.audit(actor, what, target, e.outcome(), Some(e.to_string())),
         }
         result
     }
