@@ -333,6 +333,8 @@ pub struct Auth {
     pub user_header: header::HeaderName,
     pub groups_header: header::HeaderName,
     root: Option<DataRoot>,
+    /// Where login records go: the operations layer's audit writer, with `AUDIT_RETENTION_DAYS`.
+    audit_log: Option<homelab_ops::Ops>,
     session_ttl: Duration,
     proxy_default_role: Role,
     proxy_admin_groups: Vec<String>,
@@ -413,6 +415,7 @@ impl Auth {
             user_header,
             groups_header: header::HeaderName::from_static("x-authentik-groups"),
             root: None,
+            audit_log: None,
             session_ttl: SESSION_TTL,
             proxy_default_role: Role::Admin,
             proxy_admin_groups: Vec::new(),
@@ -446,6 +449,7 @@ impl Auth {
         if let Some(settings) = crate::oidc::Settings::from_access(cfg, &root)? {
             self.oidc = Some(Arc::new(crate::oidc::Oidc::new(settings)?));
         }
+        self.audit_log = Some(homelab_ops::Ops::new(root.clone()).with_audit_retention(self.audit_retention_days));
         self.root = Some(root);
         Ok(self)
     }
@@ -478,8 +482,8 @@ impl Auth {
 
     /// Appends to the audit log (blocking: fsync). A failure is logged, never a secret.
     pub fn audit(&self, rec: &AuditRecord) {
-        if let Some(root) = &self.root {
-            homelab_ops::Ops::new(root.clone()).with_audit_retention(self.audit_retention_days).write_audit(rec);
+        if let Some(log) = &self.audit_log {
+            log.write_audit(rec);
         }
     }
 
