@@ -103,6 +103,12 @@ pub fn operator() -> String {
     }
 }
 
+/// The operations layer on `root`, and the local user as its actor (an admin: the CLI acts with
+/// the data root's own file permissions).
+pub fn local_operator(root: &DataRoot) -> (Ops, Actor) {
+    (Ops::new(root.clone()), Actor::cli(&operator()))
+}
+
 /// The name of `uid` in an /etc/passwd text (`name:x:uid:gid:...`).
 pub fn user_name(passwd: &str, uid: u32) -> Option<String> {
     passwd.lines().find_map(|line| {
@@ -157,8 +163,8 @@ fn parse_id(id: &str) -> anyhow::Result<ActionId> {
 
 /// Proposes `id` again through the operations layer, as the UI and the API do.
 pub fn retry(root: &DataRoot, id: &ActionId) -> anyhow::Result<ExitCode> {
-    let actor = Actor::cli(&operator());
-    match Ops::new(root.clone()).retry(&actor, id) {
+    let (ops, actor) = local_operator(root);
+    match ops.retry(&actor, id) {
         Ok(a) => {
             println!("{} proposed again by {}: pending (approve with: hcp actions approve {})", a.id, actor.by, a.id);
             Ok(ExitCode::SUCCESS)
@@ -246,8 +252,8 @@ fn open(root: &RootArg) -> anyhow::Result<DataRoot> {
 /// Approves or rejects a pending action through the operations layer. Someone else deciding
 /// first is not a crash: exit 1 and say what state it is in now, changing nothing.
 pub fn decide(root: &DataRoot, id: &ActionId, decision: Decision) -> anyhow::Result<ExitCode> {
-    let actor = Actor::cli(&operator());
-    match Ops::new(root.clone()).decide(&actor, id, decision) {
+    let (ops, actor) = local_operator(root);
+    match ops.decide(&actor, id, decision) {
         Ok(a) => {
             println!("{} {} by {}", a.id, a.state, actor.by);
             Ok(ExitCode::SUCCESS)

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use homelab_core::duration::parse_duration;
 use homelab_core::{NodeName, ServiceName};
-use homelab_ops::{Actor, Ops};
 use homelab_store::DataRoot;
 
 use crate::RootArg;
@@ -33,7 +32,8 @@ pub fn run(args: &CheckNowArgs) -> anyhow::Result<ExitCode> {
     let node = NodeName::parse(&args.node).map_err(|e| anyhow::anyhow!("node {:?}: {e}", args.node))?;
     let service = ServiceName::parse(&args.service).map_err(|e| anyhow::anyhow!("service {:?}: {e}", args.service))?;
     let root = DataRoot::open_existing(&args.root.root).with_context(|| format!("cannot open the data root {}", args.root.root.display()))?;
-    let req = Ops::new(root.clone()).check_now(&Actor::cli(&crate::actions::operator()), &node, &service)?;
+    let (ops, actor) = crate::actions::local_operator(&root);
+    let req = ops.check_now(&actor, &node, &service)?;
     println!("asked {}'s agent to check {} now; the result shows as fresh events", args.node, args.service);
     let Some(wait) = args.wait else { return Ok(ExitCode::SUCCESS) };
     let deadline = Instant::now() + wait;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use homelab_core::duration::parse_duration;
 use homelab_core::silence::Silence;
-use homelab_ops::{Actor, NewSilence, Ops, SilenceError};
+use homelab_ops::{NewSilence, SilenceError};
 use homelab_store::DataRoot;
 
 use crate::RootArg;
@@ -53,8 +53,7 @@ pub enum SilenceCommand {
 pub fn run(args: &SilenceArgs) -> anyhow::Result<ExitCode> {
     let root = DataRoot::open_existing(&args.root.root).with_context(|| format!("cannot open the data root {}", args.root.root.display()))?;
     let now = chrono::Utc::now();
-    let actor = Actor::cli(&crate::actions::operator());
-    let ops = Ops::new(root.clone());
+    let (ops, actor) = crate::actions::local_operator(&root);
     match &args.command {
         SilenceCommand::Add { target, action_type, duration, reason } => {
             let req = NewSilence { target: target.clone(), action_type: action_type.clone(), duration: *duration, reason: reason.clone() };

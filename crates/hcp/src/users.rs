@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use homelab_ops::users::{NewUser, UserChange, check_groups};
-use homelab_ops::{Actor, Ops};
 use homelab_store::DataRoot;
 use homelab_store::users::{Role, hash_password, valid_name};
 
@@ -170,7 +169,7 @@ fn list_of<T: std::str::FromStr>(s: &str, what: &str) -> anyhow::Result<Vec<T>> 
 
 pub fn run_user(args: &UserArgs) -> anyhow::Result<ExitCode> {
     let root = open(&args.root)?;
-    let (ops, actor) = (Ops::new(root.clone()), Actor::cli(&crate::actions::operator()));
+    let (ops, actor) = crate::actions::local_operator(&root);
     match &args.command {
         UserCommand::Add { name, role, groups, telegram_ids, no_password, password } => {
             if !valid_name(name) {
@@ -258,7 +257,7 @@ fn parse_validity(s: &str) -> anyhow::Result<chrono::Duration> {
 
 pub fn run_token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let root = open(&args.root)?;
-    let (ops, actor) = (Ops::new(root.clone()), Actor::cli(&crate::actions::operator()));
+    let (ops, actor) = crate::actions::local_operator(&root);
     let now = chrono::Utc::now();
     match &args.command {
         TokenCommand::Create { user, name, expires } => {
