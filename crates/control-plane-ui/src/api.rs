@@ -635,7 +635,7 @@ async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: H
     ))]
 async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
     read_access(&state, &headers, peer)?;
-    homelab_core::validate_action_id(&id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    action_id(&id)?;
     match lookup_action(&state, &id).await? {
         Lookup::Found(found) => Ok(Json(found.action)),
         Lookup::Missing(quarantined) if quarantined.is_empty() => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}"))),
