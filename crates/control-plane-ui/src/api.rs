@@ -42,6 +42,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/actions/{id}", get(get_action))
         .route("/api/v1/actions/{id}/approve", post(approve))
         .route("/api/v1/actions/{id}/reject", post(reject))
+        .route("/api/v1/actions/{id}/cancel", post(cancel))
         .route("/api/v1/actions/{id}/retry", post(retry))
         .route("/api/v1/events", post(ingest))
         .route("/api/v1/alertmanager", post(alertmanager))
@@ -161,7 +162,9 @@ impl From<DecideError> for ApiError {
     fn from(e: DecideError) -> ApiError {
         match &e {
             DecideError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, &e),
-            DecideError::NotPending { state, .. } => ApiError::with(StatusCode::CONFLICT, Conflict { error: e.to_string(), state: *state }),
+            DecideError::NotPending { state, .. } | DecideError::TooLate { state, .. } => {
+                ApiError::with(StatusCode::CONFLICT, Conflict { error: e.to_string(), state: *state })
+            }
             DecideError::Store(_) => match e.io().filter(|io| storage_unavailable(io).is_some()) {
                 Some(io) => ApiError::write_failed(io),
                 None => ApiError::internal(&e),
@@ -301,7 +304,7 @@ pub struct RateLimited {
     pub retry_after: Option<u64>,
 }
 
-/// 409 of approve and reject: the action is no longer pending.
+/// 409 of approve, reject and cancel: the action is no longer pending (cancel: running or ended).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Conflict {
     pub error: String,
@@ -779,7 +782,7 @@ async fn retry(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMa
 /// Empty, or `{"reason": …}`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RejectBody {
+pub struct ReasonBody {
     /// At most 500 characters, kept whole; a longer reason is refused (422), never cut.
     #[schema(max_length = 500)]
     reason: Option<String>,
@@ -788,7 +791,7 @@ pub struct RejectBody {
 #[utoipa::path(post, path = "/api/v1/actions/{id}/reject", summary = "reject a pending action with an optional reason",
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
-    request_body(content = RejectBody, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole (control characters become spaces); a longer reason is refused with 422, never cut"),
+    request_body(content = ReasonBody, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole (control characters become spaces); a longer reason is refused with 422, never cut"),
     responses(
         (status = 200, description = "the action", body = homelab_core::Action),
         (status = 400, description = "an invalid id or body", body = ErrorBody),
@@ -806,19 +809,51 @@ async fn reject(
     body: Bytes,
 ) -> ApiResult<Json<homelab_core::Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
-    let body: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RejectBody::default()
+    let reason = reason_of(&body)?;
+    Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::Reject { reason }).await?))
+}
+
+/// The reason of a reject or cancel body: empty, or `{"reason": …}`, kept whole or refused
+/// (never cut silently).
+fn reason_of(body: &[u8]) -> ApiResult<Option<String>> {
+    let body: ReasonBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReasonBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"reason\": \"...\"}}: {e}")))?
+        serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"reason\": \"...\"}}: {e}")))?
     };
-    // A reason is kept whole or refused: never cut silently.
     if let Some(n) = body.reason.as_deref().map(|r| r.chars().count()).filter(|n| *n > MAX_REASON_CHARS) {
         return Err(ApiError::with(
             StatusCode::UNPROCESSABLE_ENTITY,
             CodedError { error: format!("reason is {n} characters long; at most {MAX_REASON_CHARS}: shorten it"), code: Some(ErrorCode::ReasonTooLong) },
         ));
     }
-    Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::Reject { reason: body.reason }).await?))
+    Ok(body.reason)
+}
+
+#[utoipa::path(post, path = "/api/v1/actions/{id}/cancel",
+    summary = "take back a pending action, or an approved one before an executor claims it (-> cancelled); unlike reject it snoozes nothing: while the drift holds, the supervisor proposes it again",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    request_body(content = ReasonBody, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole; a longer reason is refused with 422, never cut"),
+    responses(
+        (status = 200, description = "the action, now cancelled", body = homelab_core::Action),
+        (status = 400, description = "an invalid id or body", body = ErrorBody),
+        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        (status = 404, description = "no such action", body = ErrorBody),
+        (status = 409, description = "running or ended: too late to cancel; `state` names its current state", body = Conflict),
+        (status = 422, description = "the reason is longer than 500 characters (`code`: `reason_too_long`); nothing changed", body = CodedError),
+        WriteErrors,
+    ))]
+async fn cancel(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<homelab_core::Action>> {
+    let op = state.auth.for_mutation(&headers, peer.0, None)?;
+    let reason = reason_of(&body)?;
+    Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::Cancel { reason }).await?))
 }
 
 /// The node whose ingest token this is, from state/secrets/agent_tokens.json and AGENT_TOKENS.

@@ -33,6 +33,7 @@ use crate::{AppState, api, silences};
         api::get_action,
         api::approve,
         api::reject,
+        api::cancel,
         api::retry,
         api::ingest,
         api::alertmanager,
@@ -70,16 +71,18 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Bodies a handler also accepts empty (reject: no reason). utoipa says "not required" only with
+/// Bodies a handler also accepts empty (reject and cancel: no reason). utoipa says "not required" only with
 /// `Option<T>`, which would also allow a JSON `null` the handler refuses; so the body is `T` and
 /// marked not required here.
 struct OptionalBodies;
 
 impl Modify for OptionalBodies {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let reject = doc.paths.paths.get_mut("/api/v1/actions/{id}/reject").and_then(|p| p.post.as_mut());
-        if let Some(utoipa::openapi::RefOr::T(body)) = reject.and_then(|op| op.request_body.as_mut()) {
-            body.required = Some(utoipa::openapi::Required::False);
+        for path in ["/api/v1/actions/{id}/reject", "/api/v1/actions/{id}/cancel"] {
+            let op = doc.paths.paths.get_mut(path).and_then(|p| p.post.as_mut());
+            if let Some(utoipa::openapi::RefOr::T(body)) = op.and_then(|op| op.request_body.as_mut()) {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
         }
     }
 }

@@ -56,6 +56,16 @@ pub enum ActionsCommand {
         #[arg(long, value_name = "TEXT")]
         reason: String,
     },
+    /// Take back a pending action, or an approved one the executor has not started. Unlike
+    /// reject it snoozes nothing: while the drift holds, the supervisor proposes it again.
+    Cancel {
+        /// The pending or approved action's id.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Why, in a few words: kept in the action's history.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
     /// Propose an action again (after remediation_exhausted or a rejection snooze): writes a
     /// fresh pending action with this id while its drift holds (see `hcp drift`).
     Retry {
@@ -152,6 +162,7 @@ pub fn run(args: &ActionsArgs) -> anyhow::Result<ExitCode> {
             }
             decide(&root, &id, Decision::Reject { reason: Some(reason.trim().to_owned()) })
         }
+        ActionsCommand::Cancel { id, reason } => decide(&root, &parse_id(id)?, Decision::Cancel { reason: reason.clone() }),
         ActionsCommand::Retry { id } => retry(&root, &parse_id(id)?),
     }
 }
@@ -249,7 +260,7 @@ fn open(root: &RootArg) -> anyhow::Result<DataRoot> {
     DataRoot::open(&root.root).with_context(|| format!("cannot open the data root {}", root.root.display()))
 }
 
-/// Approves or rejects a pending action through the operations layer. Someone else deciding
+/// Approves, rejects or cancels an action through the operations layer. Someone else deciding
 /// first is not a crash: exit 1 and say what state it is in now, changing nothing.
 pub fn decide(root: &DataRoot, id: &ActionId, decision: Decision) -> anyhow::Result<ExitCode> {
     let (ops, actor) = local_operator(root);
@@ -260,6 +271,10 @@ pub fn decide(root: &DataRoot, id: &ActionId, decision: Decision) -> anyhow::Res
         }
         Err(DecideError::NotPending { state, .. }) => {
             println!("{id} is {state}, not pending: nothing changed");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(DecideError::TooLate { state, .. }) => {
+            println!("{id} is {state}: too late to cancel, nothing changed");
             Ok(ExitCode::FAILURE)
         }
         Err(DecideError::NotFound(_)) => {

@@ -65,6 +65,8 @@ impl ActionState {
                 // An executor that finds a running action at start fails it; an approved action
                 // whose target vanished from desired state can be failed without running.
                 | (Approved, Failed)
+                // An operator takes an approval back before an executor claims it.
+                | (Approved, Cancelled)
         )
     }
 }
@@ -580,8 +582,16 @@ mod tests {
     #[test]
     fn state_machine_table() {
         use ActionState::*;
-        let allowed =
-            [(Pending, Approved), (Pending, Rejected), (Pending, Cancelled), (Approved, Running), (Running, Completed), (Running, Failed), (Approved, Failed)];
+        let allowed = [
+            (Pending, Approved),
+            (Pending, Rejected),
+            (Pending, Cancelled),
+            (Approved, Running),
+            (Running, Completed),
+            (Running, Failed),
+            (Approved, Failed),
+            (Approved, Cancelled),
+        ];
         for from in ActionState::ALL {
             for to in ActionState::ALL {
                 assert_eq!(from.can_move_to(to), allowed.contains(&(from, to)), "{from} -> {to}");

@@ -15,6 +15,8 @@ use crate::actor::{Actor, Channel, Role};
 pub enum Command {
     Approve,
     Reject,
+    /// Take back a pending action or an approval the executor has not claimed yet.
+    Cancel,
     Retry,
     SilenceAdd,
     SilenceExpire,
@@ -25,9 +27,10 @@ pub enum Command {
 }
 
 impl Command {
-    pub const ALL: [Command; 8] = [
+    pub const ALL: [Command; 9] = [
         Command::Approve,
         Command::Reject,
+        Command::Cancel,
         Command::Retry,
         Command::SilenceAdd,
         Command::SilenceExpire,
@@ -121,7 +124,7 @@ mod tests {
     fn allowed_by_role(role: Role, command: Command, place: Place) -> bool {
         use Command::*;
         use Place::*;
-        const NODE_COMMANDS: [Command; 6] = [Approve, Reject, Retry, SilenceAdd, SilenceExpire, CheckNow];
+        const NODE_COMMANDS: [Command; 7] = [Approve, Reject, Cancel, Retry, SilenceAdd, SilenceExpire, CheckNow];
         match role {
             Role::Admin => true,
             Role::Viewer => false,
@@ -167,7 +170,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 7 * 3 * 8 * 6);
+        assert_eq!(checked, 7 * 3 * 9 * 6);
     }
 
     #[test]

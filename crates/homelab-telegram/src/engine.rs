@@ -462,7 +462,7 @@ impl Engine {
                 tracing::warn!(chat_id, user_id, action_id = id, "button press not allowed for this user; nothing changed");
                 Err(format!("Nothing changed: {why}."))
             }
-            Err(DecideError::NotPending { state, .. }) => {
+            Err(DecideError::NotPending { state, .. } | DecideError::TooLate { state, .. }) => {
                 tracing::info!(action_id = id, user_id, state = %state, "someone else moved the action first; nothing changed");
                 Err(format!("Nothing changed: this action is already {state}."))
             }

@@ -1,4 +1,4 @@
-//! The actions list, one action's page, and the Approve, Reject and Retry forms (through
+//! The actions list, one action's page, and the Approve, Reject, Cancel and Retry forms (through
 //! `crate::api::apply_decision_from` and `apply_retry_from`, the operations layer).
 
 use std::sync::Arc;
@@ -192,6 +192,17 @@ pub(super) async fn form_reject(
 ) -> Response {
     let reason = f.reason.clone();
     form_decide(state, peer, headers, id, f, Decision::Reject { reason }).await
+}
+
+pub(super) async fn form_cancel(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let reason = f.reason.clone();
+    form_decide(state, peer, headers, id, f, Decision::Cancel { reason }).await
 }
 
 pub(super) async fn form_retry(

@@ -39,6 +39,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/actions/{id}", get(actions::action))
         .route("/actions/{id}/approve", post(actions::form_approve))
         .route("/actions/{id}/reject", post(actions::form_reject))
+        .route("/actions/{id}/cancel", post(actions::form_cancel))
         .route("/actions/{id}/retry", post(actions::form_retry))
         .route("/events", get(events::events))
         .route("/nodes/{node}", get(nodes::node))

@@ -46,6 +46,7 @@ const OPERATIONS: &[(&str, &str, &[u16])] = &[
     ("GET", "/api/v1/actions/{id}", &[200, 400, 401, 404, 409, 429, 500]),
     ("POST", "/api/v1/actions/{id}/approve", &[200, 400, 401, 403, 404, 409, 413, 429, 500, 503]),
     ("POST", "/api/v1/actions/{id}/reject", &[200, 400, 401, 403, 404, 409, 413, 422, 429, 500, 503]),
+    ("POST", "/api/v1/actions/{id}/cancel", &[200, 400, 401, 403, 404, 409, 413, 422, 429, 500, 503]),
     ("POST", "/api/v1/actions/{id}/retry", &[201, 400, 401, 403, 409, 413, 429, 500, 503]),
     ("POST", "/api/v1/events", &[200, 400, 401, 403, 413, 422, 429, 500, 503]),
     ("POST", "/api/v1/alertmanager", &[200, 400, 401, 403, 413, 422, 429, 500, 503]),
@@ -67,7 +68,7 @@ fn generated_document_has_every_operation_and_status() {
     let missing: Vec<_> = want.difference(&got).collect();
     let extra: Vec<_> = got.difference(&want).collect();
     assert!(missing.is_empty() && extra.is_empty(), "missing from the generated document: {missing:?}\nnot promised: {extra:?}");
-    assert_eq!(got.len(), 117);
+    assert_eq!(got.len(), 128);
     let schemas = &doc["components"]["schemas"];
     for (path, method, status) in got.iter().filter(|(_, _, s)| s.as_str() >= "400") {
         let schema = &doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"];

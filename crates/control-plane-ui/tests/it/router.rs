@@ -130,6 +130,32 @@ async fn reject_records_the_reason() {
     assert_eq!(fx.disk(), before);
 }
 
+#[tokio::test]
+async fn cancel_takes_an_approval_back_until_the_executor_claims_it() {
+    let fx = Fx::new();
+    let id = fx.pending("edge-1", "mqtt");
+    let r = fx.send(bearer_post(&format!("/api/v1/actions/{id}/approve"), UI_TOKEN, "")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = fx.send(bearer_post(&format!("/api/v1/actions/{id}/cancel"), UI_TOKEN, r#"{"reason": "wrong button"}"#)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["state"], "cancelled");
+    let found = fx.state.root.find_action(&id).unwrap().unwrap();
+    assert_eq!(found.state, ActionState::Cancelled);
+    let last = found.action.history.last().unwrap();
+    assert_eq!((last.by.as_str(), last.note.as_deref()), ("api:token", Some("wrong button")));
+
+    // Claimed by an executor: too late, 409 with the state, nothing changes.
+    let id = fx.pending("edge-1", "web");
+    fx.send(bearer_post(&format!("/api/v1/actions/{id}/approve"), UI_TOKEN, "")).await;
+    fx.state.root.transition(&id, ActionState::Approved, ActionState::Running, chrono::Utc::now(), "executor", None, |_| {}).unwrap();
+    let before = fx.disk();
+    let r = fx.send(bearer_post(&format!("/api/v1/actions/{id}/cancel"), UI_TOKEN, "")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.json()["state"], "running");
+    assert_eq!(r.json()["error"], format!("action {id} is running: too late to cancel"));
+    assert_eq!(fx.disk(), before);
+}
+
 /// Every way a mutation can be refused, each leaving the disk as it was.
 #[tokio::test]
 async fn refusals_change_nothing() {
@@ -238,6 +264,42 @@ async fn trusted_proxy_user_approves_with_csrf() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let a = fx.state.root.read_active(ActionState::Approved, &id).unwrap().unwrap();
     assert_eq!(a.history.last().unwrap().by, "ui:alice");
+}
+
+#[tokio::test]
+async fn an_approved_action_page_offers_cancel_and_the_form_takes_the_approval_back() {
+    let fx = Fx::new();
+    let id = fx.pending("edge-1", "mqtt");
+    let cookie = login(&fx, "bob").await;
+    let page = |cookie: String| {
+        let fx = &fx;
+        let id = id.clone();
+        async move { fx.send(req("GET", &format!("/actions/{id}"), "127.0.0.1").header("cookie", cookie).body(Body::empty()).unwrap()).await }
+    };
+    // Pending: approve and reject, no cancel.
+    let pending = page(cookie.clone()).await;
+    assert!(!pending.body.contains("class=\"cancel-form\""), "{}", pending.body);
+    fx.send(bearer_post(&format!("/api/v1/actions/{id}/approve"), UI_TOKEN, "")).await;
+    let approved = page(cookie.clone()).await;
+    assert!(approved.body.contains(&format!("action=\"/actions/{id}/cancel\"")), "{}", approved.body);
+    let csrf = csrf_in(&approved.body);
+    let r = fx
+        .send(
+            req("POST", &format!("/actions/{id}/cancel"), "127.0.0.1")
+                .header("cookie", &cookie)
+                .header("sec-fetch-site", "same-origin")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(format!("csrf={csrf}&reason=")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let found = fx.state.root.find_action(&id).unwrap().unwrap();
+    assert_eq!(found.state, ActionState::Cancelled);
+    let last = found.action.history.last().unwrap();
+    assert_eq!((last.by.as_str(), last.note.as_deref()), ("ui:bob", Some("cancelled by operator (no reason given)")));
+    let ended = page(cookie).await;
+    assert!(!ended.body.contains("class=\"cancel-form\""));
 }
 
 #[tokio::test]

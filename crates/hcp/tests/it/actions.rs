@@ -125,6 +125,26 @@ fn reject_records_the_reason_and_lands_in_a_timestamped_file() {
 }
 
 #[test]
+fn cancel_takes_back_an_approval_and_says_when_it_is_too_late() {
+    let t = TempRoot::new();
+    let root = init(&t);
+    let a = pending(&root, "edge-1", "z2m");
+    let r = t.root();
+    let r = r.to_str().unwrap();
+    assert_eq!(hcp(&["actions", "--root", r, "approve", &a.id]).status.code(), Some(0));
+    let out = hcp(&["actions", "--root", r, "cancel", &a.id, "--reason", "not tonight"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(text(&out), "redeploy-edge-1-z2m cancelled by cli:tester\n");
+    let cancelled = root.list_actions(ActionState::Cancelled).unwrap();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].action.history.last().unwrap().note.as_deref(), Some("not tonight"));
+
+    let out = hcp(&["actions", "--root", r, "cancel", &a.id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out), "redeploy-edge-1-z2m is cancelled: too late to cancel, nothing changed\n");
+}
+
+#[test]
 fn racing_approvals_and_rejections_have_exactly_one_winner() {
     let t = TempRoot::new();
     let root = init(&t);
