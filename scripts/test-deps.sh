@@ -2,7 +2,8 @@
 # Installs and starts what the test suite needs on a fresh Debian machine: a Docker engine with
 # docker-compose v1, sshd, nats-server, Chromium with its WebDriver, busybox for test images,
 # Prometheus' Alertmanager (with amtool) and promtool, glewlwyd (an OpenID Connect provider),
-# aiosmtpd and openssl for the e-mail tests.
+# aiosmtpd and openssl for the e-mail tests, and a container registry (with htpasswd for its
+# auth variant) for the update and rollback tests.
 # Safe to run again: it only installs what is missing and only starts what is not running.
 set -euo pipefail
 
@@ -31,6 +32,10 @@ have glewlwyd || need+=(glewlwyd)
 have sqlite3 || need+=(sqlite3)
 # The e-mail tests make a self-signed certificate for their STARTTLS server with the CLI.
 have openssl || need+=(openssl)
+# A real container registry on 127.0.0.1 for versioned images (testkit's Registry starts it);
+# htpasswd makes the bcrypt password file of the registry that wants basic auth.
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+have htpasswd || need+=(apache2-utils)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

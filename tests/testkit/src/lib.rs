@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 pub mod glewlwyd;
 pub use glewlwyd::Glewlwyd;
+pub mod registry;
+pub use registry::{AppBehaviour, ContainerOnDrop, PushedImage, Registry};
 
 /// A temp folder holding `root/` (the data root) and `hosts/`, removed on drop.
 pub struct TempRoot {
