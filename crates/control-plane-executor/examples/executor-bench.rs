@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         rescan_interval: Duration::from_secs(60),
         heartbeat_interval: Duration::from_secs(60),
         prune_label: None,
+        hold_generations: 3,
     };
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(control_plane_executor::run(config, stop.clone()));

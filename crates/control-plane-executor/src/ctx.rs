@@ -33,6 +33,8 @@ pub struct Ctx {
     pub unrecorded: AtomicU64,
     /// Ended actions whose verification is still open.
     pub verifying: AtomicU64,
+    /// How many generations of each compose service stay held (`HOLD_GENERATIONS`).
+    pub hold_generations: usize,
 }
 
 #[derive(Default)]
@@ -86,6 +88,7 @@ impl Ctx {
             write_errors: WriteErrors::new(ACTOR),
             unrecorded: AtomicU64::new(0),
             verifying: AtomicU64::new(0),
+            hold_generations: homelab_core::deploy::KEEP_GENERATIONS,
         }
     }
 

@@ -18,8 +18,10 @@
 //! and `last_write_error`.
 
 pub mod ctx;
+pub mod deploys;
 pub mod docker;
 pub mod gate;
+pub mod hold;
 pub mod remote;
 pub mod runner;
 pub mod schedule;
@@ -97,6 +99,10 @@ pub struct Config {
     /// every stopped container and dangling image, as `docker system prune` would.
     #[arg(long, env = "EXECUTOR_PRUNE_LABEL")]
     pub prune_label: Option<String>,
+    /// How many generations of each compose service stay held (images tagged `homelab-held/…`,
+    /// files kept) for rollbacks; at least 1.
+    #[arg(long, env = "HOLD_GENERATIONS", default_value_t = homelab_core::deploy::KEEP_GENERATIONS, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=100), usize::from))]
+    pub hold_generations: usize,
 }
 
 /// How long notifications are gathered into one batch: short, because claim latency is the
@@ -170,7 +176,7 @@ fn first_hosts(config: &Config) -> anyhow::Result<(HostsLoad, BTreeMap<String, H
 
 /// The settings and handles every run shares.
 fn new_ctx(config: &Config, root: DataRoot) -> Ctx {
-    Ctx::new(
+    let mut ctx = Ctx::new(
         root,
         config.dry_run,
         config.action_timeout,
@@ -178,7 +184,9 @@ fn new_ctx(config: &Config, root: DataRoot) -> Ctx {
         config.docker_socket.clone(),
         config.prune_label.clone(),
         remote::SshDefaults { key: config.ssh_key.clone(), known_hosts: config.ssh_known_hosts.clone(), connect_timeout: config.ssh_connect_timeout },
-    )
+    );
+    ctx.hold_generations = config.hold_generations;
+    ctx
 }
 
 /// Temp files of writes a crash interrupted, in the folders this daemon writes.

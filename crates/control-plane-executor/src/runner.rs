@@ -256,11 +256,21 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
             let (name, spec) = service_spec()?;
             let dir = spec.compose_dir.as_deref().ok_or_else(|| format!("service {name} on node {node} has no compose_dir: nothing to redeploy"))?;
             let argv = compose_argv(host);
-            let (status, errors) = match &host.ssh {
-                None => compose_local(&argv, dir, node, tail).await?,
-                Some(t) => {
-                    let remote = ctx.pool.get(node, t, &ctx.ssh, ctx.action_timeout).await?;
-                    compose_remote(&remote, &argv, dir, node, tail).await?
+            let remote = match &host.ssh {
+                None => None,
+                Some(t) => Some(ctx.pool.get(node, t, &ctx.ssh, ctx.action_timeout).await?),
+            };
+            let deploy = crate::deploys::begin(ctx, action, host, name, dir, remote.clone()).await?;
+            tail.push(deploy.said.as_bytes());
+            let ran = match &remote {
+                None => compose_local(&argv, dir, node, tail).await,
+                Some(remote) => compose_remote(remote, &argv, dir, node, tail).await,
+            };
+            let (status, errors) = match ran {
+                Ok(r) => r,
+                Err(e) => {
+                    deploy.end(ctx, &action.id, Err(&e)).await;
+                    return Err(e);
                 }
             };
             if status != 0 {
@@ -269,13 +279,18 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
                 let last = last_line(&errors).or_else(|| last_line(&tail.text())).unwrap_or_default();
                 let failed = format!("`{}` in {dir} on node {node} failed with exit status {status}", argv.join(" "));
                 // Compose's own words for a missing engine can be a long traceback: say it plainly first.
-                if host.ssh.is_none()
-                    && let Err(e) = crate::docker::connect(&ctx.docker_socket, Duration::from_secs(5)).await
-                {
-                    return Err(format!("the Docker engine of node {node} is not reachable ({e}); {failed}: {last}"));
-                }
-                return Err(format!("{failed}: {last}"));
+                let engine_down = match &host.ssh {
+                    None => crate::docker::connect(&ctx.docker_socket, Duration::from_secs(5)).await.err(),
+                    Some(_) => None,
+                };
+                let error = match engine_down {
+                    Some(e) => format!("the Docker engine of node {node} is not reachable ({e}); {failed}: {last}"),
+                    None => format!("{failed}: {last}"),
+                };
+                deploy.end(ctx, &action.id, Err(&error)).await;
+                return Err(error);
             }
+            deploy.end(ctx, &action.id, Ok(())).await;
             Ok(Outcome { exit_status: Some(0), bytes_reclaimed: None })
         }
         ActionType::DiskCleanup => {
@@ -380,9 +395,12 @@ pub fn sweep_interrupted(ctx: &Ctx) -> std::io::Result<Swept> {
             a.result = Some(r);
         });
         match r {
-            Ok(_) => {
+            Ok(a) => {
                 n += 1;
                 ctx.counters.interrupted.fetch_add(1, Ordering::Relaxed);
+                if let Some(service) = a.service.as_deref().filter(|_| a.kind == ActionType::Redeploy) {
+                    crate::deploys::Deploy::interrupted(ctx, &a.node, service, &a.id);
+                }
                 tracing::warn!(action = %id, "action was interrupted by an executor stop; moved to failed/");
             }
             Err(e @ TransitionError::Io { .. }) => {

@@ -8,6 +8,7 @@ pub mod action;
 pub mod alertmanager;
 pub mod applied;
 pub mod chaos;
+pub mod deploy;
 pub mod desired;
 pub mod drift;
 pub mod duration;

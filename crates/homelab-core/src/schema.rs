@@ -27,6 +27,8 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("heartbeat.json", schema_of::<Heartbeat>()),
         ("observer-checkpoint.json", schema_of::<Checkpoint>()),
         ("world-drift.json", schema_of::<crate::drift::DriftFile>()),
+        ("deploy-generation.json", schema_of::<crate::deploy::Generation>()),
+        ("deploy-history.json", schema_of::<crate::deploy::DeployHistory>()),
     ]
 }
 

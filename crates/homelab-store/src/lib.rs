@@ -13,6 +13,7 @@ pub mod atomic;
 pub mod audit;
 pub mod check_now;
 pub mod daemon;
+pub mod deploys;
 pub mod events;
 pub mod hosts;
 pub mod named;

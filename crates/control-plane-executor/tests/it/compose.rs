@@ -36,11 +36,11 @@ fn an_action_past_its_timeout_is_stopped_and_keeps_its_output() {
 }
 
 #[test]
-fn a_missing_docker_engine_is_said_plainly_before_compose_output() {
+fn a_missing_docker_engine_is_said_plainly_and_compose_never_runs() {
     let traceback = "echo 'Traceback (most recent call last):'\necho '  File \"/usr/bin/docker-compose\", line 33'\necho 'docker.errors.DockerException: Error while fetching server API version' >&2\nexit 1";
     let r = redeploy_with(traceback, "60s", &[("DOCKER_SOCKET", "/nonexistent/docker.sock")]);
+    // Said before compose runs: the generation to roll back to cannot be held, so nothing is changed.
     let error = r.error.unwrap();
-    assert!(error.starts_with("the Docker engine of node local is not reachable"), "{error}");
-    assert!(error.contains("exit status 1"), "{error}");
-    assert!(r.output.contains("DockerException"), "{}", r.output);
+    assert!(error.starts_with("the Docker engine of node local is not reachable") && error.ends_with("nothing was changed"), "{error}");
+    assert!(!r.output.contains("DockerException"), "compose must not have run: {}", r.output);
 }

@@ -3,6 +3,7 @@
 
 mod compose;
 mod crash;
+mod deploys;
 mod diskfull;
 mod docker;
 mod gate;
@@ -150,6 +151,7 @@ pub fn config(root: PathBuf, hosts: PathBuf) -> Config {
         rescan_interval: Duration::from_secs(5),
         heartbeat_interval: Duration::from_secs(5),
         prune_label: None,
+        hold_generations: 3,
     }
 }
 
