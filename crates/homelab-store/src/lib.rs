@@ -72,6 +72,14 @@ impl DataRoot {
         Ok(DataRoot { root })
     }
 
+    /// A data root in a fresh temporary folder, for tests; it lasts as long as the `TempDir`.
+    #[cfg(test)]
+    pub(crate) fn temp() -> (tempfile::TempDir, DataRoot) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = DataRoot::open(tmp.path()).unwrap();
+        (tmp, root)
+    }
+
     /// A handle on an existing data root that creates nothing (dry runs, read-only tools).
     /// Fails with a message naming the folder when it does not exist.
     pub fn open_existing(root: impl Into<PathBuf>) -> io::Result<DataRoot> {
