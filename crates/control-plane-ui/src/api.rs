@@ -695,8 +695,8 @@ pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Opt
     responses(
         (status = 202, description = "the request, written for the agent", body = homelab_store::check_now::CheckNowRequest),
         (status = 303, description = "from the node page's form: back to the node page", headers(("Location" = String))),
-        (status = 404, description = "not a service the node's agent checks (hosts/<node>/services.yaml)", body = ErrorBody),
         TargetErrors,
+        (status = 404, description = "not a service the node's agent checks (hosts/<node>/services.yaml)", body = ErrorBody),
         WriteErrors,
     ))]
 async fn check_now(
@@ -750,9 +750,9 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
     params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
     responses(
         (status = 200, description = "the action", body = Action),
+        TargetErrors,
         (status = 404, description = "no such action", body = ErrorBody),
         (status = 409, description = "no longer pending; `state` names its current state", body = Conflict),
-        TargetErrors,
         WriteErrors,
     ))]
 async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Action>> {
@@ -774,8 +774,8 @@ pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option
     params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
     responses(
         (status = 201, description = "the new pending action", body = Action),
-        (status = 409, description = "nothing written. `code`: `active` (an action with this id is pending, approved or running; `state` names it), `no_drift`, `drift_not_reported` (no world/drift.json yet), `drift_unreadable`", body = RetryConflict),
         TargetErrors,
+        (status = 409, description = "nothing written. `code`: `active` (an action with this id is pending, approved or running; `state` names it), `no_drift`, `drift_not_reported` (no world/drift.json yet), `drift_unreadable`", body = RetryConflict),
         WriteErrors,
     ))]
 async fn retry(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
@@ -799,10 +799,10 @@ pub struct RejectBody {
     request_body(content = RejectBody, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole (control characters become spaces); a longer reason is refused with 422, never cut"),
     responses(
         (status = 200, description = "the action", body = Action),
+        TargetErrors,
         (status = 404, description = "no such action", body = ErrorBody),
         (status = 409, description = "no longer pending; `state` names its current state", body = Conflict),
         (status = 422, description = "the reason is longer than 500 characters (`code`: `reason_too_long`); nothing changed", body = CodedError),
-        TargetErrors,
         WriteErrors,
     ))]
 async fn reject(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Action>> {

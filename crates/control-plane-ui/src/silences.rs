@@ -134,9 +134,9 @@ async fn create(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
     params(("id" = String, Path, description = "silence id: `s-<time>-<hex>`", pattern = r"^s-[0-9A-Za-z.-]{1,38}$", max_length = 40)),
     responses(
         (status = 200, description = "the silence with `expired_at`", body = Silence),
+        TargetErrors,
         (status = 404, description = "no such silence", body = ErrorBody),
         (status = 409, description = "it already ended (`code`: `ended`)", body = CodedError),
-        TargetErrors,
         WriteErrors,
     ))]
 async fn expire(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Silence>, ApiError> {
