@@ -483,12 +483,6 @@ fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, ho
     busy.sort();
     let actions_running: usize = running.values().map(Vec::len).sum();
     let mut hb = homelab_core::Heartbeat {
-        daemon: "executor".into(),
-        pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        started_at,
-        last_loop_at: chrono::Utc::now(),
-        interval_secs: config.heartbeat_interval.as_secs().max(1),
         counters: ctx.counters.snapshot(),
         config_errors: hosts.errors.clone(),
         extra: serde_json::json!({
@@ -498,6 +492,7 @@ fn heartbeat(ctx: &Ctx, config: &Config, started_at: homelab_core::Timestamp, ho
             "verifying": ctx.verifying.load(Ordering::Relaxed),
             "unrecorded_ends": ctx.unrecorded.load(Ordering::Relaxed),
         }),
+        ..homelab_store::daemon::heartbeat("executor", started_at, chrono::Utc::now(), config.heartbeat_interval)
     };
     ctx.write_errors.add_to_heartbeat(&mut hb);
     // If this write works, writes work again (and the heartbeat says so), unless an action's

@@ -555,12 +555,6 @@ impl Observer {
         let c = self.checkpoint.counters;
         let quarantined: u64 = self.checkpoint.quarantined.values().sum();
         let mut hb = Heartbeat {
-            daemon: "observer".into(),
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            started_at: self.started_at,
-            last_loop_at: now,
-            interval_secs: HEARTBEAT_SECS,
             counters: [
                 ("applied", c.applied),
                 ("late", c.late),
@@ -574,11 +568,11 @@ impl Observer {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-            config_errors: Vec::new(),
             extra: serde_json::json!({
                 "last_fold_at": self.last_fold_at.map(homelab_core::rfc3339),
                 "quarantined_by_reason": self.checkpoint.quarantined,
             }),
+            ..homelab_store::daemon::heartbeat("observer", self.started_at, now, std::time::Duration::from_secs(HEARTBEAT_SECS))
         };
         self.write_errors.add_to_heartbeat(&mut hb);
         if let Err(e) = self.root.write_heartbeat("observer", &hb) {

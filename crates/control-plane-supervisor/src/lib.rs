@@ -533,18 +533,13 @@ impl Supervisor {
 
     fn write_heartbeat(&self, now: Timestamp, report: &Report, clean: bool) -> std::io::Result<()> {
         let mut hb = Heartbeat {
-            daemon: DAEMON.to_owned(),
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            started_at: self.started_at,
-            last_loop_at: now,
-            interval_secs: self.config.tick.as_secs().max(1),
             counters: self.counters.clone(),
             config_errors: report.config_errors.clone(),
             extra: serde_json::json!({
                 "drifts": report.plan.drifts.len(),
                 "last_reconcile_ms": report.elapsed.as_secs_f64() * 1e3,
             }),
+            ..homelab_store::daemon::heartbeat(DAEMON, self.started_at, now, self.config.tick)
         };
         self.write_errors.add_to_heartbeat(&mut hb);
         if clean {

@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use homelab_core::{ActionId, ActionState, Event, NodeName, ServiceName};
+use homelab_core::{Action, ActionId, ActionState, Event, NodeName, ServiceName};
 use homelab_ops::{CheckNowError, DecideError, Decision, RetryError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -403,6 +403,17 @@ pub enum WriteErrors {
     Unavailable(ErrorBody),
 }
 
+/// The answers of an operator command on one action, silence or service besides its own and
+/// [`WriteErrors`]: a bad id or body, or not allowed.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum TargetErrors {
+    #[response(status = 400, description = "an invalid id or body")]
+    Invalid(ErrorBody),
+    #[response(status = 403, description = FORBIDDEN_WRITE)]
+    Forbidden(CodedError),
+}
+
 /// `GET /api/v1/world`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorldAnswer<'a> {
@@ -417,7 +428,7 @@ pub struct WorldAnswer<'a> {
 /// `GET /api/v1/actions`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActionList {
-    pub actions: Vec<homelab_core::Action>,
+    pub actions: Vec<Action>,
 }
 
 /// A check-now request still waiting for the token's node, in the ingest answer.
@@ -612,7 +623,7 @@ async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: H
         homelab_core::validate_name(n).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("node: {e}")))?;
     }
     let root = state.root.clone();
-    let actions = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<homelab_core::Action>> {
+    let actions = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<Action>> {
         let mut out = Vec::new();
         for s in states {
             out.extend(root.list_actions(s)?.into_iter().map(|a| a.action).filter(|a| node.as_ref().is_none_or(|n| &a.node == n)));
@@ -630,13 +641,13 @@ async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: H
     security((), ("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
     responses(
-        (status = 200, description = "the action", body = homelab_core::Action),
+        (status = 200, description = "the action", body = Action),
         (status = 400, description = "an invalid id", body = ErrorBody),
         (status = 404, description = "no such action; when its file did not parse and was moved to quarantine/actions/, `quarantine` lists the quarantined file(s) with their reason", body = NotFoundQuarantined),
         (status = 409, description = "its file does not parse (and is still in its folder): `code` is `unreadable`, `reason` names the file and the parse error", body = Unreadable),
         ReadErrors,
     ))]
-async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
+async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Action>> {
     read_access(&state, &headers, peer)?;
     action_id(&id)?;
     match lookup_action(&state, &id).await? {
@@ -667,7 +678,7 @@ pub fn action_id(id: &str) -> Result<ActionId, ApiError> {
 
 /// Approves or rejects for an authenticated operator through the operations layer (the role ×
 /// node-group check, the move, the audit record) and answers with the moved action.
-pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: &str, decision: Decision) -> ApiResult<homelab_core::Action> {
+pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: &str, decision: Decision) -> ApiResult<Action> {
     let (id, actor) = (action_id(id)?, op.actor(peer));
     Ok(state.run_op(move |ops| ops.decide(&actor, &id, decision)).await?)
 }
@@ -687,8 +698,7 @@ pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Opt
     responses(
         (status = 202, description = "the request, written for the agent", body = homelab_store::check_now::CheckNowRequest),
         (status = 303, description = "from the node page's form: back to the node page", headers(("Location" = String))),
-        (status = 400, description = "an invalid id or body", body = ErrorBody),
-        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        TargetErrors,
         (status = 404, description = "not a service the node's agent checks (hosts/<node>/services.yaml)", body = ErrorBody),
         WriteErrors,
     ))]
@@ -742,14 +752,13 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
     responses(
-        (status = 200, description = "the action", body = homelab_core::Action),
-        (status = 400, description = "an invalid id or body", body = ErrorBody),
-        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        (status = 200, description = "the action", body = Action),
+        TargetErrors,
         (status = 404, description = "no such action", body = ErrorBody),
         (status = 409, description = "no longer pending; `state` names its current state", body = Conflict),
         WriteErrors,
     ))]
-async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<homelab_core::Action>> {
+async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::APPROVE).await?))
 }
@@ -757,7 +766,7 @@ async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: Header
 /// Proposes an action again for an authenticated operator through the operations layer (the
 /// role × node-group check on the action about to be written, the write, the audit record)
 /// and answers with the new pending action.
-pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: &str) -> ApiResult<homelab_core::Action> {
+pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option<IpAddr>, id: &str) -> ApiResult<Action> {
     let (id, actor) = (action_id(id)?, op.actor(peer));
     Ok(state.run_op(move |ops| ops.retry(&actor, &id)).await?)
 }
@@ -767,9 +776,8 @@ pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
     responses(
-        (status = 201, description = "the new pending action", body = homelab_core::Action),
-        (status = 400, description = "an invalid id or body", body = ErrorBody),
-        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        (status = 201, description = "the new pending action", body = Action),
+        TargetErrors,
         (status = 409, description = "nothing written. `code`: `active` (an action with this id is pending, approved or running; `state` names it), `no_drift`, `drift_not_reported` (no world/drift.json yet), `drift_unreadable`", body = RetryConflict),
         WriteErrors,
     ))]
@@ -793,21 +801,14 @@ pub struct ReasonBody {
     params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
     request_body(content = ReasonBody, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole (control characters become spaces); a longer reason is refused with 422, never cut"),
     responses(
-        (status = 200, description = "the action", body = homelab_core::Action),
-        (status = 400, description = "an invalid id or body", body = ErrorBody),
-        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        (status = 200, description = "the action", body = Action),
+        TargetErrors,
         (status = 404, description = "no such action", body = ErrorBody),
         (status = 409, description = "no longer pending; `state` names its current state", body = Conflict),
         (status = 422, description = "the reason is longer than 500 characters (`code`: `reason_too_long`); nothing changed", body = CodedError),
         WriteErrors,
     ))]
-async fn reject(
-    State(state): State<Arc<AppState>>,
-    peer: Peer,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<homelab_core::Action>> {
+async fn reject(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     let reason = reason_of(&body)?;
     Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::Reject { reason }).await?))

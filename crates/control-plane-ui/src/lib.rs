@@ -469,15 +469,7 @@ async fn watch_changes(state: Arc<AppState>, shutdown: CancellationToken) {
             return;
         }
     };
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            batch = watcher.next_batch(Duration::from_millis(20)) => match batch {
-                Some(_) => state.invalidate(),
-                None => return,
-            },
-        }
-    }
+    watcher.each_batch(Duration::from_millis(20), &shutdown, || state.invalidate()).await;
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use homelab_ops::{NewSilence, SilenceError};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::api::{ApiError, CodedError, ErrorBody, ErrorCode, FORBIDDEN_WRITE, Peer, ReadErrors, WriteErrors};
+use crate::api::{ApiError, CodedError, ErrorBody, ErrorCode, Peer, ReadErrors, TargetErrors, WriteErrors};
 use crate::auth::Operator;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -134,8 +134,7 @@ async fn create(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderM
     params(("id" = String, Path, description = "silence id: `s-<time>-<hex>`", pattern = r"^s-[0-9A-Za-z.-]{1,38}$", max_length = 40)),
     responses(
         (status = 200, description = "the silence with `expired_at`", body = Silence),
-        (status = 400, description = "an invalid id or body", body = ErrorBody),
-        (status = 403, description = FORBIDDEN_WRITE, body = CodedError),
+        TargetErrors,
         (status = 404, description = "no such silence", body = ErrorBody),
         (status = 409, description = "it already ended (`code`: `ended`)", body = CodedError),
         WriteErrors,

@@ -508,28 +508,15 @@ impl Snapshot {
         )
     }
 
-    pub fn from_parts(parts: Parts, stale_after: Duration, now: Timestamp) -> Snapshot {
-        let Parts {
-            services_file,
-            nodes_file,
-            desired,
-            unknown_nodes,
-            config_errors,
-            actions,
-            heartbeats,
-            quarantine,
-            drift_file,
-            drift_report: report,
-            errors,
-        } = parts;
-        let wanted = desired.as_ref().map(|d| d.monitored_names()).unwrap_or_default();
+    pub fn from_parts(p: Parts, stale_after: Duration, now: Timestamp) -> Snapshot {
+        let wanted = p.desired.as_ref().map(|d| d.monitored_names()).unwrap_or_default();
         // Unknown desired state (no hosts/, or a broken file with no last good version) never
         // reads as "not desired".
-        let unknown = |node: &str| desired.is_none() || unknown_nodes.contains(node);
-        let nodes = node_summaries(nodes_file.as_ref(), &wanted, &unknown_nodes, stale_after, now);
-        let services = service_summaries(services_file.as_ref(), &wanted, unknown);
-        let drift: Vec<Drift> = drift_file.as_ref().map(|f| f.drifts.iter().map(Drift::of).collect()).unwrap_or_default();
-        let drift_report = report.unwrap_or_else(|| self::drift_report(drift_file.as_ref(), None));
+        let unknown = |node: &str| p.desired.is_none() || p.unknown_nodes.contains(node);
+        let nodes = node_summaries(p.nodes_file.as_ref(), &wanted, &p.unknown_nodes, stale_after, now);
+        let services = service_summaries(p.services_file.as_ref(), &wanted, unknown);
+        let drift: Vec<Drift> = p.drift_file.as_ref().map(|f| f.drifts.iter().map(Drift::of).collect()).unwrap_or_default();
+        let drift_report = p.drift_report.unwrap_or_else(|| self::drift_report(p.drift_file.as_ref(), None));
         let counts = Counts {
             nodes: nodes.len(),
             nodes_up: nodes.values().filter(|n| n.status == "up").count(),
@@ -540,26 +527,26 @@ impl Snapshot {
             services_desired: wanted.values().map(BTreeSet::len).sum(),
             services_not_reporting: wanted.iter().map(|(n, set)| set.iter().filter(|sv| !services.get(n).is_some_and(|m| m.contains_key(*sv))).count()).sum(),
             drift: drift.len(),
-            actions: ActionState::ALL.iter().map(|s| (s.as_str(), actions.get(s).map_or(0, Vec::len))).collect(),
-            config_errors: config_errors.len(),
-            errors: errors.len(),
+            actions: ActionState::ALL.iter().map(|s| (s.as_str(), p.actions.get(s).map_or(0, Vec::len))).collect(),
+            config_errors: p.config_errors.len(),
+            errors: p.errors.len(),
         };
         let summary = Summary {
             version: 1,
-            world_generated_at: services_file.as_ref().map(|s| rfc3339(s.generated_at)),
+            world_generated_at: p.services_file.as_ref().map(|s| rfc3339(s.generated_at)),
             nodes,
             services,
             drift,
             drift_report,
-            actions: actions_by_state(&actions),
+            actions: actions_by_state(&p.actions),
             counts,
-            daemons: daemon_summaries(&heartbeats, now),
-            config_errors,
+            daemons: daemon_summaries(&p.heartbeats, now),
+            config_errors: p.config_errors,
             quarantine: QuarantineSummary {
-                count: quarantine.count(),
-                recent: quarantine.recent.iter().map(|e| QuarantinedFile { file: e.file.clone(), reason: e.reason.clone(), at: rfc3339(e.at) }).collect(),
+                count: p.quarantine.count(),
+                recent: p.quarantine.recent.iter().map(|e| QuarantinedFile { file: e.file.clone(), reason: e.reason.clone(), at: rfc3339(e.at) }).collect(),
             },
-            errors,
+            errors: p.errors,
         };
         let summary_json = axum::body::Bytes::from(serde_json::to_vec(&summary).expect("summary serializes"));
         Snapshot {
@@ -569,14 +556,14 @@ impl Snapshot {
             markdown: markdown(&summary),
             summary,
             summary_json,
-            heartbeats,
-            approvals_by_channel: approvals_by_channel(&actions),
-            desired,
-            quarantine_by_kind: quarantine.by_kind,
-            services_file,
-            nodes_file,
-            drift_file,
-            action_log: action_log(&actions),
+            heartbeats: p.heartbeats,
+            approvals_by_channel: approvals_by_channel(&p.actions),
+            desired: p.desired,
+            quarantine_by_kind: p.quarantine.by_kind,
+            services_file: p.services_file,
+            nodes_file: p.nodes_file,
+            drift_file: p.drift_file,
+            action_log: action_log(&p.actions),
         }
     }
 }

@@ -93,55 +93,19 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = RootArg { root: cli.common.root };
     match cli.command {
-        Command::Init(mut a) => {
-            a.root = root;
-            init::run(&a)
-        }
+        Command::Init(_) => init::run(&init::InitArgs { root }),
         Command::Check(a) => check::run(&a),
-        Command::Actions(mut a) => {
-            a.root = root;
-            actions::run(&a)
-        }
-        Command::Drift(mut a) => {
-            a.root = root;
-            actions::run_drift(&a)
-        }
-        Command::Mirror(mut a) => {
-            a.root = root.root;
-            mirror::run(a, homelab_store::daemon::shutdown_token()).await
-        }
-        Command::Health(mut a) => {
-            a.root = root;
-            health::run(&a).await
-        }
-        Command::Up(mut a) => {
-            a.root = root.root;
-            up::run(a, homelab_store::daemon::shutdown_token()).await
-        }
-        Command::Alertmanager(mut a) => {
-            a.root = root;
-            alertmanager::run(a, homelab_store::daemon::shutdown_token()).await
-        }
+        Command::Actions(a) => actions::run(&actions::ActionsArgs { root, ..a }),
+        Command::Drift(a) => actions::run_drift(&actions::DriftArgs { root, ..a }),
+        Command::Mirror(a) => mirror::run(mirror::MirrorArgs { root: root.root, ..a }, homelab_store::daemon::shutdown_token()).await,
+        Command::Health(a) => health::run(&health::HealthArgs { root, ..a }).await,
+        Command::Up(a) => up::run(up::UpArgs { root: root.root, ..a }, homelab_store::daemon::shutdown_token()).await,
+        Command::Alertmanager(a) => alertmanager::run(alertmanager::AlertmanagerArgs { root, ..a }, homelab_store::daemon::shutdown_token()).await,
         Command::Schema(a) => schema::run(&a),
-        Command::User(mut a) => {
-            a.root = root;
-            users::run_user(&a)
-        }
-        Command::Token(mut a) => {
-            a.root = root;
-            users::run_token(&a)
-        }
-        Command::Audit(mut a) => {
-            a.root = root;
-            audit::run(&a)
-        }
-        Command::Silence(mut a) => {
-            a.root = root;
-            silence::run(&a)
-        }
-        Command::CheckNow(mut a) => {
-            a.root = root;
-            check_now::run(&a)
-        }
+        Command::User(a) => users::run_user(&users::UserArgs { root, ..a }),
+        Command::Token(a) => users::run_token(&users::TokenArgs { root, ..a }),
+        Command::Audit(a) => audit::run(&audit::AuditArgs { root, ..a }),
+        Command::Silence(a) => silence::run(&silence::SilenceArgs { root, ..a }),
+        Command::CheckNow(a) => check_now::run(&check_now::CheckNowArgs { root, ..a }),
     }
 }

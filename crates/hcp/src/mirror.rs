@@ -144,15 +144,9 @@ pub async fn run(args: MirrorArgs, shutdown: CancellationToken) -> anyhow::Resul
             }
         }
         let hb = Heartbeat {
-            daemon: DAEMON.into(),
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            started_at,
-            last_loop_at: chrono::Utc::now(),
-            interval_secs: args.interval.as_secs().max(1),
             counters: counters.clone(),
-            config_errors: vec![],
             extra: serde_json::json!({ "from": url }),
+            ..homelab_store::daemon::heartbeat(DAEMON, started_at, chrono::Utc::now(), args.interval)
         };
         if let Err(e) = root.write_heartbeat(DAEMON, &hb) {
             tracing::warn!(error = %e, "cannot write the mirror heartbeat");

@@ -97,6 +97,29 @@ impl Outcomes {
     }
 }
 
+impl Scenario {
+    /// `name` on `hosts` for `duration_secs`, as most scenarios run it: agents alive and
+    /// checking every 30 s, every service healthy, no restart, an operator approving after a
+    /// minute, the default policy, nothing expected. A scenario changes what differs.
+    fn new(name: &'static str, about: &'static str, hosts: Vec<(String, String)>, duration_secs: i64) -> Scenario {
+        Scenario {
+            name,
+            about,
+            hosts,
+            duration_secs,
+            check_every: 30,
+            alive: Box::new(|_, _| true),
+            health: Box::new(|_, _, _, _| HEALTHY),
+            events_on_change: false,
+            restarts: vec![],
+            approve_after: Some(60),
+            policy: Policy::default(),
+            expect_created: 0,
+            expect_messages: 0,
+        }
+    }
+}
+
 fn t0() -> Timestamp {
     chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc)
 }
@@ -333,59 +356,32 @@ pub fn scenarios() -> Vec<Scenario> {
     db.extend(deps.iter().map(|d| (d.as_str(), db_dep)));
     vec![
         Scenario {
-            name: "agents-silent-at-start",
-            about: "4 nodes x 5 services in hosts/, agents start 5 min after the control plane",
-            hosts: fleet.clone(),
-            duration_secs: 15 * 60,
-            check_every: 30,
             alive: Box::new(|_, t| t >= 5 * 60),
-            health: Box::new(|_, _, _, _| HEALTHY),
-            events_on_change: false,
-            restarts: vec![],
-            approve_after: Some(60),
-            policy: Policy::default(),
-            expect_created: 0,
-            expect_messages: 0,
+            ..Scenario::new("agents-silent-at-start", "4 nodes x 5 services in hosts/, agents start 5 min after the control plane", fleet.clone(), 15 * 60)
         },
         Scenario {
-            name: "healthy-fleet-starting",
-            about: "20 healthy services start with the control plane (heartbeat folded first), control plane restarted at 30 min; \
-                    one more is alert-only and no alert ever fires, so it never reports: never missing either",
-            hosts: with_alert_only(&fleet, "probe"),
-            duration_secs: HOUR,
-            check_every: 30,
-            alive: Box::new(|_, _| true),
             // An alert-only service reports only when Alertmanager sends an alert.
             health: Box::new(|_, _, service, _| if service == "probe" { None } else { HEALTHY }),
-            events_on_change: false,
             restarts: vec![30 * 60],
-            approve_after: Some(60),
-            policy: Policy::default(),
-            expect_created: 0,
-            expect_messages: 0,
+            ..Scenario::new(
+                "healthy-fleet-starting",
+                "20 healthy services start with the control plane (heartbeat folded first), control plane restarted at 30 min; \
+                    one more is alert-only and no alert ever fires, so it never reports: never missing either",
+                with_alert_only(&fleet, "probe"),
+                HOUR,
+            )
         },
         Scenario {
-            name: "host-down-20-services",
-            about: "a node with 20 services goes silent for 20 min, then comes back",
-            hosts: vec![("big".into(), flat(&twenty))],
-            duration_secs: HOUR,
-            check_every: 30,
             alive: Box::new(|_, t| !(10 * 60..30 * 60).contains(&t)),
-            health: Box::new(|_, _, _, _| HEALTHY),
-            events_on_change: false,
-            restarts: vec![],
-            approve_after: Some(60),
-            policy: Policy::default(),
-            expect_created: 0,
             expect_messages: 2,
+            ..Scenario::new(
+                "host-down-20-services",
+                "a node with 20 services goes silent for 20 min, then comes back",
+                vec![("big".into(), flat(&twenty))],
+                HOUR,
+            )
         },
         Scenario {
-            name: "database-down-8-dependents",
-            about: "db fails at 5 min and its 8 dependents with it; a redeploy of db fixes all",
-            hosts: vec![("n1".into(), host(&db))],
-            duration_secs: HOUR,
-            check_every: 30,
-            alive: Box::new(|_, _| true),
             health: Box::new(|truth, _, svc, t| {
                 let down = t >= 5 * 60 && !truth.done("redeploy-n1-db", t);
                 match (down, svc) {
@@ -394,42 +390,39 @@ pub fn scenarios() -> Vec<Scenario> {
                     (true, _) => Some(Some("http_check_failed")),
                 }
             }),
-            events_on_change: false,
-            restarts: vec![],
-            approve_after: Some(60),
-            policy: Policy::default(),
             expect_created: 1,
             expect_messages: 2,
+            ..Scenario::new(
+                "database-down-8-dependents",
+                "db fails at 5 min and its 8 dependents with it; a redeploy of db fixes all",
+                vec![("n1".into(), host(&db))],
+                HOUR,
+            )
         },
         Scenario {
-            name: "crash-loop-1h",
-            about: "a container crash-loops for an hour; the operator approves everything; nothing helps",
-            hosts: vec![("n1".into(), flat(&["web".to_owned(), "db".to_owned()]))],
-            duration_secs: HOUR,
-            check_every: 30,
-            alive: Box::new(|_, _| true),
             health: Box::new(|_, _, svc, t| if svc == "web" && t >= 2 * 60 { Some(Some("containers_not_running")) } else { HEALTHY }),
             events_on_change: true,
-            restarts: vec![],
-            approve_after: Some(60),
-            policy: Policy::default(),
             expect_created: 2,
             expect_messages: 1,
+            ..Scenario::new(
+                "crash-loop-1h",
+                "a container crash-loops for an hour; the operator approves everything; nothing helps",
+                vec![("n1".into(), flat(&["web".to_owned(), "db".to_owned()]))],
+                HOUR,
+            )
         },
         Scenario {
-            name: "flapping-20s-1h",
-            about: "a service fails and recovers every 20 s for an hour (Docker events), nobody approves",
-            hosts: vec![("n1".into(), flat(&["web".to_owned(), "db".to_owned()]))],
-            duration_secs: HOUR,
-            check_every: 30,
-            alive: Box::new(|_, _| true),
             health: Box::new(|_, _, svc, t| if svc == "web" && t >= 60 && (t / 20) % 2 == 1 { Some(Some("containers_not_running")) } else { HEALTHY }),
             events_on_change: true,
-            restarts: vec![],
             approve_after: None,
-            policy: Policy::default(),
             expect_created: 1,
             expect_messages: 2,
+            ..Scenario::new(
+                "flapping-20s-1h",
+                "a service fails and recovers every 20 s for an hour (Docker events), nobody approves",
+                vec![("n1".into(), flat(&["web".to_owned(), "db".to_owned()]))],
+                HOUR,
+            )
         },
     ]
 }

@@ -67,18 +67,14 @@ pub struct DiskCleanup {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DiskSpec {
     /// Used percent at or above which a mount is `medium` (default 80).
-    #[serde(default)]
     pub pressure_medium_pct: Option<u8>,
     /// Used percent at or above which a mount is `high` (default 90).
-    #[serde(default)]
     pub pressure_high_pct: Option<u8>,
     /// Mount points to watch (default `/`).
-    #[serde(default)]
     pub mounts: Option<Vec<String>>,
-    #[serde(default)]
     pub cleanup: Option<DiskCleanup>,
 }
 
@@ -101,6 +97,26 @@ pub struct BasicAuth {
     pub password_file: Option<String>,
 }
 
+/// A check kind the node agent runs: its own fields, then the time limit and the thresholds
+/// every such check has (in that order: the validator's key tables follow it).
+macro_rules! local_check {
+    ($(#[$meta:meta])* pub struct $name:ident { $($field:tt)* }) => {
+        $(#[$meta])*
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($field)*
+            #[serde(default)]
+            pub timeout_secs: Option<u64>,
+            /// Consecutive failed runs before this check counts as failing (default 1).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub failure_threshold: Option<u32>,
+            /// Consecutive passed runs before a failing check counts as passing again (default 1).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub success_threshold: Option<u32>,
+        }
+    };
+}
+
 fn default_expect_status() -> Vec<u16> {
     vec![200]
 }
@@ -108,101 +124,58 @@ fn default_loopback() -> String {
     "127.0.0.1".to_owned()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpCheck {
-    pub url: String,
-    #[serde(default = "default_expect_status")]
-    pub expect_status: Vec<u16>,
-    #[serde(default)]
-    pub body_contains: Option<String>,
-    #[serde(default)]
-    pub basic_auth: Option<BasicAuth>,
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-    /// Consecutive failed runs before this check counts as failing (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_threshold: Option<u32>,
-    /// Consecutive passed runs before a failing check counts as passing again (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_threshold: Option<u32>,
+local_check! {
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct HttpCheck {
+        pub url: String,
+        #[serde(default = "default_expect_status")]
+        pub expect_status: Vec<u16>,
+        #[serde(default)]
+        pub body_contains: Option<String>,
+        #[serde(default)]
+        pub basic_auth: Option<BasicAuth>,
+        #[serde(default)]
+        pub insecure_skip_verify: bool,
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TcpCheck {
-    pub port: u16,
-    #[serde(default = "default_loopback")]
-    pub host: String,
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-    /// Consecutive failed runs before this check counts as failing (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_threshold: Option<u32>,
-    /// Consecutive passed runs before a failing check counts as passing again (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_threshold: Option<u32>,
+local_check! {
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct TcpCheck {
+        pub port: u16,
+        #[serde(default = "default_loopback")]
+        pub host: String,
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContainerCheck {
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-    /// Consecutive failed runs before this check counts as failing (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_threshold: Option<u32>,
-    /// Consecutive passed runs before a failing check counts as passing again (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_threshold: Option<u32>,
+local_check! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+    pub struct ContainerCheck {}
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecCheck {
-    pub container: String,
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-    /// Consecutive failed runs before this check counts as failing (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_threshold: Option<u32>,
-    /// Consecutive passed runs before a failing check counts as passing again (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_threshold: Option<u32>,
+local_check! {
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ExecCheck {
+        pub container: String,
+        pub command: Vec<String>,
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SystemdCheck {
-    pub unit: String,
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-    /// Consecutive failed runs before this check counts as failing (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_threshold: Option<u32>,
-    /// Consecutive passed runs before a failing check counts as passing again (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_threshold: Option<u32>,
+local_check! {
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SystemdCheck {
+        pub unit: String,
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MqttCheck {
-    #[serde(default = "default_mqtt_port")]
-    pub port: u16,
-    #[serde(default = "default_loopback")]
-    pub host: String,
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-    /// Consecutive failed runs before this check counts as failing (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_threshold: Option<u32>,
-    /// Consecutive passed runs before a failing check counts as passing again (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_threshold: Option<u32>,
+local_check! {
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MqttCheck {
+        #[serde(default = "default_mqtt_port")]
+        pub port: u16,
+        #[serde(default = "default_loopback")]
+        pub host: String,
+    }
 }
 
 fn default_mqtt_port() -> u16 {

@@ -76,12 +76,10 @@ pub enum SilenceError {
 
 /// What a silence is about, as asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Matcher {
-    #[serde(default)]
     pub node: Option<String>,
-    #[serde(default)]
     pub service: Option<String>,
-    #[serde(default)]
     pub action_type: Option<ActionType>,
 }
 

@@ -324,15 +324,9 @@ pub async fn run(cfg: NotifyConfig, root: DataRoot, shutdown: CancellationToken)
         }
         deliver(&root, &cfg, &clients, &mut backoffs, &mut counters).await;
         let hb = homelab_core::Heartbeat {
-            daemon: "notify".into(),
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            started_at,
-            last_loop_at: now,
-            interval_secs: cfg.tick.as_secs().max(1),
             counters: counters.clone(),
-            config_errors: Vec::new(),
             extra: serde_json::json!({ "outbox": root.list_outbox().map(|v| v.len()).unwrap_or(0), "open_incidents": state.open.len() }),
+            ..homelab_store::daemon::heartbeat("notify", started_at, now, cfg.tick)
         };
         let _ = root.write_heartbeat("notify", &hb);
         tokio::select! {

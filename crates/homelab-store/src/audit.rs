@@ -205,8 +205,7 @@ mod tests {
 
     #[test]
     fn appends_survive_a_torn_line_and_old_days_go() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = DataRoot::open(tmp.path()).unwrap();
+        let (_tmp, root) = DataRoot::temp();
         let r1 = AuditRecord::new("alice", "admin", "ui", "192.0.2.1", "login", "alice", "ok");
         root.append_audit(&r1, 90).unwrap();
         let day = r1.time.date_naive();
@@ -234,8 +233,7 @@ mod tests {
 
     #[test]
     fn concurrent_appends_never_interleave() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = DataRoot::open(tmp.path()).unwrap();
+        let (_tmp, root) = DataRoot::temp();
         let at = Utc::now();
         std::thread::scope(|s| {
             for t in 0..8 {

@@ -116,8 +116,7 @@ mod tests {
 
     #[test]
     fn a_request_is_written_listed_and_removed_once_served() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = DataRoot::open(tmp.path()).unwrap();
+        let (_tmp, root) = DataRoot::temp();
         let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
         let req =
             |service: &str, ts: &str| CheckNowRequest { node: "edge-1".into(), service: service.into(), requested_by: "cli:ops".into(), requested_at: at(ts) };
@@ -140,8 +139,7 @@ mod tests {
 
     #[test]
     fn a_bad_request_file_is_quarantined_with_its_reason_and_never_listed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = DataRoot::open(tmp.path()).unwrap();
+        let (_tmp, root) = DataRoot::temp();
         let dir = root.check_now_dir("edge-1");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("web.json"), b"{not json").unwrap();

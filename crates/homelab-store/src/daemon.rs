@@ -1,8 +1,26 @@
-//! What every daemon binary shares: logging setup and one shutdown token for Ctrl-C and SIGTERM.
+//! What every daemon binary shares: logging setup, one shutdown token for Ctrl-C and SIGTERM,
+//! and the fields every heartbeat fills in alike.
 
 use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
+
+/// This process's heartbeat as `daemon`: started at `started_at`, its loop done at `now`,
+/// written at least every `interval` (counted as at least 1 s). The daemon fills in its
+/// counters, configuration errors and facts of its own.
+pub fn heartbeat(daemon: &str, started_at: homelab_core::Timestamp, now: homelab_core::Timestamp, interval: std::time::Duration) -> homelab_core::Heartbeat {
+    homelab_core::Heartbeat {
+        daemon: daemon.to_owned(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at,
+        last_loop_at: now,
+        interval_secs: interval.as_secs().max(1),
+        counters: Default::default(),
+        config_errors: Vec::new(),
+        extra: serde_json::Value::Null,
+    }
+}
 
 /// The data root when neither `--root` nor `HOMELAB_ROOT` names one: the deployment's.
 pub const DEFAULT_ROOT: &str = "/opt/homelab";

@@ -96,18 +96,9 @@ pub enum ReadError {
 }
 
 fn list_entries(dir: &std::path::Path) -> io::Result<Vec<(String, EntryKind)>> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
     let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry?;
+    for entry in crate::visible_entries(dir)? {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
         let kind = match entry.file_type() {
             Ok(t) => EntryKind::of(t),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

@@ -73,6 +73,14 @@ impl DataRoot {
         Ok(DataRoot { root })
     }
 
+    /// A data root in a fresh temporary folder, for tests; it lasts as long as the `TempDir`.
+    #[cfg(test)]
+    pub(crate) fn temp() -> (tempfile::TempDir, DataRoot) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = DataRoot::open(tmp.path()).unwrap();
+        (tmp, root)
+    }
+
     /// A handle on an existing data root that creates nothing (dry runs, read-only tools).
     /// Fails with a message naming the folder when it does not exist.
     pub fn open_existing(root: impl Into<PathBuf>) -> io::Result<DataRoot> {
@@ -204,20 +212,24 @@ pub fn read_json_file<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>>
 
 /// The names in a folder, sorted, without dot-files. A missing folder is empty.
 pub fn list_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = visible_entries(dir)?.iter().filter_map(|e| e.file_name().to_str().map(str::to_owned)).collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The entries of a folder but dot-files, unsorted. A missing folder is empty.
+fn visible_entries(dir: &Path) -> io::Result<Vec<std::fs::DirEntry>> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut names = Vec::new();
+    let mut out = Vec::new();
     for entry in rd {
         let entry = entry?;
-        if let Some(name) = entry.file_name().to_str()
-            && !name.starts_with('.')
-        {
-            names.push(name.to_owned());
+        if !entry.file_name().as_encoded_bytes().starts_with(b".") {
+            out.push(entry);
         }
     }
-    names.sort();
-    Ok(names)
+    Ok(out)
 }

@@ -310,8 +310,7 @@ mod tests {
 
     #[test]
     fn documents_are_where_operators_find_them() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = DataRoot::open(tmp.path()).unwrap();
+        let (tmp, root) = DataRoot::temp();
         assert_eq!(root.read_supervisor_memory().unwrap(), None);
         root.write_supervisor_memory(&SupervisorMemory::default()).unwrap();
         assert_eq!(root.read_supervisor_memory().unwrap(), Some(SupervisorMemory::default()));
@@ -326,8 +325,7 @@ mod tests {
 
     #[test]
     fn secrets_are_read_by_plain_name_only() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = DataRoot::open(tmp.path()).unwrap();
+        let (tmp, root) = DataRoot::temp();
         std::fs::write(tmp.path().join("state/secrets/ntfy_token"), "t0k\n").unwrap();
         std::fs::write(tmp.path().join("state/ui_token"), "ui\n").unwrap();
         assert_eq!(root.read_secret("ntfy_token").as_deref(), Some("t0k\n"));
@@ -338,8 +336,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_checkpoint_is_moved_aside() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = DataRoot::open(tmp.path()).unwrap();
+        let (tmp, root) = DataRoot::temp();
         std::fs::write(tmp.path().join("state/observer_checkpoint.json"), "{oops").unwrap();
         assert_eq!(root.read_observer_checkpoint().unwrap_err().kind(), io::ErrorKind::InvalidData);
         let aside = root.move_corrupt_observer_checkpoint(chrono::Utc::now()).unwrap();
@@ -350,8 +347,7 @@ mod tests {
 
     #[test]
     fn an_incarnation_is_found_active_or_terminal() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = DataRoot::open(tmp.path()).unwrap();
+        let (_tmp, root) = DataRoot::temp();
         // Whole milliseconds: what the files keep.
         let first: Timestamp = "2026-11-25T12:00:00.123Z".parse().unwrap();
         let second = first + chrono::Duration::minutes(5);

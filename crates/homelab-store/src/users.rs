@@ -323,8 +323,7 @@ mod tests {
 
     #[test]
     fn updates_are_0600_and_locked() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = DataRoot::open(tmp.path()).unwrap();
+        let (_tmp, root) = DataRoot::temp();
         let now = Utc::now();
         std::thread::scope(|s| {
             for i in 0..8 {

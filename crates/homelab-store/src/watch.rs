@@ -71,6 +71,20 @@ impl Watcher {
         })
     }
 
+    /// Calls `on_change` after every batch (of `debounce`, as [`Watcher::next_batch`] gathers
+    /// it) until `shutdown` or until the watcher is gone.
+    pub async fn each_batch(&mut self, debounce: Duration, shutdown: &tokio_util::sync::CancellationToken, mut on_change: impl FnMut()) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                batch = self.next_batch(debounce) => match batch {
+                    Some(_) => on_change(),
+                    None => return,
+                },
+            }
+        }
+    }
+
     /// Waits for the next hint (or the rescan timer), then gathers whatever else arrives within
     /// `debounce` into one batch. Returns `None` when the watcher is gone. Cancel-safe: hints
     /// already taken from the channel stay in the watcher until a batch is handed out.

@@ -93,14 +93,7 @@ impl Engine {
     fn write_heartbeat(&self) {
         let now = Utc::now();
         let hb = homelab_core::Heartbeat {
-            daemon: "telegram".into(),
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            started_at: self.started_at,
-            last_loop_at: now,
-            interval_secs: self.cfg.rescan_every.as_secs().max(1),
             counters: self.counters.clone(),
-            config_errors: Vec::new(),
             extra: serde_json::json!({
                 "mode": format!("{:?}", self.cfg.mode).to_lowercase(),
                 "chats": self.cfg.chat_ids.len(),
@@ -108,6 +101,7 @@ impl Engine {
                 "last_api_error": self.last_api_error,
                 "open_incidents": self.state.incidents.values().filter(|i| !i.closed).count(),
             }),
+            ..homelab_store::daemon::heartbeat("telegram", self.started_at, now, self.cfg.rescan_every)
         };
         if let Err(e) = self.root.write_heartbeat("telegram", &hb) {
             tracing::warn!(error = %e, "cannot write the Telegram heartbeat");
@@ -416,10 +410,7 @@ impl Engine {
             tracing::warn!(chat_id, user_id, data, "callback data matches nothing we sent (tampered or long expired); nothing changed");
             return Err("Unknown or expired button.".into());
         };
-        let on_its_message =
-            self.state.messages.get(&inc.message).and_then(|g| g.copies.get(&chat_id.to_string())).is_some_and(|c| c.message_id == m.message_id);
-        if !on_its_message {
-            tracing::warn!(chat_id, user_id, message_id = m.message_id, action_id = %inc.action_id, "callback data does not belong to the message it came from (tampered); nothing changed");
+        if !self.on_its_message(&inc, user_id, m, "callback data") {
             return Err("Unknown button.".into());
         }
         let id = inc.action_id.as_str();
@@ -476,6 +467,17 @@ impl Engine {
 }
 
 impl Engine {
+    /// Whether a button was pressed on the message `inc` was sent as, in that chat; a press
+    /// that was not (its callback data tampered with) is logged as `what`'s.
+    fn on_its_message(&self, inc: &Incident, user_id: i64, m: &crate::api::Message, what: &str) -> bool {
+        let chat_id = m.chat.id;
+        let on_it = self.state.messages.get(&inc.message).and_then(|g| g.copies.get(&chat_id.to_string())).is_some_and(|c| c.message_id == m.message_id);
+        if !on_it {
+            tracing::warn!(chat_id, user_id, message_id = m.message_id, action_id = %inc.action_id, "{what} does not belong to the message it came from (tampered); nothing changed");
+        }
+        on_it
+    }
+
     /// "Mute 1 h": a silence for the incident's node/service (`state/silences/`, as
     /// `hcp silence add` writes it), by an allowed user (role × node groups, as for approving),
     /// then the message says so. Chat and user-list checks are done by the caller.
@@ -487,10 +489,7 @@ impl Engine {
             tracing::warn!(chat_id, user_id, "mute button matches nothing we sent (tampered or long expired); nothing changed");
             return Err("Unknown or expired button.".into());
         };
-        let on_its_message =
-            self.state.messages.get(&inc.message).and_then(|g| g.copies.get(&chat_id.to_string())).is_some_and(|c| c.message_id == m.message_id);
-        if !on_its_message {
-            tracing::warn!(chat_id, user_id, message_id = m.message_id, action_id = %inc.action_id, "mute button does not belong to the message it came from (tampered); nothing changed");
+        if !self.on_its_message(&inc, user_id, m, "mute button") {
             return Err("Unknown button.".into());
         }
         let target = match &inc.card.service {

@@ -241,17 +241,7 @@ async fn run_inner(cfg: TelegramConfig, ops: Ops, updates: Option<mpsc::Receiver
     let mut watcher = Watcher::new(&[(root.actions_dir().as_path(), true)], cfg.rescan_every).context("watching actions/")?;
     {
         let (dirty, shutdown) = (dirty.clone(), stop.clone());
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    batch = watcher.next_batch(Duration::from_millis(100)) => match batch {
-                        Some(_) => dirty.notify_one(),
-                        None => break,
-                    },
-                }
-            }
-        });
+        tasks.spawn(async move { watcher.each_batch(Duration::from_millis(100), &shutdown, || dirty.notify_one()).await });
     }
 
     let mut updates = match updates {

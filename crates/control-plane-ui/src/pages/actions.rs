@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use homelab_core::ActionState;
 use homelab_core::action::run_plan;
@@ -19,7 +18,7 @@ use homelab_ops::Decision;
 use crate::AppState;
 
 use super::view_models::{ActionT, ActionsT, EvidenceRow, HistoryRow, action_rows, action_title, drift_rows, executor_note, plan_view};
-use super::{CsrfForm, PageError, PageQuery, finish, form_operator, history, message_page, respond, run_defaults, viewer};
+use super::{IdPost, PageError, PageQuery, finish, history, refused_page, respond, run_defaults, viewer};
 
 pub(super) async fn actions(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
     let r = async {
@@ -151,82 +150,31 @@ pub(super) async fn action(State(state): State<Arc<AppState>>, peer: Peer, heade
     finish(&state, r)
 }
 
-pub(super) async fn form_decide(state: Arc<AppState>, peer: Peer, headers: HeaderMap, id: String, f: CsrfForm, decision: Decision) -> Response {
-    let back = state.url("/actions");
-    let op = match form_operator(&state, &headers, peer.0, f.csrf.as_deref()) {
-        Ok(op) => op,
-        Err(page) => return page,
-    };
-    if op.csrf.is_none() {
-        // A bearer token in a form post: fine, it cannot come from another site.
-    }
-    match crate::api::apply_decision_from(&state, &op, peer.0, &id, decision).await {
+/// Approve or reject (a bearer token in a form post is fine too: it cannot come from another site).
+async fn form_decide(state: Arc<AppState>, post: IdPost, decision: Decision) -> Response {
+    match crate::api::apply_decision_from(&state, &post.op, post.peer, &post.id, decision).await {
         Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),
-        Err(api) => {
-            let msg = api.body["error"].as_str().unwrap_or("nothing changed").to_owned();
-            let mut r = message_page(&state, api.status, "Nothing changed", &msg, &back);
-            if api.status == StatusCode::SERVICE_UNAVAILABLE {
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECS));
-            }
-            r
-        }
+        Err(api) => refused_page(&state, api, "Nothing changed", "nothing changed", &state.url("/actions")),
     }
 }
 
-pub(super) async fn form_approve(
-    State(state): State<Arc<AppState>>,
-    peer: Peer,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    form_decide(state, peer, headers, id, f, Decision::APPROVE).await
+pub(super) async fn form_approve(State(state): State<Arc<AppState>>, post: IdPost) -> Response {
+    form_decide(state, post, Decision::APPROVE).await
 }
 
-pub(super) async fn form_reject(
-    State(state): State<Arc<AppState>>,
-    peer: Peer,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let reason = f.reason.clone();
-    form_decide(state, peer, headers, id, f, Decision::Reject { reason }).await
+pub(super) async fn form_reject(State(state): State<Arc<AppState>>, post: IdPost) -> Response {
+    let reason = post.form.reason.clone();
+    form_decide(state, post, Decision::Reject { reason }).await
 }
 
-pub(super) async fn form_cancel(
-    State(state): State<Arc<AppState>>,
-    peer: Peer,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let reason = f.reason.clone();
-    form_decide(state, peer, headers, id, f, Decision::Cancel { reason }).await
+pub(super) async fn form_cancel(State(state): State<Arc<AppState>>, post: IdPost) -> Response {
+    let reason = post.form.reason.clone();
+    form_decide(state, post, Decision::Cancel { reason }).await
 }
 
-pub(super) async fn form_retry(
-    State(state): State<Arc<AppState>>,
-    peer: Peer,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let back = state.url("/");
-    let op = match form_operator(&state, &headers, peer.0, f.csrf.as_deref()) {
-        Ok(op) => op,
-        Err(page) => return page,
-    };
-    match crate::api::apply_retry_from(&state, &op, peer.0, &id).await {
+pub(super) async fn form_retry(State(state): State<Arc<AppState>>, post: IdPost) -> Response {
+    match crate::api::apply_retry_from(&state, &post.op, post.peer, &post.id).await {
         Ok(a) => Redirect::to(&state.url(&format!("/actions/{}", a.id))).into_response(),
-        Err(e) => {
-            let api = e;
-            let msg = api.body["error"].as_str().unwrap_or("not proposed again").to_owned();
-            let mut r = message_page(&state, api.status, "Not proposed again", &msg, &back);
-            if api.status == StatusCode::SERVICE_UNAVAILABLE {
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECS));
-            }
-            r
-        }
+        Err(api) => refused_page(&state, api, "Not proposed again", "not proposed again", &state.url("/")),
     }
 }

@@ -15,7 +15,7 @@ use crate::view::{self, When};
 use crate::AppState;
 
 use super::view_models::{
-    DASHBOARD_SERVICES, DashboardT, PendingCard, action_title_of, daemon_rows, dashboard_timeline, drift_at, drift_note, drift_rows, headline, node_cards,
+    DASHBOARD_SERVICES, DashboardT, DriftStatus, PendingCard, action_title_of, daemon_rows, dashboard_timeline, drift_rows, headline, node_cards,
     quarantine_rows, service_rows,
 };
 use super::{PageQuery, finish, history, respond, run_defaults, viewer};
@@ -52,9 +52,7 @@ pub(super) async fn dashboard(State(state): State<Arc<AppState>>, peer: Peer, he
             csrf: v.csrf.clone(),
             s,
             errors: &s.errors,
-            drift_state: s.drift_report.state,
-            drift_note: drift_note(s),
-            drift_at: drift_at(s, now),
+            drift_status: DriftStatus::of(s, now),
             world_at: s.world_generated_at.as_deref().map(|t| view::time_text(t, now)).unwrap_or_else(|| When::words("never")),
             headline,
             headline_tone,

@@ -9,10 +9,11 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use homelab_core::action::RunDefaults;
 use serde::Deserialize;
 
@@ -122,6 +123,42 @@ impl From<anyhow::Error> for PageError {
 #[allow(clippy::result_large_err)]
 fn form_operator(state: &AppState, headers: &HeaderMap, peer: Option<std::net::IpAddr>, csrf: Option<&str>) -> Result<Operator, Response> {
     state.auth.for_mutation(headers, peer, csrf).map_err(|r| message_page(state, r.status(), "Not allowed", &r.to_string(), &state.url("/login")))
+}
+
+/// A form post about one action or silence (`/actions/{id}/approve`, `/silences/{id}/expire`,
+/// …): the id, the form and the operator behind it, as [`form_operator`] finds them. Refused
+/// with the "Not allowed" page.
+struct IdPost {
+    op: Operator,
+    peer: Option<std::net::IpAddr>,
+    headers: HeaderMap,
+    id: String,
+    form: CsrfForm,
+}
+
+impl FromRequest<Arc<AppState>> for IdPost {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<IdPost, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Ok(Peer(peer)) = Peer::from_request_parts(&mut parts, state).await;
+        let Path(id) = Path::<String>::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let Form(form) = Form::<CsrfForm>::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+        let op = form_operator(state, &headers, peer, form.csrf.as_deref())?;
+        Ok(IdPost { op, peer, headers, id, form })
+    }
+}
+
+/// The page for a form post the API refused: its error (or `fallback`) under `heading`, a
+/// link `back`, and `Retry-After` when the data root cannot take writes now.
+fn refused_page(state: &AppState, api: crate::api::ApiError, heading: &str, fallback: &str, back: &str) -> Response {
+    let msg = api.body["error"].as_str().unwrap_or(fallback).to_owned();
+    let mut r = message_page(state, api.status, heading, &msg, back);
+    if api.status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECS));
+    }
+    r
 }
 
 fn message_page(state: &AppState, status: StatusCode, heading: &str, message: &str, back: &str) -> Response {

@@ -13,7 +13,7 @@ use homelab_ops::Command;
 
 use crate::{AppState, ViewFleet};
 
-use super::view_models::{NodeT, action_rows, drift_at, drift_note, drift_rows, node_cards, service_rows};
+use super::view_models::{DriftStatus, NodeT, action_rows, drift_rows, node_cards, service_rows};
 use super::{PageError, PageQuery, behind_tls, finish, history, respond, viewer};
 
 pub(super) async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(name): Path<String>, Query(q): Query<PageQuery>) -> Response {
@@ -53,9 +53,7 @@ pub(super) async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers
             base: &state.base,
             csrf: v.csrf.clone(),
             errors: &s.errors,
-            drift_state: s.drift_report.state,
-            drift_note: drift_note(s),
-            drift_at: drift_at(s, now),
+            drift_status: DriftStatus::of(s, now),
             name: &name,
             card,
             install,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use homelab_core::silence::Matcher;
@@ -17,7 +17,7 @@ use homelab_ops::Command;
 use crate::{AppState, ViewFleet};
 
 use super::view_models::{SilenceForm, SilenceRow, SilencesT};
-use super::{CsrfForm, PageError, PageQuery, Viewer, finish, form_operator, message_page, respond, viewer, with_status};
+use super::{IdPost, PageError, PageQuery, Viewer, finish, form_operator, message_page, respond, viewer, with_status};
 
 /// The durations the add form offers (value, label).
 pub(super) const DURATIONS: [(&str, &str); 4] = [("30m", "30 minutes"), ("1h", "1 hour"), ("4h", "4 hours"), ("1d", "1 day")];
@@ -135,18 +135,9 @@ pub(super) async fn silence_add(State(state): State<Arc<AppState>>, peer: Peer, 
 }
 
 /// "Expire now": `silences::end` (checks, write, audit), then back to the list.
-pub(super) async fn silence_expire(
-    State(state): State<Arc<AppState>>,
-    peer: Peer,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let op = match form_operator(&state, &headers, peer.0, f.csrf.as_deref()) {
-        Ok(op) => op,
-        Err(page) => return page,
-    };
-    match crate::silences::end(&state, &op, peer.0, &id).await {
+pub(super) async fn silence_expire(State(state): State<Arc<AppState>>, post: IdPost) -> Response {
+    let IdPost { op, peer, headers, id, .. } = post;
+    match crate::silences::end(&state, &op, peer, &id).await {
         Ok(_) => Redirect::to(&state.url("/silences")).into_response(),
         Err(e) => {
             let msg = format!("Not ended: {}", e.body["error"].as_str().unwrap_or("the silence could not be written"));

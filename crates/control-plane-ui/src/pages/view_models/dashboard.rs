@@ -7,7 +7,7 @@ use crate::history::History;
 use crate::snapshot::{Counts, FileError, Snapshot, Summary};
 use crate::view::{self, Pill, Tick, When};
 
-use super::{DriftNext, DriftRow, Line, NodeCard, ServiceRow, action_line};
+use super::{DriftNext, DriftRow, DriftStatus, Line, NodeCard, ServiceRow, action_line};
 
 pub(in crate::pages) struct DaemonRow {
     pub(in crate::pages) name: String,
@@ -130,9 +130,7 @@ pub(in crate::pages) struct DashboardT<'a> {
     pub(in crate::pages) csrf: Option<String>,
     pub(in crate::pages) s: &'a Summary,
     pub(in crate::pages) errors: &'a [FileError],
-    pub(in crate::pages) drift_state: &'a str,
-    pub(in crate::pages) drift_note: String,
-    pub(in crate::pages) drift_at: Option<When>,
+    pub(in crate::pages) drift_status: DriftStatus<'a>,
     pub(in crate::pages) world_at: When,
     pub(in crate::pages) headline: String,
     pub(in crate::pages) headline_tone: &'static str,

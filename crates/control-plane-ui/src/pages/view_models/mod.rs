@@ -176,14 +176,21 @@ pub(in crate::pages) fn drift_rows<'a>(drift: impl Iterator<Item = &'a Drift>, s
         .collect()
 }
 
-/// The drift section's note on where its rows come from ("" when from a current report).
-pub(in crate::pages) fn drift_note(s: &Summary) -> String {
-    s.drift_report.message.clone()
+/// Where the drift section's rows come from, as drift_table.html says it.
+pub(in crate::pages) struct DriftStatus<'a> {
+    /// `reported`, … (the summary's `drift_report.state`).
+    pub(in crate::pages) state: &'a str,
+    /// The note on where the rows come from ("" when from a current report).
+    pub(in crate::pages) note: String,
+    /// "12 s ago" for the drift report shown.
+    pub(in crate::pages) at: Option<When>,
 }
 
-/// "12 s ago" for the drift report shown.
-pub(in crate::pages) fn drift_at(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Option<When> {
-    s.drift_report.generated_at.as_deref().and_then(parse_time).map(|t| view::time_ago(t, now))
+impl<'a> DriftStatus<'a> {
+    pub(in crate::pages) fn of(s: &'a Summary, now: chrono::DateTime<chrono::Utc>) -> DriftStatus<'a> {
+        let r = &s.drift_report;
+        DriftStatus { state: r.state, note: r.message.clone(), at: r.generated_at.as_deref().and_then(parse_time).map(|t| view::time_ago(t, now)) }
+    }
 }
 
 /// A node at a glance.

@@ -5,7 +5,7 @@ use askama::Template;
 use crate::snapshot::FileError;
 use crate::view::When;
 
-use super::{ActionRow, DriftNext, DriftRow, NodeCard, ServiceRow};
+use super::{ActionRow, DriftNext, DriftRow, DriftStatus, NodeCard, ServiceRow};
 
 #[derive(Template)]
 #[template(path = "node.html")]
@@ -13,9 +13,7 @@ pub(in crate::pages) struct NodeT<'a> {
     pub(in crate::pages) base: &'a str,
     pub(in crate::pages) csrf: Option<String>,
     pub(in crate::pages) errors: &'a [FileError],
-    pub(in crate::pages) drift_state: &'a str,
-    pub(in crate::pages) drift_note: String,
-    pub(in crate::pages) drift_at: Option<When>,
+    pub(in crate::pages) drift_status: DriftStatus<'a>,
     pub(in crate::pages) name: &'a str,
     pub(in crate::pages) card: Option<NodeCard>,
     /// Never reported and desired: how to get an agent reporting.

@@ -20,23 +20,17 @@ pub(in crate::pages) struct SilenceRow {
 
 /// What the add form holds: what was typed, sent back with an error.
 #[derive(Debug, Deserialize, Default)]
+#[serde(default)]
 pub(in crate::pages) struct SilenceForm {
-    #[serde(default)]
     pub(in crate::pages) csrf: Option<String>,
-    #[serde(default)]
     pub(in crate::pages) target: String,
-    #[serde(default)]
     pub(in crate::pages) action_type: String,
     /// One of [`DURATIONS`] from the select.
-    #[serde(default)]
     pub(in crate::pages) duration: String,
     /// Typed; wins over the select when filled.
-    #[serde(default)]
     pub(in crate::pages) duration_custom: String,
-    #[serde(default)]
     pub(in crate::pages) reason: String,
     /// `node`: a mute button of the node page; go back there.
-    #[serde(default)]
     pub(in crate::pages) from: String,
 }
 
