@@ -77,7 +77,7 @@ mod tests {
         let now = at(s.now);
         let mut services = BTreeMap::new();
         services
-            .insert("z2m".to_owned(), ServiceSpec { compose_dir: None, containers: vec![], depends_on: vec!["mqtt".into()], monitor: true, checks: vec![] });
+            .insert("z2m".to_owned(), ServiceSpec { compose_dir: None, containers: vec![], depends_on: vec!["mqtt".into()], monitor: true, checks: vec![], verify_window_secs: None, rollback: true });
         let host = HostSpec {
             node: "edge-1".into(),
             ssh: None,

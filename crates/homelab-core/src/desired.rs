@@ -288,7 +288,25 @@ pub struct ServiceSpec {
     pub depends_on: Vec<String>,
     pub monitor: bool,
     pub checks: Vec<Check>,
+    /// After a redeploy, update or rollback, how long the service must stay healthy with no
+    /// container exiting or restarting (`verify_window:`; default [`DEFAULT_VERIFY_WINDOW_SECS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_window_secs: Option<u64>,
+    /// Roll back by itself when a change fails verification (`rollback:`; default true).
+    #[serde(default = "yes")]
+    pub rollback: bool,
 }
+
+fn yes() -> bool {
+    true
+}
+
+/// The verify window when a service does not set one: two of the agent's default check
+/// intervals (`CHECK_INTERVAL`, 30 s), so a failing check has had two chances to show.
+pub const DEFAULT_VERIFY_WINDOW_SECS: u64 = 60;
+
+/// The shortest verify window: a change is watched at least this long.
+pub const MIN_VERIFY_WINDOW_SECS: u64 = 5;
 
 /// One node's desired state, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,6 +339,11 @@ pub struct DesiredState {
 }
 
 impl ServiceSpec {
+    /// How long a change of this service is watched before it counts as good.
+    pub fn verify_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.verify_window_secs.unwrap_or(DEFAULT_VERIFY_WINDOW_SECS).max(MIN_VERIFY_WINDOW_SECS))
+    }
+
     /// The `alert:` checks: health the Alertmanager receiver reports for this service.
     pub fn alert_checks(&self) -> impl Iterator<Item = &AlertCheck> {
         self.checks.iter().filter_map(|c| match c {

@@ -199,7 +199,17 @@ mod tests {
         let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
-            ["event.json", "world-services.json", "world-nodes.json", "action.json", "heartbeat.json", "observer-checkpoint.json", "world-drift.json"]
+            [
+                "event.json",
+                "world-services.json",
+                "world-nodes.json",
+                "action.json",
+                "heartbeat.json",
+                "observer-checkpoint.json",
+                "world-drift.json",
+                "deploy-generation.json",
+                "deploy-history.json"
+            ]
         );
         for (name, schema) in &all {
             assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{name}");

@@ -32,7 +32,7 @@ fn every_error_is_reported_with_its_place_and_exit_1() {
     let vps = t.hosts().join("vps/services.yaml").display().to_string();
     let expect = [
         format!(
-            "{edge}:6:5: services.z2m: unknown field `checkz`; expected one of compose_dir, containers, depends_on, monitor, checks (hint: did you mean `checks`?"
+            "{edge}:6:5: services.z2m: unknown field `checkz`; expected one of compose_dir, containers, depends_on, monitor, checks, verify_window, rollback (hint: did you mean `checks`?"
         ),
         format!("{vps}:2:3: services.a: dependency cycle: a -> b -> a (hint: depends_on must not loop back)"),
         format!("{vps}:7:18: services.c.depends_on[0]: service \"c\" depends on unknown service \"nope\" (hint: depends_on names services of the same file)"),

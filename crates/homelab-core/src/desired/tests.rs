@@ -91,7 +91,7 @@ const ROWS: &[Row] = &[
         "services:\n  web:\n    compse_dir: /x\n",
         3,
         5,
-        "services.web: unknown field `compse_dir`; expected one of compose_dir, containers, depends_on, monitor, checks",
+        "services.web: unknown field `compse_dir`; expected one of compose_dir, containers, depends_on, monitor, checks, verify_window, rollback",
         "did you mean `compose_dir`?",
     ),
     row(
@@ -265,7 +265,7 @@ const ROWS: &[Row] = &[
         "services:\n  a:\n    failure_threshold: 3\n",
         3,
         5,
-        "services.a: unknown field `failure_threshold`; expected one of compose_dir, containers, depends_on, monitor, checks",
+        "services.a: unknown field `failure_threshold`; expected one of compose_dir, containers, depends_on, monitor, checks, verify_window, rollback",
         "",
     ),
     // URLs.
@@ -506,4 +506,22 @@ fn thresholds_default_to_one_and_are_read_per_check() {
     let h = parse_host_file("f", "n1", yaml).unwrap();
     let got: Vec<(u32, u32)> = h.spec.services["a"].checks.iter().map(|c| (c.failure_threshold(), c.success_threshold())).collect();
     assert_eq!(got, [(3, 2), (1, 5), (1, 1), (1, 1)]);
+}
+
+#[test]
+fn verify_window_and_rollback_per_service() {
+    let table: [(&str, Option<(u64, bool)>); 7] = [
+        ("{}", Some((DEFAULT_VERIFY_WINDOW_SECS, true))),
+        ("{ verify_window: 45s }", Some((45, true))),
+        ("{ verify_window: 2m, rollback: false }", Some((120, false))),
+        ("{ verify_window: 1 }", Some((MIN_VERIFY_WINDOW_SECS, true))),
+        ("{ rollback: maybe }", None),
+        ("{ verify_window: soon }", None),
+        ("{ verify_window: 0 }", None),
+    ];
+    for (service, want) in table {
+        let yaml = format!("services:\n  a: {service}\n");
+        let got = parse_host_file("f", "n1", &yaml).ok().map(|h| (h.spec.services["a"].verify_window().as_secs(), h.spec.services["a"].rollback));
+        assert_eq!(got, want, "{yaml}");
+    }
 }

@@ -20,7 +20,7 @@ pub(super) struct Walker<'a> {
 }
 
 const TOP_KEYS: &[&str] = &["node", "ssh", "compose_command", "disk", "maintenance_windows", "services", "group", "groups"];
-const SERVICE_KEYS: &[&str] = &["compose_dir", "containers", "depends_on", "monitor", "checks"];
+const SERVICE_KEYS: &[&str] = &["compose_dir", "containers", "depends_on", "monitor", "checks", "verify_window", "rollback"];
 /// The largest `failure_threshold` / `success_threshold`: past that, a check would never flip.
 const MAX_THRESHOLD: u64 = 1000;
 
@@ -496,7 +496,20 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        (ok && monitor.is_some()).then(|| ServiceSpec { compose_dir, containers, depends_on, monitor: monitor.unwrap_or(true), checks })
+        let verify_window_secs = Self::opt(entries, "verify_window").map(|v| self.secs(v, &key(path, "verify_window")));
+        let rollback = Self::opt(entries, "rollback").map(|r| self.bool(r, &key(path, "rollback"))).unwrap_or(Some(true));
+        if matches!(verify_window_secs, Some(None)) || rollback.is_none() {
+            ok = false;
+        }
+        (ok && monitor.is_some()).then(|| ServiceSpec {
+            compose_dir,
+            containers,
+            depends_on,
+            monitor: monitor.unwrap_or(true),
+            checks,
+            verify_window_secs: verify_window_secs.flatten(),
+            rollback: rollback.unwrap_or(true),
+        })
     }
 
     fn check(&mut self, n: &Spanned<Node>, path: &str) -> Option<Check> {
