@@ -4,11 +4,40 @@
 use std::sync::Arc;
 
 use homelab_core::deploy::{DeployOutcome, DeployRecord};
-use homelab_core::{Action, ActionState, HostSpec};
+use homelab_core::{Action, ActionState, HostSpec, ServiceSpec};
 
+use crate::compose::{Tail, compose_local, compose_remote};
 use crate::ctx::Ctx;
 use crate::hold::{self, NodeFiles, Target};
 use crate::remote::Remote;
+use crate::window::{Failure, LOG_LINES, Watched, env_values, last_logs};
+
+/// Why a run failed: the error, and for a change that was rolled back, where to and why.
+#[derive(Debug, Default)]
+pub struct Failed {
+    pub error: String,
+    pub rolled_back_to: Option<String>,
+    pub evidence: Option<String>,
+}
+
+impl From<String> for Failed {
+    fn from(error: String) -> Failed {
+        Failed { error, ..Default::default() }
+    }
+}
+
+/// How a change ended, for its history record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// It ran; not verified (verification is off).
+    Done,
+    /// It ran and held up over its verify window.
+    Verified,
+    /// It failed (and was not rolled back, or the rollback failed too): why.
+    Failed(String),
+    /// It failed its checks and the project is back on the held generation, healthy: why.
+    RolledBack(String),
+}
 
 /// A change under way: what to write into the history when it ends, and what to record as
 /// the project's new generation.
@@ -17,8 +46,11 @@ pub struct Deploy {
     service: String,
     compose_dir: String,
     files: Option<NodeFiles>,
-    docker: bollard::Docker,
-    used: hold::Files,
+    pub docker: bollard::Docker,
+    /// The files the change starts the project from (what the new generation records).
+    pub used: hold::Files,
+    /// The generation held before the change: what a rollback returns to.
+    pub held: homelab_core::deploy::Generation,
     record: DeployRecord,
     /// What holding did, in a line for the action's output.
     pub said: String,
@@ -63,6 +95,7 @@ pub async fn begin(ctx: &Ctx, action: &Action, host: &HostSpec, service: &str, c
         files: Some(files),
         docker,
         used: held.files,
+        held: held.generation.clone(),
         record,
         said,
     };
@@ -71,14 +104,14 @@ pub async fn begin(ctx: &Ctx, action: &Action, host: &HostSpec, service: &str, c
 }
 
 impl Deploy {
-    /// Records how the change ended (`Ok`: it ran; verification may refine it later). After
-    /// a change that ran, the project's new generation is recorded and held too.
-    pub async fn end(mut self, ctx: &Ctx, action_id: &str, result: Result<(), &str>) {
+    /// Records how the change ended. After a change that ran (`Done`, `Verified`), the
+    /// project's new generation is recorded and held too.
+    pub async fn end(mut self, ctx: &Ctx, action_id: &str, end: End) {
         let now = chrono::Utc::now();
         self.record.ended_at = Some(now);
-        match result {
-            Ok(()) => {
-                self.record.outcome = DeployOutcome::Done;
+        match end {
+            End::Done | End::Verified => {
+                self.record.outcome = if end == End::Verified { DeployOutcome::Verified } else { DeployOutcome::Done };
                 let files = self.files.take().unwrap_or(NodeFiles::Local);
                 let target = Target {
                     root: &ctx.root,
@@ -95,9 +128,15 @@ impl Deploy {
                     Err(e) => tracing::warn!(node = %self.node, service = %self.service, error = %e, "cannot record the new generation"),
                 }
             }
-            Err(e) => {
+            End::Failed(why) => {
                 self.record.outcome = DeployOutcome::Failed;
-                self.record.detail = Some(homelab_core::one_line(e, 300));
+                self.record.detail = Some(homelab_core::one_line(&why, 300));
+            }
+            End::RolledBack(why) => {
+                self.record.outcome = DeployOutcome::RolledBack;
+                self.record.rolled_back_to = Some(self.held.id.clone());
+                self.record.images_after = Some(self.held.images_in_words());
+                self.record.detail = Some(homelab_core::one_line(&why, 300));
             }
         }
         self.write(ctx);
@@ -124,4 +163,137 @@ impl Deploy {
             tracing::warn!(node = %self.node, service = %self.service, error = %e, "cannot write the deploy history");
         }
     }
+}
+
+/// A change that ran: whether it held up over its verify window (`None`: not watched).
+pub struct Changed {
+    pub verified: Option<bool>,
+}
+
+/// A redeploy: hold, `up -d --force-recreate`, watch the verify window, and when it fails
+/// (or compose fails half-way) roll back to the held generation and watch again.
+pub async fn redeploy(ctx: &Ctx, action: &Action, host: &HostSpec, name: &str, spec: &ServiceSpec, tail: &Tail) -> Result<Changed, Failed> {
+    let node = host.node.as_str();
+    let dir = spec.compose_dir.as_deref().ok_or_else(|| format!("service {name} on node {node} has no compose_dir: nothing to redeploy"))?;
+    let argv = crate::compose::up_argv(host);
+    let remote = match &host.ssh {
+        None => None,
+        Some(t) => Some(ctx.pool.get(node, t, &ctx.ssh, ctx.action_timeout).await?),
+    };
+    let deploy = begin(ctx, action, host, name, dir, remote.clone()).await?;
+    tail.push(deploy.said.as_bytes());
+    let ran = match &remote {
+        None => compose_local(&argv, dir, node, tail).await,
+        Some(remote) => compose_remote(remote, &argv, dir, node, tail).await,
+    };
+    let failure = match ran {
+        Err(e) => e,
+        Ok((0, _)) => {
+            if ctx.verify_timeout.is_zero() {
+                deploy.end(ctx, &action.id, End::Done).await;
+                return Ok(Changed { verified: None });
+            }
+            let watched = watched(ctx, &deploy, node, name, spec);
+            match watched.watch(now_ms(), spec.verify_window()).await {
+                Ok(()) => {
+                    tail.push(format!("verified: healthy over its {}s verify window\n", spec.verify_window().as_secs()).as_bytes());
+                    deploy.end(ctx, &action.id, End::Verified).await;
+                    return Ok(Changed { verified: Some(true) });
+                }
+                Err(f) => {
+                    let evidence = evidence(&deploy, &f).await;
+                    return roll_back_after(
+                        ctx,
+                        action,
+                        host,
+                        remote,
+                        deploy,
+                        spec,
+                        &format!("redeploy of {node}/{name} failed its checks: {}", f.what),
+                        Some(evidence),
+                        tail,
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok((status, errors)) => {
+            // The last line on stderr says why; stdout only when stderr was silent.
+            let last_line = |text: &str| text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned());
+            let last = last_line(&errors).or_else(|| last_line(&tail.text())).unwrap_or_default();
+            format!("`{}` in {dir} on node {node} failed with exit status {status}: {last}", argv.join(" "))
+        }
+    };
+    // Compose failed: the project may be half-done.
+    roll_back_after(ctx, action, host, remote, deploy, spec, &failure, None, tail).await
+}
+
+/// After a failed change: roll back when the service allows it and there is something to roll
+/// back to, watch again, and say how it ended.
+#[allow(clippy::too_many_arguments)]
+async fn roll_back_after(
+    ctx: &Ctx,
+    action: &Action,
+    host: &HostSpec,
+    remote: Option<Arc<Remote>>,
+    deploy: Deploy,
+    spec: &ServiceSpec,
+    failure: &str,
+    evidence: Option<String>,
+    tail: &Tail,
+) -> Result<Changed, Failed> {
+    let (node, name) = (deploy.node.clone(), deploy.service.clone());
+    let held = deploy.held.clone();
+    let fail = |error: String, rolled_back_to: Option<String>| Failed { error, rolled_back_to, evidence: evidence.clone() };
+    if !spec.rollback || held.containers.is_empty() || ctx.verify_timeout.is_zero() {
+        let why = if !spec.rollback { "not rolled back (rollback: false)" } else { "nothing held to roll back to" };
+        let error = format!("{failure}; {why}");
+        deploy.end(ctx, &action.id, End::Failed(error.clone())).await;
+        return Err(fail(error, None));
+    }
+    if let Err(e) = crate::rollback::roll_back(&ctx.root, &deploy.docker, host, remote.as_ref(), &held, tail).await {
+        let error = format!("{failure}; the rollback to generation {} failed too: {e}; stopped", held.id);
+        deploy.end(ctx, &action.id, End::Failed(error.clone())).await;
+        return Err(fail(error, None));
+    }
+    let watched = watched(ctx, &deploy, &node, &name, spec);
+    match watched.watch(now_ms(), spec.verify_window()).await {
+        Ok(()) => {
+            let error = format!("{failure}; rolled back to generation {}; healthy again", held.id);
+            tail.push(format!("rolled back to generation {}: healthy over its verify window\n", held.id).as_bytes());
+            deploy.end(ctx, &action.id, End::RolledBack(error.clone())).await;
+            Err(fail(error, Some(held.id)))
+        }
+        Err(f) => {
+            let error = format!("{failure}; rolled back to generation {}, but that failed its checks too ({}); stopped", held.id, f.what);
+            deploy.end(ctx, &action.id, End::Failed(error.clone())).await;
+            Err(fail(error, Some(held.id)))
+        }
+    }
+}
+
+fn watched<'a>(ctx: &'a Ctx, deploy: &'a Deploy, node: &'a str, service: &'a str, spec: &ServiceSpec) -> Watched<'a> {
+    Watched {
+        root: &ctx.root,
+        docker: &deploy.docker,
+        node,
+        service,
+        project: &deploy.held.project,
+        checked: spec.monitor && spec.checks.iter().any(|c| c.is_local()),
+    }
+}
+
+/// The failure in words, with the failing container's last log lines (env values masked).
+async fn evidence(deploy: &Deploy, f: &Failure) -> String {
+    let mut out = f.what.clone();
+    if let Some(c) = &f.container {
+        let secrets: Vec<String> = deploy.used.contents.files.iter().filter(|(p, _)| p.ends_with(".env")).flat_map(|(_, text)| env_values(text)).collect();
+        let logs = last_logs(&deploy.docker, c, &secrets).await;
+        out.push_str(&format!("\nlast {LOG_LINES} log lines of {c}:\n{logs}"));
+    }
+    out
+}
+
+fn now_ms() -> homelab_core::Timestamp {
+    chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3)
 }

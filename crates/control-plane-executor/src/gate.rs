@@ -76,8 +76,18 @@ mod tests {
     fn check_case(s: &Situation) -> Result<(), String> {
         let now = at(s.now);
         let mut services = BTreeMap::new();
-        services
-            .insert("z2m".to_owned(), ServiceSpec { compose_dir: None, containers: vec![], depends_on: vec!["mqtt".into()], monitor: true, checks: vec![], verify_window_secs: None, rollback: true });
+        services.insert(
+            "z2m".to_owned(),
+            ServiceSpec {
+                compose_dir: None,
+                containers: vec![],
+                depends_on: vec!["mqtt".into()],
+                monitor: true,
+                checks: vec![],
+                verify_window_secs: None,
+                rollback: true,
+            },
+        );
         let host = HostSpec {
             node: "edge-1".into(),
             ssh: None,

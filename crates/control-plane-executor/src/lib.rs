@@ -17,15 +17,18 @@
 //! to 30 s) instead of following every notification, and the heartbeat carries `write_errors`
 //! and `last_write_error`.
 
+pub mod compose;
 pub mod ctx;
 pub mod deploys;
 pub mod docker;
 pub mod gate;
 pub mod hold;
 pub mod remote;
+pub mod rollback;
 pub mod runner;
 pub mod schedule;
 pub mod verify;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

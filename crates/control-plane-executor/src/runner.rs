@@ -1,64 +1,32 @@
 //! Running one claimed action to its end: the work itself (Docker API, compose), its timeout and
 //! output, and the final move to completed/ or failed/ (verification follows in [`crate::verify`]).
 
-use std::path::Path;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use homelab_core::action::{ActionResult, output_tail};
+use homelab_core::action::ActionResult;
 use homelab_core::{Action, ActionState, ActionType, HostSpec, Timestamp};
 use homelab_store::actions::RunLock;
 use homelab_store::{DataRoot, TransitionError};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::compose::Tail;
 use crate::ctx::{ACTOR, Ctx};
+use crate::deploys::Failed;
 use crate::remote;
 use crate::verify::{Pending, VerifyQueue};
 
 /// The history note (and error prefix) of an action whose run was cut short by the executor stopping.
 pub const INTERRUPTED: &str = "executor_interrupted";
 
-/// The output of a run, kept to its tail as it arrives (a chatty compose cannot fill memory).
-#[derive(Clone, Default)]
-pub struct Tail(Arc<Mutex<Vec<u8>>>);
-
-impl Tail {
-    pub fn push(&self, bytes: &[u8]) {
-        let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        buf.extend_from_slice(bytes);
-        let keep = 2 * homelab_core::action::OUTPUT_TAIL_BYTES;
-        if buf.len() > keep {
-            let cut = buf.len() - keep;
-            buf.drain(..cut);
-        }
-    }
-
-    pub fn text(&self) -> String {
-        let buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        output_tail(&String::from_utf8_lossy(&buf))
-    }
-}
-
-async fn pump(mut r: impl AsyncRead + Unpin, tails: &[&Tail]) {
-    let mut chunk = [0u8; 8192];
-    while let Ok(n) = r.read(&mut chunk).await {
-        if n == 0 {
-            break;
-        }
-        for tail in tails {
-            tail.push(&chunk[..n]);
-        }
-    }
-}
-
 /// What a successful run produced besides its output.
 #[derive(Debug, Default)]
 struct Outcome {
     exit_status: Option<i64>,
     bytes_reclaimed: Option<u64>,
+    /// Decided during the run (a change watched over its verify window); `None`: the verifier
+    /// decides after the end.
+    verified: Option<bool>,
 }
 
 /// Runs a claimed action (it is in running/) to its end and moves it to completed/ or failed/.
@@ -80,8 +48,8 @@ pub async fn execute(
     let started = chrono::Utc::now();
     let tail = Tail::default();
     let mut interrupted = false;
-    let outcome: Result<Outcome, String> = match &host {
-        None => Err(format!("node {} is not in desired state (no hosts/*/services.yaml describes it)", action.node)),
+    let outcome: Result<Outcome, Failed> = match &host {
+        None => Err(format!("node {} is not in desired state (no hosts/*/services.yaml describes it)", action.node).into()),
         Some(host) if ctx.dry_run => {
             tail.push(describe(&action, host).as_bytes());
             Ok(Outcome::default())
@@ -90,11 +58,11 @@ pub async fn execute(
             tokio::select! {
                 r = tokio::time::timeout(ctx.action_timeout, perform(&ctx, &action, host, &tail)) => match r {
                     Ok(r) => r,
-                    Err(_) => Err(format!("{} on node {} timed out after {}s", action.kind, action.node, ctx.action_timeout.as_secs())),
+                    Err(_) => Err(format!("{} on node {} timed out after {}s", action.kind, action.node, ctx.action_timeout.as_secs()).into()),
                 },
                 _ = shutdown.cancelled() => {
                     interrupted = true;
-                    Err(format!("{INTERRUPTED}: the executor was shut down while this action ran"))
+                    Err(format!("{INTERRUPTED}: the executor was shut down while this action ran").into())
                 }
             }
         }
@@ -114,16 +82,19 @@ pub async fn execute(
         Ok(o) => {
             result.exit_status = o.exit_status;
             result.bytes_reclaimed = o.bytes_reclaimed;
+            result.verified = o.verified;
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "action failed");
-            result.error = Some(e.clone());
-            if let Some(code) = exit_code_in(e) {
+        Err(f) => {
+            tracing::warn!(error = %f.error, "action failed");
+            result.error = Some(f.error.clone());
+            result.rolled_back_to = f.rolled_back_to.clone();
+            result.evidence = f.evidence.clone();
+            if let Some(code) = exit_code_in(&f.error) {
                 result.exit_status = Some(code);
             }
         }
     }
-    let to_verify = result.ok && !ctx.dry_run && !ctx.verify_timeout.is_zero();
+    let to_verify = result.ok && result.verified.is_none() && !ctx.dry_run && !ctx.verify_timeout.is_zero();
 
     let (to, note) = if result.ok {
         (ActionState::Completed, None)
@@ -225,19 +196,13 @@ fn describe(action: &Action, host: &HostSpec) -> String {
         },
         ActionType::Redeploy => {
             let dir = spec.and_then(|s| s.compose_dir.as_deref()).unwrap_or("(no compose_dir)");
-            format!("dry run: would run `{}` in {dir} {where_}\n", compose_argv(host).join(" "))
+            format!("dry run: would run `{}` in {dir} {where_}\n", crate::compose::up_argv(host).join(" "))
         }
         ActionType::DiskCleanup => format!("dry run: would prune stopped containers, dangling images and build cache {where_}\n"),
     }
 }
 
-fn compose_argv(host: &HostSpec) -> Vec<String> {
-    let mut argv = host.compose_command.clone();
-    argv.extend(["up", "-d", "--force-recreate"].map(String::from));
-    argv
-}
-
-async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Result<Outcome, String> {
+async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Result<Outcome, Failed> {
     let node = &host.node;
     let service_spec = || {
         let name = action.service.as_deref().ok_or_else(|| format!("{} action {} names no service", action.kind, action.id))?;
@@ -254,113 +219,20 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
         }
         ActionType::Redeploy => {
             let (name, spec) = service_spec()?;
-            let dir = spec.compose_dir.as_deref().ok_or_else(|| format!("service {name} on node {node} has no compose_dir: nothing to redeploy"))?;
-            let argv = compose_argv(host);
-            let remote = match &host.ssh {
-                None => None,
-                Some(t) => Some(ctx.pool.get(node, t, &ctx.ssh, ctx.action_timeout).await?),
-            };
-            let deploy = crate::deploys::begin(ctx, action, host, name, dir, remote.clone()).await?;
-            tail.push(deploy.said.as_bytes());
-            let ran = match &remote {
-                None => compose_local(&argv, dir, node, tail).await,
-                Some(remote) => compose_remote(remote, &argv, dir, node, tail).await,
-            };
-            let (status, errors) = match ran {
-                Ok(r) => r,
-                Err(e) => {
-                    deploy.end(ctx, &action.id, Err(&e)).await;
-                    return Err(e);
-                }
-            };
-            if status != 0 {
-                // The last line on stderr says why; stdout only when stderr was silent.
-                let last_line = |text: &str| text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned());
-                let last = last_line(&errors).or_else(|| last_line(&tail.text())).unwrap_or_default();
-                let failed = format!("`{}` in {dir} on node {node} failed with exit status {status}", argv.join(" "));
-                // Compose's own words for a missing engine can be a long traceback: say it plainly first.
-                let engine_down = match &host.ssh {
-                    None => crate::docker::connect(&ctx.docker_socket, Duration::from_secs(5)).await.err(),
-                    Some(_) => None,
-                };
-                let error = match engine_down {
-                    Some(e) => format!("the Docker engine of node {node} is not reachable ({e}); {failed}: {last}"),
-                    None => format!("{failed}: {last}"),
-                };
-                deploy.end(ctx, &action.id, Err(&error)).await;
-                return Err(error);
-            }
-            deploy.end(ctx, &action.id, Ok(())).await;
-            Ok(Outcome { exit_status: Some(0), bytes_reclaimed: None })
+            let changed = crate::deploys::redeploy(ctx, action, host, name, spec, tail).await?;
+            Ok(Outcome { exit_status: Some(0), bytes_reclaimed: None, verified: changed.verified })
         }
         ActionType::DiskCleanup => {
             let allowed = host.disk.as_ref().and_then(|d| d.cleanup.as_ref()).is_some_and(|c| c.docker_prune);
             if !allowed {
-                return Err(format!("disk.cleanup.docker_prune is not enabled for node {node}: nothing was pruned"));
+                return Err(format!("disk.cleanup.docker_prune is not enabled for node {node}: nothing was pruned").into());
             }
             let docker = ctx.docker_for(host).await?;
             let done = crate::docker::prune(&docker, node, ctx.prune_label.as_deref()).await?;
             tail.push(done.output.as_bytes());
-            Ok(Outcome { exit_status: None, bytes_reclaimed: done.bytes_reclaimed })
+            Ok(Outcome { exit_status: None, bytes_reclaimed: done.bytes_reclaimed, verified: None })
         }
     }
-}
-
-/// Copies a child's stdout and stderr into the tail at the same time, until both close.
-/// Returns what came on stderr (its tail), where a failing command says why.
-async fn pump_output(out: Option<impl AsyncRead + Unpin>, err: Option<impl AsyncRead + Unpin>, tail: &Tail) -> String {
-    let errors = Tail::default();
-    tokio::join!(
-        async {
-            if let Some(o) = out {
-                pump(o, &[tail]).await
-            }
-        },
-        async {
-            if let Some(e) = err {
-                pump(e, &[tail, &errors]).await
-            }
-        }
-    );
-    errors.text()
-}
-
-/// Runs the compose argv in `dir` on this host; returns its exit status.
-/// Returns the exit status and what the command wrote to stderr.
-async fn compose_local(argv: &[String], dir: &str, node: &str, tail: &Tail) -> Result<(i64, String), String> {
-    if !Path::new(dir).is_dir() {
-        return Err(format!("compose_dir {dir} of node {node} does not exist"));
-    }
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..]).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run `{}` in {dir} on node {node}: {e}", argv.join(" ")))?;
-    let (out, err) = (child.stdout.take(), child.stderr.take());
-    let (status, errors) = tokio::join!(child.wait(), pump_output(out, err, tail));
-    let status = status.map_err(|e| format!("waiting for `{}` on node {node}: {e}", argv.join(" ")))?;
-    Ok((status.code().map(i64::from).unwrap_or(-1), errors))
-}
-
-/// Runs the compose argv in `dir` on a remote node. The remote shell only ever sees a fixed
-/// script; the folder and every argument travel as separate, quoted positional parameters.
-async fn compose_remote(remote: &remote::Remote, argv: &[String], dir: &str, node: &str, tail: &Tail) -> Result<(i64, String), String> {
-    let mut cmd = remote.session.command("sh");
-    cmd.arg("-c")
-        .arg(r#"cd -- "$1" || exit 125; shift; exec "$@""#)
-        .arg("sh")
-        .arg(dir)
-        .args(argv)
-        .stdin(openssh::Stdio::null())
-        .stdout(openssh::Stdio::piped())
-        .stderr(openssh::Stdio::piped());
-    let mut child = cmd.spawn().await.map_err(|e| format!("cannot run compose on node {node} over SSH ({}): {}", remote.shown, remote::error_chain(&e)))?;
-    let (out, err) = (child.stdout().take(), child.stderr().take());
-    let (status, errors) = tokio::join!(child.wait(), pump_output(out, err, tail));
-    let status = status.map_err(|e| format!("compose on node {node} over SSH ({}): {}", remote.shown, remote::error_chain(&e)))?;
-    let code = status.code().map(i64::from).unwrap_or(-1);
-    if code == 125 {
-        return Err(format!("compose_dir {dir} does not exist on node {node}"));
-    }
-    Ok((code, errors))
 }
 
 /// What [`sweep_interrupted`] did.

@@ -165,6 +165,14 @@ pub struct ActionResult {
     pub verified: Option<bool>,
     #[serde(default)]
     pub dry_run: bool,
+    /// A change (redeploy) that failed verification and was rolled back: the generation it
+    /// returned to (`state/deploys/<node>/<service>/generations/<id>.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<String>,
+    /// Why a change counted as failed, with the failing container's last log lines (values of
+    /// the project's env file masked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// An action file (`actions/<state>/<id>.json`).

@@ -325,6 +325,8 @@ mod tests {
             bytes_reclaimed: Some(1 << 30),
             verified: Some(true),
             dry_run: false,
+            rolled_back_to: Some("20261207T230102.123Z".into()),
+            evidence: Some("container web_app_1 exited with code 1".into()),
         });
         assert_fits("action.json", &serde_json::to_value(&action).unwrap());
     }

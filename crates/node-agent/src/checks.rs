@@ -442,7 +442,15 @@ mod tests {
 
     #[test]
     fn implicit_container_check() {
-        let mut spec = ServiceSpec { compose_dir: None, containers: vec!["db".into()], depends_on: vec![], monitor: true, checks: vec![], verify_window_secs: None, rollback: true };
+        let mut spec = ServiceSpec {
+            compose_dir: None,
+            containers: vec!["db".into()],
+            depends_on: vec![],
+            monitor: true,
+            checks: vec![],
+            verify_window_secs: None,
+            rollback: true,
+        };
         assert_eq!(effective_checks(&spec).len(), 1);
         spec.containers.clear();
         assert!(effective_checks(&spec).is_empty());

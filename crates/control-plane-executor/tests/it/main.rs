@@ -9,6 +9,7 @@ mod docker;
 mod gate;
 mod parallel;
 mod race;
+mod rollback;
 mod ssh;
 mod verify;
 

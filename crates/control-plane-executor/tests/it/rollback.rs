@@ -1,0 +1,140 @@
+//! Redeploys that make things worse are undone by themselves, against a real registry on
+//! 127.0.0.1, the real engine and docker-compose v1: the new image exits at start, the verify
+//! window sees it, the project is recreated from the held generation (its files, its images by
+//! hold tag), watched again, and the action ends failed with `rolled_back_to`.
+
+use std::process::Command;
+
+use homelab_core::ActionState;
+use homelab_core::deploy::DeployOutcome;
+use homelab_store::DataRoot;
+use testkit::{AppBehaviour, Registry, TempRoot};
+
+use crate::*;
+
+/// A compose project of one service `app` on `image`, with an env file holding a secret; down
+/// (and its hold tags removed) when dropped.
+struct Project {
+    dir: tempfile::TempDir,
+    project: String,
+}
+
+impl Project {
+    fn up(image: &str) -> Project {
+        let dir = tempfile::Builder::new().prefix(&format!("hxr{}", std::process::id())).tempdir().unwrap();
+        let p = Project { project: control_plane_executor::docker::compose_project(dir.path().to_str().unwrap()), dir };
+        p.set_image(image, false);
+        std::fs::write(p.dir.path().join(".env"), "APP_SECRET=correct-horse-battery\n").unwrap();
+        sh("docker-compose", &["up", "-d"], Some(p.dir.path()));
+        p
+    }
+
+    /// The compose file names `image`; with `leak_secret` the service starts by printing the
+    /// env file's secret and exits (a broken config), else it runs the image's own command.
+    fn set_image(&self, image: &str, leak_secret: bool) {
+        let entrypoint = if leak_secret {
+            "    entrypoint: [\"/bin/sh\", \"-c\", \"echo starting with $$APP_SECRET >&2; echo 'app: exits at start' >&2; exit 1\"]\n"
+        } else {
+            ""
+        };
+        let yaml = format!(
+            "version: \"2.4\"\nservices:\n  app:\n    image: {image}\n    network_mode: none\n    environment:\n      - APP_SECRET=${{APP_SECRET}}\n{entrypoint}"
+        );
+        std::fs::write(self.dir.path().join("docker-compose.yml"), yaml).unwrap();
+    }
+
+    fn path(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    /// The image id the service's (one) container runs, and whether it runs.
+    fn running(&self) -> (String, bool) {
+        let ids = docker(&["ps", "-aq", "--filter", &format!("label=com.docker.compose.project={}", self.project)]);
+        let ids: Vec<&str> = ids.lines().collect();
+        assert_eq!(ids.len(), 1, "one container of the project: {ids:?}");
+        let out = docker(&["inspect", "--format", "{{.Image}} {{.State.Running}}", ids[0]]);
+        let (image, running) = out.split_once(' ').unwrap();
+        (image.to_owned(), running == "true")
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = Command::new("docker-compose").args(["down", "-t", "0", "-v"]).current_dir(self.dir.path()).output();
+        let tags = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}", &format!("homelab-held/{}-app", self.project)]);
+        for tag in tags.lines() {
+            let _ = Command::new("docker").args(["rmi", tag]).output();
+        }
+    }
+}
+
+fn redeploy(t: &TempRoot, want: ActionState) -> homelab_core::Action {
+    let action = approved(homelab_core::ActionType::Redeploy, "local", Some("web"));
+    approve(&t.root(), &action);
+    let mut cfg = config(t.root(), t.hosts());
+    cfg.verify_timeout = std::time::Duration::from_secs(120);
+    run_once(cfg);
+    ended(&t.root(), &action.id, want)
+}
+
+#[test]
+fn a_redeploy_whose_new_image_exits_is_rolled_back_to_the_held_generation() {
+    let registry = Registry::start();
+    let v1 = registry.push_app("rollback/app", "v1", AppBehaviour::Healthy);
+    let v3 = registry.push_app("rollback/app", "v3", AppBehaviour::ExitsAtStart);
+    // Only the registry has them: compose pulls for real.
+    registry.remove_local_images();
+    let t = TempRoot::new();
+    let p = Project::up(&v1.reference);
+    t.write_host("local", &format!("compose_command: docker-compose\nservices:\n  web:\n    compose_dir: {}\n    verify_window: 5s\n", p.path()));
+    crate::gate::world_up(&t.root(), "local");
+    let root = DataRoot::open(t.root()).unwrap();
+
+    // A redeploy that changes nothing holds up over its window: verified.
+    let first = redeploy(&t, ActionState::Completed);
+    assert_eq!(first.result.as_ref().unwrap().verified, Some(true), "{:?}", first.result);
+    let (generations, _) = root.list_generations("local", "web").unwrap();
+    assert_eq!(generations.len(), 1);
+    let good = generations[0].clone();
+    assert_eq!(good.containers[0].image_id, v1.image_id);
+
+    // The compose file now names v3, which exits at start, after printing the env file's secret.
+    p.set_image(&v3.reference, true);
+    let failed = redeploy(&t, ActionState::Failed);
+    let r = failed.result.unwrap();
+    assert_eq!(r.rolled_back_to.as_deref(), Some(good.id.as_str()), "{r:#?}");
+    let error = r.error.unwrap();
+    assert!(error.starts_with("redeploy of local/web failed its checks: container "), "{error}");
+    assert!(error.contains("exited with code 1") && error.ends_with(&format!("rolled back to generation {}; healthy again", good.id)), "{error}");
+    let evidence = r.evidence.unwrap();
+    assert!(evidence.contains("log lines of") && evidence.contains("app: exits at start"), "{evidence}");
+    assert!(evidence.contains("starting with ***") && !evidence.contains("correct-horse-battery"), "the env file's secret is masked: {evidence}");
+    // Back on v1 (by its hold tag), running.
+    let (image, running) = p.running();
+    assert_eq!((image.as_str(), running), (v1.image_id.as_str(), true));
+    let history = root.read_deploy_history("local", "web").unwrap();
+    let last = history.records.last().unwrap();
+    assert_eq!((last.outcome, last.rolled_back_to.as_deref()), (DeployOutcome::RolledBack, Some(good.id.as_str())));
+    assert_eq!(history.records[0].outcome, DeployOutcome::Verified);
+}
+
+#[test]
+fn with_rollback_off_a_failed_redeploy_is_left_as_it_is_and_says_so() {
+    let registry = Registry::start();
+    let v1 = registry.push_app("norollback/app", "v1", AppBehaviour::Healthy);
+    let v3 = registry.push_app("norollback/app", "v3", AppBehaviour::ExitsAtStart);
+    let t = TempRoot::new();
+    let p = Project::up(&v1.reference);
+    t.write_host(
+        "local",
+        &format!("compose_command: docker-compose\nservices:\n  web:\n    compose_dir: {}\n    verify_window: 5s\n    rollback: false\n", p.path()),
+    );
+    crate::gate::world_up(&t.root(), "local");
+    p.set_image(&v3.reference, false);
+    let failed = redeploy(&t, ActionState::Failed);
+    let r = failed.result.unwrap();
+    assert_eq!(r.rolled_back_to, None);
+    assert!(r.error.as_deref().unwrap().ends_with("not rolled back (rollback: false)"), "{r:#?}");
+    let (image, running) = p.running();
+    assert_eq!((image.as_str(), running), (v3.image_id.as_str(), false));
+}
