@@ -75,6 +75,13 @@ fn kill_9_during_a_redeploy_fails_it_as_interrupted_at_restart() {
     assert_eq!(failed.history.last().unwrap().note.as_deref(), Some("executor_interrupted"));
     assert!(failed.result.unwrap().error.unwrap().starts_with("executor_interrupted"));
     assert_eq!(homelab_store::list_names(&t.root().join("actions/running")).unwrap(), Vec::<String>::new());
+    // The deploy history says so, and the generation held before the change is still held.
+    let root = homelab_store::DataRoot::open(t.root()).unwrap();
+    let history = root.read_deploy_history("local", "app").unwrap();
+    assert_eq!(history.records.len(), 1, "{history:#?}");
+    assert_eq!(history.records[0].outcome, homelab_core::deploy::DeployOutcome::Interrupted);
+    let (generations, _) = root.list_generations("local", "app").unwrap();
+    assert!(generations.iter().any(|g| g.id == history.records[0].held), "{generations:#?}");
 }
 
 #[test]
