@@ -68,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
             updated_at: now,
             history: vec![HistoryEntry { state: ActionState::Pending, at: now, by: "supervisor".into(), note: None }],
             result: None,
+            generation: None,
         };
         root.create_action(&action)?;
         let file = format!("{}.json", action.id);

@@ -99,10 +99,3 @@ pub async fn compose_remote(remote: &remote::Remote, argv: &[String], dir: &str,
     }
     Ok((code, errors))
 }
-
-/// `<compose_command> up -d --force-recreate`: what a redeploy runs in the project's folder.
-pub fn up_argv(host: &homelab_core::HostSpec) -> Vec<String> {
-    let mut argv = host.compose_command.clone();
-    argv.extend(["up", "-d", "--force-recreate"].map(String::from));
-    argv
-}

@@ -58,7 +58,15 @@ pub struct Deploy {
 
 /// Holds the project's current generation and records the change as running. A project that
 /// cannot be held is not changed: the action fails before anything is stopped.
-pub async fn begin(ctx: &Ctx, action: &Action, host: &HostSpec, service: &str, compose_dir: &str, remote: Option<Arc<Remote>>) -> Result<Deploy, String> {
+pub async fn begin(
+    ctx: &Ctx,
+    action: &Action,
+    host: &HostSpec,
+    service: &str,
+    compose_dir: &str,
+    remote: Option<Arc<Remote>>,
+    also_keep: Option<&str>,
+) -> Result<Deploy, String> {
     let node = host.node.as_str();
     let docker = match &remote {
         Some(r) => r.docker.clone(),
@@ -70,7 +78,8 @@ pub async fn begin(ctx: &Ctx, action: &Action, host: &HostSpec, service: &str, c
     };
     // On the wire to the millisecond: the record is found again by its start.
     let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
-    let target = Target { root: &ctx.root, docker: &docker, files: &files, node, service, compose_dir, action_id: &action.id, keep: ctx.hold_generations };
+    let target =
+        Target { root: &ctx.root, docker: &docker, files: &files, node, service, compose_dir, action_id: &action.id, keep: ctx.hold_generations, also_keep };
     let held = target.hold(now).await.map_err(|e| format!("nothing was changed: cannot hold the current generation of {node}/{service}: {e}"))?;
     let g = &held.generation;
     let said = format!("held generation {} of {node}/{service}{}: {}\n", g.id, if held.new { "" } else { " (held before)" }, g.images_in_words());
@@ -122,6 +131,7 @@ impl Deploy {
                     compose_dir: &self.compose_dir,
                     action_id,
                     keep: ctx.hold_generations,
+                    also_keep: None,
                 };
                 match target.record_after(&self.used, now).await {
                     Ok(g) => self.record.images_after = Some(g.images_in_words()),
@@ -175,12 +185,12 @@ pub struct Changed {
 pub async fn redeploy(ctx: &Ctx, action: &Action, host: &HostSpec, name: &str, spec: &ServiceSpec, tail: &Tail) -> Result<Changed, Failed> {
     let node = host.node.as_str();
     let dir = spec.compose_dir.as_deref().ok_or_else(|| format!("service {name} on node {node} has no compose_dir: nothing to redeploy"))?;
-    let argv = crate::compose::up_argv(host);
+    let argv = homelab_core::action::compose_argv(host);
     let remote = match &host.ssh {
         None => None,
         Some(t) => Some(ctx.pool.get(node, t, &ctx.ssh, ctx.action_timeout).await?),
     };
-    let deploy = begin(ctx, action, host, name, dir, remote.clone()).await?;
+    let deploy = begin(ctx, action, host, name, dir, remote.clone(), None).await?;
     tail.push(deploy.said.as_bytes());
     let ran = match &remote {
         None => compose_local(&argv, dir, node, tail).await,
@@ -296,4 +306,47 @@ async fn evidence(deploy: &Deploy, f: &Failure) -> String {
 
 fn now_ms() -> homelab_core::Timestamp {
     chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3)
+}
+
+/// A rollback an operator asked for: hold what runs now, recreate the project from the chosen
+/// held generation, watch the verify window, and when it fails return to what ran before.
+pub async fn rollback(ctx: &Ctx, action: &Action, host: &HostSpec, name: &str, spec: &ServiceSpec, tail: &Tail) -> Result<Changed, Failed> {
+    let node = host.node.as_str();
+    let dir = spec.compose_dir.as_deref().ok_or_else(|| format!("service {name} on node {node} has no compose_dir: nothing to roll back"))?;
+    let wanted = action.generation.as_deref().ok_or_else(|| format!("rollback action {} names no generation", action.id))?;
+    let target = match ctx.root.read_generation(node, name, wanted) {
+        Ok(Some(g)) => g,
+        Ok(None) => return Err(format!("generation {wanted} of {node}/{name} is no longer held: nothing was changed").into()),
+        Err(e) => return Err(format!("cannot read generation {wanted} of {node}/{name}: {e}; nothing was changed").into()),
+    };
+    let remote = match &host.ssh {
+        None => None,
+        Some(t) => Some(ctx.pool.get(node, t, &ctx.ssh, ctx.action_timeout).await?),
+    };
+    let mut deploy = begin(ctx, action, host, name, dir, remote.clone(), Some(wanted)).await?;
+    tail.push(deploy.said.as_bytes());
+    // What the rollback starts the project from: the target's files (its new generation).
+    deploy.used =
+        hold::Files { held: target.files.clone(), contents: homelab_store::deploys::HeldContents { files: crate::hold::held_files(&ctx.root, &target)? } };
+    if let Err(e) = crate::rollback::roll_back(&ctx.root, &deploy.docker, host, remote.as_ref(), &target, tail).await {
+        return roll_back_after(ctx, action, host, remote, deploy, spec, &format!("rollback of {node}/{name} to generation {wanted} failed: {e}"), None, tail)
+            .await;
+    }
+    if ctx.verify_timeout.is_zero() {
+        deploy.end(ctx, &action.id, End::Done).await;
+        return Ok(Changed { verified: None });
+    }
+    let watched = watched(ctx, &deploy, node, name, spec);
+    match watched.watch(now_ms(), spec.verify_window()).await {
+        Ok(()) => {
+            tail.push(format!("verified: healthy on generation {wanted} over its {}s verify window\n", spec.verify_window().as_secs()).as_bytes());
+            deploy.end(ctx, &action.id, End::Verified).await;
+            Ok(Changed { verified: Some(true) })
+        }
+        Err(f) => {
+            let evidence = evidence(&deploy, &f).await;
+            let failure = format!("rollback of {node}/{name} to generation {wanted} failed its checks: {}", f.what);
+            roll_back_after(ctx, action, host, remote, deploy, spec, &failure, Some(evidence), tail).await
+        }
+    }
 }

@@ -149,6 +149,7 @@ mod tests {
             updated_at: now,
             history: vec![],
             result: None,
+            generation: None,
         };
         check(&action, &host, Some(&world), nodes.as_ref(), now)
     }

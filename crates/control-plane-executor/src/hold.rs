@@ -85,6 +85,8 @@ pub struct Target<'a> {
     pub action_id: &'a str,
     /// How many generations stay held.
     pub keep: usize,
+    /// A generation never released now, however old (a rollback's target).
+    pub also_keep: Option<&'a str>,
 }
 
 impl Target<'_> {
@@ -163,7 +165,7 @@ impl Target<'_> {
         if let Some(contents) = contents {
             self.root.save_generation(generation, contents).map_err(|e| format!("cannot record the held generation of {node}/{}: {e}", self.service))?;
         }
-        release_old(self.root, self.docker, node, self.service, self.keep).await;
+        release_old(self.root, self.docker, node, self.service, self.keep, self.also_keep).await;
         Ok(())
     }
 
@@ -248,10 +250,11 @@ async fn containers_of(docker: &Docker, node: &str, project: &str, generation: &
 /// Releases the generations beyond the newest `keep`: removes their hold tags (the images
 /// themselves stay while a container uses them) and forgets them. Failures are logged and
 /// retried at the next hold: a release never fails a change.
-async fn release_old(root: &DataRoot, docker: &Docker, node: &str, service: &str, keep: usize) {
+async fn release_old(root: &DataRoot, docker: &Docker, node: &str, service: &str, keep: usize, also_keep: Option<&str>) {
     let Ok((generations, _)) = root.list_generations(node, service) else { return };
     let history = root.read_deploy_history(node, service).unwrap_or_default();
-    let pinned = history.pinned();
+    let mut pinned = history.pinned();
+    pinned.extend(also_keep);
     for g in deploy::to_release(&generations, keep, &pinned) {
         let mut untagged = true;
         for c in &g.containers {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::compose::Tail;
 use crate::ctx::{ACTOR, Ctx};
 use crate::deploys::Failed;
-use crate::remote;
+
 use crate::verify::{Pending, VerifyQueue};
 
 /// The history note (and error prefix) of an action whose run was cut short by the executor stopping.
@@ -51,7 +51,7 @@ pub async fn execute(
     let outcome: Result<Outcome, Failed> = match &host {
         None => Err(format!("node {} is not in desired state (no hosts/*/services.yaml describes it)", action.node).into()),
         Some(host) if ctx.dry_run => {
-            tail.push(describe(&action, host).as_bytes());
+            tail.push(describe(&ctx, &action, host).as_bytes());
             Ok(Outcome::default())
         }
         Some(host) => {
@@ -181,25 +181,11 @@ fn exit_code_in(error: &str) -> Option<i64> {
     rest.split(|c: char| !c.is_ascii_digit() && c != '-').next()?.parse().ok()
 }
 
-/// What a dry run records: the work it would do, in words.
-fn describe(action: &Action, host: &HostSpec) -> String {
-    let where_ = match &host.ssh {
-        Some(t) => format!("on node {} over SSH ({})", host.node, remote::shown(t)),
-        None => format!("on node {} (local)", host.node),
-    };
-    let service = action.service.as_deref().unwrap_or("-");
-    let spec = host.services.get(service);
-    match action.kind {
-        ActionType::ContainerRestart => match spec {
-            Some(s) if !s.containers.is_empty() => format!("dry run: would restart containers {} {where_}\n", s.containers.join(", ")),
-            _ => format!("dry run: would restart the containers labelled com.docker.compose.service={service} {where_}\n"),
-        },
-        ActionType::Redeploy => {
-            let dir = spec.and_then(|s| s.compose_dir.as_deref()).unwrap_or("(no compose_dir)");
-            format!("dry run: would run `{}` in {dir} {where_}\n", crate::compose::up_argv(host).join(" "))
-        }
-        ActionType::DiskCleanup => format!("dry run: would prune stopped containers, dangling images and build cache {where_}\n"),
-    }
+/// What a dry run records: the work it would do, in the words of the plan the UI shows.
+fn describe(ctx: &Ctx, action: &Action, host: &HostSpec) -> String {
+    let defaults =
+        homelab_core::action::RunDefaults { action_timeout: ctx.action_timeout, verify_timeout: ctx.verify_timeout, prune_label: ctx.prune_label.clone() };
+    format!("dry run: would {}\n", homelab_core::action::run_plan(action, Some(host), &defaults).describe())
 }
 
 async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Result<Outcome, Failed> {
@@ -220,6 +206,11 @@ async fn perform(ctx: &Ctx, action: &Action, host: &HostSpec, tail: &Tail) -> Re
         ActionType::Redeploy => {
             let (name, spec) = service_spec()?;
             let changed = crate::deploys::redeploy(ctx, action, host, name, spec, tail).await?;
+            Ok(Outcome { exit_status: Some(0), bytes_reclaimed: None, verified: changed.verified })
+        }
+        ActionType::Rollback => {
+            let (name, spec) = service_spec()?;
+            let changed = crate::deploys::rollback(ctx, action, host, name, spec, tail).await?;
             Ok(Outcome { exit_status: Some(0), bytes_reclaimed: None, verified: changed.verified })
         }
         ActionType::DiskCleanup => {
@@ -270,7 +261,7 @@ pub fn sweep_interrupted(ctx: &Ctx) -> std::io::Result<Swept> {
             Ok(a) => {
                 n += 1;
                 ctx.counters.interrupted.fetch_add(1, Ordering::Relaxed);
-                if let Some(service) = a.service.as_deref().filter(|_| a.kind == ActionType::Redeploy) {
+                if let Some(service) = a.service.as_deref().filter(|_| matches!(a.kind, ActionType::Redeploy | ActionType::Rollback)) {
                     crate::deploys::Deploy::interrupted(ctx, &a.node, service, &a.id);
                 }
                 tracing::warn!(action = %id, "action was interrupted by an executor stop; moved to failed/");

@@ -51,8 +51,9 @@ pub fn conflicts(a: &Job, b: &Job) -> bool {
     let same_service = a.service.is_some() && a.service == b.service;
     match (a.kind, b.kind) {
         (DiskCleanup, _) | (_, DiskCleanup) => true,
-        (Redeploy, Redeploy) => true,
-        (ContainerRestart, Redeploy) | (Redeploy, ContainerRestart) | (ContainerRestart, ContainerRestart) => same_service,
+        // Changes of compose projects: one at a time on a node, like redeploys always were.
+        (Redeploy | Rollback, Redeploy | Rollback) => true,
+        (ContainerRestart, Redeploy | Rollback) | (Redeploy | Rollback, ContainerRestart) | (ContainerRestart, ContainerRestart) => same_service,
     }
 }
 

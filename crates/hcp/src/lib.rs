@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod audit;
 pub mod check;
 pub mod check_now;
+pub mod deploys;
 pub mod health;
 pub mod init;
 pub mod mirror;
@@ -87,6 +88,10 @@ pub enum Command {
     Silence(silence::SilenceArgs),
     /// Ask a node's agent to run a service's checks now (the result shows as fresh events).
     CheckNow(check_now::CheckNowArgs),
+    /// A service's deploy history and held generations (what it can be rolled back to).
+    Deploys(deploys::DeploysArgs),
+    /// Propose rolling a service back to a held generation (a person approves it).
+    Rollback(deploys::RollbackArgs),
 }
 
 /// Runs a parsed command line. Errors are for people: the caller prints them and exits 1.
@@ -107,5 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(a) => audit::run(&audit::AuditArgs { root, ..a }),
         Command::Silence(a) => silence::run(&silence::SilenceArgs { root, ..a }),
         Command::CheckNow(a) => check_now::run(&check_now::CheckNowArgs { root, ..a }),
+        Command::Deploys(a) => deploys::run_deploys(&deploys::DeploysArgs { root, ..a }),
+        Command::Rollback(a) => deploys::run_rollback(&deploys::RollbackArgs { root, ..a }),
     }
 }

@@ -82,6 +82,8 @@ impl fmt::Display for ActionState {
 pub enum ActionType {
     ContainerRestart,
     Redeploy,
+    /// An operator's request: recreate a compose project from a held generation (`generation`).
+    Rollback,
     DiskCleanup,
 }
 
@@ -90,6 +92,7 @@ impl ActionType {
         match self {
             ActionType::ContainerRestart => "container_restart",
             ActionType::Redeploy => "redeploy",
+            ActionType::Rollback => "rollback",
             ActionType::DiskCleanup => "disk_cleanup",
         }
     }
@@ -99,15 +102,22 @@ impl ActionType {
         match (self, service) {
             (ActionType::ContainerRestart, Some(s)) => format!("container-restart-{node}-{s}"),
             (ActionType::Redeploy, Some(s)) => format!("redeploy-{node}-{s}"),
+            (ActionType::Rollback, Some(s)) => format!("rollback-{node}-{s}"),
             (ActionType::DiskCleanup, _) => format!("disk-cleanup-{node}"),
             (t, None) => format!("{}-{node}", t.as_str().replace('_', "-")),
         }
     }
 
+    /// Whether the supervisor proposes it to fix a drift (and withdraws it when the drift
+    /// resolves). A rollback is asked for by a person, whatever the drift.
+    pub fn remedies_drift(self) -> bool {
+        !matches!(self, ActionType::Rollback)
+    }
+
     pub fn risk(self) -> Risk {
         match self {
             ActionType::ContainerRestart => Risk::Low,
-            ActionType::Redeploy | ActionType::DiskCleanup => Risk::Guarded,
+            ActionType::Redeploy | ActionType::Rollback | ActionType::DiskCleanup => Risk::Guarded,
         }
     }
 }
@@ -203,6 +213,9 @@ pub struct Action {
     pub updated_at: Timestamp,
     pub history: Vec<HistoryEntry>,
     pub result: Option<ActionResult>,
+    /// A rollback's target: the held generation to return to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
 }
 
 impl Action {
@@ -276,6 +289,9 @@ pub enum RunWork {
     RestartByLabels { labels: Vec<String> },
     /// Run this argv (never a shell string) in this folder.
     Compose { argv: Vec<String>, dir: String },
+    /// Recreate the project in this folder from a held generation (its files, its images by
+    /// hold tag).
+    Rollback { dir: String, generation: String },
     /// Prune stopped containers, dangling images and the build cache (containers and images
     /// only with `label`, when set).
     Prune { label: Option<String> },
@@ -378,6 +394,11 @@ pub fn run_plan(action: &Action, host: Option<&crate::HostSpec>, defaults: &RunD
             Some(dir) => Ok(RunWork::Compose { argv: compose_argv(host), dir: dir.to_owned() }),
             None => Err(format!("service {name} on node {node} has no compose_dir: nothing to redeploy")),
         }),
+        ActionType::Rollback => service().and_then(|(name, spec)| match (spec.compose_dir.as_deref(), action.generation.as_deref()) {
+            (Some(dir), Some(g)) => Ok(RunWork::Rollback { dir: dir.to_owned(), generation: g.to_owned() }),
+            (None, _) => Err(format!("service {name} on node {node} has no compose_dir: nothing to roll back")),
+            (_, None) => Err(format!("rollback action {} names no generation", action.id)),
+        }),
         ActionType::DiskCleanup => {
             if host.disk.as_ref().and_then(|d| d.cleanup.as_ref()).is_some_and(|c| c.docker_prune) {
                 Ok(RunWork::Prune { label: defaults.prune_label.clone() })
@@ -410,6 +431,9 @@ impl RunPlan {
             (Some(RunWork::RestartContainers { containers }), _) => format!("restart containers {} {w}", containers.join(", ")),
             (Some(RunWork::RestartByLabels { labels }), _) => format!("restart the containers labelled {} {w}", labels.join(", ")),
             (Some(RunWork::Compose { argv, dir }), _) => format!("run `{}` in {dir} {w}", argv.join(" ")),
+            (Some(RunWork::Rollback { dir, generation }), _) => {
+                format!("recreate the project in {dir} from held generation {generation} (its compose and env files, its images by hold tag) {w}")
+            }
             (Some(RunWork::Prune { label }), _) => format!(
                 "prune stopped containers, dangling images{} and build cache {w}",
                 label.as_ref().map(|l| format!(" (containers and images labelled {l})")).unwrap_or_default()
@@ -457,6 +481,7 @@ mod tests {
             updated_at: t,
             history: vec![],
             result: None,
+            generation: None,
         }
     }
 

@@ -787,6 +787,10 @@ fn auto_cancel(
             continue;
         } else if !still_desired {
             SERVICE_REMOVED.to_owned()
+        } else if !a.kind.remedies_drift() {
+            // A rollback is a person's request, not a fix for a drift: only its service leaving
+            // desired state withdraws it.
+            continue;
         } else if let Some(s) = rules.muted(&a.node, a.service.as_deref(), Some(a.kind)).filter(|_| !operator_proposed(a)) {
             words::silenced_cancel(s)
         } else if found.unjudged_nodes.contains(a.node.as_str()) {
@@ -1074,6 +1078,7 @@ fn decide_new(
         updated_at: now,
         history,
         result: None,
+        generation: None,
     });
     Decision::Create { id, action: kind, state, why }
 }
@@ -1159,6 +1164,7 @@ pub fn retry_action(drift: &crate::drift::DriftFile, id: &str, active: Option<Ac
         updated_at: now,
         history: vec![HistoryEntry { state: ActionState::Pending, at: now, by: by.to_owned(), note: Some(note) }],
         result: None,
+        generation: None,
     })
 }
 

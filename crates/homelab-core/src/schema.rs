@@ -309,6 +309,7 @@ mod tests {
             updated_at: created,
             history: vec![HistoryEntry { state: ActionState::Pending, at: created, by: "supervisor".into(), note: None }],
             result: None,
+            generation: None,
         };
         assert_fits("action.json", &serde_json::to_value(&action).unwrap());
 

@@ -259,6 +259,7 @@ mod tests {
             updated_at: t,
             history: vec![],
             result: None,
+            generation: None,
         };
         root.create_action(&action).unwrap();
         ActionId::parse(&action.id).unwrap()

@@ -18,6 +18,8 @@ pub enum Command {
     /// Take back a pending action or an approval the executor has not claimed yet.
     Cancel,
     Retry,
+    /// Propose a change of a service (a rollback to a held generation).
+    Propose,
     SilenceAdd,
     SilenceExpire,
     CheckNow,
@@ -27,11 +29,12 @@ pub enum Command {
 }
 
 impl Command {
-    pub const ALL: [Command; 9] = [
+    pub const ALL: [Command; 10] = [
         Command::Approve,
         Command::Reject,
         Command::Cancel,
         Command::Retry,
+        Command::Propose,
         Command::SilenceAdd,
         Command::SilenceExpire,
         Command::CheckNow,
@@ -124,7 +127,7 @@ mod tests {
     fn allowed_by_role(role: Role, command: Command, place: Place) -> bool {
         use Command::*;
         use Place::*;
-        const NODE_COMMANDS: [Command; 7] = [Approve, Reject, Cancel, Retry, SilenceAdd, SilenceExpire, CheckNow];
+        const NODE_COMMANDS: [Command; 8] = [Approve, Reject, Cancel, Retry, Propose, SilenceAdd, SilenceExpire, CheckNow];
         match role {
             Role::Admin => true,
             Role::Viewer => false,
@@ -170,7 +173,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 7 * 3 * 9 * 6);
+        assert_eq!(checked, 7 * 3 * 10 * 6);
     }
 
     #[test]

@@ -449,6 +449,7 @@ pub(crate) mod tests {
             updated_at: now,
             history: Vec::new(),
             result: None,
+            generation: None,
         }
     }
 

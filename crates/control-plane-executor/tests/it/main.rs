@@ -127,6 +127,7 @@ pub fn approved(kind: ActionType, node: &str, service: Option<&str>) -> Action {
             HistoryEntry { state: ActionState::Approved, at: now, by: "cli:test".into(), note: None },
         ],
         result: None,
+        generation: None,
     }
 }
 

@@ -138,3 +138,42 @@ fn with_rollback_off_a_failed_redeploy_is_left_as_it_is_and_says_so() {
     let (image, running) = p.running();
     assert_eq!((image.as_str(), running), (v3.image_id.as_str(), false));
 }
+
+#[test]
+fn an_operator_rolls_back_to_an_earlier_generation_through_a_pending_action() {
+    let registry = Registry::start();
+    let v1 = registry.push_app("manual/app", "v1", AppBehaviour::Healthy);
+    let v5 = registry.push_app("manual/app", "v5", AppBehaviour::Healthy);
+    let t = TempRoot::new();
+    let p = Project::up(&v1.reference);
+    t.write_host("local", &format!("compose_command: docker-compose\nservices:\n  web:\n    compose_dir: {}\n    verify_window: 5s\n", p.path()));
+    crate::gate::world_up(&t.root(), "local");
+    let root = DataRoot::open(t.root()).unwrap();
+
+    // v1 → v5, verified: two generations held (v1 before, v5 after).
+    p.set_image(&v5.reference, false);
+    let done = redeploy(&t, ActionState::Completed);
+    assert_eq!(done.result.unwrap().verified, Some(true));
+    assert_eq!(p.running(), (v5.image_id.clone(), true));
+    let (generations, _) = root.list_generations("local", "web").unwrap();
+    let on_v1 = generations.iter().find(|g| g.containers[0].image_id == v1.image_id).expect("v1 is held").clone();
+
+    // The operator proposes going back to v1; it waits for approval like any guarded action.
+    let ops = homelab_ops::Ops::new(root.clone());
+    let actor = homelab_ops::Actor::cli("cli:test");
+    let (node, service) = (homelab_core::NodeName::parse("local").unwrap(), homelab_core::ServiceName::parse("web").unwrap());
+    let proposed = ops.propose_rollback(&actor, &node, &service, &on_v1.id, Some("v5 is slower")).unwrap();
+    assert_eq!(proposed.state, ActionState::Pending);
+    ops.decide(&actor, &homelab_core::ActionId::parse(&proposed.id).unwrap(), homelab_ops::Decision::APPROVE).unwrap();
+    let mut cfg = config(t.root(), t.hosts());
+    cfg.verify_timeout = std::time::Duration::from_secs(120);
+    run_once(cfg);
+
+    let back = ended(&t.root(), &proposed.id, ActionState::Completed);
+    let r = back.result.unwrap();
+    assert_eq!(r.verified, Some(true), "{r:#?}");
+    assert!(r.output.contains(&format!("rolling back local/web to generation {}", on_v1.id)), "{}", r.output);
+    assert_eq!(p.running(), (v1.image_id.clone(), true), "back on v1");
+    let last = root.read_deploy_history("local", "web").unwrap().records.pop().unwrap();
+    assert_eq!((last.kind, last.outcome, last.approved_by.as_deref()), (homelab_core::ActionType::Rollback, DeployOutcome::Verified, Some("cli:test")));
+}

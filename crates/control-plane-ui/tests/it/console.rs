@@ -102,6 +102,7 @@ pub fn seed_fleet(fx: &Fx) -> String {
         updated_at: at,
         history: vec![HistoryEntry { state: ActionState::Pending, at, by: "supervisor".into(), note: None }],
         result: None,
+        generation: None,
     };
     for (service, minutes_ago, verified) in [("mqtt", 9 * 60 + 20, true), ("web", 40, false)] {
         let at = now - chrono::Duration::minutes(minutes_ago);

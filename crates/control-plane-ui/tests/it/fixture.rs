@@ -63,6 +63,7 @@ impl Fx {
             updated_at: now,
             history: vec![HistoryEntry { state: ActionState::Pending, at: now, by: "supervisor".into(), note: None }],
             result: None,
+            generation: None,
         };
         self.state.root.create_action(&a).expect("create action");
         id

@@ -26,6 +26,7 @@ fn pending(root: &DataRoot, node: &str, service: &str) -> Action {
         updated_at: now,
         history: vec![homelab_core::HistoryEntry { state: ActionState::Pending, at: now, by: "supervisor".into(), note: None }],
         result: None,
+        generation: None,
     };
     root.create_action(&a).unwrap();
     a

@@ -151,6 +151,7 @@ impl Situation {
             updated_at: ago(10 * MIN),
             history: vec![],
             result: None,
+            generation: None,
         });
         self
     }

@@ -105,6 +105,7 @@ impl Harness {
             updated_at: now,
             history: vec![HistoryEntry { state: ActionState::Pending, at: now, by: "supervisor".into(), note: None }],
             result: None,
+            generation: None,
         };
         self.root.create_action(&a).unwrap();
         a

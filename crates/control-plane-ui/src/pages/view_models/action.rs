@@ -43,6 +43,7 @@ pub(in crate::pages) fn plan_view(p: &RunPlan) -> PlanView {
         Some(RunWork::RestartContainers { containers }) => ("containers", containers.clone(), String::new(), String::new()),
         Some(RunWork::RestartByLabels { labels }) => ("labels", labels.clone(), String::new(), String::new()),
         Some(RunWork::Compose { argv, dir }) => ("compose", Vec::new(), argv.join(" "), dir.clone()),
+        Some(RunWork::Rollback { dir, generation }) => ("rollback", vec![generation.clone()], String::new(), dir.clone()),
         Some(RunWork::Prune { label }) => ("prune", label.iter().cloned().collect(), String::new(), String::new()),
         None => ("none", Vec::new(), String::new(), String::new()),
     };

@@ -284,6 +284,7 @@ pub(in crate::pages) fn action_title(kind: homelab_core::ActionType, node: &str,
     let what = match kind {
         homelab_core::ActionType::ContainerRestart => "Restart",
         homelab_core::ActionType::Redeploy => "Redeploy",
+        homelab_core::ActionType::Rollback => "Roll back",
         homelab_core::ActionType::DiskCleanup => "Disk cleanup on",
     };
     format!("{what} {}", service.map_or_else(|| node.to_owned(), |s| format!("{node}/{s}")))
@@ -293,6 +294,7 @@ pub(in crate::pages) fn action_title_of(a: &ActionSummary) -> String {
     let kind = match a.kind.as_str() {
         "container_restart" => homelab_core::ActionType::ContainerRestart,
         "redeploy" => homelab_core::ActionType::Redeploy,
+        "rollback" => homelab_core::ActionType::Rollback,
         _ => homelab_core::ActionType::DiskCleanup,
     };
     action_title(kind, &a.node, a.service.as_deref())
