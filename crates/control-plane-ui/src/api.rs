@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use homelab_core::{Action, ActionId, ActionState, Event, NodeName, ServiceName};
-use homelab_ops::{CheckNowError, DecideError, Decision, RetryError};
+use homelab_ops::{CheckNowError, DecideError, Decision, ProposeError, RetryError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -43,6 +43,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/actions/{id}/approve", post(approve))
         .route("/api/v1/actions/{id}/reject", post(reject))
         .route("/api/v1/actions/{id}/cancel", post(cancel))
+        .route("/api/v1/services/{node}/{service}/deploys", get(deploys))
+        .route("/api/v1/services/{node}/{service}/rollback", post(rollback))
         .route("/api/v1/actions/{id}/retry", post(retry))
         .route("/api/v1/events", post(ingest))
         .route("/api/v1/alertmanager", post(alertmanager))
@@ -855,6 +857,112 @@ async fn cancel(
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     let reason = reason_of(&body)?;
     Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::Cancel { reason }).await?))
+}
+
+/// A node and a service from a request path, parsed once here (400 when either is not a name).
+fn service_target(node: &str, service: &str) -> ApiResult<(NodeName, ServiceName)> {
+    let node = NodeName::parse(node).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("node: {e}")))?;
+    let service = ServiceName::parse(service).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("service: {e}")))?;
+    Ok((node, service))
+}
+
+/// `GET /api/v1/services/{node}/{service}/deploys`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Deploys {
+    /// One record per change (redeploy, rollback), oldest first.
+    pub history: Vec<homelab_core::deploy::DeployRecord>,
+    /// The held generations, oldest first: what the service can be rolled back to.
+    pub generations: Vec<homelab_core::deploy::Generation>,
+}
+
+#[utoipa::path(get, path = "/api/v1/services/{node}/{service}/deploys",
+    summary = "a service's deploy history and its held generations (images and file hashes; never the files' content)",
+    security((), ("bearer" = []), ("session" = [])),
+    params(
+        ("node" = String, Path, description = "node name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
+        ("service" = String, Path, description = "service name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
+    ),
+    responses(
+        (status = 200, description = "the history and the held generations (empty when nothing was changed yet)", body = Deploys),
+        (status = 400, description = "an invalid node or service name", body = ErrorBody),
+        ReadErrors,
+    ))]
+async fn deploys(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path((node, service)): Path<(String, String)>,
+) -> ApiResult<Json<Deploys>> {
+    read_access(&state, &headers, peer)?;
+    let (node, service) = service_target(&node, &service)?;
+    let root = state.root.clone();
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Deploys> {
+        let history = root.read_deploy_history(&node, &service)?.records;
+        let (generations, _) = root.list_generations(&node, &service)?;
+        Ok(Deploys { history, generations })
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(Json(read))
+}
+
+/// `{"generation": …, "reason": …}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// The held generation to return to (`GET …/deploys`).
+    #[schema(max_length = 40)]
+    generation: String,
+    /// Why, kept in the history; at most 500 characters.
+    #[schema(max_length = 500)]
+    reason: Option<String>,
+}
+
+impl From<ProposeError> for ApiError {
+    fn from(e: ProposeError) -> ApiError {
+        match &e {
+            ProposeError::Forbidden(_) => ApiError::with(StatusCode::FORBIDDEN, CodedError { error: e.to_string(), code: Some(ErrorCode::Forbidden) }),
+            ProposeError::NoSuchGeneration { .. } | ProposeError::Active { .. } => ApiError::new(StatusCode::CONFLICT, &e),
+            ProposeError::Store(_) => match e.io().filter(|io| storage_unavailable(io).is_some()) {
+                Some(io) => ApiError::write_failed(io),
+                None => ApiError::internal(&e),
+            },
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/services/{node}/{service}/rollback",
+    summary = "propose rolling a service back to a held generation: a pending rollback action (guarded: a person approves it)",
+    security(("bearer" = []), ("session" = [])),
+    params(
+        ("node" = String, Path, description = "node name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
+        ("service" = String, Path, description = "service name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
+    ),
+    request_body(content = RollbackBody, description = "`{\"generation\": …}` and an optional `reason`"),
+    responses(
+        (status = 201, description = "the new pending rollback action", body = homelab_core::Action),
+        TargetErrors,
+        (status = 409, description = "the generation is not held, or a rollback of the service is already pending, approved or running; nothing written", body = ErrorBody),
+        WriteErrors,
+    ))]
+async fn rollback(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path((node, service)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let op = state.auth.for_mutation(&headers, peer.0, None)?;
+    let (node, service) = service_target(&node, &service)?;
+    let body: RollbackBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"generation\": \"...\"}}: {e}")))?;
+    if body.reason.as_deref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("reason: at most {MAX_REASON_CHARS} characters")));
+    }
+    let actor = op.actor(peer.0);
+    let a = state.run_op(move |ops| ops.propose_rollback(&actor, &node, &service, &body.generation, body.reason.as_deref())).await?;
+    Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
 /// The node whose ingest token this is, from state/secrets/agent_tokens.json and AGENT_TOKENS.

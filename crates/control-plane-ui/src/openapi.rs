@@ -34,6 +34,8 @@ use crate::{AppState, api, silences};
         api::approve,
         api::reject,
         api::cancel,
+        api::deploys,
+        api::rollback,
         api::retry,
         api::ingest,
         api::alertmanager,

@@ -22,7 +22,7 @@ pub const KEEP_GENERATIONS: usize = 3;
 pub const HISTORY_LIMIT: usize = 50;
 
 /// One container of a held generation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct HeldContainer {
     /// The compose service it belongs to (`com.docker.compose.service`).
     pub compose_service: String,
@@ -40,7 +40,7 @@ pub struct HeldContainer {
 
 /// A file a generation was started from. Its content is kept by the store apart from this
 /// record (it may hold secrets: an env file) and is never shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct HeldFile {
     /// The path on the node, as compose was given it.
     pub path: String,
@@ -50,7 +50,7 @@ pub struct HeldFile {
 }
 
 /// The project of a service as it was at one moment (`state/deploys/<node>/<service>/generations/<id>.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct Generation {
     /// The moment it was taken, in the compact file-name form (`20261207T230102.123Z`).
     pub id: String,
@@ -61,6 +61,7 @@ pub struct Generation {
     pub compose_dir: String,
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub taken_at: Timestamp,
     /// The action that held it before changing the project.
     pub held_by: Option<String>,
@@ -120,7 +121,7 @@ pub fn to_release<'a>(generations: &'a [Generation], keep: usize, pinned: &[&str
 }
 
 /// How a change ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeployOutcome {
     /// Still running (or the executor stopped in the middle: see `interrupted`).
@@ -157,7 +158,7 @@ impl std::fmt::Display for DeployOutcome {
 }
 
 /// One change of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct DeployRecord {
     /// The action that made the change.
     pub action_id: String,
@@ -165,9 +166,11 @@ pub struct DeployRecord {
     pub kind: ActionType,
     #[serde(with = "crate::ts_format")]
     #[schemars(with = "crate::Timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
     #[serde(default, with = "crate::ts_format::option")]
     #[schemars(with = "Option<crate::Timestamp>")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<Timestamp>,
     /// Who approved the action (`ui:alice`, `policy`, …).
     pub approved_by: Option<String>,
@@ -185,7 +188,7 @@ pub struct DeployRecord {
 }
 
 /// A service's deploy history, newest last (`state/deploys/<node>/<service>/history.json`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct DeployHistory {
     pub records: Vec<DeployRecord>,
 }

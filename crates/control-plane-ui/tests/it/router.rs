@@ -993,3 +993,56 @@ async fn ingest_refuses_events_with_insane_clocks_with_422() {
         assert_eq!((r.status, r.json()["code"].as_str().map(str::to_owned)), (StatusCode::UNPROCESSABLE_ENTITY, Some(code.to_owned())));
     }
 }
+
+#[tokio::test]
+async fn deploys_are_read_and_a_rollback_is_proposed_pending() {
+    use homelab_core::deploy::{Generation, HeldContainer, hold_tag};
+    let fx = Fx::new();
+    let id = "20261207T230102.123Z";
+    let g = Generation {
+        id: id.into(),
+        node: "edge-1".into(),
+        service: "mqtt".into(),
+        project: "mqtt".into(),
+        compose_dir: "/srv/mqtt".into(),
+        taken_at: homelab_core::parse_compact_ts(id).unwrap(),
+        held_by: Some("redeploy-edge-1-mqtt".into()),
+        containers: vec![HeldContainer {
+            compose_service: "broker".into(),
+            container: "mqtt_broker_1".into(),
+            image: "eclipse-mosquitto:2".into(),
+            image_id: "sha256:00112233445566778899".into(),
+            repo_digest: None,
+            hold_tag: hold_tag("mqtt", "broker", id),
+        }],
+        files: vec![],
+    };
+    let secret = homelab_store::deploys::HeldContents { files: [("/srv/mqtt/.env".to_owned(), "PASSWORD=hunter2\n".to_owned())].into() };
+    fx.state.root.save_generation(&g, &secret).unwrap();
+
+    let r = fx.send(get("/api/v1/services/edge-1/mqtt/deploys")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["generations"][0]["id"], id);
+    assert_eq!(r.json()["history"], json!([]));
+    assert!(!r.body.contains("hunter2"), "held files' content is never served: {}", r.body);
+    assert_eq!(fx.send(get("/api/v1/services/Edge/mqtt/deploys")).await.status, StatusCode::BAD_REQUEST);
+
+    let path = "/api/v1/services/edge-1/mqtt/rollback";
+    let r = fx.send(bearer_post(path, UI_TOKEN, &format!(r#"{{"generation": "{id}", "reason": "v2 drops clients"}}"#))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        (r.json()["id"].as_str(), r.json()["state"].as_str(), r.json()["generation"].as_str()),
+        (Some("rollback-edge-1-mqtt"), Some("pending"), Some(id))
+    );
+    let before = fx.disk();
+    for (body, status) in [
+        (format!(r#"{{"generation": "{id}"}}"#), StatusCode::CONFLICT),
+        (r#"{"generation": "20200101T000000.000Z"}"#.to_owned(), StatusCode::CONFLICT),
+        (r#"{"generation": "../../secrets"}"#.to_owned(), StatusCode::CONFLICT),
+        (r#"{"gen": 1}"#.to_owned(), StatusCode::BAD_REQUEST),
+    ] {
+        let r = fx.send(bearer_post(path, UI_TOKEN, &body)).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+    }
+    assert_eq!(fx.disk(), before, "refusals change nothing");
+}
