@@ -6,6 +6,7 @@ mod alertmanager_burst;
 mod check;
 mod cli;
 mod compose;
+mod deploys;
 mod diskfull;
 mod health;
 mod mirror;
