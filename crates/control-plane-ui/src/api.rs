@@ -942,6 +942,7 @@ impl From<ProposeError> for ApiError {
     request_body(content = RollbackBody, description = "`{\"generation\": …}` and an optional `reason`"),
     responses(
         (status = 201, description = "the new pending rollback action", body = homelab_core::Action),
+        (status = 303, description = "from the node page's form: to the new action's page", headers(("Location" = String))),
         TargetErrors,
         (status = 409, description = "the generation is not held, or a rollback of the service is already pending, approved or running; nothing written", body = ErrorBody),
         WriteErrors,
@@ -953,15 +954,25 @@ async fn rollback(
     Path((node, service)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let op = state.auth.for_mutation(&headers, peer.0, None)?;
+    // From the node page's form (`csrf`, `generation`): answered with the new action's page.
+    let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let csrf = form.then(|| form_field(&body, "csrf")).flatten();
+    let op = state.auth.for_mutation(&headers, peer.0, csrf.as_deref())?;
     let (node, service) = service_target(&node, &service)?;
-    let body: RollbackBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"generation\": \"...\"}}: {e}")))?;
+    let body: RollbackBody = if form {
+        let generation = form_field(&body, "generation").ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "the form names no generation"))?;
+        RollbackBody { generation, reason: form_field(&body, "reason").filter(|r| !r.trim().is_empty()) }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"generation\": \"...\"}}: {e}")))?
+    };
     if body.reason.as_deref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("reason: at most {MAX_REASON_CHARS} characters")));
     }
     let actor = op.actor(peer.0);
     let a = state.run_op(move |ops| ops.propose_rollback(&actor, &node, &service, &body.generation, body.reason.as_deref())).await?;
+    if form {
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, format!("{}/actions/{}", state.base, a.id))]).into_response());
+    }
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 

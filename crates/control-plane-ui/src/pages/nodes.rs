@@ -13,7 +13,7 @@ use homelab_ops::Command;
 
 use crate::{AppState, ViewFleet};
 
-use super::view_models::{DriftStatus, NodeT, action_rows, drift_rows, node_cards, service_rows};
+use super::view_models::{DeploysView, DriftStatus, NodeT, action_rows, drift_rows, node_cards, service_rows};
 use super::{PageError, PageQuery, behind_tls, finish, history, respond, viewer};
 
 pub(super) async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(name): Path<String>, Query(q): Query<PageQuery>) -> Response {
@@ -49,6 +49,23 @@ pub(super) async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers
         let fleet = ViewFleet(Some(snap.clone()));
         let may_mute =
             v.csrf.is_some() && v.op.as_ref().is_some_and(|op| homelab_ops::permit_on_node(&op.actor(None), &fleet, Command::SilenceAdd, &name).is_ok());
+        let may_propose =
+            v.csrf.is_some() && v.op.as_ref().is_some_and(|op| homelab_ops::permit_on_node(&op.actor(None), &fleet, Command::Propose, &name).is_ok());
+        let compose_services: Vec<String> =
+            host.map(|h| h.services.iter().filter(|(_, s)| s.compose_dir.is_some()).map(|(n, _)| n.clone()).collect()).unwrap_or_default();
+        let (root, node) = (state.root.clone(), name.clone());
+        let deploys = tokio::task::spawn_blocking(move || {
+            compose_services
+                .iter()
+                .filter_map(|svc| {
+                    let history = root.read_deploy_history(&node, svc).ok()?;
+                    let (generations, _) = root.list_generations(&node, svc).ok()?;
+                    (!history.records.is_empty() || !generations.is_empty()).then(|| DeploysView::of(svc, &history, &generations, now))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
         let t = NodeT {
             base: &state.base,
             csrf: v.csrf.clone(),
@@ -68,6 +85,8 @@ pub(super) async fn node(State(state): State<Arc<AppState>>, peer: Peer, headers
             mute: true,
             may_mute,
             node_muted,
+            deploys,
+            may_propose,
         };
         respond(&state, &headers, &q, &format!("Node {name}"), v, true, t.render())
     }

@@ -405,3 +405,156 @@ async fn silences_and_audit_pages_on_phone_and_desktop() {
     }
     ui.stop_server().await;
 }
+
+/// A service's deploys on the node page and a rolled-back redeploy's page, in Chromium at
+/// desktop (1440×900) and phone (390×844) width: the history with its outcomes, the held
+/// generations, "Roll back to this…" proposing a pending rollback, and the failed action saying
+/// where it went back to and why. Writes `docs/screenshots/{deploys,rolled-back}-{desktop,phone}.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_and_a_rolled_back_action_on_phone_and_desktop() {
+    use homelab_core::deploy::{DeployOutcome, DeployRecord, Generation, HeldContainer, hold_tag};
+    let fx = Fx::new();
+    seed_fleet(&fx);
+    let root = &fx.state.root;
+    let now = chrono::Utc::now();
+    let at = |mins: i64| chrono::SubsecRound::trunc_subsecs(now - chrono::Duration::minutes(mins), 3);
+    let generation = |mins: i64, image: &str, id: &str| {
+        let gid = homelab_core::compact_ts(at(mins));
+        Generation {
+            id: gid.clone(),
+            node: "edge-1".into(),
+            service: "z2m".into(),
+            project: "zigbee2mqtt".into(),
+            compose_dir: "/srv/zigbee2mqtt".into(),
+            taken_at: at(mins),
+            held_by: Some("redeploy-edge-1-z2m".into()),
+            containers: vec![HeldContainer {
+                compose_service: "app".into(),
+                container: "zigbee2mqtt_app_1".into(),
+                image: image.into(),
+                image_id: id.into(),
+                repo_digest: Some(format!("registry.lan/z2m@{id}")),
+                hold_tag: hold_tag("zigbee2mqtt", "app", &gid),
+            }],
+            files: vec![],
+        }
+    };
+    let v1 = generation(180, "registry.lan/z2m:1.4", "sha256:1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809");
+    let v2 = generation(60, "registry.lan/z2m:1.5", "sha256:9f8e7d6c5b4a392817f6e5d4c3b2a1908f7e6d5c4b3a29181f6e5d4c3b2a1908");
+    for g in [&v1, &v2] {
+        root.save_generation(g, &Default::default()).unwrap();
+    }
+    let record = |mins: i64, outcome, held: &Generation, after: &Generation, detail: Option<&str>| DeployRecord {
+        action_id: "redeploy-edge-1-z2m".into(),
+        kind: ActionType::Redeploy,
+        started_at: at(mins),
+        ended_at: Some(at(mins - 1)),
+        approved_by: Some("ui:alice".into()),
+        held: held.id.clone(),
+        images_before: held.images_in_words(),
+        images_after: Some(after.images_in_words()),
+        outcome,
+        rolled_back_to: (outcome == DeployOutcome::RolledBack).then(|| held.id.clone()),
+        detail: detail.map(str::to_owned),
+    };
+    let why = "redeploy of edge-1/z2m failed its checks: container zigbee2mqtt_app_1 exited with code 1; rolled back to generation";
+    root.update_deploy_history("edge-1", "z2m", |h| {
+        h.upsert(record(61, DeployOutcome::Verified, &v1, &v2, None));
+        h.upsert(record(20, DeployOutcome::RolledBack, &v2, &v2, Some(&format!("{why} {}; healthy again", v2.id))));
+    })
+    .unwrap();
+    // The rolled-back redeploy, as the executor ended it.
+    let mut failed = Action {
+        id: "redeploy-edge-1-z2m".into(),
+        kind: ActionType::Redeploy,
+        risk: ActionType::Redeploy.risk(),
+        node: "edge-1".into(),
+        service: Some("z2m".into()),
+        drift: "unhealthy_service".into(),
+        trigger: "http_check_failed".into(),
+        root_cause: None,
+        state: ActionState::Pending,
+        created_at: at(21),
+        updated_at: at(21),
+        history: vec![HistoryEntry {
+            state: ActionState::Pending,
+            at: at(21),
+            by: "supervisor".into(),
+            note: Some("edge-1/z2m is unhealthy (http_check_failed)".into()),
+        }],
+        result: None,
+        generation: None,
+    };
+    root.create_action(&failed).unwrap();
+    let id = homelab_core::ActionId::parse(&failed.id).unwrap();
+    root.transition(&id, ActionState::Pending, ActionState::Approved, at(20), "ui:alice", None, |_| {}).unwrap();
+    root.transition(&id, ActionState::Approved, ActionState::Running, at(20), "executor", None, |_| {}).unwrap();
+    let error = format!("{why} {}; healthy again", v2.id);
+    let v2_id = v2.id.clone();
+    failed = root
+        .transition(&id, ActionState::Running, ActionState::Failed, at(18), "executor", Some(error.clone()), move |a| {
+            a.result = Some(homelab_core::action::ActionResult {
+                ok: false,
+                output: format!("held generation {v2_id} of edge-1/z2m: app sha256:9f8e7d6c5b4a\nRecreating zigbee2mqtt_app_1 ... done\nrolling back edge-1/z2m to generation {v2_id}\nRecreating zigbee2mqtt_app_1 ... done\n"),
+                error: Some(error),
+                started_at: Some(at(20)),
+                finished_at: Some(at(18)),
+                rolled_back_to: Some(v2_id),
+                evidence: Some("container zigbee2mqtt_app_1 exited with code 1\nlast 50 log lines of zigbee2mqtt_app_1:\nlistening on :8080\nerror: cannot read /config/app.toml: missing key `database.url`\n".into()),
+                ..Default::default()
+            })
+        })
+        .unwrap();
+    let failed_file = root.find_action(&failed.id).unwrap().unwrap().file_name;
+
+    let ui = Served::start(&fx).await;
+    let (base, client) = (ui.base.clone(), ui.client.clone());
+    let shots = shots();
+    let result = tokio::time::timeout(Duration::from_secs(120), async {
+        client.set_window_size(1440, 900).await?;
+        ui.log_in("alice").await?;
+        client.goto(&format!("{base}/nodes/edge-1#deploys")).await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("deploys")).await?;
+        client.execute("document.getElementById('deploys').scrollIntoView();", vec![]).await?;
+        let deploys = text(&client, "#deploys").await?;
+        std::fs::write(shots.join("deploys-desktop.png"), client.screenshot().await?).unwrap();
+        client.goto(&format!("{base}/actions/{}", failed.id)).await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("rolled-back")).await?;
+        let rolled = text(&client, "#rolled-back").await?;
+        let evidence = text(&client, "#evidence-log").await?;
+        client.execute("document.getElementById('result-section').scrollIntoView();", vec![]).await?;
+        std::fs::write(shots.join("rolled-back-desktop.png"), client.screenshot().await?).unwrap();
+
+        client.set_window_size(390, 844).await?;
+        client.goto(&format!("{base}/actions/{}", failed.id)).await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("rolled-back")).await?;
+        no_sideways_scroll(&client, "rolled-back action at 390 px").await?;
+        client.execute("document.getElementById('result-section').scrollIntoView();", vec![]).await?;
+        std::fs::write(shots.join("rolled-back-phone.png"), client.screenshot().await?).unwrap();
+        client.goto(&format!("{base}/nodes/edge-1")).await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("deploys")).await?;
+        no_sideways_scroll(&client, "deploys at 390 px").await?;
+        client.execute("document.getElementById('deploys').scrollIntoView();", vec![]).await?;
+        std::fs::write(shots.join("deploys-phone.png"), client.screenshot().await?).unwrap();
+        // Roll back to the older generation: a pending action, shown with what it will run.
+        click(&client, "form.rollback button").await?;
+        client.wait().at_most(DEADLINE).for_element(Locator::Id("run-plan")).await?;
+        let plan = text(&client, "#run-plan").await?;
+        let state = text(&client, "#action-state").await?;
+        Ok::<_, fantoccini::error::CmdError>((deploys, rolled, evidence, plan, state))
+    })
+    .await;
+    let _ = client.close().await;
+    let (deploys, rolled, evidence, plan, state) = result.expect("browser steps timed out").expect("browser step failed");
+
+    assert!(deploys.contains("rolled back") && deploys.contains("verified") && deploys.contains("approved by ui:alice"), "{deploys}");
+    assert!(deploys.contains(&v1.id) && deploys.contains(&v2.id) && deploys.contains("(running now)"), "{deploys}");
+    assert!(rolled.contains(&format!("Rolled back to generation {}", v2.id)), "{rolled}");
+    assert!(evidence.contains("missing key `database.url`"), "{evidence}");
+    assert!(plan.contains(&format!("held generation {}", v1.id)), "{plan}");
+    assert_eq!(state, "pending");
+    let proposed = fx.state.root.read_active(ActionState::Pending, "rollback-edge-1-z2m").unwrap().expect("a pending rollback");
+    assert_eq!((proposed.generation.as_deref(), proposed.history[0].by.as_str()), (Some(v1.id.as_str()), "ui:alice"));
+    assert!(failed_file.starts_with("redeploy-edge-1-z2m--"));
+    ui.stop_server().await;
+}

@@ -24,7 +24,7 @@ pub(super) use audit::{AuditRow, AuditT};
 pub(super) use dashboard::{DASHBOARD_SERVICES, DashboardT, PendingCard, daemon_rows, dashboard_timeline, headline, quarantine_rows};
 pub(super) use events::{EventsT, event_rows};
 pub(super) use login::{LoginT, OidcDoneT};
-pub(super) use node::NodeT;
+pub(super) use node::{DeploysView, NodeT};
 pub(super) use silences::{SilenceForm, SilenceRow, SilencesT};
 
 /// One service as the pages list it: from world state, or desired in hosts/ and never reported.
