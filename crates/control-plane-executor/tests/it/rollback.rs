@@ -177,3 +177,80 @@ fn an_operator_rolls_back_to_an_earlier_generation_through_a_pending_action() {
     let last = root.read_deploy_history("local", "web").unwrap().records.pop().unwrap();
     assert_eq!((last.kind, last.outcome, last.approved_by.as_deref()), (homelab_core::ActionType::Rollback, DeployOutcome::Verified, Some("cli:test")));
 }
+
+/// Starts `program` with `args`, killed when dropped.
+fn daemon(program: &str, args: &[&str]) -> testkit::KillOnDrop {
+    let child = Command::new(testkit::workspace_bin(program))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    testkit::KillOnDrop(child)
+}
+
+#[test]
+fn a_redeploy_whose_http_check_fails_is_judged_by_the_agent_and_rolled_back() {
+    let registry = Registry::start();
+    let v1 = registry.push_app("checked/app", "v1", AppBehaviour::Healthy);
+    let v2 = registry.push_app("checked/app", "v2", AppBehaviour::CheckFails);
+    let t = TempRoot::new();
+    let port = testkit::free_port();
+    let dir = tempfile::Builder::new().prefix(&format!("hxr{}", std::process::id())).tempdir().unwrap();
+    let compose = |image: &str| format!("version: \"2.4\"\nservices:\n  app:\n    image: {image}\n    ports: [\"127.0.0.1:{port}:8080\"]\n");
+    std::fs::write(dir.path().join("docker-compose.yml"), compose(&v1.reference)).unwrap();
+    let p = Project { project: control_plane_executor::docker::compose_project(dir.path().to_str().unwrap()), dir };
+    sh("docker-compose", &["up", "-d"], Some(p.dir.path()));
+    t.write_host(
+        "local",
+        &format!(
+            "compose_command: docker-compose\nservices:\n  web:\n    compose_dir: {}\n    verify_window: 6s\n    checks:\n      - http: {{ url: \"http://127.0.0.1:{port}/health\", timeout_secs: 2 }}\n",
+            p.path()
+        ),
+    );
+    let (root_s, hosts_s) = (t.root().display().to_string(), t.hosts().display().to_string());
+    // The real agent (checks every second, writes events into the data root) and observer.
+    let _observer = daemon("control-plane-observer", &["--root", &root_s, "--hosts", &hosts_s]);
+    let spool = t.path().join("spool");
+    let _agent = daemon(
+        "node-agent",
+        &[
+            "--node",
+            "local",
+            "--hosts",
+            &hosts_s,
+            "--root",
+            &root_s,
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "--check-interval",
+            "1s",
+            "--listen-port",
+            &testkit::free_port().to_string(),
+            "--listen-addr",
+            "127.0.0.1",
+        ],
+    );
+    let root = DataRoot::open(t.root()).unwrap();
+    testkit::wait_until("the agent reports local/web healthy", std::time::Duration::from_secs(60), || {
+        root.read_services()
+            .ok()
+            .flatten()
+            .and_then(|s| s.services.get("local")?.get("web").cloned())
+            .is_some_and(|s| s.status == homelab_core::ServiceStatus::Healthy)
+    });
+
+    // v2 runs, but its /health answers 404: the agent's check fails, the window sees it.
+    std::fs::write(p.dir.path().join("docker-compose.yml"), compose(&v2.reference)).unwrap();
+    let failed = redeploy(&t, ActionState::Failed);
+    let r = failed.result.unwrap();
+    let error = r.error.unwrap();
+    assert!(error.starts_with("redeploy of local/web failed its checks: its checks fail (http_check_failed: GET http://127.0.0.1:"), "{error}");
+    assert!(error.contains("/health answered 404"), "{error}");
+    assert!(error.contains("rolled back to generation") && error.ends_with("healthy again"), "{error}");
+    assert!(r.rolled_back_to.is_some());
+    assert_eq!(p.running(), (v1.image_id.clone(), true), "back on v1");
+    let (status, body) = testkit::http(port, "GET", "/health", &[], "").unwrap();
+    assert_eq!((status, body.trim()), (200, "ok v1"));
+}
