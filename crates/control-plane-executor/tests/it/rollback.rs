@@ -69,7 +69,11 @@ impl Drop for Project {
 }
 
 fn redeploy(t: &TempRoot, want: ActionState) -> homelab_core::Action {
-    let action = approved(homelab_core::ActionType::Redeploy, "local", Some("web"));
+    redeploy_on(t, "local", want)
+}
+
+fn redeploy_on(t: &TempRoot, node: &str, want: ActionState) -> homelab_core::Action {
+    let action = approved(homelab_core::ActionType::Redeploy, node, Some("web"));
     approve(&t.root(), &action);
     let mut cfg = config(t.root(), t.hosts());
     cfg.verify_timeout = std::time::Duration::from_secs(120);
@@ -253,4 +257,33 @@ fn a_redeploy_whose_http_check_fails_is_judged_by_the_agent_and_rolled_back() {
     assert_eq!(p.running(), (v1.image_id.clone(), true), "back on v1");
     let (status, body) = testkit::http(port, "GET", "/health", &[], "").unwrap();
     assert_eq!((status, body.trim()), (200, "ok v1"));
+}
+
+#[test]
+fn over_ssh_a_redeploy_whose_new_image_exits_is_rolled_back_too() {
+    let sshd = crate::ssh::Sshd::start();
+    let registry = Registry::start();
+    let v1 = registry.push_app("remote/app", "v1", AppBehaviour::Healthy);
+    let v3 = registry.push_app("remote/app", "v3", AppBehaviour::ExitsAtStart);
+    let t = TempRoot::new();
+    let p = Project::up(&v1.reference);
+    t.write_host(
+        "remote",
+        &format!("{}compose_command: docker-compose\nservices:\n  web:\n    compose_dir: {}\n    verify_window: 5s\n", sshd.ssh_yaml(), p.path()),
+    );
+    crate::gate::world_up(&t.root(), "remote");
+    let root = DataRoot::open(t.root()).unwrap();
+
+    // Held over SSH: the files are read on the node, the images tagged through the forwarded socket.
+    assert_eq!(redeploy_on(&t, "remote", ActionState::Completed).result.unwrap().verified, Some(true));
+    let (generations, _) = root.list_generations("remote", "web").unwrap();
+    let good = generations.last().unwrap().clone();
+    let held = root.read_held_contents("remote", "web", &good.id).unwrap().unwrap();
+    assert_eq!(held.files[&format!("{}/.env", p.path())], "APP_SECRET=correct-horse-battery\n");
+
+    p.set_image(&v3.reference, true);
+    let r = redeploy_on(&t, "remote", ActionState::Failed).result.unwrap();
+    assert_eq!(r.rolled_back_to.as_deref(), Some(good.id.as_str()), "{r:#?}");
+    assert!(r.error.as_deref().unwrap().ends_with("healthy again"), "{r:#?}");
+    assert_eq!(p.running(), (v1.image_id.clone(), true), "back on v1, over SSH");
 }
