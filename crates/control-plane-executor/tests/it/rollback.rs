@@ -199,6 +199,7 @@ fn a_redeploy_whose_http_check_fails_is_judged_by_the_agent_and_rolled_back() {
     let registry = Registry::start();
     let v1 = registry.push_app("checked/app", "v1", AppBehaviour::Healthy);
     let v2 = registry.push_app("checked/app", "v2", AppBehaviour::CheckFails);
+    let v4 = registry.push_app("checked/app", "v4", AppBehaviour::FailsAfter(10));
     let t = TempRoot::new();
     let port = testkit::free_port();
     let dir = tempfile::Builder::new().prefix(&format!("hxr{}", std::process::id())).tempdir().unwrap();
@@ -209,7 +210,7 @@ fn a_redeploy_whose_http_check_fails_is_judged_by_the_agent_and_rolled_back() {
     t.write_host(
         "local",
         &format!(
-            "compose_command: docker-compose\nservices:\n  web:\n    compose_dir: {}\n    verify_window: 6s\n    checks:\n      - http: {{ url: \"http://127.0.0.1:{port}/health\", timeout_secs: 2 }}\n",
+            "compose_command: docker-compose\nservices:\n  web:\n    compose_dir: {}\n    verify_window: 15s\n    checks:\n      - http: {{ url: \"http://127.0.0.1:{port}/health\", timeout_secs: 2 }}\n",
             p.path()
         ),
     );
@@ -257,6 +258,14 @@ fn a_redeploy_whose_http_check_fails_is_judged_by_the_agent_and_rolled_back() {
     assert_eq!(p.running(), (v1.image_id.clone(), true), "back on v1");
     let (status, body) = testkit::http(port, "GET", "/health", &[], "").unwrap();
     assert_eq!((status, body.trim()), (200, "ok v1"));
+
+    // v4 answers for 10 s, then its /health goes: still inside the 15 s window, so it is caught
+    // (an exit-code or first-answer check would have passed it).
+    std::fs::write(p.dir.path().join("docker-compose.yml"), compose(&v4.reference)).unwrap();
+    let r = redeploy(&t, ActionState::Failed).result.unwrap();
+    let error = r.error.unwrap();
+    assert!(error.contains("its checks fail (http_check_failed") && error.ends_with("healthy again"), "{error}");
+    assert_eq!(p.running(), (v1.image_id.clone(), true), "back on v1 again");
 }
 
 #[test]
