@@ -36,6 +36,7 @@ examples are built first; each line below is one example, run once per repeat.
 | each daemon at 10k | same | each release binary alone on a data root with 200 nodes × 50 services (observer after folding them, supervisor after its reconcile, executor idle, UI after 20 `/summary` answers): RSS after 3 s |
 | agent pass | `cargo run --release -p node-agent --example agent-pass-bench -- 500 20 42` (and `... 42 0`: no exec checks) | `node-agent --once` in process over 500 checks (100 services; HTTP and TCP to a server on 127.0.0.1, `container` and `exec` checks on one busybox container; about 5 % fail fast; default 10 s timeouts), from the call to its return (hosts read, every check, node checks, event files written) |
 | crashes | `cargo run --release -p hcp --example crash-peers-bench -- 3 ours,docker,monit` | see below |
+| redeploy → rollback | `cargo run --release -p control-plane-executor --example rollback-bench -- 15` | a real registry on 127.0.0.1, the real agent (HTTP check every second) and observer, docker-compose v1: from a healthy v1, a redeploy to v3 (exits at start), v2 (/health answers 404), v4 (answers 10 s, then fails) and v5 (healthy), each from the approval until the action ends (held, up, 15 s verify window, and for the bad ones the rollback to v1 and its window). Beside each: whether a 3 s exit-code window (what Sencho's rollback watches) would have caught it: only v3 |
 
 ### The crash measures: three peers, same faults, same clock
 
@@ -281,6 +282,12 @@ if [ "$HAVE_DOCKER" = 1 ]; then
       measure agent-pass-bench "$r" "$EX/agent-pass-bench" 500 "$AGENT_PASSES" "$SEED"
       measure agent-pass-bench-noexec "$r" "$EX/agent-pass-bench" 500 "$AGENT_PASSES" "$SEED" 0
     done
+  fi
+  # Redeploy -> verify -> rollback against a real registry, beside a 3 s exit-code window.
+  if command -v docker-registry >/dev/null && command -v docker-compose >/dev/null && build_example control-plane-executor rollback-bench; then
+    for r in $(seq "$REPEATS"); do measure rollback-bench "$r" "$EX/rollback-bench" 15; done
+  else
+    SKIPPED+=("rollback measures (docker-registry or docker-compose missing)")
   fi
   if [ "$(id -u)" = 0 ]; then
     PEERS=ours,docker; [ "$HAVE_MONIT" = 1 ] && PEERS=ours,docker,monit || SKIPPED+=("Monit peer (monit missing)")

@@ -78,8 +78,19 @@ pub async fn begin(
     };
     // On the wire to the millisecond: the record is found again by its start.
     let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
-    let target =
-        Target { root: &ctx.root, docker: &docker, files: &files, node, service, compose_dir, action_id: &action.id, keep: ctx.hold_generations, also_keep };
+    let project = hold::project_of(&docker, &files, compose_dir).await.map_err(|e| format!("nothing was changed: {e}"))?;
+    let target = Target {
+        root: &ctx.root,
+        docker: &docker,
+        files: &files,
+        node,
+        service,
+        compose_dir,
+        action_id: &action.id,
+        keep: ctx.hold_generations,
+        also_keep,
+        project,
+    };
     let held = target.hold(now).await.map_err(|e| format!("nothing was changed: cannot hold the current generation of {node}/{service}: {e}"))?;
     let g = &held.generation;
     let said = format!("held generation {} of {node}/{service}{}: {}\n", g.id, if held.new { "" } else { " (held before)" }, g.images_in_words());
@@ -132,6 +143,7 @@ impl Deploy {
                     action_id,
                     keep: ctx.hold_generations,
                     also_keep: None,
+                    project: self.held.project.clone(),
                 };
                 match target.record_after(&self.used, now).await {
                     Ok(g) => self.record.images_after = Some(g.images_in_words()),

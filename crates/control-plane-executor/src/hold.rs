@@ -87,13 +87,11 @@ pub struct Target<'a> {
     pub keep: usize,
     /// A generation never released now, however old (a rollback's target).
     pub also_keep: Option<&'a str>,
+    /// The compose project (see [`project_of`]).
+    pub project: String,
 }
 
 impl Target<'_> {
-    fn project(&self) -> String {
-        compose_project(self.compose_dir)
-    }
-
     /// Records the project's current generation and holds its images, then releases the
     /// generations beyond the newest `keep` (never one a running change still needs).
     ///
@@ -103,7 +101,7 @@ impl Target<'_> {
     /// plane) the files on disk now stand in for them.
     pub async fn hold(&self, now: Timestamp) -> Result<Held, String> {
         let id = homelab_core::compact_ts(now);
-        let (containers, paths) = containers_of(self.docker, self.node, &self.project(), &id).await?;
+        let (containers, paths) = containers_of(self.docker, self.node, &self.project, &id).await?;
         let files = self.read_files(paths).await?;
         let (existing, _) = self
             .root
@@ -122,7 +120,7 @@ impl Target<'_> {
     /// change started it from.
     pub async fn record_after(&self, used: &Files, now: Timestamp) -> Result<Generation, String> {
         let id = homelab_core::compact_ts(now);
-        let (containers, _) = containers_of(self.docker, self.node, &self.project(), &id).await?;
+        let (containers, _) = containers_of(self.docker, self.node, &self.project, &id).await?;
         let generation = self.generation(id, now, containers, used.held.clone());
         let (existing, _) = self
             .root
@@ -142,7 +140,7 @@ impl Target<'_> {
             id,
             node: self.node.to_owned(),
             service: self.service.to_owned(),
-            project: self.project(),
+            project: self.project.clone(),
             compose_dir: self.compose_dir.to_owned(),
             taken_at: now,
             held_by: Some(self.action_id.to_owned()),
@@ -192,6 +190,29 @@ impl Target<'_> {
         }
         Ok(out)
     }
+}
+
+/// The compose project of the folder `dir` on the node: the project label of the containers
+/// compose started from that folder (`com.docker.compose.project.working_dir`), else
+/// `COMPOSE_PROJECT_NAME` in the folder's `.env`, else the folder's name (what compose derives).
+pub async fn project_of(docker: &Docker, files: &NodeFiles, dir: &str) -> Result<String, String> {
+    let dir = dir.trim_end_matches('/');
+    let filters = HashMap::from([("label".to_owned(), vec![format!("com.docker.compose.project.working_dir={dir}")])]);
+    let found = docker
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
+        .await
+        .map_err(|e| format!("cannot list the containers of {dir}: {e}"))?;
+    if let Some(p) = found.iter().find_map(|c| c.labels.as_ref()?.get("com.docker.compose.project").cloned()) {
+        return Ok(p);
+    }
+    if let Some(env) = files.read(&format!("{dir}/.env")).await? {
+        let named =
+            env.lines().find_map(|l| l.trim().strip_prefix("COMPOSE_PROJECT_NAME=")).map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned());
+        if let Some(p) = named.filter(|p| !p.is_empty()) {
+            return Ok(p);
+        }
+    }
+    Ok(compose_project(dir))
 }
 
 /// The project's containers, each with the image it runs, and the files they were started

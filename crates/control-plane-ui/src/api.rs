@@ -971,7 +971,7 @@ async fn rollback(
     let actor = op.actor(peer.0);
     let a = state.run_op(move |ops| ops.propose_rollback(&actor, &node, &service, &body.generation, body.reason.as_deref())).await?;
     if form {
-        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, format!("{}/actions/{}", state.base, a.id))]).into_response());
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, state.url(&format!("/actions/{}", a.id)))]).into_response());
     }
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
