@@ -23,7 +23,7 @@ use std::time::Duration;
 use homelab_core::desired::{ConfigError, DesiredState, HostFile};
 use homelab_core::drift::DriftFile;
 use homelab_core::world::{NodesFile, ServicesFile};
-use homelab_core::{Action, ActionState, DiskLevel, Heartbeat, ServiceStatus, Timestamp, rfc3339};
+use homelab_core::{Action, ActionState, DiskLevel, Heartbeat, NodeStatus, ServiceStatus, Timestamp, rfc3339};
 use homelab_store::named::display;
 use homelab_store::{DataRoot, Doc};
 use serde::Serialize;
@@ -104,9 +104,12 @@ pub struct QuarantinedFile {
     pub at: String,
 }
 
+/// One node: every field of its entry in `world/nodes.json` (`homelab_core::world::NodeState`),
+/// with `status` as the UI sees it now and the file's own as `world_status`, plus `desired`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeSummary {
-    /// `up` or `stale` (no event within the stale-after period, or never seen).
+    /// `up` or `stale` (no event within the stale-after period, or never seen), as of this
+    /// build of the view.
     #[schema(value_type = String)]
     pub status: &'static str,
     pub last_seen: Option<String>,
@@ -114,8 +117,39 @@ pub struct NodeSummary {
     pub agent_version: Option<String>,
     /// Whether hosts/ describes this node.
     pub desired: bool,
+    /// `status` as `world/nodes.json` holds it: the observer's verdict when it wrote the file
+    /// (at `world_generated_at`). Absent for a node world state does not know (hosts/ names it
+    /// but it never reported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub world_status: Option<NodeStatus>,
+    /// Per mount, as the agent's newest heartbeat reported it (`world/nodes.json` as is):
+    /// `mount`, `used_pct`, `level`, `total_bytes`, `used_bytes`, `available_bytes`, and `error`
+    /// when the mount could not be read. Absent when world state has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<DiskSummary>>)]
+    pub disks: Option<serde_json::Value>,
+    /// Seconds since the node booted, from the agent's newest heartbeat. Absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<u64>,
 }
 
+/// One mount in `disks` (documentation only: `disks` is passed on as the agent reported it).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DiskSummary {
+    pub mount: String,
+    /// Used percent as `df` shows it: used / (used + available to unprivileged users).
+    pub used_pct: f64,
+    pub level: DiskLevel,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+    /// Set when the mount could not be read; the mount then counts as `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One service: every field of its entry in `world/services.json`
+/// (`homelab_core::world::ServiceState`, times as RFC 3339 text), plus `desired`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceSummary {
     pub status: ServiceStatus,
@@ -588,11 +622,23 @@ fn node_summaries(
                 disk_pressure: n.disk_pressure,
                 agent_version: n.agent_version.clone(),
                 desired: wanted.contains_key(name) || unknown_nodes.contains(name),
+                world_status: Some(n.status),
+                disks: n.disks.clone(),
+                uptime_secs: n.uptime_secs,
             },
         );
     }
     for name in wanted.keys() {
-        nodes.entry(name.clone()).or_insert(NodeSummary { status: "stale", last_seen: None, disk_pressure: None, agent_version: None, desired: true });
+        nodes.entry(name.clone()).or_insert(NodeSummary {
+            status: "stale",
+            last_seen: None,
+            disk_pressure: None,
+            agent_version: None,
+            desired: true,
+            world_status: None,
+            disks: None,
+            uptime_secs: None,
+        });
     }
     nodes
 }

@@ -58,10 +58,13 @@ pub fn summary_url(from: &str) -> String {
 /// Takes world state out of a `/summary` document: `nodes` and `services` at the top level
 /// (or under `world`), in the shapes of `world/nodes.json` and `world/services.json`.
 ///
-/// The UI's summary is a view, not a copy of the files, so three things are bridged here:
-/// its time is `world_generated_at` (or `generated_at`); a summary from an older UI may carry
-/// no `last_event_id` (the nil UUID stands in then); and nodes that hosts/ names but that never reported
-/// (`last_seen: null`) are left out, as the observer's own `world/nodes.json` would.
+/// The UI's summary is a view that carries every field of the files, so the files written
+/// equal the source's. Four things are bridged here: its time is `world_generated_at` (or
+/// `generated_at`), written as both files' `generated_at`; a node's `status` in the view is the
+/// UI's own verdict of now, so the file's (`world_status`) is written when the summary has it;
+/// nodes that hosts/ names but world state does not know (no `world_status`, or with a UI that
+/// sends none, `last_seen: null`) are left out, as the observer's own `world/nodes.json` would;
+/// and a summary from an older UI may carry no `last_event_id` (the nil UUID stands in then).
 pub fn world_from_summary(doc: &serde_json::Value, now: Timestamp) -> anyhow::Result<(ServicesFile, NodesFile)> {
     let part = |key: &str| doc.get(key).or_else(|| doc.get("world").and_then(|w| w.get(key))).cloned();
     let generated_at = ["world_generated_at", "generated_at"]
@@ -77,7 +80,12 @@ pub fn world_from_summary(doc: &serde_json::Value, now: Timestamp) -> anyhow::Re
         }
     }
     if let Some(by_name) = nodes.as_object_mut() {
-        by_name.retain(|_, n| n.get("last_seen").is_some_and(|v| !v.is_null()));
+        by_name.retain(|_, n| n.get("world_status").is_some() || n.get("last_seen").is_some_and(|v| !v.is_null()));
+        for node in by_name.values_mut().filter_map(|n| n.as_object_mut()) {
+            if let Some(status) = node.remove("world_status") {
+                node.insert("status".into(), status);
+            }
+        }
     }
     let services = serde_json::from_value(services).context("the summary's \"services\" is not in the world/services.json shape")?;
     let nodes = serde_json::from_value(nodes).context("the summary's \"nodes\" is not in the world/nodes.json shape")?;
@@ -184,5 +192,26 @@ mod tests {
         assert!(err.to_string().contains("services"), "{err}");
         let (s, n) = world_from_summary(&serde_json::json!({"world": {"nodes": {}, "services": {}}}), now).unwrap();
         assert!(s.services.is_empty() && n.nodes.is_empty());
+    }
+
+    #[test]
+    fn a_node_is_written_with_the_status_of_the_world_file() {
+        let doc = serde_json::json!({
+            "world_generated_at": "2026-05-27T14:03:11.123Z",
+            "services": {},
+            "nodes": {
+                "edge-1": { "status": "stale", "world_status": "up", "last_seen": "2026-05-27T14:03:10.000Z", "disk_pressure": "ok",
+                    "agent_version": "1.0.0", "desired": true, "uptime_secs": 7, "disks": [{ "mount": "/", "used_pct": 1.5 }] },
+                "edge-2": { "status": "stale", "world_status": "stale", "last_seen": null, "disk_pressure": null, "agent_version": null, "desired": false },
+                "edge-3": { "status": "stale", "last_seen": null, "disk_pressure": null, "agent_version": null, "desired": true }
+            }
+        });
+        let (_, n) = world_from_summary(&doc, chrono::Utc::now()).unwrap();
+        assert_eq!(n.nodes.keys().collect::<Vec<_>>(), ["edge-1", "edge-2"], "edge-3 is only named by hosts/");
+        let edge1 = &n.nodes["edge-1"];
+        assert_eq!(edge1.status, homelab_core::NodeStatus::Up, "the file's status, not the view's");
+        assert_eq!((edge1.uptime_secs, edge1.agent_version.as_deref()), (Some(7), Some("1.0.0")));
+        assert_eq!(edge1.disks, Some(serde_json::json!([{ "mount": "/", "used_pct": 1.5 }])));
+        assert_eq!(homelab_core::rfc3339(n.generated_at), "2026-05-27T14:03:11.123Z");
     }
 }

@@ -79,6 +79,9 @@ fn generated_document_has_every_operation_and_status() {
     }
     let recent = &schemas["QuarantineSummary"]["properties"]["recent"]["maxItems"];
     assert_eq!(recent.as_u64(), Some(control_plane_ui::snapshot::RECENT_QUARANTINE as u64), "#[schema(max_items)] of QuarantineSummary::recent");
+    let disks = &schemas["NodeSummary"]["properties"]["disks"];
+    assert!(disks.to_string().contains("#/components/schemas/DiskSummary"), "NodeSummary.disks: {disks}");
+    assert!(schemas["DiskSummary"]["required"].as_array().unwrap().iter().any(|f| f == "used_pct"), "{}", schemas["DiskSummary"]);
     for scheme in ["bearer", "session", "agent", "alertmanager"] {
         assert!(doc["components"]["securitySchemes"][scheme].is_object(), "{scheme}");
     }
@@ -96,6 +99,21 @@ async fn schemathesis_finds_no_failure() {
     let fx = Fx::new();
     fx.tmp.write_host("edge-1", "services:\n  mqtt: {}\n");
     fx.pending("edge-1", "mqtt");
+    // World state with disks and uptime, so /summary's and /api/v1/world's node fields are checked too.
+    let now = chrono::Utc::now();
+    let node = homelab_core::NodeState {
+        last_seen: Some(now),
+        status: homelab_core::NodeStatus::Up,
+        disk_pressure: Some(homelab_core::DiskLevel::Medium),
+        disks: Some(serde_json::json!([
+            { "mount": "/", "used_pct": 81.5, "level": "medium", "total_bytes": 1000, "used_bytes": 815, "available_bytes": 185 },
+            { "mount": "/gone", "used_pct": 0.0, "level": "ok", "total_bytes": 0, "used_bytes": 0, "available_bytes": 0, "error": "not mounted" }
+        ])),
+        agent_version: Some("1.0.0".into()),
+        uptime_secs: Some(3600),
+    };
+    let nodes = homelab_core::world::NodesFile { generated_at: now, nodes: [("edge-1".to_owned(), node)].into() };
+    fx.state.root.write_world(&homelab_core::world::ServicesFile { generated_at: now, services: Default::default() }, &nodes).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state: Arc<AppState> = fx.state.clone();

@@ -165,3 +165,139 @@ fn once_with_a_wrong_token_fails_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(t.root().join("world/services.json").exists());
 }
+
+/// Serves `root` with the real UI (router, snapshot, ETag) on 127.0.0.1:0 in its own thread
+/// and runtime; returns its base URL and the token that stops it.
+fn serve_ui(root: std::path::PathBuf) -> (String, tokio_util::sync::CancellationToken) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let state = Arc::new(control_plane_ui::AppState::new(&control_plane_ui::Config::new(root, None)).unwrap());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            control_plane_ui::run_on(state, listener, token).await.unwrap();
+        });
+    });
+    (format!("http://{}", rx.recv_timeout(Duration::from_secs(10)).unwrap()), stop)
+}
+
+/// A source world as the observer writes it: two nodes with disks, uptime and agent version
+/// (one up, one stale), a healthy and an unhealthy service. Written two minutes ago, so the
+/// UI's live `status` of edge-1 (stale by now) differs from the observer's verdict in the file
+/// (up): the mirror must still write the file's.
+fn source_world() -> (homelab_core::world::ServicesFile, homelab_core::world::NodesFile) {
+    use homelab_core::world::{NodeState, NodesFile, ServiceState, ServicesFile};
+    use homelab_core::{DiskLevel, NodeStatus, ServiceStatus};
+    let ms = |t: chrono::DateTime<chrono::Utc>| chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap();
+    let written = ms(chrono::Utc::now() - chrono::Duration::seconds(120));
+    let node = |seen: chrono::Duration, status, pressure, disks, version: &str, uptime| NodeState {
+        last_seen: Some(written - seen),
+        status,
+        disk_pressure: Some(pressure),
+        disks: Some(disks),
+        agent_version: Some(version.into()),
+        uptime_secs: Some(uptime),
+    };
+    let nodes = [
+        (
+            "edge-1",
+            node(
+                chrono::Duration::seconds(5),
+                NodeStatus::Up,
+                DiskLevel::High,
+                serde_json::json!([
+                    { "mount": "/", "used_pct": 91.5, "level": "high", "total_bytes": 100_000_000_000u64, "used_bytes": 91_500_000_000u64, "available_bytes": 8_500_000_000u64 },
+                    { "mount": "/data", "used_pct": 12.0, "level": "ok", "total_bytes": 2_000_000_000_000u64, "used_bytes": 240_000_000_000u64, "available_bytes": 1_760_000_000_000u64 }
+                ]),
+                "1.4.2",
+                864_000,
+            ),
+        ),
+        (
+            "edge-2",
+            node(
+                chrono::Duration::hours(3),
+                NodeStatus::Stale,
+                DiskLevel::Ok,
+                serde_json::json!([{ "mount": "/", "used_pct": 0.0, "level": "ok", "total_bytes": 0, "used_bytes": 0, "available_bytes": 0, "error": "No such file or directory (os error 2)" }]),
+                "1.4.1",
+                42,
+            ),
+        ),
+    ];
+    let healthy = ServiceState {
+        status: ServiceStatus::Healthy,
+        reason: None,
+        detail: None,
+        since: written - chrono::Duration::hours(30),
+        last_event_at: written - chrono::Duration::seconds(10),
+        last_event_id: uuid::Uuid::new_v4(),
+        consecutive_failures: 0,
+    };
+    let unhealthy = ServiceState {
+        status: ServiceStatus::Unhealthy,
+        reason: Some("http_check_failed".into()),
+        detail: Some("GET http://127.0.0.1:8080/health: 503".into()),
+        since: written - chrono::Duration::minutes(7),
+        last_event_at: written - chrono::Duration::seconds(3),
+        last_event_id: uuid::Uuid::new_v4(),
+        consecutive_failures: 4,
+    };
+    let services = [("edge-1", [("mosquitto", healthy.clone()), ("web", unhealthy)]), ("edge-2", [("mosquitto", healthy.clone()), ("ntp", healthy)])];
+    (
+        ServicesFile {
+            generated_at: written,
+            services: services.into_iter().map(|(n, s)| (n.to_owned(), s.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())).collect(),
+        },
+        NodesFile { generated_at: written, nodes: nodes.into_iter().map(|(n, s)| (n.to_owned(), s)).collect() },
+    )
+}
+
+fn world_json(root: &std::path::Path, doc: homelab_store::Doc) -> serde_json::Value {
+    let path = root.join(doc.name());
+    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+#[test]
+fn a_mirror_of_a_data_root_has_its_world_files() {
+    use homelab_store::Doc;
+    let source = TempRoot::new();
+    let (services, nodes) = source_world();
+    DataRoot::open(source.root()).unwrap().write_world(&services, &nodes).unwrap();
+    let (base, stop) = serve_ui(source.root());
+    let mirror = TempRoot::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hcp"))
+        .args(["mirror", "--once", "--from", &base, "--root", mirror.root().to_str().unwrap()])
+        .env_remove("SUMMARY_TOKEN")
+        .output()
+        .unwrap();
+    stop.cancel();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for doc in [Doc::Nodes, Doc::Services] {
+        let (want, got) = (world_json(&source.root(), doc), world_json(&mirror.root(), doc));
+        assert_eq!(got["generated_at"], want["generated_at"], "{}: generated_at", doc.name());
+        let (want_entries, got_entries) = (want.as_object().unwrap(), got.as_object().unwrap());
+        assert_eq!(got_entries.keys().collect::<Vec<_>>(), want_entries.keys().collect::<Vec<_>>(), "{}: top-level keys", doc.name());
+        let key = if doc == Doc::Nodes { "nodes" } else { "services" };
+        let (want_map, got_map) = (want[key].as_object().unwrap(), got[key].as_object().unwrap());
+        assert_eq!(got_map.keys().collect::<Vec<_>>(), want_map.keys().collect::<Vec<_>>(), "{}: names", doc.name());
+        for (name, want_entry) in want_map {
+            // Nodes: one level of fields; services: one more (per service of the node).
+            let pairs: Vec<(String, &serde_json::Value, &serde_json::Value)> = if doc == Doc::Nodes {
+                vec![(name.clone(), want_entry, &got_map[name])]
+            } else {
+                want_entry.as_object().unwrap().iter().map(|(svc, w)| (format!("{name}/{svc}"), w, &got_map[name][svc])).collect()
+            };
+            for (what, w, g) in pairs {
+                for (field, value) in w.as_object().unwrap() {
+                    assert_eq!(g.get(field), Some(value), "{}: {what}.{field}", doc.name());
+                }
+                assert_eq!(g.as_object().unwrap().len(), w.as_object().unwrap().len(), "{}: {what} has other fields: {g}", doc.name());
+            }
+        }
+        assert_eq!(got, want, "{}", doc.name());
+    }
+}
