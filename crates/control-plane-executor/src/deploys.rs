@@ -211,33 +211,8 @@ pub async fn redeploy(ctx: &Ctx, action: &Action, host: &HostSpec, name: &str, s
     let failure = match ran {
         Err(e) => e,
         Ok((0, _)) => {
-            if ctx.verify_timeout.is_zero() {
-                deploy.end(ctx, &action.id, End::Done).await;
-                return Ok(Changed { verified: None });
-            }
-            let watched = watched(ctx, &deploy, node, name, spec);
-            match watched.watch(now_ms(), spec.verify_window()).await {
-                Ok(()) => {
-                    tail.push(format!("verified: healthy over its {}s verify window\n", spec.verify_window().as_secs()).as_bytes());
-                    deploy.end(ctx, &action.id, End::Verified).await;
-                    return Ok(Changed { verified: Some(true) });
-                }
-                Err(f) => {
-                    let evidence = evidence(&deploy, &f).await;
-                    return roll_back_after(
-                        ctx,
-                        action,
-                        host,
-                        remote,
-                        deploy,
-                        spec,
-                        &format!("redeploy of {node}/{name} failed its checks: {}", f.what),
-                        Some(evidence),
-                        tail,
-                    )
-                    .await;
-                }
-            }
+            let verified = "verified: healthy over its verify window\n".to_owned();
+            return judge(ctx, action, host, remote, deploy, spec, &format!("redeploy of {node}/{name} failed its checks"), verified, tail).await;
         }
         Ok((status, errors)) => {
             // The last line on stderr says why; stdout only when stderr was silent.
@@ -344,21 +319,38 @@ pub async fn rollback(ctx: &Ctx, action: &Action, host: &HostSpec, name: &str, s
         return roll_back_after(ctx, action, host, remote, deploy, spec, &format!("rollback of {node}/{name} to generation {wanted} failed: {e}"), None, tail)
             .await;
     }
+    let verified = format!("verified: healthy on generation {wanted} over its verify window\n");
+    judge(ctx, action, host, remote, deploy, spec, &format!("rollback of {node}/{name} to generation {wanted} failed its checks"), verified, tail).await
+}
+
+/// After a change ran: watch its verify window (unless verification is off); verified, or
+/// evidence and back to the held generation (`failed` starts the error's words).
+#[allow(clippy::too_many_arguments)]
+async fn judge(
+    ctx: &Ctx,
+    action: &Action,
+    host: &HostSpec,
+    remote: Option<Arc<Remote>>,
+    deploy: Deploy,
+    spec: &ServiceSpec,
+    failed: &str,
+    verified: String,
+    tail: &Tail,
+) -> Result<Changed, Failed> {
     if ctx.verify_timeout.is_zero() {
         deploy.end(ctx, &action.id, End::Done).await;
         return Ok(Changed { verified: None });
     }
-    let watched = watched(ctx, &deploy, node, name, spec);
+    let watched = watched(ctx, &deploy, &host.node, &deploy.service, spec);
     match watched.watch(now_ms(), spec.verify_window()).await {
         Ok(()) => {
-            tail.push(format!("verified: healthy on generation {wanted} over its {}s verify window\n", spec.verify_window().as_secs()).as_bytes());
+            tail.push(verified.as_bytes());
             deploy.end(ctx, &action.id, End::Verified).await;
             Ok(Changed { verified: Some(true) })
         }
         Err(f) => {
             let evidence = evidence(&deploy, &f).await;
-            let failure = format!("rollback of {node}/{name} to generation {wanted} failed its checks: {}", f.what);
-            roll_back_after(ctx, action, host, remote, deploy, spec, &failure, Some(evidence), tail).await
+            roll_back_after(ctx, action, host, remote, deploy, spec, &format!("{failed}: {}", f.what), Some(evidence), tail).await
         }
     }
 }

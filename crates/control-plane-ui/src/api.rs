@@ -711,11 +711,8 @@ async fn check_now(
     Path((node, service)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    let csrf = form.then(|| form_field(&body, "csrf")).flatten();
-    let op = state.auth.for_mutation(&headers, peer.0, csrf.as_deref())?;
-    let node = NodeName::parse(&node).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("node: {e}")))?;
-    let service = ServiceName::parse(&service).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("service: {e}")))?;
+    let (op, form) = form_or_api_operator(&state, &headers, peer, &body)?;
+    let (node, service) = service_target(&node, &service)?;
     let actor = op.actor(peer.0);
     let (n, s) = (node.clone(), service.clone());
     let req = state.run_op(move |ops| ops.check_now(&actor, &n, &s)).await.map_err(|e| match e {
@@ -727,6 +724,14 @@ async fn check_now(
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, format!("{}/nodes/{node}", state.base))]).into_response());
     }
     Ok((StatusCode::ACCEPTED, Json(req)).into_response())
+}
+
+/// The operator of a command a page's form may post too (its CSRF token then comes as the
+/// `csrf` field), and whether it came from a form (answered with a redirect, not JSON).
+fn form_or_api_operator(state: &AppState, headers: &HeaderMap, peer: Peer, body: &[u8]) -> ApiResult<(Operator, bool)> {
+    let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let csrf = form.then(|| form_field(body, "csrf")).flatten();
+    Ok((state.auth.for_mutation(headers, peer.0, csrf.as_deref())?, form))
 }
 
 /// One field of an `application/x-www-form-urlencoded` body, decoded.
@@ -955,9 +960,7 @@ async fn rollback(
     body: Bytes,
 ) -> ApiResult<Response> {
     // From the node page's form (`csrf`, `generation`): answered with the new action's page.
-    let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    let csrf = form.then(|| form_field(&body, "csrf")).flatten();
-    let op = state.auth.for_mutation(&headers, peer.0, csrf.as_deref())?;
+    let (op, form) = form_or_api_operator(&state, &headers, peer, &body)?;
     let (node, service) = service_target(&node, &service)?;
     let body: RollbackBody = if form {
         let generation = form_field(&body, "generation").ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "the form names no generation"))?;
