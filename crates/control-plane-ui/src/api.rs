@@ -583,6 +583,27 @@ async fn world(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMa
     Ok(Json(WorldAnswer { services: &snap.services_file, nodes: &snap.nodes_file, errors }).into_response())
 }
 
+/// The path of a command on one action (parsed by [`action_id`] in the handler).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct ActionPath {
+    /// action id: `<type>-<node>[-<service>]`
+    #[param(pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)]
+    id: String,
+}
+
+/// The path of a command on one service of a node (parsed by [`service_target`]).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct ServicePath {
+    /// node name
+    #[param(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63)]
+    node: String,
+    /// service name
+    #[param(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63)]
+    service: String,
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ActionsQuery {
@@ -641,7 +662,7 @@ async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: H
 #[utoipa::path(get, path = "/api/v1/actions/{id}",
     summary = "one action (active, else its newest terminal file); never 500 because of a file's content",
     security((), ("bearer" = []), ("session" = [])),
-    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    params(ActionPath),
     responses(
         (status = 200, description = "the action", body = Action),
         (status = 400, description = "an invalid id", body = ErrorBody),
@@ -649,7 +670,7 @@ async fn list_actions(State(state): State<Arc<AppState>>, peer: Peer, headers: H
         (status = 409, description = "its file does not parse (and is still in its folder): `code` is `unreadable`, `reason` names the file and the parse error", body = Unreadable),
         ReadErrors,
     ))]
-async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Action>> {
+async fn get_action(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(ActionPath { id }): Path<ActionPath>) -> ApiResult<Json<Action>> {
     read_access(&state, &headers, peer)?;
     action_id(&id)?;
     match lookup_action(&state, &id).await? {
@@ -693,10 +714,7 @@ pub async fn apply_decision_from(state: &Arc<AppState>, op: &Operator, peer: Opt
 #[utoipa::path(post, path = "/api/v1/nodes/{node}/services/{service}/check-now",
     summary = "ask the node's agent to run the service's checks at once (state/check_now/<node>/<service>.json); the agent serves it within a second and the result shows as fresh events",
     security(("bearer" = []), ("session" = [])),
-    params(
-        ("node" = String, Path, description = "node name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
-        ("service" = String, Path, description = "service name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
-    ),
+    params(ServicePath),
     responses(
         (status = 202, description = "the request, written for the agent", body = homelab_store::check_now::CheckNowRequest),
         (status = 303, description = "from the node page's form: back to the node page", headers(("Location" = String))),
@@ -708,7 +726,7 @@ async fn check_now(
     State(state): State<Arc<AppState>>,
     peer: Peer,
     headers: HeaderMap,
-    Path((node, service)): Path<(String, String)>,
+    Path(ServicePath { node, service }): Path<ServicePath>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let (op, form) = form_or_api_operator(&state, &headers, peer, &body)?;
@@ -757,7 +775,7 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 
 #[utoipa::path(post, path = "/api/v1/actions/{id}/approve", summary = "approve a pending action (pending -> approved)",
     security(("bearer" = []), ("session" = [])),
-    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    params(ActionPath),
     responses(
         (status = 200, description = "the action", body = Action),
         TargetErrors,
@@ -765,7 +783,7 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
         (status = 409, description = "no longer pending; `state` names its current state", body = Conflict),
         WriteErrors,
     ))]
-async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Action>> {
+async fn approve(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(ActionPath { id }): Path<ActionPath>) -> ApiResult<Json<Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::APPROVE).await?))
 }
@@ -781,14 +799,14 @@ pub async fn apply_retry_from(state: &Arc<AppState>, op: &Operator, peer: Option
 #[utoipa::path(post, path = "/api/v1/actions/{id}/retry",
     summary = "propose an action again (after remediation_exhausted, a rejection snooze, ...): writes a fresh pending action with this id while world/drift.json holds a drift for its target",
     security(("bearer" = []), ("session" = [])),
-    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    params(ActionPath),
     responses(
         (status = 201, description = "the new pending action", body = Action),
         TargetErrors,
         (status = 409, description = "nothing written. `code`: `active` (an action with this id is pending, approved or running; `state` names it), `no_drift`, `drift_not_reported` (no world/drift.json yet), `drift_unreadable`", body = RetryConflict),
         WriteErrors,
     ))]
-async fn retry(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+async fn retry(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(ActionPath { id }): Path<ActionPath>) -> ApiResult<Response> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     let a = apply_retry_from(&state, &op, peer.0, &id).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
@@ -805,7 +823,7 @@ pub struct ReasonBody {
 
 #[utoipa::path(post, path = "/api/v1/actions/{id}/reject", summary = "reject a pending action with an optional reason",
     security(("bearer" = []), ("session" = [])),
-    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    params(ActionPath),
     request_body(content = ReasonBody, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole (control characters become spaces); a longer reason is refused with 422, never cut"),
     responses(
         (status = 200, description = "the action", body = Action),
@@ -815,7 +833,13 @@ pub struct ReasonBody {
         (status = 422, description = "the reason is longer than 500 characters (`code`: `reason_too_long`); nothing changed", body = CodedError),
         WriteErrors,
     ))]
-async fn reject(State(state): State<Arc<AppState>>, peer: Peer, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Action>> {
+async fn reject(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(ActionPath { id }): Path<ActionPath>,
+    body: Bytes,
+) -> ApiResult<Json<Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
     let reason = reason_of(&body)?;
     Ok(Json(apply_decision_from(&state, &op, peer.0, &id, Decision::Reject { reason }).await?))
@@ -841,7 +865,7 @@ fn reason_of(body: &[u8]) -> ApiResult<Option<String>> {
 #[utoipa::path(post, path = "/api/v1/actions/{id}/cancel",
     summary = "take back a pending action, or an approved one before an executor claims it (-> cancelled); unlike reject it snoozes nothing: while the drift holds, the supervisor proposes it again",
     security(("bearer" = []), ("session" = [])),
-    params(("id" = String, Path, description = "action id: `<type>-<node>[-<service>]`", pattern = r"^[a-z0-9][a-z0-9._-]{0,159}$", max_length = 160)),
+    params(ActionPath),
     request_body(content = ReasonBody, description = "empty, or `{\"reason\": …}`: at most 500 characters, kept whole; a longer reason is refused with 422, never cut"),
     responses(
         (status = 200, description = "the action, now cancelled", body = homelab_core::Action),
@@ -856,7 +880,7 @@ async fn cancel(
     State(state): State<Arc<AppState>>,
     peer: Peer,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(ActionPath { id }): Path<ActionPath>,
     body: Bytes,
 ) -> ApiResult<Json<homelab_core::Action>> {
     let op = state.auth.for_mutation(&headers, peer.0, None)?;
@@ -883,10 +907,7 @@ pub struct Deploys {
 #[utoipa::path(get, path = "/api/v1/services/{node}/{service}/deploys",
     summary = "a service's deploy history and its held generations (images and file hashes; never the files' content)",
     security((), ("bearer" = []), ("session" = [])),
-    params(
-        ("node" = String, Path, description = "node name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
-        ("service" = String, Path, description = "service name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
-    ),
+    params(ServicePath),
     responses(
         (status = 200, description = "the history and the held generations (empty when nothing was changed yet)", body = Deploys),
         (status = 400, description = "an invalid node or service name", body = ErrorBody),
@@ -896,7 +917,7 @@ async fn deploys(
     State(state): State<Arc<AppState>>,
     peer: Peer,
     headers: HeaderMap,
-    Path((node, service)): Path<(String, String)>,
+    Path(ServicePath { node, service }): Path<ServicePath>,
 ) -> ApiResult<Json<Deploys>> {
     read_access(&state, &headers, peer)?;
     let (node, service) = service_target(&node, &service)?;
@@ -940,10 +961,7 @@ impl From<ProposeError> for ApiError {
 #[utoipa::path(post, path = "/api/v1/services/{node}/{service}/rollback",
     summary = "propose rolling a service back to a held generation: a pending rollback action (guarded: a person approves it)",
     security(("bearer" = []), ("session" = [])),
-    params(
-        ("node" = String, Path, description = "node name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
-        ("service" = String, Path, description = "service name", pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$", max_length = 63),
-    ),
+    params(ServicePath),
     request_body(content = RollbackBody, description = "`{\"generation\": …}` and an optional `reason`"),
     responses(
         (status = 201, description = "the new pending rollback action", body = homelab_core::Action),
@@ -956,7 +974,7 @@ async fn rollback(
     State(state): State<Arc<AppState>>,
     peer: Peer,
     headers: HeaderMap,
-    Path((node, service)): Path<(String, String)>,
+    Path(ServicePath { node, service }): Path<ServicePath>,
     body: Bytes,
 ) -> ApiResult<Response> {
     // From the node page's form (`csrf`, `generation`): answered with the new action's page.
