@@ -103,12 +103,8 @@ impl Target<'_> {
         let id = homelab_core::compact_ts(now);
         let (containers, paths) = containers_of(self.docker, self.node, &self.project, &id).await?;
         let files = self.read_files(paths).await?;
-        let (existing, _) = self
-            .root
-            .list_generations(self.node, self.service)
-            .map_err(|e| format!("cannot list the held generations of {}/{}: {e}", self.node, self.service))?;
         let current = self.generation(id, now, containers, files.held.clone());
-        let (generation, new) = match existing.into_iter().next_back().filter(|g| g.runs_same_images(&current)) {
+        let (generation, new) = match self.newest()?.filter(|g| g.runs_same_images(&current)) {
             Some(last) => (last, false),
             None => (current, true),
         };
@@ -122,17 +118,22 @@ impl Target<'_> {
         let id = homelab_core::compact_ts(now);
         let (containers, _) = containers_of(self.docker, self.node, &self.project, &id).await?;
         let generation = self.generation(id, now, containers, used.held.clone());
-        let (existing, _) = self
-            .root
-            .list_generations(self.node, self.service)
-            .map_err(|e| format!("cannot list the held generations of {}/{}: {e}", self.node, self.service))?;
         // Nothing changed (a redeploy of the same images from the same files): no new generation.
-        if let Some(last) = existing.into_iter().next_back().filter(|g| g.runs_same_images(&generation) && g.files == generation.files) {
+        if let Some(last) = self.newest()?.filter(|g| g.runs_same_images(&generation) && g.files == generation.files) {
             self.keep_held(&last, None).await?;
             return Ok(last);
         }
         self.keep_held(&generation, Some(&used.contents)).await?;
         Ok(generation)
+    }
+
+    /// The newest held generation of the service, if any.
+    fn newest(&self) -> Result<Option<Generation>, String> {
+        let (held, _) = self
+            .root
+            .list_generations(self.node, self.service)
+            .map_err(|e| format!("cannot list the held generations of {}/{}: {e}", self.node, self.service))?;
+        Ok(held.into_iter().last())
     }
 
     fn generation(&self, id: String, now: Timestamp, containers: Vec<HeldContainer>, files: Vec<HeldFile>) -> Generation {

@@ -56,7 +56,7 @@ pub async fn roll_back(root: &DataRoot, docker: &Docker, host: &HostSpec, remote
         }
     }
     let contents = crate::hold::held_files(root, g)?;
-    let env_path = g.files.iter().map(|f| f.path.as_str()).find(|p| p.rsplit('/').next().is_some_and(|n| n.ends_with(".env") || n == ".env"));
+    let env_path = g.files.iter().map(|f| f.path.as_str()).find(|p| p.ends_with(".env"));
     let compose_paths: Vec<&str> = g.files.iter().map(|f| f.path.as_str()).filter(|p| Some(*p) != env_path).collect();
     let first = compose_paths.first().and_then(|p| contents.get(*p)).ok_or_else(|| format!("generation {} held no compose file", g.id))?;
     // The files go under names of our own: 0-docker-compose.yml, 1-…, override.yml, held.env.
