@@ -33,12 +33,9 @@ pub struct Done {
     pub bytes_reclaimed: Option<u64>,
 }
 
-/// The compose project name a compose tool derives from a folder: its base name, lower-cased,
-/// keeping letters, digits, `-` and `_` (what both `docker-compose` v1 and `docker compose` do).
-pub fn compose_project(compose_dir: &str) -> String {
-    let base = Path::new(compose_dir.trim_end_matches('/')).file_name().and_then(|n| n.to_str()).unwrap_or(compose_dir);
-    base.to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
-}
+/// The compose project name a compose tool derives from a folder (the core's rule, which the
+/// action page shows too).
+pub use homelab_core::action::compose_project;
 
 /// Restarts a service's containers: those named in `containers`, else those carrying the
 /// compose labels of the service (and of its project when `compose_dir` is known).
